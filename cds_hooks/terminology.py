@@ -1,0 +1,410 @@
+"""Which drug a medication code or name is, and which value set an Observation or Condition code is in.
+The codes live in `data/medications.yaml` and `data/clinical_codes.yaml`, checked and indexed once at import.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Callable, Iterable, Mapping
+
+import yaml
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ATC = "http://www.whocc.no/atc"
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
+# EHRs send ATC under more than one identifier; all three mean the WHO ATC classification.
+_ATC_SYSTEMS = frozenset({ATC, "http://www.whocc.no/atc/", "urn:oid:2.16.840.1.113883.6.73"})
+_RXNORM_SYSTEMS = frozenset({RXNORM})
+_CLINICAL_SYSTEMS = frozenset({LOINC, SNOMED, ICD10CM})
+_STATUSES = frozenset({"verified", "secondary", "unverified"})
+# An unverified code is kept in the data for reviewers but must never identify anything by itself.
+_MATCHABLE = frozenset({"verified", "secondary"})
+_TTYS = frozenset({"IN", "PIN", "MIN", "BN", "SCD", "SBD", "SCD/SBD", "unknown"})
+_ATC_LEVEL_5 = re.compile(r"[A-Z]\d\d[A-Z][A-Z]\d\d")
+_RXCUI = re.compile(r"\d+")
+_NUMBER_AND_UNIT = re.compile(r"\d+(?:\.\d+)?(.*)")
+_TRAILING_BRAND = re.compile(r"(.*?)\s*\[([^\[\]]*)\]")
+# Every dash look-alike counts as a hyphen; the soft hyphen is invisible, so it is dropped.
+_DASHES = {**dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"), "-"), 0xAD: None}
+
+
+class TerminologyDataError(ValueError):
+    """The terminology data files are inconsistent; the service must not start with them."""
+
+
+@dataclass(frozen=True)
+class MedicationMatch:
+    ingredients: frozenset[str]  # ingredient keys of medications.yaml
+    product: str | None  # a key under `products:` (Phesgo, Herceptin Hylecta), else None
+    matched_by: str  # "rxnorm" | "atc" | "name"
+    code: str | None  # the code, or the normalised known name, that matched
+    subcutaneous_fixed_dose: bool
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a code or a name identifies: one ingredient, or a special product."""
+
+    ingredients: frozenset[str]
+    product: str | None
+    subcutaneous_fixed_dose: bool
+
+
+@dataclass(frozen=True)
+class _MedicationIndex:
+    by_rxcui: Mapping[str, _Target]
+    by_atc: Mapping[str, _Target]
+    by_name: Mapping[tuple[str, ...], tuple[_Target, str]]
+    longest_name: int
+    tail_words: frozenset[str]
+    units: frozenset[str]
+    classes: Mapping[str, frozenset[str]]
+    displays: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class _ValueSet:
+    meanings: Mapping[tuple[str, str], str | None]  # (system, code as compared) -> `meaning`, matchable codes only
+    icd10cm_prefixes: tuple[str, ...]
+    codes: tuple[tuple[str, str], ...]
+
+
+# --- medications ----------------------------------------------------------------------------------
+
+
+def classify_medication(concept: Mapping[str, Any] | None) -> MedicationMatch | None:
+    """The ingredient(s) a CodeableConcept names: by RxNorm, else by ATC level 5, else by exact name.
+
+    Two codes (or two names) at the same level that point to different drugs give None: the order
+    is contradictory and guessing could swap T-DM1 and trastuzumab.
+    """
+    if not isinstance(concept, Mapping):
+        return None
+    codings = _codings(concept)
+    for matched_by, find in _MEDICATION_MATCHERS:
+        hits = find(concept, codings)
+        if hits:
+            if len({target for target, _ in hits}) > 1:
+                return None
+            target, code = hits[0]
+            return MedicationMatch(target.ingredients, target.product, matched_by, code, target.subcutaneous_fixed_dose)
+    return None
+
+
+def ingredients_in_class(name: str) -> frozenset[str]:
+    try:
+        return _MEDS.classes[name]
+    except KeyError:
+        raise KeyError(f"unknown medication class {name!r}") from None
+
+
+def ingredient_display(key: str) -> str:
+    try:
+        return _MEDS.displays[key]
+    except KeyError:
+        raise KeyError(f"unknown ingredient {key!r}") from None
+
+
+def _rxnorm_hits(concept: Mapping[str, Any], codings: list[Mapping[str, Any]]) -> list[tuple[_Target, str]]:
+    return _code_hits(codings, _RXNORM_SYSTEMS, _MEDS.by_rxcui, str.strip)
+
+
+def _atc_hits(concept: Mapping[str, Any], codings: list[Mapping[str, Any]]) -> list[tuple[_Target, str]]:
+    return _code_hits(codings, _ATC_SYSTEMS, _MEDS.by_atc, lambda code: code.strip().upper())
+
+
+def _name_hits(concept: Mapping[str, Any], codings: list[Mapping[str, Any]]) -> list[tuple[_Target, str]]:
+    texts = [coding.get("display") for coding in codings] + [concept.get("text")]
+    return [hit for text in texts if isinstance(text, str) and (hit := _match_name(text))]
+
+
+def _code_hits(
+    codings: Iterable[Mapping[str, Any]],
+    systems: Iterable[str],
+    index: Mapping[str, _Target],
+    normalise: Callable[[str], str],
+) -> list[tuple[_Target, str]]:
+    hits = []
+    for coding in codings:
+        system, code = coding.get("system"), coding.get("code")
+        if isinstance(system, str) and system in systems and isinstance(code, str):
+            code = normalise(code)
+            if code in index:
+                hits.append((index[code], code))
+    return hits
+
+
+_MEDICATION_MATCHERS = (("rxnorm", _rxnorm_hits), ("atc", _atc_hits), ("name", _name_hits))
+
+
+def _match_name(text: str) -> tuple[_Target, str] | None:
+    """Read `text` as `[NAME] [strength and dose form words] [[BRAND]]`, with every token accounted for.
+
+    NAME is the longest known name at the start of the text; a trailing bracketed BRAND (RxNorm SBD
+    style) must be a known name of the same drug. Nothing is ever searched for inside the text, so
+    "anti-trastuzumab antibody" and "doxorubicinol" match nothing, and "ado-trastuzumab emtansine"
+    can only ever be T-DM1.
+    """
+    head, brand = _split_brand(_normalise(text))
+    tokens = _tokens(head)
+    leading, length = _leading_name(tokens)
+    if not all(_is_tail_token(token) for token in tokens[length:]):
+        return None
+    if brand is None:
+        return leading
+    branded = _MEDS.by_name.get(_tokens(brand))
+    if branded is None or (leading is not None and leading[0] != branded[0]):
+        return None
+    return leading or branded
+
+
+def _leading_name(tokens: tuple[str, ...]) -> tuple[tuple[_Target, str] | None, int]:
+    """The longest known name the tokens start with, and its length in tokens."""
+    for length in range(min(_MEDS.longest_name, len(tokens)), 0, -1):
+        hit = _MEDS.by_name.get(tokens[:length])
+        if hit:
+            return hit, length
+    return None, 0
+
+
+def _is_tail_token(token: str) -> bool:
+    if token in _MEDS.tail_words or token in _MEDS.units:
+        return True
+    number = _NUMBER_AND_UNIT.fullmatch(token)
+    return number is not None and (not number.group(1) or number.group(1) in _MEDS.units)
+
+
+def _normalise(text: str) -> str:
+    """Case-folded, one kind of hyphen with no space around it, commas as spaces, single spaces."""
+    text = unicodedata.normalize("NFKC", text).translate(_DASHES).casefold()
+    return " ".join(re.sub(r"\s*-\s*", "-", text).replace(",", " ").split())
+
+
+def _tokens(normalised: str) -> tuple[str, ...]:
+    # A hyphen separates words like a space does: "ado-trastuzumab" and "ado trastuzumab" are the same name.
+    return tuple(normalised.replace("-", " ").split())
+
+
+def _split_brand(normalised: str) -> tuple[str, str | None]:
+    bracketed = _TRAILING_BRAND.fullmatch(normalised)
+    return (bracketed.group(1), bracketed.group(2)) if bracketed else (normalised, None)
+
+
+# --- value sets -----------------------------------------------------------------------------------
+
+
+def in_value_set(coding_or_concept: Mapping[str, Any] | None, value_set: str) -> bool:
+    """True if any coding matches a code of the value set by system and code, or an ICD-10-CM category prefix."""
+    entries = _value_set(value_set)
+    return any(_in(entries, coding) for coding in _codings(coding_or_concept))
+
+
+def coded_meaning(coding_or_concept: Mapping[str, Any] | None, value_set: str) -> str | None:
+    """The `meaning` of the matching code (LVEF method, HER2 result, disease trend); None if none or if codings disagree."""
+    entries = _value_set(value_set)
+    meanings = {entries.meanings.get(key) for key in map(_coding_key, _codings(coding_or_concept)) if key in entries.meanings}
+    return meanings.pop() if len(meanings) == 1 else None
+
+
+def value_set_codes(value_set: str) -> tuple[tuple[str, str], ...]:
+    """(system, code) pairs as written, for FHIR searches; ICD-10-CM prefixes are not included."""
+    return _value_set(value_set).codes
+
+
+def _value_set(name: str) -> _ValueSet:
+    try:
+        return _VALUE_SETS[name]
+    except KeyError:
+        raise KeyError(f"unknown value set {name!r}") from None
+
+
+def _in(entries: _ValueSet, coding: Mapping[str, Any]) -> bool:
+    key = _coding_key(coding)
+    if key is None:
+        return False
+    return key in entries.meanings or (key[0] == ICD10CM and key[1].startswith(entries.icd10cm_prefixes))
+
+
+def _coding_key(coding: Mapping[str, Any]) -> tuple[str, str] | None:
+    system, code = coding.get("system"), coding.get("code")
+    if not isinstance(system, str) or not isinstance(code, str):
+        return None
+    return system, _clinical_code(system, code)
+
+
+def _clinical_code(system: str, code: str) -> str:
+    # ICD-10-CM codes arrive with and without the dot ("C50.911", "C50911").
+    code = code.strip()
+    return code.upper().replace(".", "") if system == ICD10CM else code
+
+
+def _codings(value: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    """The codings of a CodeableConcept, or a Coding itself."""
+    if not isinstance(value, Mapping):
+        return []
+    if "coding" not in value:
+        return [value]
+    codings = value["coding"]
+    return [coding for coding in codings if isinstance(coding, Mapping)] if isinstance(codings, list) else []
+
+
+# --- loading and checking the data ----------------------------------------------------------------
+
+
+def _read(name: str) -> Any:
+    return yaml.safe_load(resources.files(__package__).joinpath("data").joinpath(name).read_text(encoding="utf-8"))
+
+
+def _check_keys(entry: Any, where: str, required: set[str], optional: frozenset[str] = frozenset()) -> None:
+    if not isinstance(entry, Mapping):
+        raise TerminologyDataError(f"{where}: expected a mapping, got {entry!r}")
+    missing, unknown = required - entry.keys(), entry.keys() - required - optional
+    if missing or unknown:
+        raise TerminologyDataError(f"{where}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+
+
+def _index_medications(data: Mapping[str, Any]) -> _MedicationIndex:
+    _check_keys(data, "medications", {"classes", "rejected_rxcuis", "name_matching", "ingredients", "products"})
+    ingredients, products, rejected = data["ingredients"], data["products"], data["rejected_rxcuis"]
+    owners: dict[str, dict[Any, _Target]] = {"RxNorm code": {}, "ATC code": {}, "name": {}}
+    by_rxcui: dict[str, _Target] = {}
+    by_name: dict[tuple[str, ...], tuple[_Target, str]] = {}
+    members: dict[str, set[str]] = {name: set() for name in data["classes"]}
+
+    def claim(kind: str, key: Any, target: _Target, where: str) -> None:
+        if owners[kind].setdefault(key, target) != target:
+            raise TerminologyDataError(f"{where}: {kind} {key!r} already belongs to another drug")
+
+    def index_entry(key: str, entry: Mapping[str, Any], target: _Target, where: str) -> None:
+        if not isinstance(entry["display"], str) or not entry["display"]:
+            raise TerminologyDataError(f"{where}: display must be a non-empty string")
+        for i, rx in enumerate(entry["rxnorm"]):
+            _check_keys(rx, f"{where}.rxnorm[{i}]", {"code", "tty", "status", "source"})
+            code = rx["code"]
+            if not isinstance(code, str) or not _RXCUI.fullmatch(code):
+                raise TerminologyDataError(f"{where}: RxCUI {code!r} must be a quoted string of digits")
+            if code in rejected:
+                raise TerminologyDataError(f"{where}: RxCUI {code} is rejected: {rejected[code]}")
+            if rx["tty"] not in _TTYS or rx["status"] not in _STATUSES:
+                raise TerminologyDataError(f"{where}: RxCUI {code}: unknown tty {rx['tty']!r} or status {rx['status']!r}")
+            claim("RxNorm code", code, target, where)
+            if rx["status"] in _MATCHABLE:
+                by_rxcui[code] = target
+        for code in entry["atc"]:
+            if not isinstance(code, str) or not _ATC_LEVEL_5.fullmatch(code):
+                raise TerminologyDataError(f"{where}: {code!r} is not an ATC level-5 code")
+            claim("ATC code", code, target, where)
+        if not entry["names"]:
+            raise TerminologyDataError(f"{where}: at least one name is needed")
+        for name in entry["names"]:
+            tokens = _tokens(_normalise(name)) if isinstance(name, str) else ()
+            if not tokens or any("[" in token or "]" in token for token in tokens):
+                raise TerminologyDataError(f"{where}: invalid name {name!r}")
+            claim("name", tokens, target, where)
+            by_name[tokens] = (target, _normalise(name))
+
+    for key, entry in ingredients.items():
+        where = f"ingredients.{key}"
+        _check_keys(entry, where, {"display", "classes", "rxnorm", "atc", "names"})
+        for name in entry["classes"]:
+            if name not in members:
+                raise TerminologyDataError(f"{where}: unknown class {name!r}")
+            members[name].add(key)
+        index_entry(key, entry, _Target(frozenset({key}), None, False), where)
+    for key, entry in products.items():
+        where = f"products.{key}"
+        _check_keys(entry, where, {"display", "ingredients", "subcutaneous_fixed_dose", "rxnorm", "atc", "names"})
+        if key in ingredients or not entry["ingredients"] or not set(entry["ingredients"]) <= ingredients.keys():
+            raise TerminologyDataError(f"{where}: key clashes with an ingredient, or unknown/empty ingredients")
+        if not isinstance(entry["subcutaneous_fixed_dose"], bool):
+            raise TerminologyDataError(f"{where}: subcutaneous_fixed_dose must be true or false")
+        index_entry(key, entry, _Target(frozenset(entry["ingredients"]), key, entry["subcutaneous_fixed_dose"]), where)
+
+    _check_classes(data["classes"], members, ingredients)
+    matching = data["name_matching"]
+    _check_keys(matching, "name_matching", {"units", "dose_form_words", "salt_words"})
+    return _MedicationIndex(
+        by_rxcui=by_rxcui,
+        by_atc=dict(owners["ATC code"]),
+        by_name=by_name,
+        longest_name=max(map(len, by_name)),
+        tail_words=frozenset(matching["dose_form_words"]) | frozenset(matching["salt_words"]),
+        units=frozenset(matching["units"]),
+        classes={name: frozenset(keys) for name, keys in members.items()},
+        displays={key: entry["display"] for key, entry in ingredients.items()},
+    )
+
+
+def _check_classes(spec: Mapping[str, Any], members: Mapping[str, set[str]], ingredients: Mapping[str, Any]) -> None:
+    """Class membership must agree with the parent class, the classes it excludes and the ATC group that defines it."""
+    for name, rule in spec.items():
+        _check_keys(rule, f"classes.{name}", {"description"}, frozenset({"within", "disjoint_from", "atc_prefixes"}))
+        parent = rule.get("within")
+        if parent is not None and (parent not in members or not members[name] <= members[parent]):
+            raise TerminologyDataError(f"classes.{name}: not all members are in {parent!r}")
+        for other in rule.get("disjoint_from", ()):
+            if other not in members or members[name] & members[other]:
+                raise TerminologyDataError(f"classes.{name}: unknown class {other!r} or members shared with it")
+        prefixes = tuple(rule.get("atc_prefixes", ()))
+        if prefixes:
+            by_atc = {key for key, entry in ingredients.items() if any(code.startswith(prefixes) for code in entry["atc"])}
+            if by_atc != members[name]:
+                raise TerminologyDataError(f"classes.{name}: members {sorted(members[name])} differ from ATC {prefixes}: {sorted(by_atc)}")
+
+
+def _index_value_sets(data: Mapping[str, Any]) -> dict[str, _ValueSet]:
+    _check_keys(data, "clinical codes", {"value_sets"})
+    return {name: _index_value_set(entry, f"value_sets.{name}") for name, entry in data["value_sets"].items()}
+
+
+def _index_value_set(entry: Mapping[str, Any], where: str) -> _ValueSet:
+    _check_keys(entry, where, {"description", "codes"}, frozenset({"prefixes", "must_not_contain"}))
+    meanings: dict[tuple[str, str], str | None] = {}
+    codes = []
+    listed = set()
+    for i, code in enumerate(entry["codes"]):
+        here = f"{where}.codes[{i}]"
+        key = _checked_clinical_code(code, here, frozenset({"meaning"}))
+        if key in listed:
+            raise TerminologyDataError(f"{here}: {key} is listed twice")
+        listed.add(key)
+        if code["status"] in _MATCHABLE:
+            meanings[key] = code.get("meaning")
+            codes.append((code["system"], code["code"]))
+    prefixes, all_prefixes = [], []
+    for i, prefix in enumerate(entry.get("prefixes", ())):
+        here = f"{where}.prefixes[{i}]"
+        system, code = _checked_clinical_code(prefix, here)
+        if system != ICD10CM:
+            raise TerminologyDataError(f"{here}: prefixes are a code-hierarchy rule for ICD-10-CM only")
+        all_prefixes.append(code)
+        if prefix["status"] in _MATCHABLE:
+            prefixes.append(code)
+    # Checked against every listed code, unverified ones included: a wrong code must not be listed at all.
+    everything = _ValueSet(dict.fromkeys(listed), tuple(all_prefixes), ())
+    for i, forbidden in enumerate(entry.get("must_not_contain", ())):
+        _check_keys(forbidden, f"{where}.must_not_contain[{i}]", {"system", "code", "reason"})
+        if _in(everything, forbidden):
+            raise TerminologyDataError(f"{where}: must not contain {forbidden['code']}: {forbidden['reason']}")
+    if not meanings and not prefixes:
+        raise TerminologyDataError(f"{where}: no code that can match")
+    return _ValueSet(meanings, tuple(prefixes), tuple(codes))
+
+
+def _checked_clinical_code(entry: Any, where: str, optional: frozenset[str] = frozenset()) -> tuple[str, str]:
+    _check_keys(entry, where, {"system", "code", "display", "status", "source"}, optional)
+    system, code = entry["system"], entry["code"]
+    if system not in _CLINICAL_SYSTEMS or not isinstance(code, str) or not code.strip():
+        raise TerminologyDataError(f"{where}: unknown system {system!r} or code {code!r} not a quoted string")
+    if entry["status"] not in _STATUSES:
+        raise TerminologyDataError(f"{where}: unknown status {entry['status']!r}")
+    return system, _clinical_code(system, code)
+
+
+_MEDS = _index_medications(_read("medications.yaml"))
+_VALUE_SETS = _index_value_sets(_read("clinical_codes.yaml"))
