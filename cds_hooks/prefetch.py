@@ -1,0 +1,392 @@
+"""Prefetch resolution: take each template's data from the request, or fetch it from fhirServer within one time budget.
+
+Every template key is required data; when any of it cannot be had, the call ends with 412 (PrefetchUnavailable).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import quote, urljoin, urlsplit
+
+import requests
+import urllib3.exceptions
+
+from cds_hooks.protocol.errors import PrefetchUnavailable
+from cds_hooks.protocol.request import HookRequest
+from cds_hooks.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+# CDS Hooks 2.0 user tokens: the id part of context.userId when userId names a resource of this type.
+_USER_TOKENS: Mapping[str, str] = {
+    "userPractitionerId": "Practitioner",
+    "userPractitionerRoleId": "PractitionerRole",
+    "userPatientId": "Patient",
+    "userRelatedPersonId": "RelatedPerson",
+}
+_READ_CHUNK_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class PrefetchResult:
+    # Prefetch key -> flat list of raw FHIR resources; every template key is present.
+    resources: Mapping[str, list[dict]]
+    # Keys that had to be fetched (wholly or in part) from fhirServer, for logs and metrics.
+    fetched_keys: tuple[str, ...]
+
+
+def render_template(template: str, request: HookRequest) -> str | None:
+    """The relative FHIR URL for `template`, or None when one of its tokens has no value in this request."""
+    unresolved = False
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal unresolved
+        value = token_value(match.group(1), request.context)
+        if value is None:
+            unresolved = True
+            return ""
+        return value
+
+    rendered = _TOKEN.sub(substitute, template)
+    return None if unresolved else rendered
+
+
+def token_value(token: str, context: Mapping[str, Any]) -> str | None:
+    """The URL-encoded value of one prefetch token, or None when the context does not provide it."""
+    if token in _USER_TOKENS:
+        value = user_resource_id(context.get("userId"), _USER_TOKENS[token])
+    elif token.startswith("context."):
+        value = primitive_text(context.get(token.removeprefix("context.")))
+    else:
+        value = None
+    if not value or any(segment in (".", "..") for segment in value.split("/")):
+        # Dot segments would walk the URL out of the resource path the template names.
+        return None
+    # The slash stays so that `{{context.userId}}` can still be a `Type/id` read.
+    return quote(value, safe="/")
+
+
+def user_resource_id(user_id: Any, resource_type: str) -> str | None:
+    """The id in a userId such as `Practitioner/123` (or an absolute URL ending so) when the type matches."""
+    if not isinstance(user_id, str):
+        return None
+    parts = user_id.rstrip("/").rsplit("/", 2)[-2:]
+    if len(parts) == 2 and parts[0] == resource_type and parts[1]:
+        return parts[1]
+    return None
+
+
+def primitive_text(value: Any) -> str | None:
+    """Text for a primitive context value; objects, arrays and null are not prefetch tokens."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int)):
+        return str(value)
+    return None
+
+
+def resources_in(resource: dict) -> list[dict]:
+    """A Bundle's entry resources (without search outcomes), or the resource itself."""
+    if resource.get("resourceType") != "Bundle":
+        return [resource]
+    entries = resource.get("entry")
+    if not isinstance(entries, list):
+        return []
+    return [
+        entry["resource"]
+        for entry in entries
+        if isinstance(entry, dict)
+        and isinstance(entry.get("resource"), dict)
+        and (entry.get("search") or {}).get("mode") != "outcome"
+    ]
+
+
+def is_operation_outcome(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
+
+
+def next_link(resource: Mapping[str, Any]) -> str | None:
+    """The `next` paging link of a Bundle, if any."""
+    if resource.get("resourceType") != "Bundle" or not isinstance(resource.get("link"), list):
+        return None
+    for link in resource["link"]:
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str) and link["url"]:
+            return link["url"]
+    return None
+
+
+def is_on_server(url: str, fhir_server: str) -> bool:
+    """True when `url` lies under the fhirServer base, so the EHR's token may go with it."""
+    target, base = urlsplit(url), urlsplit(fhir_server)
+    if (target.scheme.lower(), target.netloc.lower()) != (base.scheme.lower(), base.netloc.lower()):
+        return False
+    base_path = base.path.rstrip("/")
+    # HAPI pages with `{base}?_getpages=...`, so the base path itself counts.
+    return target.path.rstrip("/") == base_path or target.path.startswith(base_path + "/")
+
+
+class _KeyFailed(Exception):
+    """One key's data cannot be had; `reason` is safe to show the client and to log (no URL, token or body)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Fetch:
+    """One key's trip to fhirServer: the template's URL, or the `next` page of a Bundle the client sent."""
+
+    key: str
+    url: str
+    # A 404 or 410 on a read means "no data"; on a search or a next page it is an error.
+    is_read: bool
+    # What the client already sent for this key, and how many pages that was.
+    resources: tuple[dict, ...] = ()
+    pages: int = 0
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    resources: list[dict]
+    pages: int
+    elapsed_ms: float
+
+
+class PrefetchResolver:
+    """Resolves a request's prefetch keys; one per process, shared by all requests (it owns the worker pool)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # One pool per process, shared by all requests, so a burst of calls cannot start unbounded threads.
+        self._executor = ThreadPoolExecutor(settings.prefetch_threads, thread_name_prefix="prefetch")
+        self._local = threading.local()
+
+    def resolve(self, request: HookRequest, templates: Mapping[str, str]) -> PrefetchResult:
+        """Every template key's resources, from the request's prefetch or fetched; raise PrefetchUnavailable."""
+        started = time.monotonic()
+        resources: dict[str, list[dict]] = {}
+        fetches: list[_Fetch] = []
+        failures: dict[str, str] = {}
+        for key, template in templates.items():
+            try:
+                supplied = self._supplied(key, template, request)
+            except _KeyFailed as error:
+                failures[key] = error.reason
+                log.debug("prefetch key failed", extra={"key": key, "outcome": "failed", "pages": 0, "reason": error.reason})
+                continue
+            if isinstance(supplied, _Fetch):
+                fetches.append(supplied)
+            else:
+                resources[key] = supplied
+                log.debug("prefetch key supplied", extra={"key": key, "outcome": "supplied", "pages": 0, "elapsed_ms": 0.0})
+        if failures:
+            # The call ends in 412 whatever the other keys return, so don't spend the FHIR server's time on them.
+            _raise_unavailable(failures)
+        resources.update(self._fetch_all(fetches, request, started, failures))
+        if failures:
+            _raise_unavailable(failures)
+        return PrefetchResult(
+            resources={key: resources[key] for key in templates},
+            fetched_keys=tuple(fetch.key for fetch in fetches),
+        )
+
+    def close(self) -> None:
+        # Stragglers end on their own timeouts; nobody waits for them.
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _supplied(self, key: str, template: str, request: HookRequest) -> list[dict] | _Fetch:
+        """The client's data for `key`, or the fetch that still has to be made for it."""
+        value = request.prefetch.get(key)
+        if key in request.prefetch and value is None:
+            return []
+        if value is None or is_operation_outcome(value):
+            # Missing, or the client reports that its own fetch failed: ask the FHIR server ourselves.
+            return self._template_fetch(key, template, request, client_failed=value is not None)
+        link = next_link(value)
+        if link is None:
+            return resources_in(value)
+        if request.fhir_server is None:
+            raise _KeyFailed("the prefetched Bundle has a next page but there is no fhirServer to fetch it from")
+        return _Fetch(key, self._on_server(link, request.fhir_server), False, tuple(resources_in(value)), pages=1)
+
+    def _template_fetch(self, key: str, template: str, request: HookRequest, client_failed: bool) -> _Fetch:
+        if request.fhir_server is None:
+            where = "the client sent an OperationOutcome" if client_failed else "missing from prefetch"
+            raise _KeyFailed(f"{where} and there is no fhirServer to fetch it from")
+        query = render_template(template, request)
+        if query is None:
+            raise _KeyFailed("the prefetch template cannot be filled from this request's context")
+        return _Fetch(key, f"{request.fhir_server}/{query.lstrip('/')}", is_read="?" not in query)
+
+    def _fetch_all(
+        self, fetches: list[_Fetch], request: HookRequest, started: float, failures: dict[str, str]
+    ) -> dict[str, list[dict]]:
+        """Run every fetch concurrently within the budget that began at `started`; record failures in `failures`."""
+        if not fetches:
+            return {}
+        deadline = started + self.settings.prefetch_budget_seconds
+        headers = {"Accept": "application/fhir+json"}
+        if request.fhir_authorization is not None:
+            headers["Authorization"] = f"Bearer {request.fhir_authorization.access_token}"
+        futures: dict[Future[_Fetched], _Fetch] = {
+            self._executor.submit(self._fetch_key, fetch, request.fhir_server, headers, deadline): fetch for fetch in fetches
+        }
+        wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        resolved: dict[str, list[dict]] = {}
+        for future, fetch in futures.items():
+            try:
+                fetched = _result_by_deadline(future, self._timeout_reason())
+            except _KeyFailed as error:
+                failures[fetch.key] = error.reason
+                elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+                log.debug(
+                    "prefetch key failed",
+                    extra={"key": fetch.key, "outcome": "failed", "reason": error.reason, "elapsed_ms": elapsed_ms},
+                )
+                continue
+            resolved[fetch.key] = fetched.resources
+            log.debug(
+                "prefetch key fetched",
+                extra={"key": fetch.key, "outcome": "fetched", "pages": fetched.pages, "elapsed_ms": fetched.elapsed_ms},
+            )
+        return resolved
+
+    def _fetch_key(self, fetch: _Fetch, fhir_server: str, headers: Mapping[str, str], deadline: float) -> _Fetched:
+        """Fetch one key, following `next` links; runs on a worker thread."""
+        started = time.monotonic()
+        collected = list(fetch.resources)
+        pages = fetch.pages
+        fetched_urls: set[str] = set()
+        url: str | None = fetch.url
+        while url is not None:
+            if pages >= self.settings.prefetch_max_pages:
+                raise _KeyFailed(f"more than {self.settings.prefetch_max_pages} pages")
+            if url in fetched_urls:
+                raise _KeyFailed("a next link repeats a page already fetched")
+            fetched_urls.add(url)
+            body = self._get(url, headers, deadline, not_found_is_empty=fetch.is_read and pages == fetch.pages)
+            pages += 1
+            if body is None:
+                break
+            collected.extend(resources_in(body))
+            link = next_link(body)
+            url = self._on_server(link, fhir_server) if link is not None else None
+        return _Fetched(collected, pages, round((time.monotonic() - started) * 1000, 1))
+
+    def _get(self, url: str, headers: Mapping[str, str], deadline: float, not_found_is_empty: bool) -> dict | None:
+        """One FHIR resource from `url`, or None for a read that found nothing."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _KeyFailed(self._timeout_reason())
+        try:
+            # The timeout bounds connecting and each socket read; _read_body bounds the whole body.
+            with self._session().get(url, headers=headers, timeout=remaining, stream=True, allow_redirects=False) as response:
+                if not_found_is_empty and response.status_code in (404, 410):
+                    return None
+                if not 200 <= response.status_code < 300:
+                    raise _KeyFailed(_status_reason(response.status_code))
+                body = self._read_body(response, deadline)
+        except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
+            raise _KeyFailed(self._timeout_reason()) from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+            raise _KeyFailed("connection refused" if _is_refused(error) else "connection to the FHIR server failed") from None
+        return _fhir_resource(body)
+
+    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        """The response body, refused once it exceeds the size limit or outlasts the budget."""
+        limit = self.settings.prefetch_max_response_bytes
+        too_large = f"response is larger than {limit} bytes"
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _KeyFailed(too_large)
+        body = bytearray()
+        # read1 returns whatever one socket read brings, so a server dripping bytes cannot hold us past the deadline.
+        while chunk := response.raw.read1(_READ_CHUNK_BYTES, decode_content=True):
+            body += chunk
+            if len(body) > limit:
+                raise _KeyFailed(too_large)
+            if time.monotonic() > deadline:
+                raise _KeyFailed(self._timeout_reason())
+        return bytes(body)
+
+    def _session(self) -> requests.Session:
+        """This worker thread's session, so connections to the FHIR server are kept alive between calls."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def _on_server(self, link: str, fhir_server: str) -> str:
+        """The absolute URL of a `next` link, which must stay on fhirServer: the EHR's token goes with it."""
+        url = urljoin(fhir_server + "/", link)
+        if not is_on_server(url, fhir_server):
+            raise _KeyFailed("a next link points outside fhirServer")
+        return url
+
+    def _timeout_reason(self) -> str:
+        return f"timed out after the {self.settings.prefetch_budget_seconds} s prefetch budget"
+
+
+def _result_by_deadline(future: Future[_Fetched], timeout_reason: str) -> _Fetched:
+    """The fetch's result, raising _KeyFailed for its failure or for not being done when the budget ran out."""
+    if not future.done():
+        # Still queued (the pool is busy) or still running: give up on it; it ends on its own timeout.
+        future.cancel()
+        raise _KeyFailed(timeout_reason)
+    error = future.exception()
+    if isinstance(error, _KeyFailed):
+        raise error
+    if error is not None:
+        log.error("prefetch worker failed", exc_info=error)
+        raise _KeyFailed("the service failed while fetching this data")
+    return future.result()
+
+
+def _fhir_resource(body: bytes) -> dict:
+    try:
+        resource = json.loads(body)
+    except ValueError:
+        raise _KeyFailed("response is not JSON") from None
+    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        raise _KeyFailed("response is not a FHIR resource")
+    if is_operation_outcome(resource):
+        raise _KeyFailed("FHIR server answered with an OperationOutcome")
+    return resource
+
+
+def _status_reason(status: int) -> str:
+    if 300 <= status < 400:
+        return f"FHIR server answered {status} (redirects are not followed)"
+    return f"FHIR server answered {status}"
+
+
+def _is_refused(error: BaseException) -> bool:
+    """True when a connection error was caused by nothing listening on the FHIR server's port."""
+    seen: set[int] = set()
+    pending: list[Any] = [error]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        seen.add(id(current))
+        # requests and urllib3 wrap the socket error in arguments, `reason` and exception chains.
+        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
+    return False
+
+
+def _raise_unavailable(failures: Mapping[str, str]) -> None:
+    keys = ", ".join(failures)
+    raise PrefetchUnavailable(
+        f"required prefetch data is unavailable: {keys}",
+        details=[{"key": key, "reason": reason} for key, reason in failures.items()],
+    )
