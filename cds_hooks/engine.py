@@ -1,0 +1,148 @@
+"""One CDS Hooks call from validated request to response; the HTTP API and the CLI both go through here.
+
+request -> protocol validation -> prefetch resolution -> typed record -> facts -> rules -> cards -> response
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Callable, Iterable
+
+from cds_hooks.facts import Facts
+from cds_hooks.prefetch import PrefetchResolver
+from cds_hooks.protocol.cards import INDICATOR_ORDER, Card, Response, to_json
+from cds_hooks.protocol.errors import UnknownService
+from cds_hooks.protocol.request import HookRequest, parse_hook_request
+from cds_hooks.record import DraftOrder, PatientRecord, build_record
+from cds_hooks.render import CardRenderer
+from cds_hooks.rules import REGISTRY, Finding, Rule, RuleContext
+from cds_hooks.services import SERVICES, SERVICES_BY_ID, ServiceDefinition
+from cds_hooks.settings import Settings
+
+log = logging.getLogger(__name__)
+RULE_FAILURE_CARD = "rule-evaluation-failed"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A response body plus what the logs may say about it (no PHI)."""
+
+    body: dict[str, Any]
+    service_id: str
+    card_ids: tuple[str, ...]
+    fetched_keys: tuple[str, ...]
+    timings_ms: dict[str, float]
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        renderer: CardRenderer | None = None,
+        resolver: PrefetchResolver | None = None,
+        today: Callable[[], date] = date.today,
+    ) -> None:
+        self.settings = settings
+        self.renderer = renderer or CardRenderer.load()
+        self.resolver = resolver or PrefetchResolver(settings)
+        self.today = today
+        self.rules_by_hook = {service.hook: [r for r in REGISTRY if service.hook in r.hooks] for service in SERVICES}
+        self._check_rule_cards()
+
+    def _check_rule_cards(self) -> None:
+        """Fail at start-up, not mid-request, when a rule names a card that cards/ does not have."""
+        missing = {card for rule in REGISTRY for card in rule.cards if card not in self.renderer.templates}
+        if RULE_FAILURE_CARD not in self.renderer.templates:
+            missing.add(RULE_FAILURE_CARD)
+        if missing:
+            raise RuntimeError(f"cards/ lacks card files: {', '.join(sorted(missing))}")
+
+    def discovery(self) -> dict[str, Any]:
+        return {"services": [service.discovery_entry() for service in SERVICES]}
+
+    def service(self, service_id: str) -> ServiceDefinition:
+        service = SERVICES_BY_ID.get(service_id)
+        if service is None:
+            raise UnknownService(f"no CDS service with id '{service_id}'", details=[f"known services: {', '.join(SERVICES_BY_ID)}"])
+        return service
+
+    def evaluate(self, service_id: str, body: Any) -> Evaluation:
+        timings: dict[str, float] = {}
+        clock = _Stopwatch(timings)
+        service = self.service(service_id)
+        request = parse_hook_request(body, service.hook)
+        clock.lap("validate")
+        prefetch = self.resolver.resolve(request, service.prefetch)
+        clock.lap("prefetch")
+        record = build_record(prefetch.resources, request.draft_orders)
+        clock.lap("record")
+        as_of = self.today()
+        context = RuleContext(
+            hook=service.hook,
+            record=record,
+            facts=Facts(record, as_of),
+            focus_orders=focus_orders(request, record),
+            settings=self.settings,
+            as_of=as_of,
+        )
+        findings = list(self._findings(context))
+        clock.lap("rules")
+        cards = sorted((self.renderer.render(finding) for finding in findings), key=lambda card: INDICATOR_ORDER[card.indicator])
+        clock.lap("render")
+        return Evaluation(
+            body=to_json(Response(cards=tuple(cards))),
+            service_id=service.id,
+            card_ids=tuple(_card_id(card) for card in cards),
+            fetched_keys=prefetch.fetched_keys,
+            timings_ms=timings,
+        )
+
+    def _findings(self, context: RuleContext) -> Iterable[Finding]:
+        failed: list[Rule] = []
+        for rule in self.rules_by_hook[context.hook]:
+            try:
+                findings = list(rule.evaluate(context))
+                _check_findings(rule, findings)
+            except Exception:
+                # One broken rule must not silence the others; the clinician is told which check did not run.
+                log.exception("rule failed", extra={"rule": rule.id})
+                failed.append(rule)
+                continue
+            yield from findings
+        if failed:
+            yield Finding(card=RULE_FAILURE_CARD, values={"rules": [rule.title for rule in failed]})
+
+    def close(self) -> None:
+        self.resolver.close()
+
+
+def _check_findings(rule: Rule, findings: list[Finding]) -> None:
+    """A rule may only name its declared cards, each at most once per request (it merges its own findings)."""
+    cards = [finding.card for finding in findings]
+    if len(cards) != len(set(cards)) or not set(cards) <= set(rule.cards):
+        raise RuntimeError(f"rule {rule.id} returned cards {cards}, declared {list(rule.cards)}")
+
+
+def focus_orders(request: HookRequest, record: PatientRecord) -> tuple[DraftOrder, ...]:
+    """The orders the clinician is acting on: order-select's selections, or every draft for order-sign."""
+    if request.hook != "order-select":
+        return record.draft_orders
+    selected = set(request.selections)
+    return tuple(order for order in record.draft_orders if order.reference in selected)
+
+
+def _card_id(card: Card) -> str:
+    return card.source.topic.code if card.source.topic else "unknown"
+
+
+class _Stopwatch:
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round((now - self.last) * 1000, 3)
+        self.last = now

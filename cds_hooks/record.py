@@ -1,0 +1,283 @@
+"""The typed patient record: raw FHIR JSON filtered to what the rules read, then built into R4B models.
+
+Building a `fhir.resources` model costs ~25x a json.loads, so resources are filtered by type and code
+on the raw JSON first; a 2,000-resource record is never modelled whole.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.medicationadministration import MedicationAdministration
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.medicationstatement import MedicationStatement
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient
+from pydantic import ValidationError
+
+from cds_hooks import terminology
+from cds_hooks.protocol.errors import InvalidRequest
+from cds_hooks.terminology import MedicationMatch
+
+log = logging.getLogger(__name__)
+
+# Value sets whose Observations and Conditions the rules read; everything else is dropped unmodelled.
+OBSERVATION_VALUE_SETS = (
+    "her2_ihc", "her2_ish", "her2_ish_ratio", "her2_copy_number", "her2_interpretation", "her2_tissue_other",
+    "lvef", "body_weight", "body_height", "bsa", "platelets", "ast", "alt", "bilirubin_total", "hcg",
+    "disease_status", "staging",
+)
+CONDITION_VALUE_SETS = (
+    "breast_cancer", "her2_positive_breast_cancer", "her2_negative_breast_cancer", "metastatic",
+    "brain_metastasis", "heart_failure", "lv_systolic_dysfunction", "pregnancy", "ild", "peripheral_neuropathy",
+)
+_OBSERVATION_CODES = frozenset(
+    pair for value_set in OBSERVATION_VALUE_SETS for pair in terminology.value_set_codes(value_set)
+)
+MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
+_MODELS = {
+    "MedicationRequest": MedicationRequest,
+    "MedicationStatement": MedicationStatement,
+    "MedicationAdministration": MedicationAdministration,
+}
+
+
+@dataclass(frozen=True)
+class MedicationRecord:
+    """A medication resource from the record with the ingredient(s) it normalises to."""
+
+    resource: MedicationRequest | MedicationStatement | MedicationAdministration
+    match: MedicationMatch
+    text: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.resource.get_resource_type()}/{self.resource.id}"
+
+
+@dataclass(frozen=True)
+class DraftOrder:
+    """An unsigned order from context.draftOrders, normalised to an R4 MedicationRequest."""
+
+    # The reference as the client named it (a DSTU2 client says MedicationOrder/...), used for delete actions.
+    reference: str
+    resource: MedicationRequest
+    match: MedicationMatch | None
+    text: str
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    patient: Patient | None
+    conditions: tuple[Condition, ...]
+    observations: tuple[Observation, ...]
+    medications: tuple[MedicationRecord, ...]
+    draft_orders: tuple[DraftOrder, ...]
+    # "Type/id" of resources that looked relevant but were not valid FHIR R4 and were left out.
+    unreadable: tuple[str, ...] = ()
+
+
+def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Iterable[dict[str, Any]]) -> PatientRecord:
+    """Build the typed record from resolved prefetch resources and the request's draft orders."""
+    raw = [resource for resources in prefetch.values() for resource in resources if isinstance(resource, dict)]
+    drafts = list(draft_orders)
+    medication_index = _medication_index(raw + drafts)
+    unreadable: list[str] = []
+
+    patient = next((r for r in raw if r.get("resourceType") == "Patient"), None)
+    conditions = [r for r in _unique(raw, "Condition") if _is_relevant_condition(r)]
+    observations = [r for r in _unique(raw, "Observation") if _is_relevant_observation(r)]
+    medications: list[MedicationRecord] = []
+    for resource_type in MEDICATION_TYPES:
+        for resource in _unique(raw, resource_type):
+            concept = _medication_concept(resource, medication_index)
+            match = terminology.classify_medication(concept)
+            if match is None:
+                continue
+            model = _model(_MODELS[resource_type], resource, unreadable)
+            if model is not None:
+                medications.append(MedicationRecord(model, match, _concept_text(concept, match)))
+
+    return PatientRecord(
+        patient=_model(Patient, patient, unreadable) if patient else None,
+        conditions=tuple(m for m in (_model(Condition, r, unreadable) for r in conditions) if m),
+        observations=tuple(m for m in (_model(Observation, r, unreadable) for r in observations) if m),
+        medications=tuple(medications),
+        draft_orders=tuple(_draft_order(resource, medication_index) for resource in drafts if _is_medication_order(resource)),
+        unreadable=tuple(unreadable),
+    )
+
+
+def _unique(resources: list[dict[str, Any]], resource_type: str) -> list[dict[str, Any]]:
+    """Resources of one type, each once even if two prefetch keys returned it."""
+    seen: set[str] = set()
+    unique = []
+    for resource in resources:
+        if resource.get("resourceType") != resource_type:
+            continue
+        key = str(resource.get("id")) if resource.get("id") is not None else str(id(resource))
+        if key not in seen:
+            seen.add(key)
+            unique.append(resource)
+    return unique
+
+
+def _is_relevant_observation(resource: Mapping[str, Any]) -> bool:
+    if resource.get("status") == "entered-in-error":
+        return False
+    codings = (resource.get("code") or {}).get("coding") or []
+    return any((coding.get("system"), coding.get("code")) in _OBSERVATION_CODES for coding in codings if isinstance(coding, dict))
+
+
+def _is_relevant_condition(resource: Mapping[str, Any]) -> bool:
+    if _first_code(resource.get("verificationStatus")) == "entered-in-error":
+        return False
+    code = resource.get("code")
+    return any(terminology.in_value_set(code, value_set) for value_set in CONDITION_VALUE_SETS)
+
+
+def _first_code(concept: Any) -> str | None:
+    if isinstance(concept, dict):
+        for coding in concept.get("coding") or []:
+            if isinstance(coding, dict) and coding.get("code"):
+                return coding["code"]
+    return None
+
+
+def _model(model_type: type, resource: dict[str, Any], unreadable: list[str]) -> Any:
+    try:
+        return model_type.model_validate(resource)
+    except ValidationError as error:
+        reference = f"{resource.get('resourceType')}/{resource.get('id')}"
+        unreadable.append(reference)
+        # Field locations only: the error text itself can quote patient data.
+        log.warning("left out invalid resource", extra={"resource_type": resource.get("resourceType"), "fields": _error_fields(error)})
+        return None
+
+
+def _error_fields(error: ValidationError) -> list[str]:
+    return sorted({".".join(str(part) for part in item["loc"]) for item in error.errors()})
+
+
+# --- medications -----------------------------------------------------------------------------------
+
+
+def _medication_index(resources: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Medication resources by their relative reference (Medication/id), from prefetch and the draft bundle."""
+    index: dict[str, Mapping[str, Any]] = {}
+    for resource in resources:
+        if resource.get("resourceType") == "Medication" and resource.get("id"):
+            index[f"Medication/{resource['id']}"] = resource
+    return index
+
+
+def _medication_concept(resource: Mapping[str, Any], index: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The medication CodeableConcept of an order, statement or administration, following medicationReference."""
+    concept = resource.get("medicationCodeableConcept")
+    if isinstance(concept, dict):
+        return concept
+    reference = resource.get("medicationReference")
+    if not isinstance(reference, dict):
+        return None
+    target = reference.get("reference")
+    medication = None
+    if isinstance(target, str) and target.startswith("#"):
+        medication = next(
+            (c for c in resource.get("contained") or [] if isinstance(c, dict) and c.get("id") == target[1:]), None
+        )
+    elif isinstance(target, str):
+        medication = index.get(target) or index.get(_strip_base(target))
+    if isinstance(medication, dict) and isinstance(medication.get("code"), dict):
+        return medication["code"]
+    # A reference we cannot resolve still has its display, which the documented name fallback may match.
+    display = reference.get("display")
+    return {"text": display} if isinstance(display, str) else None
+
+
+def _strip_base(reference: str) -> str:
+    """'https://ehr/fhir/Medication/1' -> 'Medication/1'."""
+    parts = reference.rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else reference
+
+
+def _concept_text(concept: Mapping[str, Any] | None, match: MedicationMatch | None) -> str:
+    """What the clinician would call this medication: the order's own text, else the ingredient name."""
+    if concept:
+        if isinstance(concept.get("text"), str) and concept["text"].strip():
+            return concept["text"].strip()
+        for coding in concept.get("coding") or []:
+            if isinstance(coding, dict) and isinstance(coding.get("display"), str) and coding["display"].strip():
+                return coding["display"].strip()
+    if match:
+        return " + ".join(terminology.ingredient_display(key) for key in sorted(match.ingredients))
+    return "unnamed medication"
+
+
+# --- draft orders: R4, STU3 and DSTU2 shapes -------------------------------------------------------
+
+_MEDICATION_ORDER_TYPES = ("MedicationRequest", "MedicationOrder")
+# Fields kept when a draft must be rebuilt from its essentials because the client's shape is not R4.
+_ESSENTIAL_FIELDS = (
+    "resourceType", "id", "status", "intent", "subject", "authoredOn", "medicationCodeableConcept",
+    "medicationReference", "dosageInstruction", "dispenseRequest", "category", "reasonCode", "contained", "note",
+)
+
+
+def _is_medication_order(resource: Mapping[str, Any]) -> bool:
+    return resource.get("resourceType") in _MEDICATION_ORDER_TYPES
+
+
+def _draft_order(resource: dict[str, Any], index: Mapping[str, Mapping[str, Any]]) -> DraftOrder:
+    reference = f"{resource['resourceType']}/{resource.get('id')}"
+    normalised = normalise_medication_order(resource)
+    try:
+        model = MedicationRequest.model_validate(normalised)
+    except ValidationError:
+        try:
+            model = MedicationRequest.model_validate({k: v for k, v in normalised.items() if k in _ESSENTIAL_FIELDS})
+        except ValidationError as error:
+            raise InvalidRequest(
+                f"draft order {reference} is not a MedicationRequest we can read",
+                details=[f"{reference}: invalid field {field}" for field in _error_fields(error)],
+            ) from None
+    concept = _medication_concept(normalised, index)
+    match = terminology.classify_medication(concept)
+    return DraftOrder(reference=reference, resource=model, match=match, text=_concept_text(concept, match))
+
+
+def normalise_medication_order(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """An R4 MedicationRequest dict from what clients send.
+
+    Tolerated: DSTU2 MedicationOrder (patient, dateWritten, reasonCodeableConcept, doseQuantity), STU3 dosage
+    (doseQuantity directly on the dosage), and the Sandbox's single-object `category` and `reasonCode`.
+    """
+    order = dict(resource)
+    if order.get("resourceType") == "MedicationOrder":
+        order["resourceType"] = "MedicationRequest"
+        if "patient" in order:
+            order.setdefault("subject", order.pop("patient"))
+        if "dateWritten" in order:
+            order.setdefault("authoredOn", order.pop("dateWritten"))
+        if "reasonCodeableConcept" in order:
+            order.setdefault("reasonCode", order.pop("reasonCodeableConcept"))
+        order.pop("prescriber", None)
+    order.setdefault("intent", "order")
+    order.setdefault("status", "draft")
+    for name in ("category", "reasonCode"):
+        if isinstance(order.get(name), dict):
+            order[name] = [order[name]]
+    if isinstance(order.get("dosageInstruction"), dict):
+        order["dosageInstruction"] = [order["dosageInstruction"]]
+    if isinstance(order.get("dosageInstruction"), list):
+        order["dosageInstruction"] = [_r4_dosage(d) for d in order["dosageInstruction"] if isinstance(d, dict)]
+    return order
+
+
+def _r4_dosage(dosage: Mapping[str, Any]) -> dict[str, Any]:
+    dosage = dict(dosage)
+    moved = {name: dosage.pop(name) for name in ("doseQuantity", "doseRange", "rateQuantity", "rateRatio", "rateRange") if name in dosage}
+    if moved:
+        dosage.setdefault("doseAndRate", [moved])
+    return dosage

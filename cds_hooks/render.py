@@ -1,0 +1,203 @@
+"""Findings become CDS Hooks cards here, and only here, from the clinician-editable files in cards/.
+
+Templates are compiled once at start-up. Values from the patient record are escaped before they enter
+Markdown, because EHRs (and the Sandbox) render card detail as Markdown with raw HTML.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from typing import Any, Callable, Mapping
+
+import jinja2
+import yaml
+
+from cds_hooks.protocol.cards import Action, Card, Coding, Link, Source, Suggestion
+from cds_hooks.rules.base import Finding, ProposedSuggestion
+
+CARD_PACKAGE = "cds_hooks.card_content"
+CARD_TOPIC_SYSTEM = "urn:her2-cds:card"
+OVERRIDE_REASON_SYSTEM = "urn:her2-cds:override-reason"
+INDICATORS = ("info", "warning", "critical")
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+
+
+class CardContentError(ValueError):
+    """A file in cards/ is not a valid card definition."""
+
+
+@dataclass(frozen=True)
+class _SuggestionTemplate:
+    label: Callable[..., str]
+    actions: Mapping[str, Callable[..., str]]
+
+
+@dataclass(frozen=True)
+class CardTemplate:
+    id: str
+    title: str
+    indicator: str
+    summary: Callable[..., str]
+    detail: Callable[..., str] | None
+    source: Source
+    links: tuple[Link, ...]
+    selection_behavior: str | None
+    suggestions: Mapping[str, _SuggestionTemplate]
+    override_reasons: tuple[Coding, ...]
+    # Everything as written in the file, for the rule catalogue.
+    definition: Mapping[str, Any]
+
+
+class CardRenderer:
+    def __init__(self, templates: Mapping[str, CardTemplate]) -> None:
+        self.templates = dict(templates)
+
+    @classmethod
+    def load(cls) -> "CardRenderer":
+        """Read and compile every card in the installed cards/ folder."""
+        files = sorted(
+            (entry for entry in resources.files(CARD_PACKAGE).iterdir() if entry.name.endswith(".yaml")),
+            key=lambda entry: entry.name,
+        )
+        templates = {}
+        for entry in files:
+            template = compile_card(entry.name.removesuffix(".yaml"), yaml.safe_load(entry.read_text("utf-8")))
+            templates[template.id] = template
+        return cls(templates)
+
+    def render(self, finding: Finding) -> Card:
+        template = self.templates.get(finding.card)
+        if template is None:
+            raise CardContentError(f"no card named {finding.card} in cards/")
+        values = dict(finding.values)
+        suggestions = tuple(self._suggestion(template, proposed, values) for proposed in finding.suggestions)
+        return Card(
+            uuid=str(uuid.uuid4()),
+            summary=_summary(template.summary(**values)),
+            detail=template.detail(**values).strip() if template.detail else None,
+            indicator=template.indicator,  # type: ignore[arg-type]
+            source=template.source,
+            suggestions=suggestions,
+            selectionBehavior=template.selection_behavior if suggestions else None,  # type: ignore[arg-type]
+            overrideReasons=template.override_reasons,
+            links=template.links,
+        )
+
+    def _suggestion(self, template: CardTemplate, proposed: ProposedSuggestion, card_values: Mapping[str, Any]) -> Suggestion:
+        wording = template.suggestions.get(proposed.key)
+        if wording is None:
+            raise CardContentError(f"card {template.id} has no suggestion named {proposed.key}")
+        values = {**card_values, **proposed.values}
+        actions = []
+        for action in proposed.actions:
+            describe = wording.actions.get(action.type)
+            if describe is None:
+                raise CardContentError(f"card {template.id}, suggestion {proposed.key}: no wording for a {action.type} action")
+            actions.append(
+                Action(
+                    type=action.type,
+                    description=_one_line(describe(**values, **action.values)),
+                    resource=dict(action.resource) if action.resource else None,
+                    resourceId=action.resource_id,
+                )
+            )
+        return Suggestion(
+            label=_one_line(wording.label(**values)),
+            uuid=str(uuid.uuid4()),
+            actions=tuple(actions),
+            isRecommended=True if proposed.recommended else None,
+        )
+
+
+def compile_card(name: str, definition: Any) -> CardTemplate:
+    """Check one card definition and compile its templates; the file name must equal its id."""
+    if not isinstance(definition, dict):
+        raise CardContentError(f"cards/{name}.yaml must be a mapping")
+    card_id = definition.get("id")
+    if card_id != name:
+        raise CardContentError(f"cards/{name}.yaml: id must be {name!r}, found {card_id!r}")
+    for required in ("title", "indicator", "summary", "detail", "source"):
+        if not definition.get(required):
+            raise CardContentError(f"cards/{name}.yaml: {required} is required")
+    indicator = definition["indicator"]
+    if indicator not in INDICATORS:
+        raise CardContentError(f"cards/{name}.yaml: indicator must be one of {', '.join(INDICATORS)}")
+    reasons = tuple(
+        Coding(system=OVERRIDE_REASON_SYSTEM, code=reason["code"], display=reason["display"])
+        for reason in definition.get("overrideReasons") or []
+    )
+    if indicator in ("warning", "critical") and not reasons:
+        raise CardContentError(f"cards/{name}.yaml: a {indicator} card needs overrideReasons")
+    suggestions = {
+        key: _SuggestionTemplate(
+            label=_plain(value["label"]),
+            actions={kind: _plain(text) for kind, text in (value.get("actions") or {}).items()},
+        )
+        for key, value in (definition.get("suggestions") or {}).items()
+    }
+    if suggestions and definition.get("selectionBehavior") not in ("at-most-one", "any"):
+        raise CardContentError(f"cards/{name}.yaml: selectionBehavior (at-most-one or any) is required with suggestions")
+    source = definition["source"]
+    return CardTemplate(
+        id=card_id,
+        title=definition["title"],
+        indicator=indicator,
+        summary=_plain(definition["summary"]),
+        detail=_markdown(definition["detail"]),
+        source=Source(
+            label=source["label"],
+            url=source.get("url"),
+            topic=Coding(system=CARD_TOPIC_SYSTEM, code=card_id, display=definition["title"]),
+        ),
+        links=tuple(Link(label=link["label"], url=link["url"], type="absolute") for link in definition.get("links") or []),
+        selection_behavior=definition.get("selectionBehavior"),
+        suggestions=suggestions,
+        override_reasons=reasons,
+        definition=definition,
+    )
+
+
+def escape_markdown(value: Any) -> Any:
+    """Record values are data, never markup: neutralise Markdown and HTML in text, leave numbers alone."""
+    if isinstance(value, str):
+        return _MARKDOWN_SPECIALS.sub(r"\\\1", value)
+    return value
+
+
+def _format_value(value: Any) -> Any:
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value
+
+
+_PLAIN = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, finalize=_format_value)
+_MARKDOWN = jinja2.Environment(
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    finalize=lambda value: escape_markdown(_format_value(value)),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _plain(source: str) -> Callable[..., str]:
+    return _PLAIN.from_string(source).render
+
+
+def _markdown(source: str) -> Callable[..., str]:
+    return _MARKDOWN.from_string(source).render
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _summary(text: str) -> str:
+    """CDS Hooks caps summary below 140 characters; long drug names from the record must not break that."""
+    line = _one_line(text)
+    return line if len(line) < 140 else line[:138].rstrip() + "…"

@@ -1,0 +1,77 @@
+"""What a rule is and what it returns: a Finding names a card in cards/ and carries the patient's own values."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Callable, Iterable, Literal, Mapping
+
+from cds_hooks.facts import Facts
+from cds_hooks.record import DraftOrder, PatientRecord
+from cds_hooks.settings import Settings
+
+
+@dataclass(frozen=True)
+class ProposedAction:
+    type: Literal["create", "update", "delete"]
+    # Values for the action's description template in the card file.
+    values: Mapping[str, Any] = field(default_factory=dict)
+    resource_id: str | None = None
+    resource: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ProposedSuggestion:
+    # Names a suggestion in the card file, which holds its label and action wording.
+    key: str
+    actions: tuple[ProposedAction, ...]
+    values: Mapping[str, Any] = field(default_factory=dict)
+    recommended: bool = False
+
+
+@dataclass(frozen=True)
+class Finding:
+    card: str
+    values: Mapping[str, Any]
+    suggestions: tuple[ProposedSuggestion, ...] = ()
+    # References ("Type/id") of the resources that made the rule fire, for audit logs and tests.
+    evidence: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    hook: str
+    record: PatientRecord
+    facts: Facts
+    # Draft orders the clinician is acting on: the selections for order-select, every draft for order-sign.
+    focus_orders: tuple[DraftOrder, ...]
+    settings: Settings
+    as_of: date
+
+
+RuleFunction = Callable[[RuleContext], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    # The rule's number in Part B of the clinical reference.
+    number: int
+    title: str
+    hooks: frozenset[str]
+    cards: tuple[str, ...]
+    evaluate: RuleFunction
+
+
+REGISTRY: list[Rule] = []
+
+
+def rule(*, id: str, number: int, title: str, hooks: Iterable[str], cards: Iterable[str]) -> Callable[[RuleFunction], RuleFunction]:
+    """Register a rule function; its findings may only name the cards declared here."""
+
+    def register(function: RuleFunction) -> RuleFunction:
+        if any(existing.id == id for existing in REGISTRY):
+            raise ValueError(f"duplicate rule id {id}")
+        REGISTRY.append(Rule(id, number, title, frozenset(hooks), tuple(cards), function))
+        return function
+
+    return register

@@ -1,0 +1,73 @@
+"""Exposure periods: concurrent vs sequential is decided by dates, not by status alone."""
+from __future__ import annotations
+
+from datetime import date
+
+from cds_hooks.facts.therapy import DOSE_COVERAGE, exposures, planned_period
+from cds_hooks.record import build_record
+
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+DOXORUBICIN = {"coding": [{"system": RX, "code": "3639"}]}
+
+
+def record_with(*resources, drafts=()):
+    return build_record({"meds": list(resources)}, list(drafts))
+
+
+def statement(status, **effective):
+    return {"resourceType": "MedicationStatement", "id": f"s-{status}", "status": status, "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": DOXORUBICIN, **effective}
+
+
+def administration(aid, when, status="completed"):
+    return {"resourceType": "MedicationAdministration", "id": aid, "status": status, "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": DOXORUBICIN, "effectiveDateTime": when}
+
+
+def test_active_statement_without_end_is_ongoing():
+    (exposure,) = exposures(record_with(statement("active", effectivePeriod={"start": "2026-11-02"})))
+    assert exposure.ongoing and exposure.start == date(2026, 11, 2)
+    assert exposure.overlaps(date(2030, 1, 1))
+
+
+def test_completed_course_ends_on_its_end_date():
+    (exposure,) = exposures(record_with(statement("completed", effectivePeriod={"start": "2026-08-24", "end": "2026-10-26"})))
+    assert exposure.end == date(2026, 10, 26)
+    assert not exposure.overlaps(date(2026, 10, 27))
+    assert exposure.overlaps(date(2026, 10, 26))
+
+
+def test_a_dose_covers_its_cycle_but_not_the_next():
+    (exposure,) = exposures(record_with(administration("a1", "2026-10-26T10:30:00Z")))
+    assert exposure.end == date(2026, 10, 26) + DOSE_COVERAGE
+    assert exposure.overlaps(date(2026, 11, 5))          # 10 days later: same cycle
+    assert not exposure.overlaps(date(2026, 11, 16))     # 21 days later: the usual sequential switch
+
+
+def test_in_progress_administration_is_one_dose_not_forever():
+    (exposure,) = exposures(record_with(administration("a1", "2026-10-26", status="in-progress")))
+    assert exposure.end == date(2026, 10, 26) + DOSE_COVERAGE
+
+
+def test_partial_dates_take_their_widest_meaning():
+    (exposure,) = exposures(record_with(statement("completed", effectivePeriod={"start": "2026-03", "end": "2026-05"})))
+    assert (exposure.start, exposure.end) == (date(2026, 3, 1), date(2026, 5, 31))
+
+
+def test_records_in_error_or_not_taken_are_not_exposures():
+    assert exposures(record_with(statement("entered-in-error"), administration("x", "2026-10-01", status="not-done"))) == ()
+
+
+def test_planned_period_of_a_draft_prefers_dosage_bounds_then_authored_date_then_today():
+    draft = {"resourceType": "MedicationRequest", "id": "d", "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
+             "medicationCodeableConcept": DOXORUBICIN, "authoredOn": "2026-11-20",
+             "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-12-01", "end": "2027-02-01"}}}}]}
+    bare = {**draft, "id": "bare", "dosageInstruction": []}
+    undated = {key: value for key, value in bare.items() if key != "authoredOn"}
+    orders = record_with(drafts=[draft, bare, {**undated, "id": "undated"}]).draft_orders
+    today = date(2026, 11, 22)
+    assert [planned_period(order, today) for order in orders] == [
+        (date(2026, 12, 1), date(2027, 2, 1)),
+        (date(2026, 11, 20), None),
+        (today, None),
+    ]

@@ -1,0 +1,95 @@
+"""The typed record: what is kept, what is dropped before modelling, and how client shapes are normalised."""
+from __future__ import annotations
+
+import pytest
+
+from cds_hooks.protocol.errors import InvalidRequest
+from cds_hooks.record import build_record, normalise_medication_order
+
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def observation(oid, code, system="http://loinc.org", status="final"):
+    return {"resourceType": "Observation", "id": oid, "status": status, "code": {"coding": [{"system": system, "code": code}]},
+            "subject": {"reference": "Patient/p"}, "valueQuantity": {"value": 60, "unit": "%"}}
+
+
+def test_only_observations_the_rules_read_are_modelled():
+    resources = [observation("lvef", "10230-1"), observation("glucose", "2345-7"), observation("race", "2106-3", system="urn:oid:2.16.840.1.113883.6.238"),
+                 observation("void", "10230-1", status="entered-in-error")]
+    record = build_record({"obs": resources}, [])
+    assert [o.id for o in record.observations] == ["lvef"]
+
+
+def test_medications_are_kept_only_when_they_normalise_to_a_known_ingredient():
+    statements = [
+        {"resourceType": "MedicationStatement", "id": "dox", "status": "active", "subject": {"reference": "Patient/p"},
+         "medicationCodeableConcept": {"coding": [{"system": RX, "code": "3639"}]}},
+        {"resourceType": "MedicationStatement", "id": "aspirin", "status": "active", "subject": {"reference": "Patient/p"},
+         "medicationCodeableConcept": {"text": "aspirin"}},
+    ]
+    record = build_record({"statements": statements}, [])
+    assert [(m.reference, sorted(m.match.ingredients)) for m in record.medications] == [("MedicationStatement/dox", ["doxorubicin"])]
+
+
+def test_medication_reference_is_resolved_from_contained_and_included_resources():
+    medication = {"resourceType": "Medication", "id": "m1", "code": {"coding": [{"system": RX, "code": "224905"}]}}
+    requests = [
+        {"resourceType": "MedicationRequest", "id": "r1", "status": "active", "intent": "order", "subject": {"reference": "Patient/p"},
+         "medicationReference": {"reference": "Medication/m1"}},
+        {"resourceType": "MedicationRequest", "id": "r2", "status": "active", "intent": "order", "subject": {"reference": "Patient/p"},
+         "contained": [{"resourceType": "Medication", "id": "c", "code": {"coding": [{"system": RX, "code": "3995"}]}}],
+         "medicationReference": {"reference": "#c"}},
+    ]
+    record = build_record({"requests": requests + [medication]}, [])
+    assert {m.reference: sorted(m.match.ingredients) for m in record.medications} == {
+        "MedicationRequest/r1": ["trastuzumab"], "MedicationRequest/r2": ["epirubicin"],
+    }
+
+
+def test_same_resource_from_two_prefetch_keys_counts_once():
+    lvef = observation("lvef", "10230-1")
+    assert len(build_record({"a": [lvef], "b": [dict(lvef)]}, []).observations) == 1
+
+
+def test_invalid_resource_is_left_out_and_reported():
+    broken = observation("bad", "10230-1")
+    broken["effectiveDateTime"] = "not a date"
+    record = build_record({"obs": [broken, observation("ok", "10230-1")]}, [])
+    assert [o.id for o in record.observations] == ["ok"]
+    assert record.unreadable == ("Observation/bad",)
+
+
+def test_sandbox_single_object_category_and_reason_become_arrays():
+    order = normalise_medication_order({"resourceType": "MedicationRequest", "id": "d", "category": {"text": "community"},
+                                        "reasonCode": {"text": "cancer"}, "subject": {"reference": "Patient/p"}})
+    assert order["category"] == [{"text": "community"}] and order["reasonCode"] == [{"text": "cancer"}]
+    assert order["intent"] == "order" and order["status"] == "draft"
+
+
+def test_dstu2_medication_order_becomes_an_r4_request():
+    order = normalise_medication_order({
+        "resourceType": "MedicationOrder", "id": "o", "patient": {"reference": "Patient/p"}, "dateWritten": "2026-11-22",
+        "reasonCodeableConcept": {"text": "cancer"}, "dosageInstruction": [{"doseQuantity": {"value": 8, "unit": "mg/kg"}}],
+    })
+    assert order["resourceType"] == "MedicationRequest"
+    assert order["subject"] == {"reference": "Patient/p"} and order["authoredOn"] == "2026-11-22"
+    assert order["reasonCode"] == [{"text": "cancer"}]
+    assert order["dosageInstruction"] == [{"doseAndRate": [{"doseQuantity": {"value": 8, "unit": "mg/kg"}}]}]
+
+
+def test_draft_orders_keep_the_clients_reference_and_text():
+    drafts = [{"resourceType": "MedicationOrder", "id": "o", "patient": {"reference": "Patient/p"},
+               "medicationCodeableConcept": {"text": "Kadcyla 160 mg"}}]
+    (order,) = build_record({}, drafts).draft_orders
+    assert order.reference == "MedicationOrder/o"
+    assert order.text == "Kadcyla 160 mg"
+    assert order.match.ingredients == frozenset({"ado_trastuzumab_emtansine"})
+
+
+def test_unreadable_draft_order_is_a_400_naming_the_order():
+    drafts = [{"resourceType": "MedicationRequest", "id": "d", "subject": {"reference": "Patient/p"}, "authoredOn": "yesterday",
+               "medicationCodeableConcept": {"text": "trastuzumab"}}]
+    with pytest.raises(InvalidRequest) as raised:
+        build_record({}, drafts)
+    assert "MedicationRequest/d" in raised.value.message
