@@ -1,0 +1,70 @@
+"""HTTP endpoints of CDS Hooks 2.0: discovery, service invocation and feedback. Thin: parsing and status only."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from cds_hooks.engine import Engine
+from cds_hooks.feedback import FeedbackStore, parse_feedback
+from cds_hooks.protocol.errors import InvalidRequest, UnsupportedMediaType
+
+blueprint = Blueprint("cds_services", __name__)
+JSON_MEDIA_TYPES = ("application/json", "application/fhir+json")
+
+
+def _engine() -> Engine:
+    return current_app.extensions["cds_hooks.engine"]
+
+
+def _feedback_store() -> FeedbackStore:
+    return current_app.extensions["cds_hooks.feedback"]
+
+
+@blueprint.get("/cds-services")
+def discovery():
+    return jsonify(_engine().discovery())
+
+
+@blueprint.post("/cds-services/<service_id>")
+def invoke(service_id: str):
+    engine = _engine()
+    engine.service(service_id)  # an unknown id is a 404 before the body is even read
+    g.service_id = service_id
+    evaluation = engine.evaluate(service_id, json_body())
+    g.card_ids = evaluation.card_ids
+    g.timings_ms = evaluation.timings_ms
+    g.fetched_keys = evaluation.fetched_keys
+    return jsonify(evaluation.body)
+
+
+@blueprint.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str):
+    _engine().service(service_id)
+    g.service_id = service_id
+    items, problems = parse_feedback(json_body())
+    # Good items are kept even when others in the same batch are rejected.
+    stored = _feedback_store().store(service_id, items) if items else 0
+    g.feedback = {"received": len(items), "new": stored, "rejected": len(problems)}
+    if problems:
+        raise InvalidRequest("some feedback items are not valid; the valid ones were stored", details=problems)
+    return jsonify({"stored": len(items)})
+
+
+def json_body() -> Any:
+    """The request body as JSON: 415 for another media type, 400 for malformed JSON."""
+    media_type = (request.mimetype or "").lower()
+    if media_type not in JSON_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"send the body as application/json (got {media_type or 'no Content-Type'})"
+        )
+    raw = request.get_data(cache=False)
+    if not raw:
+        raise InvalidRequest("the request body is empty; a JSON object is required")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise InvalidRequest("the request body is not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise InvalidRequest(f"the request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
