@@ -81,6 +81,7 @@ class Engine:
         as_of = self.today()
         context = RuleContext(
             hook=service.hook,
+            patient_id=request.patient_id,
             record=record,
             facts=Facts(record, as_of),
             focus_orders=focus_orders(request, record),
@@ -90,9 +91,10 @@ class Engine:
         findings = list(self._findings(context))
         clock.lap("rules")
         cards = sorted((self.renderer.render(finding) for finding in findings), key=lambda card: INDICATOR_ORDER[card.indicator])
+        system_actions = tuple(action for finding in findings for action in self.renderer.render_system_actions(finding))
         clock.lap("render")
         return Evaluation(
-            body=to_json(Response(cards=tuple(cards))),
+            body=to_json(Response(cards=tuple(cards), systemActions=system_actions)),
             service_id=service.id,
             card_ids=tuple(_card_id(card) for card in cards),
             fetched_keys=prefetch.fetched_keys,

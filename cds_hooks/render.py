@@ -16,7 +16,7 @@ import jinja2
 import yaml
 
 from cds_hooks.protocol.cards import Action, Card, Coding, Link, Source, Suggestion
-from cds_hooks.rules.base import Finding, ProposedSuggestion
+from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion
 
 CARD_PACKAGE = "cds_hooks.card_content"
 CARD_TOPIC_SYSTEM = "urn:her2-cds:card"
@@ -46,6 +46,7 @@ class CardTemplate:
     links: tuple[Link, ...]
     selection_behavior: str | None
     suggestions: Mapping[str, _SuggestionTemplate]
+    system_actions: Mapping[str, Callable[..., str]]
     override_reasons: tuple[Coding, ...]
     # Everything as written in the file, for the rule catalogue.
     definition: Mapping[str, Any]
@@ -86,24 +87,32 @@ class CardRenderer:
             links=template.links,
         )
 
+    def render_system_actions(self, finding: Finding) -> tuple[Action, ...]:
+        template = self.templates[finding.card]
+        return tuple(self._action(template, action, {**finding.values, **action.values}, template.system_actions, "systemActions")
+                     for action in finding.system_actions)
+
+    def _action(self, template: CardTemplate, action: ProposedAction, values: Mapping[str, Any],
+                wording: Mapping[str, Callable[..., str]], where: str) -> Action:
+        describe = wording.get(action.type)
+        if describe is None:
+            raise CardContentError(f"card {template.id}, {where}: no wording for a {action.type} action")
+        return Action(
+            type=action.type,
+            description=_one_line(describe(**values)),
+            resource=dict(action.resource) if action.resource else None,
+            resourceId=action.resource_id,
+        )
+
     def _suggestion(self, template: CardTemplate, proposed: ProposedSuggestion, card_values: Mapping[str, Any]) -> Suggestion:
         wording = template.suggestions.get(proposed.key)
         if wording is None:
             raise CardContentError(f"card {template.id} has no suggestion named {proposed.key}")
         values = {**card_values, **proposed.values}
-        actions = []
-        for action in proposed.actions:
-            describe = wording.actions.get(action.type)
-            if describe is None:
-                raise CardContentError(f"card {template.id}, suggestion {proposed.key}: no wording for a {action.type} action")
-            actions.append(
-                Action(
-                    type=action.type,
-                    description=_one_line(describe(**values, **action.values)),
-                    resource=dict(action.resource) if action.resource else None,
-                    resourceId=action.resource_id,
-                )
-            )
+        actions = [
+            self._action(template, action, {**values, **action.values}, wording.actions, f"suggestion {proposed.key}")
+            for action in proposed.actions
+        ]
         return Suggestion(
             label=_one_line(wording.label(**values)),
             uuid=str(uuid.uuid4()),
@@ -138,6 +147,7 @@ def compile_card(name: str, definition: Any) -> CardTemplate:
         )
         for key, value in (definition.get("suggestions") or {}).items()
     }
+    system_actions = {kind: _plain(text) for kind, text in (definition.get("systemActions") or {}).items()}
     if suggestions and definition.get("selectionBehavior") not in ("at-most-one", "any"):
         raise CardContentError(f"cards/{name}.yaml: selectionBehavior (at-most-one or any) is required with suggestions")
     source = definition["source"]
@@ -155,6 +165,7 @@ def compile_card(name: str, definition: Any) -> CardTemplate:
         links=tuple(Link(label=link["label"], url=link["url"], type="absolute") for link in definition.get("links") or []),
         selection_behavior=definition.get("selectionBehavior"),
         suggestions=suggestions,
+        system_actions=system_actions,
         override_reasons=reasons,
         definition=definition,
     )

@@ -111,3 +111,21 @@ def test_card_detail_escapes_markup_from_the_record(live_server: LiveServer):
         card = critical_anthracycline_card(live_server.post("/cds-services/her2-order-sign", sandbox_request("order-sign", server.base_url)))
     assert re.search(r"(?<!\\)<img", card["detail"]) is None
     assert "\\<img" in card["detail"]
+
+
+def test_signing_records_the_interaction_as_a_system_action(live_server: LiveServer, fhir):
+    body = live_server.post("/cds-services/her2-order-sign", sandbox_request("order-sign", fhir.base_url)).json()
+    (action,) = body["systemActions"]
+    assert action["type"] == "create" and action["description"]
+    issue = action["resource"]
+    assert issue["resourceType"] == "DetectedIssue" and issue["severity"] == "high"
+    assert issue["code"]["coding"][0]["code"] == "DRG"
+    assert issue["patient"] == {"reference": "Patient/sbx-her2-1"}
+    assert {i["reference"] for i in issue["implicated"]} == {"MedicationRequest/request-123", "MedicationStatement/sbx-her2-1-dox"}
+
+
+def test_selecting_an_order_records_nothing(live_server: LiveServer, fhir):
+    request = sandbox_request("order-select-lapatinib", fhir.base_url)
+    request["context"]["draftOrders"]["entry"][0]["resource"]["medicationCodeableConcept"] = TRASTUZUMAB
+    body = live_server.post("/cds-services/her2-order-select", request).json()
+    assert body["cards"] and "systemActions" not in body

@@ -6,7 +6,7 @@ so serialisation drops them everywhere.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 Indicator = Literal["info", "warning", "critical"]
@@ -80,7 +80,6 @@ class Card:
 class Response:
     cards: tuple[Card, ...] = ()
     systemActions: tuple[Action, ...] = ()
-    extension: dict[str, Any] = field(default_factory=dict)
 
 
 def to_json(value: Any) -> Any:

@@ -35,11 +35,15 @@ class Finding:
     suggestions: tuple[ProposedSuggestion, ...] = ()
     # References ("Type/id") of the resources that made the rule fire, for audit logs and tests.
     evidence: tuple[str, ...] = ()
+    # Actions the client may apply without the clinician choosing them (CDS Hooks systemActions); their
+    # wording is the card file's `systemActions`.
+    system_actions: tuple[ProposedAction, ...] = ()
 
 
 @dataclass(frozen=True)
 class RuleContext:
     hook: str
+    patient_id: str
     record: PatientRecord
     facts: Facts
     # Draft orders the clinician is acting on: the selections for order-select, every draft for order-sign.

@@ -61,6 +61,27 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
             for order in removable.values()
         ),
         evidence=tuple(sorted({reference for key in pairs for reference in key})),
+        system_actions=(_detected_issue(context, pairs),) if context.hook == "order-sign" else (),
+    )
+
+
+def _detected_issue(context: RuleContext, pairs: dict[frozenset[str], dict[str, str]]) -> ProposedAction:
+    """At signing, a DetectedIssue lets the EHR keep a record that this interaction was flagged."""
+    implicated = sorted({reference for key in pairs for reference in key})
+    return ProposedAction(
+        type="create",
+        resource={
+            "resourceType": "DetectedIssue",
+            "status": "preliminary",
+            "code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "DRG",
+                                 "display": "Drug Interaction Alert"}]},
+            "severity": "high",
+            "patient": {"reference": f"Patient/{context.patient_id}"},
+            "identifiedDateTime": context.as_of.isoformat(),
+            "implicated": [{"reference": reference} for reference in implicated],
+            "detail": "HER2 antibody (trastuzumab or pertuzumab) planned concurrently with an anthracycline; "
+                      "cardiac dysfunction 27% with concurrent anthracycline + trastuzumab (Slamon, NEJM 2001).",
+        },
     )
 
 
