@@ -5,6 +5,8 @@ A case file is JSON:
      "draftOrders": [...], "selections": [...],          # order hooks; selections default to every draft
      "request": {...},                                  # instead of hook/patient/draftOrders: a whole request
      "service": "her2-order-select",                    # optional; default: the service for the hook
+     "rule": "cardiac.anthracycline-with-trastuzumab",   # optional: the rule this case exercises, and
+     "kind": "fire",                                    #   how: fire | near-miss | missing-data
      "expect": {"cards": [{"card": "card-id", "indicator": "critical"}], "absent": ["card-id"], "empty": true}}
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cds_hooks.protocol.request import parse_hook_request
 from cds_hooks.services import SERVICES, SERVICES_BY_ID
 
 PrefetchMode = Literal["full", "none"]
+CASE_KINDS = ("fire", "near-miss", "missing-data")
 
 
 class CaseError(ValueError):
@@ -44,6 +47,8 @@ class Case:
     # The request without prefetch or fhirServer; `request_for` adds those.
     request: Mapping[str, Any]
     store: InMemoryFhirStore | None = field(default=None, repr=False)
+    rule: str | None = None
+    kind: str | None = None
 
     def request_for(self, prefetch: PrefetchMode = "full", fhir_server: str | None = None) -> dict[str, Any]:
         """The request to send: prefetch filled from the patient Bundle, or left for fhirServer to supply."""
@@ -75,6 +80,8 @@ def load_case(path: Path) -> Case:
     service_id = data.get("service") or next((s.id for s in SERVICES if s.hook == hook), None)
     if service_id not in SERVICES_BY_ID:
         raise CaseError(f"{path}: no service for hook {hook!r}; name one with 'service'")
+    if data.get("kind") is not None and data["kind"] not in CASE_KINDS:
+        raise CaseError(f"{path}: kind must be one of {', '.join(CASE_KINDS)}")
     return Case(
         name=path.stem,
         path=path,
@@ -83,6 +90,8 @@ def load_case(path: Path) -> Case:
         expect=_expectation(data["expect"], path),
         request=request,
         store=store,
+        rule=data.get("rule"),
+        kind=data.get("kind"),
     )
 
 

@@ -83,7 +83,7 @@ class Engine:
             hook=service.hook,
             patient_id=request.patient_id,
             record=record,
-            facts=Facts(record, as_of),
+            facts=Facts(record, as_of, self.settings),
             focus_orders=focus_orders(request, record),
             settings=self.settings,
             as_of=as_of,

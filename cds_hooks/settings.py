@@ -38,6 +38,14 @@ class Settings:
     threads: int = 4
     # Log level name for the service's JSON logs.
     log_level: str = "INFO"
+    # Clinical policy. LVEF hold rules differ: "US" label (>= 16-point drop) or "EU" SmPC (>= 10 points and < 50%).
+    jurisdiction: str = "US"
+    # Lookback windows are local policy; the labels say only "before each dose" or "every 3 months".
+    weight_lookback_days: int = 30
+    lab_lookback_days: int = 7
+    pregnancy_test_lookback_days: int = 7
+    baseline_lvef_lookback_days: int = 90
+    lvef_monitoring_interval_days: int = 84
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -68,9 +76,15 @@ class Settings:
         return dataclasses.replace(self, **{k: _convert(k, v) for k, v in changes.items()})
 
     def validate(self) -> None:
+        if self.jurisdiction not in ("US", "EU"):
+            raise SettingsError("jurisdiction must be US or EU")
         if self.prefetch_budget_seconds <= 0:
             raise SettingsError("prefetch_budget_seconds must be positive")
-        for name in ("max_body_bytes", "prefetch_max_pages", "prefetch_max_response_bytes", "prefetch_threads", "workers", "threads"):
+        for name in (
+            "max_body_bytes", "prefetch_max_pages", "prefetch_max_response_bytes", "prefetch_threads", "workers", "threads",
+            "weight_lookback_days", "lab_lookback_days", "pregnancy_test_lookback_days", "baseline_lvef_lookback_days",
+            "lvef_monitoring_interval_days",
+        ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
 

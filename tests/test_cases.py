@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from cds_hooks.cases import check_response, load_cases
+from cds_hooks.cases import CASE_KINDS, check_response, load_cases
+from cds_hooks.rules import REGISTRY
 
 from .conftest import FIXTURES, LiveServer
 from .fhir_server import FhirTestServer
@@ -25,8 +26,17 @@ def test_case_fetched_from_fhir_server(live_server: LiveServer, case):
     assert check_response(case, response.status_code, response.json()) == []
 
 
-def test_cases_cover_fire_and_near_miss_for_anthracycline_rule():
-    card = "anthracycline-with-trastuzumab"
-    fire = [c for c in CASES if any(e["card"] == card for e in c.expect.cards)]
-    near_miss = [c for c in CASES if card in c.expect.absent]
-    assert len(fire) >= 3 and len(near_miss) >= 2
+@pytest.mark.parametrize("rule", REGISTRY, ids=[rule.id for rule in REGISTRY])
+def test_every_rule_has_a_firing_a_near_miss_and_a_missing_data_case(rule):
+    kinds = {case.kind for case in CASES if case.rule == rule.id}
+    assert kinds >= set(CASE_KINDS), f"{rule.id} lacks cases of kind {set(CASE_KINDS) - kinds}"
+
+
+def test_cases_name_registered_rules_and_their_cards():
+    rules = {rule.id: rule for rule in REGISTRY}
+    for case in CASES:
+        if case.rule is None:
+            continue
+        assert case.rule in rules, f"{case.name} names unknown rule {case.rule}"
+        named = {e["card"] for e in case.expect.cards} | set(case.expect.absent)
+        assert named & set(rules[case.rule].cards), f"{case.name} expects none of {case.rule}'s cards"

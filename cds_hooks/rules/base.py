@@ -58,24 +58,36 @@ RuleFunction = Callable[[RuleContext], Iterable[Finding]]
 @dataclass(frozen=True)
 class Rule:
     id: str
-    # The rule's number in Part B of the clinical reference.
-    number: int
+    # The rule numbers in Part B of the clinical reference that this rule implements.
+    numbers: tuple[int, ...]
     title: str
     hooks: frozenset[str]
     cards: tuple[str, ...]
+    # For the reviewable catalogue (docs/rules.md): what makes it fire, and the thresholds it applies.
+    trigger: str
+    thresholds: str
     evaluate: RuleFunction
 
 
 REGISTRY: list[Rule] = []
 
 
-def rule(*, id: str, number: int, title: str, hooks: Iterable[str], cards: Iterable[str]) -> Callable[[RuleFunction], RuleFunction]:
+def rule(
+    *,
+    id: str,
+    numbers: Iterable[int],
+    title: str,
+    hooks: Iterable[str],
+    cards: Iterable[str],
+    trigger: str,
+    thresholds: str = "",
+) -> Callable[[RuleFunction], RuleFunction]:
     """Register a rule function; its findings may only name the cards declared here."""
 
     def register(function: RuleFunction) -> RuleFunction:
         if any(existing.id == id for existing in REGISTRY):
             raise ValueError(f"duplicate rule id {id}")
-        REGISTRY.append(Rule(id, number, title, frozenset(hooks), tuple(cards), function))
+        REGISTRY.append(Rule(id, tuple(numbers), title, frozenset(hooks), tuple(cards), trigger, thresholds, function))
         return function
 
     return register

@@ -18,10 +18,15 @@ ANTHRACYCLINE_PARTNERS = terminology.ingredients_in_class("trastuzumab_product")
 
 @rule(
     id="cardiac.anthracycline-with-trastuzumab",
-    number=20,
+    numbers=(20,),
     title="Anthracycline active or overlapping with trastuzumab or pertuzumab",
     hooks=ORDER_HOOKS,
     cards=("anthracycline-with-trastuzumab",),
+    trigger=(
+        "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo) or pertuzumab while an anthracycline is drafted "
+        "too or recorded over the planned period; or a drafted anthracycline while one of those is."
+    ),
+    thresholds="Overlap of periods; a recorded dose covers 20 days after it (21-day cycle). T-DM1 and T-DXd are not in scope.",
 )
 def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
     pairs: dict[frozenset[str], dict[str, str]] = {}

@@ -1,0 +1,1 @@
+"""Liver (clinical reference Part B3, rules 22-27)."""

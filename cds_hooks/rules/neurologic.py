@@ -1,0 +1,1 @@
+"""Nerve toxicity (clinical reference Part B3, rule 34)."""

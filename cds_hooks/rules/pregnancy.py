@@ -1,0 +1,1 @@
+"""Pregnancy and contraception (clinical reference Part B4, rules 35-37)."""
