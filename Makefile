@@ -25,5 +25,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+catalog: $(STAMP)
+	$(BIN)/cds-hooks catalog
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("request", type=Path, help="a CDS Hooks request (JSON)")
     run.add_argument("--service", help="service id (default: the service for the request's hook)")
     run.set_defaults(command=_run)
+
+    catalog = commands.add_parser("catalog", help="write the rule catalogue (docs/rules.md) from the rules and cards")
+    catalog.add_argument("--output", type=Path, default=Path("docs/rules.md"), help="where to write (default docs/rules.md)")
+    catalog.add_argument("--check", action="store_true", help="do not write; exit 1 if the file differs from the rules")
+    catalog.set_defaults(command=_catalog)
     return parser
 
 
@@ -97,6 +102,22 @@ def _run(arguments: argparse.Namespace, settings: Settings) -> int:
     finally:
         engine.close()
     print(json.dumps(evaluation.body, indent=2))
+    return 0
+
+
+def _catalog(arguments: argparse.Namespace, settings: Settings) -> int:
+    from cds_hooks.catalog import catalog_markdown
+
+    text = catalog_markdown()
+    if arguments.check:
+        current = arguments.output.read_text("utf-8") if arguments.output.exists() else ""
+        if current != text:
+            print(f"{arguments.output} is out of date: run `cds-hooks catalog`", file=sys.stderr)
+            return 1
+        return 0
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    arguments.output.write_text(text, "utf-8")
+    print(f"wrote {arguments.output}", file=sys.stderr)
     return 0
 
 
