@@ -15,7 +15,7 @@ from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.protocol.cards import INDICATOR_ORDER, Card, Response, to_json
 from cds_hooks.protocol.errors import UnknownService
 from cds_hooks.protocol.request import HookRequest, parse_hook_request
-from cds_hooks.record import DraftOrder, PatientRecord, build_record
+from cds_hooks.record import DraftOrder, PatientRecord, build_record, warm_up
 from cds_hooks.render import CardRenderer
 from cds_hooks.rules import REGISTRY, Finding, Rule, RuleContext
 from cds_hooks.services import SERVICES, SERVICES_BY_ID, ServiceDefinition
@@ -50,6 +50,7 @@ class Engine:
         self.today = today
         self.rules_by_hook = {service.hook: [r for r in REGISTRY if service.hook in r.hooks] for service in SERVICES}
         self._check_rule_cards()
+        warm_up()
 
     def _check_rule_cards(self) -> None:
         """Fail at start-up, not mid-request, when a rule names a card that cards/ does not have."""
