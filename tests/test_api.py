@@ -244,3 +244,11 @@ def test_feedback_for_unknown_service_is_404(live_server: LiveServer):
 def test_feedback_without_array_is_400(live_server: LiveServer):
     response = live_server.post("/cds-services/her2-order-sign/feedback", {"items": []})
     assert response.status_code == 400
+
+
+def test_deeply_nested_json_is_400_not_500(live_server: LiveServer):
+    body = "[" * 200_000 + "]" * 200_000
+    response = live_server.session.post(live_server.base_url + "/cds-services/her2-patient-view", data=body,
+                                        headers={"Content-Type": "application/json"}, timeout=10)
+    assert response.status_code == 400
+    assert "nested" in response.json()["message"]

@@ -68,3 +68,5 @@ def json_body() -> Any:
         raise InvalidRequest("the request body is not UTF-8 text") from None
     except json.JSONDecodeError as error:
         raise InvalidRequest(f"the request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except RecursionError:
+        raise InvalidRequest("the request body is nested too deeply to be a CDS Hooks request") from None
