@@ -11,6 +11,7 @@ from flask_cors import CORS
 
 from cds_hooks.api.cds_services import blueprint as cds_services
 from cds_hooks.api.errors import register_error_handlers
+from cds_hooks.auth import require_client_tokens
 from cds_hooks.engine import Engine
 from cds_hooks.feedback import FeedbackStore
 from cds_hooks.settings import Settings
@@ -51,6 +52,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         g.request_id = supplied if _REQUEST_ID.match(supplied) else str(uuid.uuid4())
         g.started = time.perf_counter()
 
+    # Registered after start_request so that a refusal is logged with its request id. Off only when the
+    # settings say so explicitly; `cds-hooks serve` then keeps to loopback.
+    if settings.auth_required:
+        require_client_tokens(app, settings, cds_services.name)
+
     @app.after_request
     def finish_request(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")
@@ -62,7 +68,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             "status": response.status_code,
             "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 3),
         }
-        for name in ("card_ids", "timings_ms", "fetched_keys", "feedback"):
+        # `client` is the verified token's issuer: who asked, for the audit trail of calls that carry patient data.
+        for name in ("client", "card_ids", "timings_ms", "fetched_keys", "feedback"):
             if g.get(name) is not None:
                 fields[name] = g.get(name)
         log.info("request", extra=fields)

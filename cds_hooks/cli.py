@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
     serve.add_argument("--workers", type=int, help="gunicorn worker processes (default: setting 'workers')")
     serve.add_argument("--threads", type=int, help="threads per worker (default: setting 'threads')")
+    serve.add_argument(
+        "--allow-unauthenticated-non-loopback", action="store_true",
+        help="with auth_required = false, serve on a host other machines can reach anyway (refused without this flag)",
+    )
     serve.set_defaults(command=_serve)
 
     run = commands.add_parser("run", help="evaluate a CDS Hooks request file and print the response JSON")
@@ -55,6 +59,14 @@ def _serve(arguments: argparse.Namespace, settings: Settings) -> int:
     from gunicorn.app.base import BaseApplication
 
     from cds_hooks.app import create_app
+    from cds_hooks.auth import AuthConfigurationError, check_serving_configuration
+
+    # Checked here, before gunicorn starts workers, so a refusal is one clear message and exit status 2.
+    try:
+        check_serving_configuration(settings, arguments.host, arguments.allow_unauthenticated_non_loopback)
+    except AuthConfigurationError as error:
+        print(f"cds-hooks serve: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
     options = {
         "bind": f"{_bracket_ipv6(arguments.host)}:{arguments.port}",

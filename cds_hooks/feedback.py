@@ -4,11 +4,12 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from cds_hooks.database import ThreadConnections
 
 OUTCOMES = ("accepted", "overridden")
 
@@ -128,18 +129,11 @@ class FeedbackStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._connections = ThreadConnections(self.path)
         self._connection().executescript(_SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA busy_timeout=10000")
-            self._local.connection = connection
-        return connection
+        return self._connections.get()
 
     def store(self, service_id: str, items: Iterable[FeedbackItem]) -> int:
         """Store items in one transaction; returns how many were new (duplicates are kept once)."""

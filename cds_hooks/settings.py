@@ -1,22 +1,84 @@
 """One settings object, read once at start-up from an optional TOML file and `CDS_HOOKS_*` variables.
 
-Defaults are safe and embedded: a SQLite file under the working folder and no external service.
+Defaults are safe and embedded: a SQLite file under the working folder, no external service, and CDS client
+authentication required unless it is explicitly turned off.
 """
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "CDS_HOOKS_"
 CONFIG_FILE_VARIABLE = "CDS_HOOKS_CONFIG"
+# One trusted issuer can be given without a settings file; more need [[trusted_issuers]] tables in it.
+ISSUER_VARIABLES = {
+    "iss": "CDS_HOOKS_AUTH_ISSUER",
+    "jku": "CDS_HOOKS_AUTH_JKU",
+    "jwks_file": "CDS_HOOKS_AUTH_JWKS_FILE",
+    "tenant": "CDS_HOOKS_AUTH_TENANT",
+}
+# CDS Hooks forbids `none` and every symmetric algorithm; only these asymmetric ones can be allowed.
+ASYMMETRIC_ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 
 
 class SettingsError(ValueError):
     """A setting has a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class TrustedIssuer:
+    """A CDS client whose tokens are accepted, and where its public keys come from."""
+
+    # The token's `iss`, compared exactly.
+    iss: str
+    # The JWK Set URL the client's tokens name in their `jku` header; keys are fetched from it unless
+    # jwks_file or keys is given. A token whose `jku` differs from it (or names one when this is empty) is refused.
+    jku: str = ""
+    # A JWK Set file exchanged out of band (read at start-up, never fetched).
+    jwks_file: Path | None = None
+    # Public JWKs written inline in the settings file.
+    keys: tuple[Mapping[str, Any], ...] = ()
+    # When set, the token's `tenant` claim must equal it.
+    tenant: str = ""
+
+    @classmethod
+    def from_mapping(cls, values: Any) -> "TrustedIssuer":
+        if isinstance(values, TrustedIssuer):
+            return values
+        if not isinstance(values, Mapping):
+            raise SettingsError("each trusted issuer must be a table with at least iss and jku, jwks_file or keys")
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise SettingsError(f"unknown trusted issuer fields: {', '.join(sorted(unknown))}")
+        keys = values.get("keys", ())
+        if not isinstance(keys, (list, tuple)) or not all(isinstance(key, Mapping) for key in keys):
+            raise SettingsError("trusted issuer keys must be a list of JWK tables")
+        return cls(
+            iss=str(values.get("iss", "")),
+            jku=str(values.get("jku", "")),
+            jwks_file=Path(values["jwks_file"]) if values.get("jwks_file") else None,
+            keys=tuple(dict(key) for key in keys),
+            tenant=str(values.get("tenant", "")),
+        )
+
+    def validate(self) -> None:
+        if not self.iss:
+            raise SettingsError("a trusted issuer needs iss (CDS_HOOKS_AUTH_ISSUER)")
+        if not (self.jku or self.jwks_file or self.keys):
+            raise SettingsError(f"trusted issuer {self.iss}: give jku, jwks_file or keys")
+        if self.jwks_file and self.keys:
+            raise SettingsError(f"trusted issuer {self.iss}: give jwks_file or keys, not both")
+        if self.jku:
+            url = urlsplit(self.jku)
+            # Keys fetched over plain HTTP could be swapped in transit; loopback is allowed for local test clients.
+            if not url.hostname or not (url.scheme == "https" or (url.scheme == "http" and is_loopback(url.hostname))):
+                raise SettingsError(f"trusted issuer {self.iss}: jku must be an https URL")
 
 
 @dataclass(frozen=True)
@@ -46,6 +108,27 @@ class Settings:
     pregnancy_test_lookback_days: int = 7
     baseline_lvef_lookback_days: int = 90
     lvef_monitoring_interval_days: int = 84
+    # CDS client authentication (CDS Hooks 2.0 §Security): a signed JWT on every discovery, service and
+    # feedback call. Turning it off is for local development; `cds-hooks serve` then stays on loopback.
+    auth_required: bool = True
+    # Clients whose tokens are accepted ([[trusted_issuers]] in the settings file, or CDS_HOOKS_AUTH_ISSUER...).
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
+    # Signature algorithms accepted (ES384 and RS384 are the ones CDS Hooks recommends).
+    auth_algorithms: tuple[str, ...] = ("ES384", "RS384")
+    # Clock skew allowed on exp and iat: the Sandbox rounds iat to the second, so it can be 0.5 s ahead.
+    auth_leeway_seconds: float = 5.0
+    # Longest token life (exp - iat) accepted: a leaked token is useful for that long at most, and the
+    # replay cache holds each jti that long.
+    auth_max_token_lifetime_seconds: int = 3600
+    # The URL clients call this service at (scheme, host, any path prefix of a reverse proxy). The expected
+    # `aud` is built from it; when empty, from the request's own URL, which is only right without a proxy.
+    public_base_url: str = ""
+    # A JWK Set fetched from a jku is used for this long, so a client's key removal takes effect after it.
+    auth_jwks_cache_seconds: float = 300.0
+    # An unknown kid refetches the set, but not more often than this, so forged kids cannot flood the client.
+    auth_jwks_min_refresh_seconds: float = 10.0
+    # Time allowed for fetching a JWK Set.
+    auth_jwks_timeout_seconds: float = 5.0
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -60,6 +143,9 @@ class Settings:
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw is not None:
                 values[name] = raw
+        issuer = {field: environ[variable] for field, variable in ISSUER_VARIABLES.items() if environ.get(variable)}
+        if issuer:
+            values["trusted_issuers"] = [*values.get("trusted_issuers", ()), issuer]
         return cls.from_mapping(values)
 
     @classmethod
@@ -87,6 +173,44 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
+        self._validate_auth()
+
+    def _validate_auth(self) -> None:
+        if not self.auth_algorithms:
+            raise SettingsError("auth_algorithms must name at least one algorithm")
+        for algorithm in self.auth_algorithms:
+            if algorithm not in ASYMMETRIC_ALGORITHMS:
+                raise SettingsError(
+                    f"auth_algorithms: {algorithm} is not allowed; CDS Hooks forbids none and symmetric (HS*) "
+                    f"algorithms. Choose from {', '.join(ASYMMETRIC_ALGORITHMS)}"
+                )
+        if not 0 <= self.auth_leeway_seconds <= 60:
+            raise SettingsError("auth_leeway_seconds must be between 0 and 60")
+        for name in ("auth_max_token_lifetime_seconds", "auth_jwks_cache_seconds", "auth_jwks_timeout_seconds"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive")
+        if self.auth_jwks_min_refresh_seconds < 0:
+            raise SettingsError("auth_jwks_min_refresh_seconds must not be negative")
+        if self.public_base_url:
+            url = urlsplit(self.public_base_url)
+            if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+                raise SettingsError("public_base_url must be an http(s) URL without query or fragment, e.g. https://cds.example.org")
+        seen: set[str] = set()
+        for issuer in self.trusted_issuers:
+            issuer.validate()
+            if issuer.iss in seen:
+                raise SettingsError(f"trusted issuer {issuer.iss} is listed twice")
+            seen.add(issuer.iss)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a host name or address only ever reaches this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _field_names() -> set[str]:
@@ -104,7 +228,28 @@ def _convert(name: str, value: Any) -> Any:
         if declared == "int":
             return int(value)
         if declared == "bool":
-            return value if isinstance(value, bool) else str(value).strip().lower() in {"1", "true", "yes", "on"}
+            return value if isinstance(value, bool) else _boolean(str(value))
+        if declared == "tuple[str, ...]":
+            # From the environment a list is comma-separated text: CDS_HOOKS_AUTH_ALGORITHMS=ES384,ES256
+            items = value.split(",") if isinstance(value, str) else value
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        if declared == "tuple[TrustedIssuer, ...]":
+            if isinstance(value, str):
+                raise SettingsError(
+                    "trusted_issuers is set as [[trusted_issuers]] tables in the settings file; "
+                    "one issuer can be given with CDS_HOOKS_AUTH_ISSUER and CDS_HOOKS_AUTH_JKU"
+                )
+            return tuple(TrustedIssuer.from_mapping(item) for item in value)
     except (TypeError, ValueError) as error:
         raise SettingsError(f"setting {name}: {error}") from None
     return value
+
+
+def _boolean(text: str) -> bool:
+    # Strict, so that a typo in CDS_HOOKS_AUTH_REQUIRED cannot silently turn authentication off.
+    word = text.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{text!r} is not true or false")

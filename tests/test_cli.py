@@ -34,7 +34,7 @@ def test_run_prints_the_response_for_a_request_file(tmp_path):
     result = run_cli("run", str(REQUEST), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     cards = json.loads(result.stdout)["cards"]
-    assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [("anthracycline-with-trastuzumab", "critical")]
+    assert ("anthracycline-with-trastuzumab", "critical") in [(c["source"]["topic"]["code"], c["indicator"]) for c in cards]
 
 
 def test_run_reports_a_bad_request_file(tmp_path):
@@ -68,7 +68,8 @@ def wait_until_healthy(base_url: str, process: subprocess.Popen, seconds: float 
         try:
             if requests.get(base_url + "/healthz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        # gunicorn's socket accepts before a worker has loaded the app, so a slow start is a read timeout.
+        except (requests.ConnectionError, requests.Timeout):
             time.sleep(0.1)
     raise AssertionError("server did not become healthy")
 
@@ -77,7 +78,9 @@ def test_serve_runs_under_gunicorn_from_any_folder(tmp_path):
     port = free_port()
     process = subprocess.Popen(
         [str(BIN / "cds-hooks"), "serve", "--port", str(port), "--workers", "2"],
-        cwd=tmp_path, env={**os.environ, "CDS_HOOKS_DATABASE_PATH": str(tmp_path / "db" / "feedback.sqlite3")},
+        # Authentication off, as `make run` does on loopback; tests/test_auth.py serves with it on.
+        cwd=tmp_path, env={**os.environ, "CDS_HOOKS_DATABASE_PATH": str(tmp_path / "db" / "feedback.sqlite3"),
+                           "CDS_HOOKS_AUTH_REQUIRED": "false"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     base_url = f"http://127.0.0.1:{port}"
@@ -85,6 +88,7 @@ def test_serve_runs_under_gunicorn_from_any_folder(tmp_path):
         wait_until_healthy(base_url, process)
         assert len(requests.get(base_url + "/cds-services", timeout=5).json()["services"]) == 3
         response = requests.post(base_url + "/cds-services/her2-order-sign", json=json.loads(REQUEST.read_text()), timeout=5)
+        # Critical cards come first.
         assert response.status_code == 200 and response.json()["cards"][0]["indicator"] == "critical"
         feedback = {"feedback": [{"card": response.json()["cards"][0]["uuid"], "outcome": "overridden",
                                   "outcomeTimestamp": "2026-11-22T13:46:27Z"}]}
@@ -112,4 +116,4 @@ def test_non_editable_install_carries_cards_and_data(tmp_path):
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)}, capture_output=True, text=True, timeout=60,
     )
     assert check.returncode == 0, check.stderr
-    assert json.loads(check.stdout)["cards"][0]["source"]["topic"]["code"] == "anthracycline-with-trastuzumab"
+    assert "anthracycline-with-trastuzumab" in [c["source"]["topic"]["code"] for c in json.loads(check.stdout)["cards"]]
