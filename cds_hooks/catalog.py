@@ -12,12 +12,15 @@ from cds_hooks.rules import REGISTRY, Rule
 PART_B_RULES = range(1, 46)
 
 # Part B rules that no rule implements, and why; shown in the catalogue so a reviewer sees the gap.
-OMITTED: Mapping[int, str] = {}
+OMITTED: Mapping[int, str] = {
+    30: "the clinical reference has no verified neutrophil LOINC code and marks the Enhertu §2.3 cytopenia grades as not re-verified",
+}
 
 
 def catalog_markdown(renderer: CardRenderer | None = None, rules: Iterable[Rule] = REGISTRY) -> str:
     renderer = renderer or CardRenderer.load()
-    rules = sorted(rules, key=lambda r: (min(r.numbers), r.id))
+    # The summary rule implements no Part B number; it sorts last.
+    rules = sorted(rules, key=lambda r: (min(r.numbers, default=len(PART_B_RULES) + 1), r.id))
     lines = [
         "# Rule catalogue",
         "",
@@ -46,7 +49,7 @@ def _rule_section(rule: Rule, cards: list[CardTemplate]) -> list[str]:
     lines = [
         f"### {rule.id}",
         "",
-        f"**{_cell(rule.title)}** — Part B {', '.join(map(str, rule.numbers))}; hooks: {', '.join(sorted(rule.hooks))}",
+        f"**{_cell(rule.title)}** — Part B {', '.join(map(str, rule.numbers)) or 'none (summary)'}; hooks: {', '.join(sorted(rule.hooks))}",
         "",
         f"- **Trigger:** {_cell(rule.trigger)}",
     ]
@@ -67,6 +70,8 @@ def _card_lines(card: CardTemplate) -> list[str]:
         lines.append(f"  - Suggestion `{key}`: {_cell(suggestion['label'])} ({actions})")
     for action_type, wording in (card.definition.get("systemActions") or {}).items():
         lines.append(f"  - System action ({action_type}): {_cell(wording)}")
+    if card.absorbs:
+        lines.append("  - Absorbs (shown instead of): " + ", ".join(f"`{other}`" for other in card.absorbs))
     if card.override_reasons:
         lines.append("  - Override reasons: " + "; ".join(_cell(reason.display or reason.code) for reason in card.override_reasons))
     return lines

@@ -55,6 +55,7 @@ class Engine:
     def _check_rule_cards(self) -> None:
         """Fail at start-up, not mid-request, when a rule names a card that cards/ does not have."""
         missing = {card for rule in REGISTRY for card in rule.cards if card not in self.renderer.templates}
+        missing |= {card for template in self.renderer.templates.values() for card in template.absorbs if card not in self.renderer.templates}
         if RULE_FAILURE_CARD not in self.renderer.templates:
             missing.add(RULE_FAILURE_CARD)
         if missing:
@@ -89,7 +90,7 @@ class Engine:
             settings=self.settings,
             as_of=as_of,
         )
-        findings = list(self._findings(context))
+        findings = self._without_absorbed(list(self._findings(context)))
         clock.lap("rules")
         cards = sorted((self.renderer.render(finding) for finding in findings), key=lambda card: INDICATOR_ORDER[card.indicator])
         system_actions = tuple(action for finding in findings for action in self.renderer.render_system_actions(finding))
@@ -116,6 +117,12 @@ class Engine:
             yield from findings
         if failed:
             yield Finding(card=RULE_FAILURE_CARD, values={"rules": [rule.title for rule in failed]})
+
+    def _without_absorbed(self, findings: list[Finding]) -> list[Finding]:
+        """Related findings merge: a card that another shown card absorbs (cards/ `absorbs`) is left out."""
+        shown = {finding.card for finding in findings}
+        absorbed = {other for card in shown for other in self.renderer.templates[card].absorbs} & shown
+        return [finding for finding in findings if finding.card not in absorbed]
 
     def close(self) -> None:
         self.resolver.close()

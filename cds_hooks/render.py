@@ -48,6 +48,8 @@ class CardTemplate:
     suggestions: Mapping[str, _SuggestionTemplate]
     system_actions: Mapping[str, Callable[..., str]]
     override_reasons: tuple[Coding, ...]
+    # Cards this one makes redundant: when both would be shown, only this one is.
+    absorbs: tuple[str, ...]
     # Everything as written in the file, for the rule catalogue.
     definition: Mapping[str, Any]
 
@@ -167,6 +169,7 @@ def compile_card(name: str, definition: Any) -> CardTemplate:
         suggestions=suggestions,
         system_actions=system_actions,
         override_reasons=reasons,
+        absorbs=tuple(definition.get("absorbs") or ()),
         definition=definition,
     )
 

@@ -37,7 +37,7 @@ def wrong_expectation(tmp_path, expect):
 def test_passing_case_in_process(engine):
     result = run_in_process(engine, load_case(FIRING))
     assert result.passed
-    assert result.cards == (("anthracycline-with-trastuzumab", "critical"),)
+    assert ("anthracycline-with-trastuzumab", "critical") in result.cards
 
 
 def test_failing_case_reports_what_differed(engine, tmp_path):

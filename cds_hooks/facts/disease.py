@@ -1,15 +1,55 @@
-"""Disease setting: early vs metastatic HER2-positive breast cancer, from conditions and staging."""
+"""Disease setting and course: early vs metastatic, residual disease after neoadjuvant therapy, progression,
+metastatic lines of HER2-directed therapy, recurrence interval and brain metastases."""
 from __future__ import annotations
 
-from typing import Literal
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Literal
 
 from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.observation import Observation
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
+from cds_hooks.facts.dates import first_day
+from cds_hooks.facts.observations import coded_value, effective_day, observations_in
+from cds_hooks.facts.therapy import Exposure
 
 Setting = Literal["metastatic", "early", "unknown"]
+ResidualStatus = Literal["residual", "pcr", "unknown"]
 _INACTIVE = frozenset({"inactive", "resolved", "remission"})
+
+HER2_DIRECTED = terminology.ingredients_in_class("her2_directed")
+TAXANES = terminology.ingredients_in_class("taxane")
+# Every trastuzumab product (biosimilars, Hylecta, Phesgo); not T-DM1 or T-DXd.
+TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
+
+# Drugs of one regimen start together; 30 days allows for a delayed first dose of one partner drug.
+REGIMEN_START_WINDOW = timedelta(days=30)
+# Neoadjuvant therapy takes about six months; exposures started more than a year before surgery belong to
+# something else (an earlier cancer or regimen) and are not counted.
+NEOADJUVANT_WINDOW = timedelta(days=365)
+AVERAGE_MONTH_DAYS = 365.25 / 12
+
+# AJCC TNM category notation as EHRs and pathology systems write it ("ypT1c", "ypN0(i+)", "cM1"), read only as a
+# whole value: the prefix letters (y = post-therapy, p = pathologic, c = clinical, r = recurrence, a = autopsy).
+_CATEGORY = re.compile(r"(?:yp|yc|rp|rc|p|c|a)?(?P<axis>[tnm])(?P<value>.+)")
+_T_RESIDUAL = re.compile(r"1mi|1[abc]?|2|3|4[a-d]?")
+_T_NONE = re.compile(r"0|is(?:\s*\((?:dcis|paget)\))?")
+_N_RESIDUAL = re.compile(r"1mi|[123][abc]?(?:\((?:sn|f)\))?")
+# ypN0 with isolated tumour cells (i+) or molecular findings (mol+) is not named by A3.4 as either pCR or
+# residual invasive disease, so it stays unknown and the clinician is asked.
+_N_NONE = re.compile(r"0(?:\((?:sn|f|i-|mol-)\))?")
+_M_METASTATIC = re.compile(r"1[a-d]?(?:\(.*\))?")
+# Only M1 matters for the setting; M0 is not read as "no metastases" because later conditions may say otherwise.
+_NOTHING = re.compile(r"(?!)")
+# Residual Cancer Burden class (NAACCR item 1179: 0 = RCB-0/pCR, 1, 2, 3), written as "RCB-II", "RCB 2", ...
+_RCB = re.compile(r"rcb[\s-]*(?:class[\s-]*)?(?P<value>0|1|2|3|i|ii|iii)")
+_RCB_CLASS = {"0": 0, "1": 1, "2": 2, "3": 3, "i": 1, "ii": 2, "iii": 3}
+
+_Reading = Literal["residual", "none", "unknown"]
 
 
 def active_conditions(facts: Facts, value_set: str) -> tuple[Condition, ...]:
@@ -21,13 +61,328 @@ def active_conditions(facts: Facts, value_set: str) -> tuple[Condition, ...]:
 
 
 def setting(facts: Facts) -> Setting:
-    """Metastatic when a secondary cancer or a history of metastatic cancer is recorded (mCODE); early when
-    breast cancer is recorded without either; unknown when the record names no breast cancer."""
-    if active_conditions(facts, "metastatic") or active_conditions(facts, "brain_metastasis"):
+    """Metastatic when a secondary cancer, a history of metastatic cancer or an M1 category is recorded (mCODE);
+    early when breast cancer is recorded without any of these; unknown when the record names no breast cancer."""
+    if active_conditions(facts, "metastatic") or active_conditions(facts, "brain_metastasis") or facts.get(_m1_staging):
         return "metastatic"
     if any(active_conditions(facts, vs) for vs in ("breast_cancer", "her2_positive_breast_cancer", "her2_negative_breast_cancer")):
         return "early"
     return "unknown"
+
+
+# --- metastatic disease ---------------------------------------------------------------------------
+
+
+def brain_metastases(facts: Facts) -> tuple[Condition, ...]:
+    """Active brain metastasis conditions (HER2CLIMB rule)."""
+    return active_conditions(facts, "brain_metastasis")
+
+
+def metastatic_since(facts: Facts) -> date | None:
+    """The earliest onset (else recorded) day of metastatic disease, from conditions and M1 staging."""
+    days = [
+        day for condition in active_conditions(facts, "metastatic") + brain_metastases(facts)
+        if (day := condition_day(condition)) is not None
+    ]
+    days += [day for observation in facts.get(_m1_staging) if (day := effective_day(observation)) is not None]
+    return min(days, default=None)
+
+
+def condition_day(condition: Condition) -> date | None:
+    """When the condition began: onset, else the day it was recorded."""
+    onset = condition.onsetDateTime or (condition.onsetPeriod.start if condition.onsetPeriod else None)
+    return first_day(onset) or first_day(condition.recordedDate)
+
+
+def _m1_staging(facts: Facts) -> tuple[Observation, ...]:
+    return tuple(
+        o for o in _staging_with_meaning(facts, {"m_category", "clinical_m", "pathologic_m"})
+        if _category_value(o, "m", _M_METASTATIC, _NOTHING) == "residual"
+    )
+
+
+# --- residual disease after neoadjuvant therapy (A3.4) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResidualDisease:
+    status: ResidualStatus
+    # Day of the post-neoadjuvant (yp) staging; it stands in for the day of surgery.
+    day: date | None
+    # What the record says, e.g. "ypT1c, ypN0" or "RCB-II", for the card.
+    described: str
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NeoadjuvantTherapy:
+    """HER2-directed and taxane exposures that started in the year before surgery."""
+
+    surgery_day: date
+    taxanes: tuple[Exposure, ...]
+    trastuzumab: tuple[Exposure, ...]
+    pertuzumab: tuple[Exposure, ...]
+
+    @property
+    def taxane_and_trastuzumab(self) -> bool:
+        return bool(self.taxanes and self.trastuzumab)
+
+
+def residual_disease_findings(facts: Facts) -> ResidualDisease:
+    """Residual invasive disease (ypT >= T1mi and/or ypN >= N1mi, or RCB >= 1) vs pCR (ypT0/Tis ypN0, RCB-0, or
+    'no evidence of malignant neoplasm'), from the newest yp staging; unknown when staging is missing or partial."""
+    newest = {meaning: _newest(facts, meaning) for meaning in ("yp_t", "yp_n", "yp_stage_group", "neoadjuvant_response")}
+    found = {meaning: o for meaning, o in newest.items() if o is not None}
+    if not found:
+        return ResidualDisease("unknown", None, "no post-neoadjuvant (yp) staging recorded")
+    t = _category_value(found["yp_t"], "t", _T_RESIDUAL, _T_NONE) if "yp_t" in found else "unknown"
+    n = _category_value(found["yp_n"], "n", _N_RESIDUAL, _N_NONE) if "yp_n" in found else "unknown"
+    rcb = _rcb_value(found["neoadjuvant_response"]) if "neoadjuvant_response" in found else "unknown"
+    group_pcr = "yp_stage_group" in found and _is_pcr_value(found["yp_stage_group"])
+    if "residual" in (t, n, rcb):
+        status: ResidualStatus = "residual"
+    elif (t == "none" and n == "none") or rcb == "none" or group_pcr:
+        status = "pcr"
+    else:
+        status = "unknown"
+    days = [day for o in found.values() if (day := effective_day(o)) is not None]
+    return ResidualDisease(
+        status=status,
+        day=max(days, default=None),
+        described=", ".join(_describe_value(o) for o in found.values()),
+        references=tuple(f"Observation/{o.id}" for o in found.values()),
+    )
+
+
+def residual_disease(facts: Facts) -> ResidualStatus:
+    """"residual", "pcr" or "unknown" (no or incomplete yp staging: the card asks rather than assumes)."""
+    return facts.get(residual_disease_findings).status
+
+
+def neoadjuvant_therapy(facts: Facts) -> NeoadjuvantTherapy | None:
+    """Taxane, trastuzumab and pertuzumab exposures started in the year before surgery (the yp staging day);
+    None when no yp staging dates the surgery."""
+    surgery = facts.get(residual_disease_findings).day
+    if surgery is None:
+        return None
+    return therapy_before(facts, surgery)
+
+
+def therapy_before(facts: Facts, day: date) -> NeoadjuvantTherapy:
+    """Taxane, trastuzumab-product and pertuzumab exposures that started in the year before `day`."""
+    before = [e for e in facts.exposures if e.start is not None and day - NEOADJUVANT_WINDOW <= e.start < day]
+    return NeoadjuvantTherapy(
+        surgery_day=day,
+        taxanes=tuple(e for e in before if e.ingredients & TAXANES),
+        trastuzumab=tuple(e for e in before if e.ingredients & TRASTUZUMAB_PRODUCTS),
+        pertuzumab=tuple(e for e in before if "pertuzumab" in e.ingredients),
+    )
+
+
+def _newest(facts: Facts, meaning: str) -> Observation | None:
+    return next(iter(_staging_with_meaning(facts, {meaning})), None)
+
+
+def _staging_with_meaning(facts: Facts, meanings: set[str]) -> tuple[Observation, ...]:
+    return tuple(
+        o for o in observations_in(facts.record, "staging")
+        if terminology.coded_meaning(o.code.model_dump(exclude_none=True), "staging") in meanings
+    )
+
+
+def _category_value(observation: Observation, axis: str, residual: re.Pattern[str], none: re.Pattern[str]) -> _Reading:
+    """Whether a T/N/M category value means disease ("residual"), none, or cannot be read."""
+    if _is_pcr_value(observation):
+        return "none"
+    for text in _value_texts(observation):
+        match = _CATEGORY.fullmatch(text)
+        if match is None or match["axis"] != axis:
+            continue
+        if residual.fullmatch(match["value"]):
+            return "residual"
+        if none.fullmatch(match["value"]):
+            return "none"
+    return "unknown"
+
+
+def _rcb_value(observation: Observation) -> _Reading:
+    if _is_pcr_value(observation):
+        return "none"
+    for text in _value_texts(observation):
+        match = _RCB.fullmatch(text)
+        if match is not None:
+            return "none" if _RCB_CLASS[match["value"]] == 0 else "residual"
+    return "unknown"
+
+
+def _is_pcr_value(observation: Observation) -> bool:
+    concept: Any = observation.valueCodeableConcept
+    return concept is not None and terminology.in_value_set(concept.model_dump(exclude_none=True), "pathologic_complete_response")
+
+
+def _value_texts(observation: Observation) -> list[str]:
+    """The value's codes, displays and text (and a string value), case-folded, spaces collapsed."""
+    texts: list[Any] = [observation.valueString]
+    concept: Any = observation.valueCodeableConcept
+    if concept is not None:
+        texts.append(concept.text)
+        for coding in concept.coding or []:
+            texts += [coding.code, coding.display]
+    return [" ".join(text.split()).casefold() for text in texts if isinstance(text, str) and text.strip()]
+
+
+def _describe_value(observation: Observation) -> str:
+    concept: Any = observation.valueCodeableConcept
+    if concept is not None:
+        value = concept.text or next((c.display or c.code for c in concept.coding or [] if c.display or c.code), None)
+    else:
+        value = observation.valueString
+    day = effective_day(observation)
+    return f"{value or 'no value'}{f' ({day.isoformat()})' if day else ''}"
+
+
+# --- progression, lines of therapy, recurrence -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progression:
+    day: date | None
+    reference: str
+
+
+def progression(facts: Facts) -> Progression | None:
+    """The newest cancer disease status (97509-4), when it says 'worsened' (progression); None otherwise."""
+    for observation in observations_in(facts.record, "disease_status"):
+        day = effective_day(observation)
+        if day is not None and day > facts.as_of:
+            continue
+        if coded_value(observation, "disease_status_values") == "worsened":
+            return Progression(day, f"Observation/{observation.id}")
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class TherapyLine:
+    number: int
+    start: date
+    # Last day of exposure; None while any drug of the line continues.
+    end: date | None
+    her2_ingredients: frozenset[str]
+    # Every drug of the regimen (HER2-directed and partners starting within REGIMEN_START_WINDOW).
+    ingredients: frozenset[str]
+    texts: tuple[str, ...]
+    sources: tuple[str, ...]
+
+    @property
+    def trastuzumab_based(self) -> bool:
+        return bool(self.her2_ingredients & TRASTUZUMAB_PRODUCTS)
+
+
+def metastatic_lines(facts: Facts) -> tuple[TherapyLine, ...]:
+    """HER2-directed regimens started on or after metastatic_since, oldest first; empty when that day is unknown.
+
+    Estimate, which cards ask the clinician to confirm: a HER2-directed exposure starting within 30 days of the
+    current line's start joins it; a later one opens a new line only if it brings a HER2-directed drug the current
+    line does not have (a switch), so maintenance after chemotherapy (THP -> HP) stays in the same line. Other
+    drugs (taxane, capecitabine) starting within 30 days of a line's start are shown as part of its regimen.
+    """
+    since = facts.get(metastatic_since)
+    if since is None:
+        return ()
+    dated = [e for e in facts.exposures if e.start is not None and e.start >= since]
+    groups: list[list[Exposure]] = []
+    for exposure in (e for e in dated if e.ingredients & HER2_DIRECTED):
+        current = groups[-1] if groups else None
+        if current is not None and (
+            _start(exposure) - _start(current[0]) <= REGIMEN_START_WINDOW
+            or exposure.ingredients & HER2_DIRECTED <= _her2_of(current)
+        ):
+            current.append(exposure)
+        else:
+            groups.append([exposure])
+    return tuple(_line(number, group, dated) for number, group in enumerate(groups, start=1))
+
+
+def line_of_therapy(facts: Facts) -> int | None:
+    """How many metastatic HER2-directed lines have started (0 = none yet). None when not metastatic, or when
+    HER2-directed therapy is recorded but the start of metastatic disease is not, so lines cannot be told."""
+    if facts.get(setting) != "metastatic":
+        return None
+    if facts.get(metastatic_since) is None:
+        return 0 if not any(e.ingredients & HER2_DIRECTED for e in facts.exposures) else None
+    return len(facts.get(metastatic_lines))
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    metastatic_since: date
+    # Last day of trastuzumab exposure before metastatic disease; equal to metastatic_since when it was ongoing.
+    trastuzumab_ended: date
+    months: float
+    with_pertuzumab: bool
+    sources: tuple[str, ...]
+
+
+def recurrence(facts: Facts) -> Recurrence | None:
+    """The interval from the end of trastuzumab given before metastatic disease ((neo)adjuvant) to the metastatic
+    diagnosis; None when either is unknown or no trastuzumab preceded it."""
+    since = facts.get(metastatic_since)
+    if since is None:
+        return None
+    earlier = [e for e in facts.exposures if e.start is not None and e.start < since]
+    trastuzumab = [e for e in earlier if e.ingredients & TRASTUZUMAB_PRODUCTS]
+    if not trastuzumab:
+        return None
+    # Recurrence during trastuzumab (open-ended or ending after the diagnosis) is an interval of zero.
+    ended = min(since, max(e.end or since for e in trastuzumab))
+    return Recurrence(
+        metastatic_since=since,
+        trastuzumab_ended=ended,
+        months=round((since - ended).days / AVERAGE_MONTH_DAYS, 1),
+        with_pertuzumab=any("pertuzumab" in e.ingredients for e in earlier),
+        sources=tuple(e.source for e in trastuzumab),
+    )
+
+
+def recurrence_interval_months(facts: Facts) -> float | None:
+    """Months from the end of (neo)adjuvant trastuzumab to the metastatic diagnosis (0 = recurrence during it)."""
+    found = facts.get(recurrence)
+    return found.months if found is not None else None
+
+
+def within_months(earlier: date, later: date, months: int) -> bool:
+    """Whether `later` falls no more than `months` calendar months after `earlier` (31 Jan + 1 month = end of Feb)."""
+    year, month = divmod(earlier.month - 1 + months, 12)
+    limit_year, limit_month = earlier.year + year, month + 1
+    last_day = calendar.monthrange(limit_year, limit_month)[1]
+    return later <= date(limit_year, limit_month, min(earlier.day, last_day))
+
+
+def _line(number: int, group: list[Exposure], dated: list[Exposure]) -> TherapyLine:
+    start = _start(group[0])
+    partners = [e for e in dated if e not in group and not e.ingredients & HER2_DIRECTED
+                and abs((_start(e) - start).days) <= REGIMEN_START_WINDOW.days]
+    members = group + partners
+    ends = [e.end for e in members]
+    return TherapyLine(
+        number=number,
+        start=start,
+        end=None if any(end is None for end in ends) else max(end for end in ends if end is not None),
+        her2_ingredients=_her2_of(group),
+        ingredients=frozenset().union(*(e.ingredients for e in members)),
+        texts=tuple(dict.fromkeys(e.text for e in members)),
+        sources=tuple(e.source for e in members),
+    )
+
+
+def _her2_of(group: list[Exposure]) -> frozenset[str]:
+    return frozenset().union(*(e.ingredients & HER2_DIRECTED for e in group))
+
+
+def _start(exposure: Exposure) -> date:
+    assert exposure.start is not None  # only dated exposures are grouped
+    return exposure.start
 
 
 def _clinical_status(condition: Condition) -> str | None:

@@ -9,6 +9,7 @@ from cds_hooks.rules import (  # noqa: F401  (importing a topic module registers
     pregnancy,
     pulmonary,
     sequencing,
+    summary,
 )
 from cds_hooks.rules.base import REGISTRY, Finding, Rule, RuleContext
 

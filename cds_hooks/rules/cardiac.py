@@ -1,11 +1,30 @@
-"""Cardiac rules (clinical reference Part B2): anthracycline overlap, LVEF baseline and monitoring."""
+"""Cardiac rules (clinical reference Part B2, rules 12-21): LVEF baseline, monitoring and hold tables, heart failure,
+anthracycline overlap and cumulative doxorubicin."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Iterator
 
+from fhir.resources.R4B.condition import Condition
+
 from cds_hooks import terminology
+from cds_hooks.facts import disease
+from cds_hooks.facts.body_size import BodySize, bsa_m2
+from cds_hooks.facts.cardiac import (
+    DOXORUBICIN,
+    LvefResult,
+    LvefSeries,
+    cumulative_doxorubicin,
+    cumulative_doxorubicin_mg_per_m2,
+    current_her2_antibody_therapy,
+    dose_of,
+    given_exposures,
+    heart_failure_conditions,
+    lvef_series,
+    next_lvef_due,
+)
+from cds_hooks.facts.dates import first_day
 from cds_hooks.facts.therapy import Exposure, planned_period
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -126,3 +145,559 @@ def _describe(exposure: Exposure) -> str:
     if exposure.ongoing:
         return f"{kind} {exposure.status}{since}, no end date"
     return f"{kind} {exposure.status}{since}, exposure to {exposure.end.isoformat()}"
+
+
+# --- LVEF baseline and monitoring (rules 12, 13) ---------------------------------------------------------
+
+HER2_ANTIBODIES = terminology.ingredients_in_class("her2_antibody")
+TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
+PERTUZUMAB = "pertuzumab"
+T_DM1 = "ado_trastuzumab_emtansine"
+T_DXD = "fam_trastuzumab_deruxtecan"
+# Rule 12 names every HER2 antibody (the reference's "HER2-agent set") and every anthracycline.
+BASELINE_LVEF_AGENTS = HER2_ANTIBODIES | ANTHRACYCLINES
+_METHOD_NAMES = {
+    "unspecified": "method not recorded",
+    "echocardiography": "echocardiography",
+    "muga": "MUGA",
+    "mri": "cardiac MRI",
+    "ct": "cardiac CT",
+    "angiography": "contrast ventriculography",
+}
+
+
+@dataclass(frozen=True)
+class _BaselineGap:
+    order: DraftOrder
+    start: date
+    new_agents: frozenset[str]
+
+
+@rule(
+    id="cardiac.baseline-lvef-before-first-dose",
+    numbers=(12,),
+    title="No baseline LVEF before the first dose of a HER2 antibody or anthracycline",
+    hooks=ORDER_HOOKS,
+    cards=("cardiac-baseline-lvef-missing",),
+    trigger=(
+        "A drafted HER2 antibody (trastuzumab products, pertuzumab, Phesgo, T-DM1, T-DXd, margetuximab) or anthracycline "
+        "that the patient has not had before, and no LVEF result in the lookback window before its planned start."
+    ),
+    thresholds="LVEF (any method, A3.2) dated within settings.baseline_lvef_lookback_days before the planned start, or later.",
+)
+def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
+    series = context.facts.get(lvef_series)
+    gaps = [gap for order in context.focus_orders if (gap := _baseline_gap(context, order, series)) is not None]
+    if not gaps:
+        return
+    yield Finding(
+        card="cardiac-baseline-lvef-missing",
+        values={
+            "orders": [
+                {"order": gap.order.text, "start": gap.start, "agents": _names(gap.new_agents)} for gap in gaps
+            ],
+            "lookback_days": context.settings.baseline_lvef_lookback_days,
+            "latest": _lvef_view(series.latest) if series.latest else None,
+            "unusable": len(series.unusable),
+        },
+        suggestions=(_order_lvef_suggestion(context),),
+        evidence=tuple(gap.order.reference for gap in gaps) + series.unusable,
+    )
+
+
+@rule(
+    id="cardiac.lvef-monitoring-due",
+    numbers=(13,),
+    title="LVEF monitoring due on HER2 antibody therapy",
+    hooks=ORDER_HOOKS | {"patient-view"},
+    cards=("cardiac-lvef-due",),
+    trigger=(
+        "patient-view: a HER2 antibody exposure covers today and the last LVEF is older than the monitoring interval. "
+        "Order hooks: a HER2 antibody drafted for a patient who has had one before, with the last LVEF older than the "
+        "interval at the planned start (a first dose without a baseline is rule 12's card instead)."
+    ),
+    thresholds="settings.lvef_monitoring_interval_days (default 84, about 12 weeks) after the last LVEF.",
+)
+def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
+    series = context.facts.get(lvef_series)
+    if context.hook == "patient-view":
+        due = context.facts.get(next_lvef_due)
+        if due is None or due > context.as_of:
+            return
+        current = context.facts.get(current_her2_antibody_therapy)
+        drugs = sorted({e.text for e in current})
+        evidence = tuple(e.source for e in current)
+        orders: list[dict[str, object]] = []
+    else:
+        due_orders = [(order, start) for order in context.focus_orders if (start := _continuation_due(context, order, series))]
+        if not due_orders:
+            return
+        drugs = sorted({order.text for order, _ in due_orders})
+        evidence = tuple(order.reference for order, _ in due_orders)
+        orders = [{"order": order.text, "start": start} for order, start in due_orders]
+        due = series.last_measured + timedelta(days=context.settings.lvef_monitoring_interval_days) if series.last_measured else None
+    yield Finding(
+        card="cardiac-lvef-due",
+        values={
+            "drugs": " and ".join(drugs),
+            "latest": _lvef_view(series.latest) if series.latest else None,
+            "due": due,
+            "interval_days": context.settings.lvef_monitoring_interval_days,
+            "orders": orders,
+        },
+        suggestions=(_order_lvef_suggestion(context),),
+        evidence=evidence + ((series.latest.reference,) if series.latest else ()),
+    )
+
+
+def _baseline_gap(context: RuleContext, order: DraftOrder, series: LvefSeries) -> _BaselineGap | None:
+    """The order starts a HER2 antibody or anthracycline the patient has not had, with no recent LVEF."""
+    if order.match is None or not order.match.ingredients & BASELINE_LVEF_AGENTS:
+        return None
+    start = planned_period(order, context.as_of)[0]
+    new_agents = (order.match.ingredients & BASELINE_LVEF_AGENTS) - _given_before(context, start)
+    if not new_agents:
+        return None
+    window_start = start - timedelta(days=context.settings.baseline_lvef_lookback_days)
+    if any(result.day >= window_start for result in series.results):
+        return None
+    return _BaselineGap(order, start, frozenset(new_agents))
+
+
+def _continuation_due(context: RuleContext, order: DraftOrder, series: LvefSeries) -> date | None:
+    """The planned start of a drafted HER2 antibody continuing prior HER2 antibody therapy, when LVEF is due by then."""
+    if order.match is None or not order.match.ingredients & HER2_ANTIBODIES:
+        return None
+    if _baseline_gap(context, order, series) is not None:
+        return None
+    start = planned_period(order, context.as_of)[0]
+    if not _given_before(context, start) & HER2_ANTIBODIES:
+        return None
+    last = series.last_measured
+    if last is not None and last + timedelta(days=context.settings.lvef_monitoring_interval_days) > start:
+        return None
+    return start
+
+
+def _given_before(context: RuleContext, day: date) -> frozenset[str]:
+    """Ingredients of every exposure given that began on or before `day` (undated ones count as before)."""
+    return frozenset(
+        ingredient for e in context.facts.get(given_exposures) if e.start is None or e.start <= day for ingredient in e.ingredients
+    )
+
+
+def _order_lvef_suggestion(context: RuleContext) -> ProposedSuggestion:
+    """A draft order for an echocardiogram or MUGA, coded with the canonical LVEF LOINC (A3.2)."""
+    return ProposedSuggestion(
+        key="order-lvef",
+        actions=(
+            ProposedAction(
+                type="create",
+                resource={
+                    "resourceType": "ServiceRequest",
+                    "status": "draft",
+                    "intent": "order",
+                    "code": {
+                        "coding": [{"system": terminology.LOINC, "code": "10230-1", "display": "Left ventricular Ejection fraction"}],
+                        "text": "Echocardiogram or MUGA for LVEF",
+                    },
+                    "subject": {"reference": f"Patient/{context.patient_id}"},
+                },
+            ),
+        ),
+        recommended=True,
+    )
+
+
+def _lvef_view(result: LvefResult) -> dict[str, object]:
+    return {"value": result.value, "day": result.day, "method": _METHOD_NAMES.get(result.method, result.method), "low": result.low}
+
+
+def _names(ingredients: frozenset[str]) -> str:
+    return " and ".join(sorted(terminology.ingredient_display(key) for key in ingredients))
+
+
+# --- LVEF dose-modification tables (rules 14-18) ----------------------------------------------------------
+#
+# Each table gives a verdict for the latest LVEF and its drop from the pre-HER2 baseline. The wording of every
+# criterion lives in the card files; a verdict names its table and criterion.
+
+_RANK = {"continue": 0, "repeat": 1, "needs-baseline": 2, "hold": 3}
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    action: str  # continue | repeat | needs-baseline | hold
+    table: str  # us | eu | mbc | ebc | label
+    criterion: str = ""
+    # The institutional lower limit of normal the US trastuzumab table used, and whether it was assumed.
+    lln: float | None = None
+    lln_assumed: bool = False
+
+
+@dataclass(frozen=True)
+class _Assessment:
+    family: str
+    orders: tuple[DraftOrder, ...]
+    series: LvefSeries
+    latest: LvefResult
+    setting: str
+    jurisdiction: str
+    verdicts: tuple[_Verdict, ...]
+
+    @property
+    def action(self) -> str:
+        return max((v.action for v in self.verdicts), key=_RANK.__getitem__)
+
+    def values(self) -> dict[str, object]:
+        """What every LVEF table card shows: the orders, the results, and the criteria that decided."""
+        latest, baseline = self.latest, self.series.baseline
+        return {
+            "drugs": " and ".join(sorted({order.text for order in self.orders})),
+            "latest": _lvef_view(latest),
+            "baseline": _lvef_view(baseline) if baseline and not self.series.baseline_is_latest else None,
+            "drop": self.series.drop_points if not self.series.baseline_is_latest else None,
+            "no_result_since_baseline": self.series.baseline_is_latest,
+            "same_method": baseline is None or baseline.method == latest.method,
+            "first_dose": self.series.anchor if self.series.anchor_is_first_dose else None,
+            "setting": self.setting,
+            "jurisdiction": self.jurisdiction,
+            "verdicts": [
+                {"table": v.table, "criterion": v.criterion, "lln": v.lln, "lln_assumed": v.lln_assumed}
+                for v in self.verdicts if v.action == self.action
+            ],
+            "has_trastuzumab": any(o.match and o.match.ingredients & TRASTUZUMAB_PRODUCTS for o in self.orders),
+            "has_pertuzumab": any(o.match and PERTUZUMAB in o.match.ingredients for o in self.orders),
+        }
+
+    def evidence(self) -> tuple[str, ...]:
+        results = {self.latest.reference}
+        if self.series.baseline:
+            results.add(self.series.baseline.reference)
+        return tuple(order.reference for order in self.orders) + tuple(sorted(results))
+
+
+@rule(
+    id="cardiac.trastuzumab-pertuzumab-lvef-hold",
+    numbers=(14, 18),
+    title="LVEF decline: withhold trastuzumab (and pertuzumab)",
+    hooks=ORDER_HOOKS,
+    cards=("cardiac-lvef-hold-trastuzumab-pertuzumab",),
+    trigger=(
+        "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo) or pertuzumab and the latest LVEF meets a hold "
+        "criterion against the pre-HER2 baseline. Pertuzumab and trastuzumab are held together."
+    ),
+    thresholds=(
+        "Trastuzumab, settings.jurisdiction US: drop >= 16 points, or below the LLN (referenceRange.low, else 50%) with "
+        "drop >= 10; EU: drop >= 10 and LVEF < 50%. Pertuzumab (verify): MBC < 45%, or 45-49% with drop >= 10; EBC < 50% "
+        "with drop >= 10; unknown setting: MBC thresholds (they include the EBC ones)."
+    ),
+)
+def trastuzumab_pertuzumab_lvef_hold(context: RuleContext) -> Iterator[Finding]:
+    yield from _hold_findings(context, "trastuzumab-pertuzumab", "cardiac-lvef-hold-trastuzumab-pertuzumab", None)
+
+
+@rule(
+    id="cardiac.tdm1-lvef",
+    numbers=(15, 16),
+    title="LVEF on ado-trastuzumab emtansine (T-DM1): hold, repeat or continue",
+    hooks=ORDER_HOOKS,
+    cards=("cardiac-lvef-hold-tdm1", "cardiac-lvef-repeat-tdm1"),
+    trigger="A drafted T-DM1 order and an LVEF result, read against the Kadcyla MBC or EBC table by disease setting.",
+    thresholds=(
+        "MBC: < 40% hold; 40-45% with drop >= 10 hold; 40-45% with drop < 10 continue and repeat within 3 weeks. "
+        "EBC (verify): < 45% hold; 45-<50% with drop >= 10 hold. Unknown setting: both tables, the more cautious verdict."
+    ),
+)
+def tdm1_lvef(context: RuleContext) -> Iterator[Finding]:
+    yield from _hold_findings(context, "tdm1", "cardiac-lvef-hold-tdm1", "cardiac-lvef-repeat-tdm1")
+
+
+@rule(
+    id="cardiac.tdxd-lvef",
+    numbers=(17,),
+    title="LVEF on fam-trastuzumab deruxtecan (T-DXd): interrupt, repeat or continue",
+    hooks=ORDER_HOOKS,
+    cards=("cardiac-lvef-hold-tdxd", "cardiac-lvef-repeat-tdxd"),
+    trigger="A drafted T-DXd order and an LVEF result, read against the Enhertu LVEF table.",
+    thresholds=(
+        "< 40% or drop > 20 interrupt; 40-45% with drop 10-20 interrupt; 40-45% with drop < 10 continue and repeat "
+        "within 3 weeks; > 45% with drop <= 20 continue."
+    ),
+)
+def tdxd_lvef(context: RuleContext) -> Iterator[Finding]:
+    yield from _hold_findings(context, "tdxd", "cardiac-lvef-hold-tdxd", "cardiac-lvef-repeat-tdxd")
+
+
+@rule(
+    id="cardiac.lvef-drop-not-assessable",
+    numbers=(14, 15, 16, 17, 18),
+    title="Low LVEF on HER2 therapy with no pretreatment baseline to measure the drop",
+    hooks=ORDER_HOOKS,
+    cards=("cardiac-lvef-baseline-unknown",),
+    trigger=(
+        "A drafted trastuzumab product, pertuzumab, T-DM1 or T-DXd whose LVEF table needs the drop from baseline to "
+        "decide, and no LVEF on record before the first HER2 antibody dose."
+    ),
+    thresholds="The same tables as rules 14-18, where the latest LVEF alone cannot decide (e.g. T-DM1 MBC 40-45%).",
+)
+def lvef_drop_not_assessable(context: RuleContext) -> Iterator[Finding]:
+    blocked = [a for family in _FAMILIES if (a := _assess(context, family)) is not None and a.action == "needs-baseline"]
+    if not blocked:
+        return
+    yield Finding(
+        card="cardiac-lvef-baseline-unknown",
+        values={
+            "drugs": " and ".join(sorted({o.text for a in blocked for o in a.orders})),
+            "families": [{"family": a.family, **a.values()} for a in blocked],
+        },
+        evidence=tuple(reference for a in blocked for reference in a.evidence()),
+    )
+
+
+_FAMILIES: dict[str, frozenset[str]] = {
+    "trastuzumab-pertuzumab": TRASTUZUMAB_PRODUCTS | {PERTUZUMAB},
+    "tdm1": frozenset({T_DM1}),
+    "tdxd": frozenset({T_DXD}),
+}
+
+
+def _hold_findings(context: RuleContext, family: str, hold_card: str, repeat_card: str | None) -> Iterator[Finding]:
+    assessment = _assess(context, family)
+    if assessment is None:
+        return
+    if assessment.action == "hold":
+        yield Finding(
+            card=hold_card,
+            values=assessment.values(),
+            suggestions=(
+                ProposedSuggestion(
+                    key="remove-drafts",
+                    values={"orders": " and ".join(sorted({o.text for o in assessment.orders}))},
+                    actions=tuple(ProposedAction(type="delete", resource_id=o.reference) for o in assessment.orders),
+                ),
+            ),
+            evidence=assessment.evidence(),
+        )
+    elif assessment.action == "repeat" and repeat_card is not None and assessment.series.anchor_is_first_dose:
+        # "Continue and repeat" is a dose-modification step for patients already on HER2 therapy.
+        yield Finding(card=repeat_card, values=assessment.values(), evidence=assessment.evidence())
+
+
+def _assess(context: RuleContext, family: str) -> _Assessment | None:
+    """The drafted orders of one drug family read against their LVEF tables; None without such an order or an LVEF."""
+    members = _FAMILIES[family]
+    orders = tuple(_family_drafts(context, members))
+    series = context.facts.get(lvef_series)
+    latest = series.latest
+    if not orders or latest is None:
+        return None
+    drop = series.drop_points
+    setting = disease.setting(context.facts)
+    ingredients = frozenset().union(*(o.match.ingredients for o in orders if o.match))
+    verdicts: list[_Verdict] = []
+    if family == "trastuzumab-pertuzumab":
+        if ingredients & TRASTUZUMAB_PRODUCTS:
+            verdicts.append(_trastuzumab_verdict(latest, drop, context.settings.jurisdiction))
+        if PERTUZUMAB in ingredients:
+            verdicts.extend(_pertuzumab_verdict(latest.value, drop, table) for table in _tables(setting))
+    elif family == "tdm1":
+        verdicts.extend(_tdm1_verdict(latest.value, drop, table) for table in _tables(setting))
+    else:
+        verdicts.append(_tdxd_verdict(latest.value, drop))
+    return _Assessment(family, orders, series, latest, setting, context.settings.jurisdiction, tuple(verdicts))
+
+
+def _family_drafts(context: RuleContext, members: frozenset[str]) -> Iterator[DraftOrder]:
+    """Focus drafts of the family; a pertuzumab hold also holds trastuzumab drafted alongside (B1 rule 6), so every
+    family draft in the session is included once one is in focus."""
+    if not any(o.match and o.match.ingredients & members for o in context.focus_orders):
+        return
+    for order in context.record.draft_orders:
+        if order.match and order.match.ingredients & members:
+            yield order
+
+
+def _tables(setting: str) -> tuple[str, ...]:
+    """The MBC or EBC table by disease setting; both when the setting is unknown (the more cautious verdict wins)."""
+    return {"metastatic": ("mbc",), "early": ("ebc",)}.get(setting, ("mbc", "ebc"))
+
+
+def _trastuzumab_verdict(latest: LvefResult, drop: float | None, jurisdiction: str) -> _Verdict:
+    """Herceptin US label (>= 16 points, or < LLN and >= 10) or EU SmPC (>= 10 points and < 50%)."""
+    if jurisdiction == "EU":
+        if latest.value >= 50:
+            return _Verdict("continue", "eu")
+        if drop is None:
+            return _Verdict("needs-baseline", "eu", "eu-no-baseline")
+        return _Verdict("hold", "eu", "eu-drop") if drop >= 10 else _Verdict("continue", "eu")
+    lln, assumed = (latest.low, False) if latest.low is not None else (50.0, True)
+    if drop is None:
+        return _Verdict("needs-baseline", "us", "us-no-baseline", lln, assumed) if latest.value < lln else _Verdict("continue", "us")
+    if drop >= 16:
+        return _Verdict("hold", "us", "us-drop", lln, assumed)
+    if latest.value < lln and drop >= 10:
+        return _Verdict("hold", "us", "us-lln", lln, assumed)
+    return _Verdict("continue", "us")
+
+
+def _pertuzumab_verdict(value: float, drop: float | None, table: str) -> _Verdict:
+    """Commonly cited Perjeta thresholds (not confirmed in a retrieved label: verify)."""
+    if value >= 50:
+        return _Verdict("continue", table)
+    if table == "mbc" and value < 45:
+        return _Verdict("hold", table, "mbc-below-45")
+    if drop is None:
+        return _Verdict("needs-baseline", table, f"{table}-no-baseline")
+    return _Verdict("hold", table, f"{table}-drop") if drop >= 10 else _Verdict("continue", table)
+
+
+def _tdm1_verdict(value: float, drop: float | None, table: str) -> _Verdict:
+    """Kadcyla US label Table 4 (MBC), or the EBC table (partially seen: verify)."""
+    floor, ceiling = (40, 45) if table == "mbc" else (45, 50)
+    if value < floor:
+        return _Verdict("hold", table, f"{table}-below-floor")
+    # MBC reads "40 to <= 45%"; EBC "45 to < 50%".
+    in_band = value <= ceiling if table == "mbc" else value < ceiling
+    if not in_band:
+        return _Verdict("continue", table)
+    if drop is None:
+        return _Verdict("needs-baseline", table, f"{table}-no-baseline")
+    if drop >= 10:
+        return _Verdict("hold", table, f"{table}-band-drop")
+    return _Verdict("repeat", table, "mbc-band-small-drop") if table == "mbc" else _Verdict("continue", table)
+
+
+def _tdxd_verdict(value: float, drop: float | None) -> _Verdict:
+    """Enhertu LVEF table [L4]."""
+    if value < 40:
+        return _Verdict("hold", "label", "below-40")
+    if drop is not None and drop > 20:
+        return _Verdict("hold", "label", "drop-over-20")
+    if value > 45:
+        return _Verdict("continue", "label")
+    if drop is None:
+        return _Verdict("needs-baseline", "label", "band-no-baseline")
+    if drop >= 10:
+        return _Verdict("hold", "label", "band-drop")
+    return _Verdict("repeat", "label", "band-small-drop")
+
+
+# --- Heart failure (rule 19) ------------------------------------------------------------------------------
+
+
+@rule(
+    id="cardiac.heart-failure-with-her2-therapy",
+    numbers=(19,),
+    title="HER2 antibody ordered with active heart failure or LV systolic dysfunction",
+    hooks=ORDER_HOOKS,
+    cards=("cardiac-heart-failure-her2-therapy",),
+    trigger="A drafted HER2 antibody and an active heart failure (42343007, I50.-) or LVSD (134401001 ...) Condition.",
+    thresholds="Condition not recorded as inactive, resolved or in remission (no clinical status counts as active).",
+)
+def heart_failure_with_her2_therapy(context: RuleContext) -> Iterator[Finding]:
+    orders = [o for o in context.focus_orders if o.match and o.match.ingredients & HER2_ANTIBODIES]
+    conditions = context.facts.get(heart_failure_conditions)
+    if not orders or not conditions:
+        return
+    ingredients = frozenset().union(*(o.match.ingredients for o in orders if o.match))
+    series = context.facts.get(lvef_series)
+    yield Finding(
+        card="cardiac-heart-failure-her2-therapy",
+        values={
+            "drugs": " and ".join(sorted({o.text for o in orders})),
+            "conditions": [_condition_view(c) for c in conditions],
+            "latest": _lvef_view(series.latest) if series.latest else None,
+            "has_adc": bool(ingredients & {T_DM1, T_DXD}),
+            "has_trastuzumab": bool(ingredients & TRASTUZUMAB_PRODUCTS),
+        },
+        suggestions=tuple(
+            ProposedSuggestion(
+                key="remove-draft", values={"order": o.text}, actions=(ProposedAction(type="delete", resource_id=o.reference),)
+            )
+            for o in orders
+        ),
+        evidence=tuple(o.reference for o in orders) + tuple(f"Condition/{c.id}" for c in conditions),
+    )
+
+
+def _condition_view(condition: Condition) -> dict[str, object]:
+    code = condition.code
+    text = code.text or next((c.display or c.code for c in code.coding or [] if c.display or c.code), "condition")
+    status = condition.clinicalStatus.coding[0].code if condition.clinicalStatus and condition.clinicalStatus.coding else None
+    return {"text": text, "onset": first_day(condition.onsetDateTime), "status": status}
+
+
+# --- Cumulative doxorubicin (rule 21) ---------------------------------------------------------------------
+
+# Doxorubicin label risk of cardiomyopathy by cumulative dose (mg/m2); the card file holds the percentages.
+RISK_TIERS = (500, 450, 400, 300)
+CEILING = 550
+CEILING_WITH_TRASTUZUMAB = 400
+
+
+@rule(
+    id="cardiac.cumulative-doxorubicin",
+    numbers=(21,),
+    title="Cumulative doxorubicin dose approaching cardiotoxic thresholds",
+    hooks=ORDER_HOOKS,
+    cards=("cardiac-cumulative-doxorubicin",),
+    trigger=(
+        "A drafted doxorubicin order when the doses already given (MedicationAdministration mg / BSA, or mg/m2 as "
+        "recorded) plus this dose reach the first risk tier, when other anthracyclines were given, or when the total "
+        "cannot be computed (a dose or the BSA is missing, or a course is recorded without administrations)."
+    ),
+    thresholds=(
+        "Risk tiers 300/400/450/500 mg/m2; ceiling 550 mg/m2 (400 with trastuzumab). Epirubicin and other "
+        "anthracyclines are shown as recorded, never converted (equivalence factors UNVERIFIED)."
+    ),
+)
+def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
+    orders = [o for o in context.focus_orders if o.match and DOXORUBICIN in o.match.ingredients]
+    if not orders:
+        return
+    history = context.facts.get(cumulative_doxorubicin)
+    given = cumulative_doxorubicin_mg_per_m2(context.facts)
+    planned = _planned_mg_per_m2(orders, history.bsa or context.facts.get(bsa_m2))
+    projected = None if given is None else round(given + (planned or 0.0), 1)
+    reaches_tier = projected is not None and projected >= RISK_TIERS[-1]
+    if not (reaches_tier or history.missing or history.other_anthracyclines):
+        return
+    with_trastuzumab = _with_trastuzumab(context)
+    yield Finding(
+        card="cardiac-cumulative-doxorubicin",
+        values={
+            "order": " and ".join(sorted({o.text for o in orders})),
+            "given": given,
+            "planned": planned,
+            "projected": projected,
+            "doses": history.doses,
+            "first_day": history.first_day,
+            "last_day": history.last_day,
+            "bsa": {"value": history.bsa.value, "day": history.bsa.day, "method": history.bsa.method} if history.bsa else None,
+            "missing": list(history.missing),
+            "others": [vars(other) for other in history.other_anthracyclines],
+            "tier": next((tier for tier in RISK_TIERS if projected is not None and projected >= tier), None),
+            "ceiling": CEILING_WITH_TRASTUZUMAB if with_trastuzumab else CEILING,
+            "with_trastuzumab": with_trastuzumab,
+        },
+        evidence=tuple(o.reference for o in orders),
+    )
+
+
+def _planned_mg_per_m2(orders: list[DraftOrder], bsa: BodySize | None) -> float | None:
+    """This order's dose in mg/m2 (from mg with the BSA); None when a drafted dose cannot be read."""
+    total = 0.0
+    for order in orders:
+        quantities = [rate.doseQuantity for d in order.resource.dosageInstruction or [] for rate in d.doseAndRate or []]
+        dose = dose_of(quantities[0]) if quantities else None
+        if dose is None or (dose[1] == "mg" and bsa is None):
+            return None
+        total += dose[0] if dose[1] == "mg/m2" else dose[0] / bsa.value
+    return round(total, 1)
+
+
+def _with_trastuzumab(context: RuleContext) -> bool:
+    """Trastuzumab recorded at any time or drafted now: the lower commonly cited ceiling applies."""
+    recorded = any(e.ingredients & TRASTUZUMAB_PRODUCTS for e in context.facts.exposures)
+    return recorded or any(o.match and o.match.ingredients & TRASTUZUMAB_PRODUCTS for o in context.record.draft_orders)

@@ -1,1 +1,521 @@
 """Product identity and dosing (clinical reference Part B1, rules 1-8)."""
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any, Iterator, Mapping
+
+from cds_hooks import terminology
+from cds_hooks.facts.dosing import (
+    DoseUnit,
+    WeightBasedDose,
+    draft_doses,
+    dose_written,
+    last_given_day,
+    last_recorded_weight,
+    order_day,
+    order_route,
+    order_weight,
+    ordered_dose,
+    previous_levels,
+)
+from cds_hooks.facts.therapy import planned_period
+from cds_hooks.protocol.request import ORDER_HOOKS
+from cds_hooks.record import DraftOrder
+from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+
+TDM1 = "ado_trastuzumab_emtansine"
+TDXD = "fam_trastuzumab_deruxtecan"
+TRASTUZUMAB = "trastuzumab"
+PERTUZUMAB = "pertuzumab"
+SUBCUTANEOUS = "subcutaneous"
+ADCS = terminology.ingredients_in_class("antibody_drug_conjugate")
+TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
+HER2_AGENTS = terminology.ingredients_in_class("her2_directed")
+WEIGHT_BASED = frozenset({TDM1, TDXD, TRASTUZUMAB})
+UCUM = "http://unitsofmeasure.org"
+
+# Label doses, clinical reference B1 (mg/kg unless named _MG).
+TDM1_MAX = 3.6
+TDM1_LOWEST = 2.4
+TDXD_BREAST_LEVELS = (5.4, 4.4, 3.2)
+TDXD_GASTRIC = 6.4
+TRASTUZUMAB_SCHEDULES = {8.0: ("loading", 21), 6.0: ("maintenance", 21), 4.0: ("loading", 7), 2.0: ("maintenance", 7)}
+TRASTUZUMAB_LOADING = {21: 8.0, 7: 4.0}
+PERTUZUMAB_LOAD_MG = 840.0
+PERTUZUMAB_MAINTENANCE_MG = 420.0
+PERTUZUMAB_INTERVAL_DAYS = 21
+# Label: a trastuzumab dose missed by more than one week is re-loaded (wording to verify).
+MISSED_DOSE_GRACE_DAYS = 7
+# Rule 1: doses that belong to another product.
+SUBSTITUTION_PATTERNS: Mapping[str, tuple[tuple[float, str], ...]] = {
+    TDM1: ((4.0, TRASTUZUMAB), (6.0, TRASTUZUMAB), (8.0, TRASTUZUMAB), (5.4, TDXD)),
+    TRASTUZUMAB: ((3.6, TDM1),),
+    TDXD: ((3.6, TDM1),),
+}
+# A dose computed from mg and weight is rounded to vials: within 5% of a label level counts as that level.
+# Local pharmacy policy, not a label figure; the T-DM1 maximum (rule 2) is applied without it.
+DOSE_ROUNDING = 0.05
+
+
+# --- rule 1 ---------------------------------------------------------------------------------------
+
+
+@rule(
+    id="dosing.product-identity",
+    numbers=(1,),
+    title="T-DM1, T-DXd and trastuzumab confused (product identity)",
+    hooks=ORDER_HOOKS,
+    cards=("dosing-product-substitution",),
+    trigger=(
+        "A draft whose RxNorm/ATC codes, text and displays name different drugs (one a HER2 agent); a T-DM1 or "
+        "T-DXd draft while a trastuzumab product is drafted too or still active; or a dose that belongs to another "
+        "product (T-DM1 at 4/6/8 or 5.4 mg/kg, trastuzumab or T-DXd at 3.6 mg/kg)."
+    ),
+    thresholds="Dose patterns within 5% (vial rounding); mg converted with the latest weight within weight_lookback_days.",
+)
+def product_identity(context: RuleContext) -> Iterator[Finding]:
+    orders = []
+    for order in context.focus_orders:
+        issues = [*_naming_conflicts(order), *_plan_conflicts(context, order)]
+        pattern = _substitution_dose(context, order)
+        if pattern is not None:
+            dose, ordered, other = pattern
+            issues.append(f"{dose.describe()} is a dose of {_display(other)}, not of {_display(ordered)}")
+        if issues:
+            orders.append((order, issues))
+    if not orders:
+        return
+    yield Finding(
+        card="dosing-product-substitution",
+        values={"orders": [{"order": order.text, "issues": issues} for order, issues in orders]},
+        suggestions=tuple(_remove(order) for order, _ in orders),
+        evidence=tuple(order.reference for order, _ in orders),
+    )
+
+
+def _naming_conflicts(order: DraftOrder) -> list[str]:
+    """Each code, the text and each display read alone; a contradiction involving a HER2 agent is a finding."""
+    named = _named_drugs(order)
+    kinds = {ingredients for _, ingredients in named}
+    if len(kinds) < 2 or not frozenset().union(*kinds) & HER2_AGENTS:
+        return []
+    return ["its medication names different drugs: " + "; ".join(
+        f"{where} means {' + '.join(_display(i) for i in sorted(ingredients))}" for where, ingredients in named
+    ) + ". It cannot be identified"]
+
+
+def _named_drugs(order: DraftOrder) -> list[tuple[str, frozenset[str]]]:
+    concept = _medication_concept(order)
+    if concept is None:
+        return []
+    found = []
+    for coding in concept.get("coding") or []:
+        code_only = {key: coding[key] for key in ("system", "code") if key in coding}
+        if (match := terminology.classify_medication({"coding": [code_only]})) is not None:
+            found.append((f"code {coding.get('code')}", match.ingredients))
+        display = coding.get("display")
+        if display and (match := terminology.classify_medication({"text": display})) is not None:
+            found.append((f'display "{display}"', match.ingredients))
+    text = concept.get("text")
+    if text and (match := terminology.classify_medication({"text": text})) is not None:
+        found.append((f'text "{text}"', match.ingredients))
+    return found
+
+
+def _medication_concept(order: DraftOrder) -> dict[str, Any] | None:
+    """The draft's CodeableConcept, or that of a contained Medication it references."""
+    resource = order.resource
+    if resource.medicationCodeableConcept is not None:
+        return resource.medicationCodeableConcept.model_dump(exclude_none=True)
+    reference = resource.medicationReference.reference if resource.medicationReference else None
+    if reference and reference.startswith("#"):
+        for contained in resource.contained or []:
+            if contained.id == reference[1:] and getattr(contained, "code", None) is not None:
+                return contained.code.model_dump(exclude_none=True)
+    return None
+
+
+def _plan_conflicts(context: RuleContext, order: DraftOrder) -> list[str]:
+    """T-DM1 or T-DXd drafted while a trastuzumab product is drafted alongside or its order is still active."""
+    if order.match is None or not order.match.ingredients & ADCS:
+        return []
+    start, _ = planned_period(order, context.as_of)
+    issues = [
+        f"{other.text} is drafted in the same order session"
+        for other in context.record.draft_orders
+        if other is not order and _is_plain_trastuzumab(other.match.ingredients if other.match else frozenset())
+    ]
+    for exposure in context.facts.exposures:
+        planned = exposure.source.startswith(("MedicationRequest/", "MedicationStatement/"))
+        if planned and _is_plain_trastuzumab(exposure.ingredients) and exposure.overlaps(start):
+            since = f" since {exposure.start.isoformat()}" if exposure.start else ""
+            issues.append(f"{exposure.text} is still {exposure.status} ({exposure.source}{since}) on {start.isoformat()}")
+    return issues
+
+
+def _is_plain_trastuzumab(ingredients: frozenset[str]) -> bool:
+    return bool(ingredients & TRASTUZUMAB_PRODUCTS) and not ingredients & ADCS
+
+
+def _substitution_dose(context: RuleContext, order: DraftOrder) -> tuple[WeightBasedDose, str, str] | None:
+    """The ordered mg/kg, the ordered product and the product the dose belongs to, when it is another product's (rule 1)."""
+    agent = _agent(order)
+    dose = context.facts.get(draft_doses).get(order.reference)
+    if agent is None or agent not in SUBSTITUTION_PATTERNS or dose is None:
+        return None
+    other = next((product for level, product in SUBSTITUTION_PATTERNS[agent] if _near(dose.mg_per_kg, level)), None)
+    return (dose, agent, other) if other else None
+
+
+# --- rules 2 and 3: T-DM1 -------------------------------------------------------------------------
+
+
+@rule(
+    id="dosing.tdm1-maximum-dose",
+    numbers=(2,),
+    title="T-DM1 dose above 3.6 mg/kg",
+    hooks=ORDER_HOOKS,
+    cards=("dosing-tdm1-overdose",),
+    trigger="A T-DM1 draft above 3.6 mg/kg (ordered in mg/kg, or mg divided by the latest weight).",
+    thresholds="> 3.6 mg/kg, no rounding allowance; weight within weight_lookback_days of the order date.",
+)
+def tdm1_maximum_dose(context: RuleContext) -> Iterator[Finding]:
+    over = []
+    for order in _orders_of(context, TDM1):
+        dose = context.facts.get(draft_doses).get(order.reference)
+        # Also when rule 1 reads the dose as another product's: the overdose is a separate, certain harm.
+        if dose is not None and round(dose.mg_per_kg, 2) > TDM1_MAX:
+            over.append((order, dose))
+    if not over:
+        return
+    yield Finding(
+        card="dosing-tdm1-overdose",
+        values={"orders": [_dose_values(order, dose) | {"max_mg": _mg_at(TDM1_MAX, dose)} for order, dose in over]},
+        suggestions=tuple(s for order, _ in over for s in (_set_dose(order, TDM1_MAX, "mg/kg", recommended=True), _remove(order))),
+        evidence=tuple(order.reference for order, _ in over),
+    )
+
+
+@rule(
+    id="dosing.tdm1-dose-reduction",
+    numbers=(3,),
+    title="T-DM1 re-escalated after a reduction, or reduced below 2.4 mg/kg",
+    hooks=ORDER_HOOKS,
+    cards=("dosing-tdm1-reduction",),
+    trigger="A T-DM1 draft above the lowest level given or prescribed before (after a reduction below 3.6), or below 2.4 mg/kg.",
+    thresholds="Ladder 3.6 -> 3.0 -> 2.4 mg/kg, then discontinue; no re-escalation; levels within 5%.",
+)
+def tdm1_dose_reduction(context: RuleContext) -> Iterator[Finding]:
+    orders, suggestions = [], []
+    for order in _orders_of(context, TDM1):
+        dose = context.facts.get(draft_doses).get(order.reference)
+        if dose is None or round(dose.mg_per_kg, 2) > TDM1_MAX or _substitution_dose(context, order) is not None:
+            continue
+        reduced = _reduced_to(context, order, TDM1, TDM1_MAX)
+        if reduced is not None and dose.mg_per_kg > reduced[0] * (1 + DOSE_ROUNDING):
+            orders.append(_dose_values(order, dose) | {"problem": "re-escalation", "reduced_to": reduced[0], "reduced_on": reduced[1]})
+            suggestions.append(_set_dose(order, reduced[0], "mg/kg", recommended=True))
+        elif dose.mg_per_kg < TDM1_LOWEST * (1 - DOSE_ROUNDING):
+            orders.append(_dose_values(order, dose) | {"problem": "below-lowest"})
+            suggestions.append(_remove(order))
+    if orders:
+        yield Finding(card="dosing-tdm1-reduction", values={"orders": orders}, suggestions=tuple(suggestions),
+                      evidence=tuple(o["reference"] for o in orders))
+
+
+# --- rule 4: T-DXd --------------------------------------------------------------------------------
+
+
+@rule(
+    id="dosing.tdxd-dose",
+    numbers=(4,),
+    title="T-DXd dose not a breast-cancer level, or re-escalated after a reduction",
+    hooks=ORDER_HOOKS,
+    cards=("dosing-tdxd-dose",),
+    trigger="A T-DXd draft not at 5.4, 4.4 or 3.2 mg/kg (6.4 mg/kg named as the gastric dose), or above a level reduced to before.",
+    thresholds="Breast 5.4 mg/kg q3w; reductions 4.4 -> 3.2 -> discontinue; no re-escalation; levels within 5%.",
+)
+def tdxd_dose(context: RuleContext) -> Iterator[Finding]:
+    orders, suggestions = [], []
+    for order in _orders_of(context, TDXD):
+        dose = context.facts.get(draft_doses).get(order.reference)
+        if dose is None or _substitution_dose(context, order) is not None:
+            continue
+        reduced = _reduced_to(context, order, TDXD, TDXD_BREAST_LEVELS[0])
+        if reduced is not None and dose.mg_per_kg > reduced[0] * (1 + DOSE_ROUNDING):
+            orders.append(_dose_values(order, dose) | {"problem": "re-escalation", "reduced_to": reduced[0], "reduced_on": reduced[1]})
+            suggestions.append(_set_dose(order, reduced[0], "mg/kg", recommended=True))
+        elif _near(dose.mg_per_kg, TDXD_GASTRIC):
+            orders.append(_dose_values(order, dose) | {"problem": "gastric"})
+            suggestions.append(_set_dose(order, TDXD_BREAST_LEVELS[0], "mg/kg", recommended=True))
+        elif _level(dose.mg_per_kg, TDXD_BREAST_LEVELS) is None:
+            # Which level was meant is unknown, so no corrected dose is offered.
+            orders.append(_dose_values(order, dose) | {"problem": "not-a-level"})
+    if orders:
+        yield Finding(card="dosing-tdxd-dose", values={"orders": orders}, suggestions=tuple(suggestions),
+                      evidence=tuple(o["reference"] for o in orders))
+
+
+# --- rule 5: trastuzumab IV -----------------------------------------------------------------------
+
+
+@rule(
+    id="dosing.trastuzumab-schedule",
+    numbers=(5,),
+    title="Trastuzumab IV dose and schedule match neither label schedule",
+    hooks=ORDER_HOOKS,
+    cards=("dosing-trastuzumab-schedule",),
+    trigger=(
+        "An IV trastuzumab draft whose mg/kg is not 8/6 (every 3 weeks) or 4/2 (weekly), whose repeat interval "
+        "does not fit its dose, a maintenance dose with no earlier trastuzumab or after a dose missed by more than "
+        "a week, or a loading dose when the last dose was on time."
+    ),
+    thresholds="Levels within 5%; missed = more than interval + 7 days since the last recorded dose (label wording to verify).",
+)
+def trastuzumab_schedule(context: RuleContext) -> Iterator[Finding]:
+    orders, suggestions = [], []
+    for order in _orders_of(context, TRASTUZUMAB):
+        dose = context.facts.get(draft_doses).get(order.reference)
+        if dose is None or _substitution_dose(context, order) is not None:
+            continue
+        issues, reload_to = _trastuzumab_issues(context, order, dose)
+        if issues:
+            orders.append(_dose_values(order, dose) | {"issues": issues})
+            if reload_to is not None:
+                suggestions.append(_set_dose(order, reload_to, "mg/kg"))
+    if orders:
+        yield Finding(card="dosing-trastuzumab-schedule", values={"orders": orders}, suggestions=tuple(suggestions),
+                      evidence=tuple(o["reference"] for o in orders))
+
+
+def _trastuzumab_issues(context: RuleContext, order: DraftOrder, dose: WeightBasedDose) -> tuple[list[str], float | None]:
+    """What does not fit the label schedules, and the loading dose to suggest when a re-load is due."""
+    level = _level(dose.mg_per_kg, tuple(TRASTUZUMAB_SCHEDULES))
+    if level is None:
+        return [f"{dose.mg_per_kg:g} mg/kg is none of 8, 6, 4 or 2 mg/kg"], None
+    phase, interval = TRASTUZUMAB_SCHEDULES[level]
+    issues = []
+    ordered_interval = dose.ordered.interval_days
+    if ordered_interval is not None and ordered_interval != interval:
+        issues.append(f"{level:g} mg/kg belongs to the {_schedule_name(interval)} schedule, but the order repeats every {ordered_interval} days")
+    start, _ = planned_period(order, context.as_of)
+    earlier = [e for e in context.facts.exposures if TRASTUZUMAB in e.ingredients and (e.start is None or e.start < start)]
+    last = last_given_day(context.facts, TRASTUZUMAB, start)
+    late = last is not None and (start - last).days > interval + MISSED_DOSE_GRACE_DAYS
+    reload_to = None
+    if phase == "maintenance" and not earlier:
+        issues.append(f"no earlier trastuzumab is on record: a first dose is the loading dose ({TRASTUZUMAB_LOADING[interval]:g} mg/kg)")
+        reload_to = TRASTUZUMAB_LOADING[interval]
+    elif phase == "maintenance" and late:
+        issues.append(f"the last recorded dose was on {last.isoformat()}, {(start - last).days} days before the planned "  # type: ignore[union-attr]
+                      f"start {start.isoformat()}: missed by more than a week, which calls for a re-load (label section 2; verify)")
+        reload_to = TRASTUZUMAB_LOADING[interval]
+    elif phase == "loading" and last is not None and not late:
+        issues.append(f"a loading dose, but the last dose was given on {last.isoformat()}, {(start - last).days} days "
+                      f"before the planned start {start.isoformat()} (not missed by more than a week)")
+    return issues, reload_to
+
+
+def _schedule_name(interval: int) -> str:
+    return "every-3-weeks" if interval == 21 else "weekly"
+
+
+# --- rule 6: pertuzumab ---------------------------------------------------------------------------
+
+
+@rule(
+    id="dosing.pertuzumab-dose",
+    numbers=(6,),
+    title="Pertuzumab dose other than 840 mg loading then 420 mg every 3 weeks",
+    hooks=ORDER_HOOKS,
+    cards=("dosing-pertuzumab-dose",),
+    trigger=(
+        "An IV pertuzumab draft not in mg, not 840 or 420 mg, not repeated every 3 weeks, or 420 mg with no "
+        "earlier pertuzumab on record."
+    ),
+    thresholds="840 mg load, 420 mg q3w; no dose reductions.",
+)
+def pertuzumab_dose(context: RuleContext) -> Iterator[Finding]:
+    orders, suggestions = [], []
+    for order in _orders_of(context, PERTUZUMAB):
+        dose = ordered_dose(order)
+        if dose is None:
+            continue
+        issues = []
+        if dose.unit != "mg":
+            issues.append(f"ordered as {dose.describe()}: pertuzumab is a fixed dose in mg, not weight- or BSA-based")
+        elif _level(dose.value, (PERTUZUMAB_LOAD_MG, PERTUZUMAB_MAINTENANCE_MG)) is None:
+            issues.append(f"{dose.describe()} is neither the 840 mg loading dose nor the 420 mg maintenance dose; "
+                          "pertuzumab has no dose reductions")
+        elif _near(dose.value, PERTUZUMAB_MAINTENANCE_MG) and not _had(context, order, PERTUZUMAB):
+            issues.append("420 mg, but no earlier pertuzumab is on record: the first dose is 840 mg")
+            suggestions.append(_set_dose(order, PERTUZUMAB_LOAD_MG, "mg"))
+        if dose.interval_days is not None and dose.interval_days != PERTUZUMAB_INTERVAL_DAYS:
+            issues.append(f"the order repeats every {dose.interval_days} days; pertuzumab is given every 3 weeks")
+        if issues:
+            orders.append({"order": order.text, "reference": order.reference, "dose": dose.describe(), "issues": issues})
+    if orders:
+        yield Finding(card="dosing-pertuzumab-dose", values={"orders": orders}, suggestions=tuple(suggestions),
+                      evidence=tuple(o["reference"] for o in orders))
+
+
+# --- rule 7: subcutaneous fixed-dose products -----------------------------------------------------
+
+
+@rule(
+    id="dosing.subcutaneous-product",
+    numbers=(7,),
+    title="Subcutaneous fixed-dose product ordered by weight or by the IV route",
+    hooks=ORDER_HOOKS,
+    cards=("dosing-subcutaneous-product",),
+    trigger="A Herceptin Hylecta or Phesgo draft with a dose in mg/kg or mg/m2, or an intravenous route.",
+    thresholds="Route read from the route text or display.",
+)
+def subcutaneous_product(context: RuleContext) -> Iterator[Finding]:
+    orders = []
+    for order in context.focus_orders:
+        if _agent(order) != SUBCUTANEOUS:
+            continue
+        issues = []
+        dose = ordered_dose(order)
+        if dose is not None and dose.unit != "mg":
+            issues.append(f"the dose is written as {dose.describe()}, a weight- or BSA-based dose")
+        route, route_text = order_route(order)
+        if route == "intravenous":
+            issues.append(f'the route is "{route_text}"')
+        if issues:
+            orders.append((order, issues))
+    if orders:
+        yield Finding(card="dosing-subcutaneous-product",
+                      values={"orders": [{"order": order.text, "issues": issues} for order, issues in orders]},
+                      suggestions=tuple(_remove(order) for order, _ in orders),
+                      evidence=tuple(order.reference for order, _ in orders))
+
+
+# --- rule 8 and the missing data of rules 2-7 -----------------------------------------------------
+
+
+@rule(
+    id="dosing.dose-not-checked",
+    numbers=(8,),
+    title="HER2 agent dose could not be checked (no current weight or no structured dose)",
+    hooks=ORDER_HOOKS,
+    cards=("dosing-dose-not-checked",),
+    trigger=(
+        "A weight-based HER2 agent (IV trastuzumab, T-DM1, T-DXd) drafted with no body weight within "
+        "weight_lookback_days, or dosed in mg/m2; at order-sign also any HER2 agent draft with no dose quantity "
+        "in mg, mg/kg or mg/m2."
+    ),
+    thresholds="weight_lookback_days (local policy; the labels give none) before the order date.",
+)
+def dose_not_checked(context: RuleContext) -> Iterator[Finding]:
+    orders = []
+    for order in context.focus_orders:
+        reasons = _unchecked_reasons(context, order)
+        if reasons:
+            orders.append((order, reasons))
+    if orders:
+        yield Finding(card="dosing-dose-not-checked",
+                      values={"orders": [{"order": order.text, "reasons": reasons} for order, reasons in orders],
+                              "lookback_days": context.settings.weight_lookback_days},
+                      evidence=tuple(order.reference for order, _ in orders))
+
+
+def _unchecked_reasons(context: RuleContext, order: DraftOrder) -> list[str]:
+    agent = _agent(order)
+    if agent is None:
+        return []
+    reasons = []
+    dose = ordered_dose(order)
+    if agent in WEIGHT_BASED and order_weight(context.facts, order) is None:
+        last = last_recorded_weight(context.facts, order)
+        day = order_day(context.facts, order).isoformat()
+        consequence = ("the mg dose cannot be converted to mg/kg and checked" if dose is not None and dose.unit == "mg"
+                       else "the dose in mg cannot be computed from mg/kg")
+        reasons.append(f"no body weight in the {context.settings.weight_lookback_days} days up to {day}"
+                       + (f" (last recorded: {last})" if last else " (none recorded)") + f": {consequence}")
+    if agent in WEIGHT_BASED and dose is not None and dose.unit == "mg/m2":
+        reasons.append(f"the dose is written as {dose.describe()}; this agent is dosed in mg/kg")
+    if dose is None and context.hook == "order-sign":
+        written = dose_written(order)
+        reasons.append(f'the dose "{written}" is not a quantity in mg, mg/kg or mg/m2' if written else "the order has no dose")
+    return reasons
+
+
+# --- shared ---------------------------------------------------------------------------------------
+
+
+def _agent(order: DraftOrder) -> str | None:
+    """Which dosing schedule applies: an IV HER2 agent's ingredient key, SUBCUTANEOUS, or None."""
+    match = order.match
+    if match is None or not match.ingredients & HER2_AGENTS:
+        return None
+    if match.subcutaneous_fixed_dose:
+        return SUBCUTANEOUS
+    if len(match.ingredients) != 1:
+        return None
+    (only,) = match.ingredients
+    return only if only in (TDM1, TDXD, TRASTUZUMAB, PERTUZUMAB) else None
+
+
+def _orders_of(context: RuleContext, agent: str) -> list[DraftOrder]:
+    return [order for order in context.focus_orders if _agent(order) == agent]
+
+
+def _reduced_to(context: RuleContext, order: DraftOrder, ingredient: str, full_dose: float) -> tuple[float, date] | None:
+    """The lowest mg/kg recorded before this order and its day, when it is a reduction from the full dose."""
+    start, _ = planned_period(order, context.as_of)
+    levels = previous_levels(context.facts, ingredient, start)
+    lowest = min(levels, key=lambda d: d.mg_per_kg or 0.0, default=None)
+    if lowest is None or lowest.mg_per_kg is None or lowest.mg_per_kg >= full_dose * (1 - DOSE_ROUNDING):
+        return None
+    return lowest.mg_per_kg, lowest.day  # type: ignore[return-value]
+
+
+def _had(context: RuleContext, order: DraftOrder, ingredient: str) -> bool:
+    start, _ = planned_period(order, context.as_of)
+    return any(ingredient in e.ingredients and (e.start is None or e.start < start) for e in context.facts.exposures)
+
+
+def _near(dose: float, level: float) -> bool:
+    return abs(dose - level) <= level * DOSE_ROUNDING
+
+
+def _level(dose: float, levels: tuple[float, ...]) -> float | None:
+    return next((level for level in levels if _near(dose, level)), None)
+
+
+def _display(ingredient: str) -> str:
+    return terminology.ingredient_display(ingredient)
+
+
+def _mg_at(mg_per_kg: float, dose: WeightBasedDose) -> float | None:
+    return round(mg_per_kg * dose.weight.value) if dose.weight is not None else None
+
+
+def _dose_values(order: DraftOrder, dose: WeightBasedDose) -> dict[str, Any]:
+    weight = dose.weight
+    return {
+        "order": order.text,
+        "reference": order.reference,
+        "dose": dose.describe(),
+        "mg_per_kg": dose.mg_per_kg,
+        "weight": f"{weight.value:g} kg on {weight.day.isoformat()}" if weight is not None and weight.day else None,
+    }
+
+
+def _remove(order: DraftOrder) -> ProposedSuggestion:
+    return ProposedSuggestion(key="remove-draft", values={"order": order.text},
+                              actions=(ProposedAction(type="delete", resource_id=order.reference),))
+
+
+def _set_dose(order: DraftOrder, value: float, unit: DoseUnit, recommended: bool = False) -> ProposedSuggestion:
+    """The same draft with only its dose replaced (the client re-computes mg from mg/kg with its own weight)."""
+    resource = json.loads(order.resource.model_dump_json(exclude_none=True))
+    resource["dosageInstruction"][0]["doseAndRate"] = [
+        {"doseQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}}
+    ]
+    dose = f"{value:g} {unit}"
+    return ProposedSuggestion(key="change-dose", values={"order": order.text, "new_dose": dose}, recommended=recommended,
+                              actions=(ProposedAction(type="update", resource=resource),))

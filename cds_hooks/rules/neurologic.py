@@ -1,1 +1,53 @@
-"""Nerve toxicity (clinical reference Part B3, rule 34)."""
+"""Nerve toxicity (clinical reference Part B3, rule 34): T-DM1 with grade 3-4 or ungraded peripheral neuropathy."""
+from __future__ import annotations
+
+from typing import Iterator
+
+from cds_hooks.facts.toxicity import active_peripheral_neuropathy, worst_grade
+from cds_hooks.protocol.request import ORDER_HOOKS
+from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+
+TDM1 = "ado_trastuzumab_emtansine"
+HOLD_FROM_GRADE = 3
+
+
+@rule(
+    id="neurologic.tdm1-peripheral-neuropathy",
+    numbers=(34,),
+    title="T-DM1 with grade 3-4 or ungraded peripheral neuropathy",
+    hooks=ORDER_HOOKS,
+    cards=("neurologic-tdm1-neuropathy",),
+    trigger=(
+        "A drafted ado-trastuzumab emtansine (T-DM1) while an active peripheral neuropathy Condition is recorded at "
+        "grade 3 or higher, or without a grade."
+    ),
+    thresholds=(
+        "Grade >= 3: hold until <= grade 2. No grade recorded: ask for it. Grade read from Condition.stage.summary or "
+        "Condition.severity only when written as a grade (e.g. 'Grade 3', 'CTCAE grade 3', 'G3'); grades 1-2 do not fire."
+    ),
+)
+def tdm1_peripheral_neuropathy(context: RuleContext) -> Iterator[Finding]:
+    orders = [o for o in context.focus_orders if o.match is not None and TDM1 in o.match.ingredients]
+    neuropathy = context.facts.get(active_peripheral_neuropathy)
+    if not orders or not neuropathy:
+        return
+    grade = worst_grade(neuropathy)
+    hold = grade is not None and grade >= HOLD_FROM_GRADE
+    ungraded = [t for t in neuropathy if t.grade is None]
+    if not hold and not ungraded:
+        return
+    yield Finding(
+        card="neurologic-tdm1-neuropathy",
+        values={
+            "orders": ", ".join(order.text for order in orders),
+            "hold": hold,
+            "grade": grade,
+            "conditions": [{"text": t.text, "grade": t.grade, "severity": t.severity_text, "onset": t.onset} for t in neuropathy],
+        },
+        suggestions=tuple(
+            ProposedSuggestion(key="remove-draft", values={"order": order.text},
+                               actions=(ProposedAction(type="delete", resource_id=order.reference),))
+            for order in orders
+        ) if hold else (),
+        evidence=tuple(sorted({o.reference for o in orders} | {t.reference for t in neuropathy})),
+    )

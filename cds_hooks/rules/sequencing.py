@@ -1,1 +1,628 @@
-"""Regimen selection and sequencing (clinical reference Part B5, rules 38-45)."""
+"""Regimen selection and sequencing (clinical reference Part B5, rules 38-45, Part 0 G1-G11): advisory cards
+on which HER2-directed regimen fits where the patient is in her disease course."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, Iterable, Iterator
+
+from fhir.resources.R4B.condition import Condition
+
+from cds_hooks import terminology
+from cds_hooks.facts import Facts
+from cds_hooks.facts.body_size import weight_kg
+from cds_hooks.facts.disease import (
+    HER2_DIRECTED,
+    TAXANES,
+    TRASTUZUMAB_PRODUCTS,
+    NeoadjuvantTherapy,
+    Progression,
+    TherapyLine,
+    brain_metastases,
+    condition_day,
+    line_of_therapy,
+    metastatic_lines,
+    metastatic_since,
+    progression,
+    recurrence,
+    residual_disease_findings,
+    setting,
+    therapy_before,
+    within_months,
+)
+from cds_hooks.facts.her2 import her2_status
+from cds_hooks.facts.therapy import Exposure, planned_period
+from cds_hooks.protocol.request import ORDER_HOOKS
+from cds_hooks.record import DraftOrder
+from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+
+ALL_HOOKS = ORDER_HOOKS | {"patient-view"}
+HER2_ANTIBODY_ORDER = TRASTUZUMAB_PRODUCTS | {"pertuzumab"}
+TDM1 = "ado_trastuzumab_emtansine"
+TDXD = "fam_trastuzumab_deruxtecan"
+ATEZOLIZUMAB = "atezolizumab"
+
+# KATHERINE regimen (B5 rule 38, B6 T1).
+TDM1_DOSE_MG_PER_KG = 3.6
+TDM1_ADJUVANT_CYCLES = 14
+RXNORM_TDM1 = "1371041"
+RXNORM_PERTUZUMAB = "1298944"
+PERTUZUMAB_LOADING_MG = 840
+PERTUZUMAB_MAINTENANCE_MG = 420
+# ASCO guideline early-recurrence window (rule 42) and the Kadcyla/Enhertu label wording "within 6 months".
+GUIDELINE_RECURRENCE_MONTHS = 12
+LABEL_RECURRENCE_MONTHS = 6
+# Adjuvant trastuzumab: 1 year total (rule 45). Courses are joined across gaps of up to 90 days (a delayed
+# cycle or surgery between neoadjuvant and adjuvant parts); a longer gap starts a new course.
+ADJUVANT_COURSE = timedelta(weeks=52)
+COURSE_GAP = timedelta(days=90)
+_PERIOD_UNITS = {"d": 1, "wk": 7, "mo": 30}
+
+
+def _her2_positive(facts: Facts) -> bool:
+    return facts.get(her2_status).status == "positive"
+
+
+def _ingredients(order: DraftOrder) -> frozenset[str]:
+    return order.match.ingredients if order.match is not None else frozenset()
+
+
+def _names(items: Iterable[Any]) -> str:
+    return " and ".join(sorted({item.text for item in items}))
+
+
+# --- rule 38: KATHERINE ------------------------------------------------------------------------------
+
+
+@rule(
+    id="sequencing.katherine-adjuvant-tdm1",
+    numbers=(38,),
+    title="Residual invasive disease after neoadjuvant taxane + trastuzumab: consider adjuvant T-DM1",
+    hooks=ORDER_HOOKS,
+    cards=("sequencing-katherine-adjuvant-tdm1",),
+    trigger=(
+        "Early HER2-positive breast cancer; a trastuzumab (± pertuzumab) order planned after surgery (the yp staging "
+        "day); taxane and trastuzumab started in the year before surgery; ypT >= T1mi and/or ypN >= N1mi or RCB >= 1. "
+        "No yp staging: the card asks for the pathology result instead of assuming."
+    ),
+    thresholds="T-DM1 3.6 mg/kg IV q3w x 14 cycles; dose in mg from the latest weight within the weight lookback.",
+)
+def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
+    facts = context.facts
+    orders = [o for o in context.focus_orders if _ingredients(o) & TRASTUZUMAB_PRODUCTS and _ingredients(o) <= HER2_ANTIBODY_ORDER]
+    if not orders or facts.get(setting) != "early" or not _her2_positive(facts):
+        return
+    if any(TDM1 in _ingredients(o) for o in context.record.draft_orders):
+        return
+    start = min(planned_period(o, context.as_of)[0] for o in orders)
+    residual = facts.get(residual_disease_findings)
+    if residual.status == "pcr" or (residual.day is not None and start < residual.day):
+        return
+    neoadjuvant = therapy_before(facts, residual.day or start)
+    if not neoadjuvant.taxane_and_trastuzumab:
+        return
+    weight = facts.get(weight_kg)
+    dose_mg = round(TDM1_DOSE_MG_PER_KG * weight.value, 1) if weight is not None else None
+    replaced = [o for o in context.record.draft_orders if _ingredients(o) & HER2_ANTIBODY_ORDER and TDM1 not in _ingredients(o)]
+    confirmed = residual.status == "residual"
+    yield Finding(
+        card="sequencing-katherine-adjuvant-tdm1",
+        values={
+            "confirmed": confirmed,
+            "orders": _names(replaced),
+            "planned_start": start,
+            "staging": residual.described,
+            "staging_day": residual.day,
+            "neoadjuvant": _neoadjuvant_values(neoadjuvant),
+            "weight": weight.value if weight is not None else None,
+            "weight_day": weight.day if weight is not None else None,
+            "weight_lookback_days": facts.settings.weight_lookback_days,
+            "dose_mg": dose_mg,
+        },
+        suggestions=(
+            ProposedSuggestion(
+                key="replace-with-tdm1",
+                values={"dose_mg": dose_mg, "replaced": _names(replaced)},
+                actions=(
+                    ProposedAction(type="create", resource=_tdm1_order(context, start, dose_mg, weight.value if weight else None)),
+                    *(ProposedAction(type="delete", resource_id=o.reference, values={"order": o.text}) for o in replaced),
+                ),
+            ),
+        ) if confirmed else (),
+        evidence=residual.references + tuple(e.source for e in neoadjuvant.taxanes + neoadjuvant.trastuzumab),
+    )
+
+
+def _neoadjuvant_values(therapy: NeoadjuvantTherapy) -> list[dict[str, Any]]:
+    exposures = therapy.taxanes + therapy.trastuzumab + tuple(e for e in therapy.pertuzumab if e not in therapy.trastuzumab)
+    return [{"text": e.text, "start": e.start, "end": e.end} for e in sorted(exposures, key=lambda e: e.start or date.min)]
+
+
+def _tdm1_order(context: RuleContext, start: date, dose_mg: float | None, weight: float | None) -> dict[str, Any]:
+    """A draft T-DM1 MedicationRequest for the KATHERINE regimen; the mg dose only when a weight is on file."""
+    dose_text = f"{TDM1_DOSE_MG_PER_KG:g} mg/kg"
+    if dose_mg is not None:
+        dose_text += f" ({dose_mg:g} mg for {weight:g} kg)"
+    else:
+        dose_text += " (no current weight on file: calculate the mg dose from a new weight)"
+    dose_and_rate: list[dict[str, Any]] = [{
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/dose-rate-type", "code": "ordered", "display": "Ordered"}]},
+        "doseQuantity": {"value": TDM1_DOSE_MG_PER_KG, "unit": "mg/kg", "system": "http://unitsofmeasure.org", "code": "mg/kg"},
+    }]
+    if dose_mg is not None:
+        dose_and_rate.append({
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/dose-rate-type", "code": "calculated", "display": "Calculated"}]},
+            "doseQuantity": {"value": dose_mg, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"},
+        })
+    return {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{context.patient_id}"},
+        "authoredOn": context.as_of.isoformat(),
+        "medicationCodeableConcept": {
+            "coding": [{"system": terminology.RXNORM, "code": RXNORM_TDM1, "display": "ado-trastuzumab emtansine"}],
+            "text": "ado-trastuzumab emtansine",
+        },
+        "dosageInstruction": [{
+            "text": f"{dose_text} IV every 3 weeks for {TDM1_ADJUVANT_CYCLES} cycles (adjuvant, KATHERINE)",
+            "timing": {"repeat": {"boundsPeriod": {"start": start.isoformat()}, "count": TDM1_ADJUVANT_CYCLES,
+                                  "frequency": 1, "period": 3, "periodUnit": "wk"}},
+            "route": {"text": "intravenous"},
+            "doseAndRate": dose_and_rate,
+        }],
+    }
+
+
+# --- rule 39: T-DM1 outside the KATHERINE population -------------------------------------------------
+
+
+@rule(
+    id="sequencing.adjuvant-tdm1-not-katherine",
+    numbers=(39,),
+    title="Adjuvant T-DM1 ordered after pCR or without neoadjuvant therapy",
+    hooks=ORDER_HOOKS,
+    cards=("sequencing-adjuvant-tdm1-not-katherine",),
+    trigger=(
+        "T-DM1 ordered in early breast cancer when yp staging shows pCR (ypT0/Tis ypN0, RCB-0), or no taxane + "
+        "trastuzumab started in the year before surgery; without readable yp staging the card asks for it."
+    ),
+    thresholds="pCR = ypT0/Tis ypN0 or RCB-0 (A3.4); neoadjuvant = started within 365 days before the yp staging day.",
+)
+def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
+    facts = context.facts
+    orders = [o for o in context.focus_orders if TDM1 in _ingredients(o)]
+    if not orders or facts.get(setting) != "early":
+        return
+    start = min(planned_period(o, context.as_of)[0] for o in orders)
+    residual = facts.get(residual_disease_findings)
+    neoadjuvant = therapy_before(facts, residual.day or start)
+    if residual.status == "pcr":
+        reason = "pcr"
+    elif residual.day is not None and not neoadjuvant.taxane_and_trastuzumab:
+        reason = "no-neoadjuvant"
+    elif residual.status == "unknown":
+        reason = "unconfirmed"
+    else:
+        return
+    yield Finding(
+        card="sequencing-adjuvant-tdm1-not-katherine",
+        values={
+            "reason": reason,
+            "orders": _names(orders),
+            "staging": residual.described,
+            "staging_day": residual.day,
+            "neoadjuvant": _neoadjuvant_values(neoadjuvant),
+        },
+        evidence=residual.references,
+    )
+
+
+# --- rule 40: first line -----------------------------------------------------------------------------
+
+
+@rule(
+    id="sequencing.first-line-thp-preferred",
+    numbers=(40,),
+    title="First-line HER2-positive metastatic therapy without pertuzumab, or T-DM1",
+    hooks=ORDER_HOOKS,
+    cards=("sequencing-first-line-thp-preferred",),
+    trigger=(
+        "HER2-positive metastatic disease with no HER2-directed therapy started since the metastatic diagnosis, and "
+        "an order for trastuzumab with a taxane (drafted or current) but no pertuzumab, or for T-DM1. Not when the "
+        "recurrence came within 12 months of (neo)adjuvant trastuzumab (rule 42)."
+    ),
+    thresholds="Lines: HER2-directed regimens started after the metastatic diagnosis (30-day grouping).",
+)
+def first_line_thp_preferred(context: RuleContext) -> Iterator[Finding]:
+    facts = context.facts
+    if facts.get(setting) != "metastatic" or not _her2_positive(facts):
+        return
+    line = facts.get(line_of_therapy)
+    if line is not None and line > 0:
+        return
+    if _early_recurrence(facts):
+        return
+    tdm1 = [o for o in context.focus_orders if TDM1 in _ingredients(o)]
+    without_pertuzumab = {
+        o.reference: (o, regimen) for o in context.focus_orders
+        if _ingredients(o) & TRASTUZUMAB_PRODUCTS and (regimen := _regimen_around(context, o)) & TAXANES and "pertuzumab" not in regimen
+    }
+    if not tdm1 and not without_pertuzumab:
+        return
+    taxanes = {key for _, regimen in without_pertuzumab.values() for key in regimen & TAXANES}
+    first = next(iter(without_pertuzumab.values()), None)
+    yield Finding(
+        card="sequencing-first-line-thp-preferred",
+        values={
+            "tdm1": _names(tdm1),
+            "without_pertuzumab": _names(order for order, _ in without_pertuzumab.values()),
+            "taxanes": " and ".join(sorted(terminology.ingredient_display(key) for key in taxanes)),
+            "metastatic_since": facts.get(metastatic_since),
+            "line_known": line is not None,
+        },
+        suggestions=(
+            ProposedSuggestion(key="add-pertuzumab", actions=(ProposedAction(type="create", resource=_pertuzumab_order(context, first[0])),)),
+        ) if first is not None else (),
+        evidence=tuple(o.reference for o in tdm1) + tuple(without_pertuzumab),
+    )
+
+
+def _regimen_around(context: RuleContext, order: DraftOrder) -> frozenset[str]:
+    """Ingredients of the regimen this order belongs to: every draft of the session and every drug recorded over
+    the order's planned period."""
+    start, end = planned_period(order, context.as_of)
+    drafted = (_ingredients(other) for other in context.record.draft_orders)
+    current = (e.ingredients for e in context.facts.exposures if e.overlaps(start, end))
+    return frozenset().union(*drafted, *current)
+
+
+def _pertuzumab_order(context: RuleContext, order: DraftOrder) -> dict[str, Any]:
+    start = planned_period(order, context.as_of)[0]
+    return {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{context.patient_id}"},
+        "authoredOn": context.as_of.isoformat(),
+        "medicationCodeableConcept": {
+            "coding": [{"system": terminology.RXNORM, "code": RXNORM_PERTUZUMAB, "display": "pertuzumab"}],
+            "text": "pertuzumab",
+        },
+        "dosageInstruction": [
+            {
+                "sequence": 1,
+                "text": f"{PERTUZUMAB_LOADING_MG} mg IV loading dose (cycle 1)",
+                "timing": {"repeat": {"boundsPeriod": {"start": start.isoformat()}, "count": 1}},
+                "route": {"text": "intravenous"},
+                "doseAndRate": [{"doseQuantity": {"value": PERTUZUMAB_LOADING_MG, "unit": "mg",
+                                                  "system": "http://unitsofmeasure.org", "code": "mg"}}],
+            },
+            {
+                "sequence": 2,
+                "text": f"then {PERTUZUMAB_MAINTENANCE_MG} mg IV every 3 weeks, with trastuzumab and the taxane",
+                "timing": {"repeat": {"frequency": 1, "period": 3, "periodUnit": "wk"}},
+                "route": {"text": "intravenous"},
+                "doseAndRate": [{"doseQuantity": {"value": PERTUZUMAB_MAINTENANCE_MG, "unit": "mg",
+                                                  "system": "http://unitsofmeasure.org", "code": "mg"}}],
+            },
+        ],
+    }
+
+
+# --- rule 41: second line and beyond after progression ----------------------------------------------
+
+
+@rule(
+    id="sequencing.second-line-after-progression",
+    numbers=(41,),
+    title="Progression on or after trastuzumab-based metastatic therapy: next-line options",
+    hooks=ALL_HOOKS,
+    cards=("sequencing-second-line-after-progression",),
+    trigger=(
+        "HER2-positive metastatic disease whose newest disease status (97509-4) is 'worsened', after a "
+        "trastuzumab-based metastatic line and with no new line started since; on patient-view, and on ordering "
+        "a HER2-directed drug other than T-DXd (unless T-DXd was already given)."
+    ),
+    thresholds="Lines: HER2-directed regimens started after the metastatic diagnosis (30-day grouping).",
+)
+def second_line_after_progression(context: RuleContext) -> Iterator[Finding]:
+    facts = context.facts
+    worsened = facts.get(progression)
+    if worsened is None or facts.get(setting) != "metastatic" or not _her2_positive(facts):
+        return
+    line = facts.get(line_of_therapy)
+    lines = facts.get(metastatic_lines)
+    before = _lines_before(lines, worsened)
+    if line is not None:
+        if len(before) < len(lines) or not any(item.trastuzumab_based for item in before):
+            return
+    elif not any(e.ingredients & TRASTUZUMAB_PRODUCTS for e in facts.exposures):
+        return
+    used = frozenset().union(*(e.ingredients for e in facts.exposures))
+    if not _next_line_order_context(context, used, preferred={TDXD}):
+        return
+    yield Finding(
+        card="sequencing-second-line-after-progression",
+        values={
+            "progression_day": worsened.day,
+            "lines": _line_values(before),
+            "line_known": line is not None,
+            "next_line": len(before) + 1 if line is not None else None,
+            "tdxd_used": TDXD in used,
+            "tdm1_used": TDM1 in used,
+            "tucatinib_used": "tucatinib" in used,
+            "orders": _names(_her2_drafts(context)),
+        },
+        evidence=(worsened.reference, *(source for item in before for source in item.sources)),
+    )
+
+
+def _lines_before(lines: tuple[TherapyLine, ...], worsened: Progression) -> tuple[TherapyLine, ...]:
+    """Lines started before the progression; all lines when the progression is undated."""
+    if worsened.day is None:
+        return lines
+    return tuple(item for item in lines if item.start <= worsened.day)
+
+
+def _line_values(lines: Iterable[TherapyLine]) -> list[dict[str, Any]]:
+    return [{"number": item.number, "start": item.start, "end": item.end, "drugs": " + ".join(item.texts)} for item in lines]
+
+
+def _her2_drafts(context: RuleContext) -> list[DraftOrder]:
+    return [o for o in context.focus_orders if _ingredients(o) & HER2_DIRECTED]
+
+
+def _next_line_order_context(context: RuleContext, used: frozenset[str], preferred: set[str]) -> bool:
+    """Patient-view always qualifies; an order qualifies when it is HER2-directed and not already a preferred,
+    not-yet-used option (ordering the recommended drug needs no card)."""
+    if context.hook == "patient-view":
+        return True
+    drafts = _her2_drafts(context)
+    if not drafts:
+        return False
+    fresh_preferred = preferred - used
+    return not any(_ingredients(o) & fresh_preferred for o in drafts)
+
+
+# --- rule 42: early recurrence -----------------------------------------------------------------------
+
+
+def _early_recurrence(facts: Facts) -> bool:
+    found = facts.get(recurrence)
+    return found is not None and within_months(found.trastuzumab_ended, found.metastatic_since, GUIDELINE_RECURRENCE_MONTHS)
+
+
+@rule(
+    id="sequencing.early-recurrence-second-line",
+    numbers=(42,),
+    title="Metastatic recurrence within 12 months of (neo)adjuvant trastuzumab: treat as second line",
+    hooks=ALL_HOOKS,
+    cards=("sequencing-early-recurrence-second-line",),
+    trigger=(
+        "HER2-positive metastatic disease diagnosed <= 12 months after the last (neo)adjuvant trastuzumab, before any "
+        "metastatic line has started; on patient-view, and on ordering trastuzumab or pertuzumab (not T-DM1/T-DXd). "
+        "When the metastatic diagnosis is undated, on ordering, the card asks for the date."
+    ),
+    thresholds="12 months (ASCO guideline, calendar months) and 6 months (Kadcyla/Enhertu label wording), both shown.",
+)
+def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
+    facts = context.facts
+    if facts.get(setting) != "metastatic" or not _her2_positive(facts) or facts.get(line_of_therapy) not in (0, None):
+        return
+    first_line_orders = [o for o in context.focus_orders if _ingredients(o) & HER2_ANTIBODY_ORDER]
+    if context.hook != "patient-view" and (not first_line_orders or any(_ingredients(o) & {TDM1, TDXD} for o in context.focus_orders)):
+        return
+    found = facts.get(recurrence)
+    if found is not None:
+        if not _early_recurrence(facts):
+            return
+        values: dict[str, Any] = {
+            "dated": True,
+            "trastuzumab_ended": found.trastuzumab_ended,
+            "metastatic_since": found.metastatic_since,
+            "months": found.months,
+            "within_label_window": within_months(found.trastuzumab_ended, found.metastatic_since, LABEL_RECURRENCE_MONTHS),
+            "with_pertuzumab": found.with_pertuzumab,
+        }
+        evidence = found.sources
+    else:
+        # Undated metastatic disease: ask, but only while a first-line order is being written.
+        prior = [e for e in facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS and e.end is not None]
+        if facts.get(metastatic_since) is not None or context.hook == "patient-view" or not prior:
+            return
+        last = max(prior, key=lambda e: e.end or date.min)
+        values = {"dated": False, "trastuzumab_ended": last.end, "with_pertuzumab": any("pertuzumab" in e.ingredients for e in facts.exposures)}
+        evidence = (last.source,)
+    yield Finding(
+        card="sequencing-early-recurrence-second-line",
+        values={**values, "orders": _names(first_line_orders), "guideline_months": GUIDELINE_RECURRENCE_MONTHS,
+                "label_months": LABEL_RECURRENCE_MONTHS},
+        evidence=evidence,
+    )
+
+
+# --- rule 43: brain metastases -----------------------------------------------------------------------
+
+
+@rule(
+    id="sequencing.brain-metastases-progression",
+    numbers=(43,),
+    title="Brain metastases progressing after anti-HER2 therapy: HER2CLIMB regimen or T-DXd",
+    hooks=ALL_HOOKS,
+    cards=("sequencing-brain-metastases-progression",),
+    trigger=(
+        "HER2-positive disease with an active brain metastasis condition, newest disease status 'worsened', at least "
+        "one HER2-directed drug started before it and none started since; on patient-view, and on ordering a "
+        "HER2-directed drug other than tucatinib or T-DXd."
+    ),
+    thresholds="At least one prior HER2-directed exposure (any setting) before the progression.",
+)
+def brain_metastases_progression(context: RuleContext) -> Iterator[Finding]:
+    facts = context.facts
+    worsened = facts.get(progression)
+    brain = facts.get(brain_metastases)
+    if worsened is None or not brain or not _her2_positive(facts):
+        return
+    started = [(e, e.start) for e in facts.exposures if e.ingredients & HER2_DIRECTED and e.start is not None]
+    prior = [e for e, start in started if worsened.day is None or start <= worsened.day]
+    # A HER2-directed drug started after the progression means the next line is already under way.
+    if not prior or any(worsened.day is not None and start > worsened.day for _, start in started):
+        return
+    used = frozenset().union(*(e.ingredients for e in facts.exposures))
+    if not _next_line_order_context(context, used, preferred={"tucatinib", TDXD}):
+        return
+    yield Finding(
+        card="sequencing-brain-metastases-progression",
+        values={
+            "brain": [{"text": _condition_text(c), "since": condition_day(c)} for c in brain],
+            "progression_day": worsened.day,
+            "prior": [{"text": e.text, "start": e.start, "end": e.end} for e in prior],
+            "tucatinib_used": "tucatinib" in used,
+            "tdxd_used": TDXD in used,
+        },
+        evidence=(worsened.reference, *(f"Condition/{c.id}" for c in brain)),
+    )
+
+
+def _condition_text(condition: Condition) -> str:
+    code = condition.code
+    return code.text or next((c.display for c in code.coding or [] if c.display), "brain metastasis")
+
+
+# --- rule 44: T-DM1 + atezolizumab -------------------------------------------------------------------
+
+
+@rule(
+    id="sequencing.tdm1-with-atezolizumab",
+    numbers=(44,),
+    title="T-DM1 and atezolizumab together",
+    hooks=ORDER_HOOKS,
+    cards=("sequencing-tdm1-with-atezolizumab",),
+    trigger="T-DM1 and atezolizumab both drafted, or one drafted while the other is recorded over its planned period.",
+    thresholds="Overlap of periods; a recorded dose covers 20 days after it (21-day cycle).",
+)
+def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
+    partners = {TDM1: ATEZOLIZUMAB, ATEZOLIZUMAB: TDM1}
+    pairs: list[dict[str, str]] = []
+    removable: dict[str, DraftOrder] = {}
+    for order in context.focus_orders:
+        for own, partner in partners.items():
+            if own not in _ingredients(order):
+                continue
+            start, end = planned_period(order, context.as_of)
+            for other in context.record.draft_orders:
+                if other is not order and partner in _ingredients(other):
+                    removable.update({order.reference: order, other.reference: other})
+                    pairs.append({"ordered": order.text, "other": other.text, "other_when": "ordered together in this order session"})
+            for exposure in context.facts.exposures:
+                if partner in exposure.ingredients and exposure.overlaps(start, end):
+                    removable[order.reference] = order
+                    pairs.append({"ordered": order.text, "other": exposure.text, "other_when": _describe(exposure)})
+    if not pairs:
+        return
+    # Two drafts name each other; show each pair once.
+    unique = list({frozenset((p["ordered"], p["other"])): p for p in pairs}.values())
+    yield Finding(
+        card="sequencing-tdm1-with-atezolizumab",
+        values={"pairs": unique},
+        # T-DM1 continues alone (KATE2): offer to remove drafted atezolizumab; when only T-DM1 is drafted (atezolizumab
+        # already running), offer to remove that draft instead.
+        suggestions=tuple(
+            ProposedSuggestion(key="remove-draft", values={"order": o.text}, actions=(ProposedAction(type="delete", resource_id=o.reference),))
+            for o in removable.values() if ATEZOLIZUMAB in _ingredients(o) or len(removable) == 1
+        ),
+        evidence=tuple(removable),
+    )
+
+
+def _describe(exposure: Exposure) -> str:
+    kind = exposure.source.split("/")[0]
+    since = f"since {exposure.start.isoformat()}" if exposure.start else "start date not recorded"
+    until = "no end date" if exposure.end is None else f"exposure to {exposure.end.isoformat()}"
+    return f"{kind} {exposure.status}, {since}, {until}"
+
+
+# --- rule 45: adjuvant trastuzumab duration ---------------------------------------------------------
+
+
+@rule(
+    id="sequencing.trastuzumab-duration",
+    numbers=(45,),
+    title="Adjuvant trastuzumab beyond 52 weeks",
+    hooks=ALL_HOOKS,
+    cards=("sequencing-trastuzumab-duration",),
+    trigger=(
+        "Not metastatic: a trastuzumab-product order whose planned start or end lies more than 52 weeks after the "
+        "start of the current trastuzumab course (neoadjuvant + adjuvant); on patient-view, a trastuzumab course still "
+        "running more than 52 weeks after it began."
+    ),
+    thresholds="52 weeks total; exposures separated by <= 90 days belong to one course.",
+)
+def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
+    facts = context.facts
+    current_setting = facts.get(setting)
+    if current_setting == "metastatic":
+        return
+    if context.hook == "patient-view":
+        course = _course_until(facts, context.as_of)
+        if course is None or not any(e.end is None or e.end >= context.as_of for e in course):
+            return
+        until, orders = context.as_of, []
+    else:
+        orders = [o for o in context.focus_orders if _ingredients(o) & TRASTUZUMAB_PRODUCTS]
+        if not orders:
+            return
+        start = min(planned_period(o, context.as_of)[0] for o in orders)
+        course = _course_until(facts, start)
+        if course is None:
+            return
+        until = max(_planned_end(o, context.as_of) for o in orders)
+    course_start = min(e.start for e in course if e.start is not None)
+    if until - course_start <= ADJUVANT_COURSE:
+        return
+    yield Finding(
+        card="sequencing-trastuzumab-duration",
+        values={
+            "setting_known": current_setting == "early",
+            "course_start": course_start,
+            "until": until,
+            "weeks": (until - course_start).days // 7,
+            "course": [{"text": e.text, "start": e.start, "end": e.end} for e in course],
+            "orders": _names(orders),
+        },
+        evidence=tuple(e.source for e in course) + tuple(o.reference for o in orders),
+    )
+
+
+def _course_until(facts: Facts, day: date) -> list[Exposure] | None:
+    """The trastuzumab-product exposures of the course running up to `day`: walking back from the newest, each
+    earlier exposure joins while the gap to the course is at most COURSE_GAP. None when nothing dated precedes `day`."""
+    dated = sorted(
+        (e for e in facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS and e.start is not None and e.start <= day),
+        key=lambda e: e.start or date.min,
+    )
+    if not dated or (dated[-1].end is not None and day - dated[-1].end > COURSE_GAP):
+        return None
+    course = [dated[-1]]
+    for exposure in reversed(dated[:-1]):
+        joined_start = min(e.start for e in course if e.start is not None)
+        if exposure.end is None or joined_start - exposure.end <= COURSE_GAP:
+            course.insert(0, exposure)
+        else:
+            break
+    return course
+
+
+def _planned_end(order: DraftOrder, as_of: date) -> date:
+    """The last planned day of an order: its bounds end, else start + count x period, else its start."""
+    start, end = planned_period(order, as_of)
+    if end is not None:
+        return end
+    for dosage in order.resource.dosageInstruction or []:
+        repeat = dosage.timing.repeat if dosage.timing else None
+        if repeat is None or not repeat.count or not repeat.period or repeat.periodUnit not in _PERIOD_UNITS:
+            continue
+        frequency = repeat.frequency or 1
+        interval_days = float(repeat.period) * _PERIOD_UNITS[repeat.periodUnit] / frequency
+        return start + timedelta(days=round(interval_days * (repeat.count - 1)))
+    return start

@@ -1,0 +1,284 @@
+"""Cardiac facts: the LVEF series and its pre-HER2 baseline, when the next LVEF is due, heart failure on record,
+and the cumulative doxorubicin dose (clinical reference Part B2, A3.2)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from fhir.resources.R4B.condition import Condition
+
+from cds_hooks import terminology
+from cds_hooks.facts import Facts, body_size, disease
+from cds_hooks.facts.body_size import BodySize
+from cds_hooks.facts.dates import first_day
+from cds_hooks.facts.observations import effective_day, measurement, observations_in
+from cds_hooks.facts.therapy import Exposure, planned_period
+
+HER2_ANTIBODIES = terminology.ingredients_in_class("her2_antibody")
+ANTHRACYCLINES = terminology.ingredients_in_class("anthracycline")
+DOXORUBICIN = "doxorubicin"
+# LVEF is a percentage (A3.2: "expect value units of %"); a result in any other unit is not read as one.
+_PERCENT_UNITS = frozenset({"%", "percent"})
+# Administrations that record a dose the patient received.
+_GIVEN_STATUSES = frozenset({"completed", "in-progress"})
+_MG_FACTORS = {"mg": 1.0, "g": 1000.0}
+_MG_PER_M2_UNITS = frozenset({"mg/m2", "mg/m^2", "mg/m²", "mg/(m2)"})
+# Records of therapy that is only planned: no dose has been given, so they neither anchor the baseline nor make
+# a drafted drug a continuation.
+_PLANNED_STATUSES = frozenset({"draft", "intended"})
+
+
+@dataclass(frozen=True)
+class LvefResult:
+    value: float
+    day: date
+    # Method from the code's meaning in the lvef value set: unspecified | echocardiography | muga | mri | ct | angiography.
+    method: str
+    reference: str
+    # Lower limit of the Observation's own reference range: the institutional LLN, when the result gives one.
+    low: float | None = None
+
+
+@dataclass(frozen=True)
+class LvefSeries:
+    # Usable results (a % value and a date, not after the reference date), newest first.
+    results: tuple[LvefResult, ...]
+    # LVEF Observations left out because they have no % value or no date.
+    unusable: tuple[str, ...]
+    # The day the baseline is taken against: the first HER2 antibody dose, else the planned start of a drafted one.
+    anchor: date | None
+    # True when `anchor` is a recorded dose, False when it is only a planned start.
+    anchor_is_first_dose: bool
+    baseline: LvefResult | None
+
+    @property
+    def latest(self) -> LvefResult | None:
+        return self.results[0] if self.results else None
+
+    @property
+    def last_measured(self) -> date | None:
+        return self.results[0].day if self.results else None
+
+    @property
+    def drop_points(self) -> float | None:
+        """Baseline minus latest in absolute percentage points (positive = a fall); None without both."""
+        if self.baseline is None or self.latest is None:
+            return None
+        return round(self.baseline.value - self.latest.value, 1)
+
+    @property
+    def baseline_is_latest(self) -> bool:
+        """No result since the baseline: the drop is 0 because nothing on treatment was measured."""
+        return self.baseline is not None and self.baseline == self.latest
+
+
+@dataclass(frozen=True)
+class AnthracyclineTotal:
+    ingredient: str  # key in medications.yaml
+    display: str
+    doses: int
+    total_mg: float
+    total_mg_per_m2: float
+
+
+@dataclass(frozen=True)
+class DoxorubicinHistory:
+    """Doxorubicin given so far according to the MedicationAdministrations, and what stops an exact total."""
+
+    # Cumulative dose; None when any recorded dose (or the BSA needed for mg doses) is missing.
+    mg_per_m2: float | None
+    doses: int
+    first_day: date | None
+    last_day: date | None
+    bsa: BodySize | None
+    # Plain-language reasons the total could not be computed, e.g. a dose without a quantity, or a course
+    # recorded only as a statement or order (its doses cannot be summed).
+    missing: tuple[str, ...]
+    # Other anthracyclines, reported as recorded: epirubicin-to-doxorubicin factors are UNVERIFIED (B2 rule 21).
+    other_anthracyclines: tuple[AnthracyclineTotal, ...]
+
+
+def lvef_series(facts: Facts) -> LvefSeries:
+    """Every LVEF result, newest first, with the baseline before HER2 antibody therapy (same method where possible)."""
+    results: list[LvefResult] = []
+    unusable: list[str] = []
+    for observation in observations_in(facts.record, "lvef"):
+        result = _lvef_result(observation)
+        if result is None:
+            unusable.append(f"Observation/{observation.id}")
+        elif result.day <= facts.as_of:
+            results.append(result)
+    anchor, is_first_dose = _her2_anchor(facts)
+    return LvefSeries(
+        results=tuple(results),
+        unusable=tuple(unusable),
+        anchor=anchor,
+        anchor_is_first_dose=is_first_dose,
+        baseline=_baseline(results, anchor),
+    )
+
+
+def given_exposures(facts: Facts) -> tuple[Exposure, ...]:
+    """Exposures to therapy that has been given or is under way (not only drafted or intended)."""
+    return tuple(e for e in facts.exposures if e.status not in _PLANNED_STATUSES)
+
+
+def current_her2_antibody_therapy(facts: Facts) -> tuple[Exposure, ...]:
+    """HER2 antibody exposures given that cover the reference date."""
+    return tuple(
+        e for e in facts.get(given_exposures) if e.ingredients & HER2_ANTIBODIES and e.overlaps(facts.as_of, facts.as_of)
+    )
+
+
+def next_lvef_due(facts: Facts) -> date | None:
+    """While HER2 antibody therapy covers the reference date: last LVEF + the monitoring interval (with no LVEF at
+    all, the day the current therapy began). None when the patient is not on HER2 antibody therapy."""
+    current = facts.get(current_her2_antibody_therapy)
+    if not current:
+        return None
+    last = facts.get(lvef_series).last_measured
+    if last is None:
+        return min((e.start for e in current if e.start is not None), default=facts.as_of)
+    return last + timedelta(days=facts.settings.lvef_monitoring_interval_days)
+
+
+def heart_failure_conditions(facts: Facts) -> tuple[Condition, ...]:
+    """Active heart failure or left ventricular systolic dysfunction Conditions."""
+    return disease.active_conditions(facts, "heart_failure") + disease.active_conditions(facts, "lv_systolic_dysfunction")
+
+
+def cumulative_doxorubicin(facts: Facts) -> DoxorubicinHistory:
+    """Doxorubicin mg/m2 given so far: administered mg / BSA, or the mg/m2 doses as recorded."""
+    per_m2 = 0.0
+    mg = 0.0
+    days: list[date] = []
+    missing: list[str] = []
+    others: dict[str, list[tuple[float, str] | None]] = {}
+    for medication in facts.record.medications:
+        resource = medication.resource
+        if resource.get_resource_type() != "MedicationAdministration" or str(resource.status) not in _GIVEN_STATUSES:
+            continue
+        anthracyclines = medication.match.ingredients & ANTHRACYCLINES
+        if not anthracyclines:
+            continue
+        dose = _dose(resource)
+        if DOXORUBICIN not in anthracyclines:
+            for ingredient in anthracyclines:
+                others.setdefault(ingredient, []).append(dose)
+            continue
+        day = _administration_day(resource)
+        if day is not None:
+            days.append(day)
+        if dose is None:
+            missing.append(f"the dose of {medication.reference}")
+        elif dose[1] == "mg/m2":
+            per_m2 += dose[0]
+        else:
+            mg += dose[0]
+    missing.extend(f"the doses of {source} (a course recorded without administrations)" for source in _unsummed_courses(facts, days))
+    bsa = _bsa_when_given(facts, max(days, default=None)) if mg else None
+    if mg and bsa is None:
+        missing.append("a body surface area (or height and weight) to convert the mg doses")
+    total = None if missing else round(per_m2 + (mg / bsa.value if bsa else 0.0), 1)
+    return DoxorubicinHistory(
+        mg_per_m2=total,
+        doses=len(days),
+        first_day=min(days, default=None),
+        last_day=max(days, default=None),
+        bsa=bsa,
+        missing=tuple(missing),
+        other_anthracyclines=tuple(_other_total(key, doses) for key, doses in sorted(others.items())),
+    )
+
+
+def cumulative_doxorubicin_mg_per_m2(facts: Facts) -> float | None:
+    """The cumulative doxorubicin dose in mg/m2, or None when the record is insufficient to compute it."""
+    return facts.get(cumulative_doxorubicin).mg_per_m2
+
+
+def dose_of(quantity: Any) -> tuple[float, str] | None:
+    """A dose Quantity as (value, "mg") or (value, "mg/m2"); None for other units or no value."""
+    if quantity is None or quantity.value is None:
+        return None
+    unit = (quantity.code or quantity.unit or "").strip()
+    if unit in _MG_FACTORS:
+        return float(quantity.value) * _MG_FACTORS[unit], "mg"
+    if unit in _MG_PER_M2_UNITS:
+        return float(quantity.value), "mg/m2"
+    return None
+
+
+def _lvef_result(observation: Any) -> LvefResult | None:
+    found = measurement(observation)
+    day = effective_day(observation)
+    if found is None or day is None or (found.unit is not None and found.unit not in _PERCENT_UNITS):
+        return None
+    method = terminology.coded_meaning(observation.code.model_dump(exclude_none=True), "lvef") or "unspecified"
+    return LvefResult(value=found.value, day=day, method=method, reference=found.reference, low=found.low)
+
+
+def _her2_anchor(facts: Facts) -> tuple[date | None, bool]:
+    """The first recorded HER2 antibody exposure, else the earliest planned start of a drafted HER2 antibody."""
+    started = [e.start for e in facts.get(given_exposures) if e.ingredients & HER2_ANTIBODIES and e.start is not None]
+    if started:
+        return min(started), True
+    planned = [
+        planned_period(order, facts.as_of)[0]
+        for order in facts.record.draft_orders
+        if order.match is not None and order.match.ingredients & HER2_ANTIBODIES
+    ]
+    return min(planned, default=None), False
+
+
+def _baseline(results: list[LvefResult], anchor: date | None) -> LvefResult | None:
+    """The newest result on or before the anchor, preferring the latest result's method (A3.2)."""
+    if anchor is None or not results:
+        return None
+    before = [r for r in results if r.day <= anchor]
+    same_method = [r for r in before if r.method == results[0].method]
+    return (same_method or before or [None])[0]
+
+
+def _dose(resource: Any) -> tuple[float, str] | None:
+    return dose_of(resource.dosage.dose if resource.dosage else None)
+
+
+def _administration_day(resource: Any) -> date | None:
+    if resource.effectiveDateTime is not None:
+        return first_day(resource.effectiveDateTime)
+    return first_day(resource.effectivePeriod.start) if resource.effectivePeriod else None
+
+
+def _bsa_when_given(facts: Facts, last_dose: date | None) -> BodySize | None:
+    """The BSA in use when the doses were given (lookback from the last dose), else the current one."""
+    if last_dose is not None and last_dose < facts.as_of:
+        then = Facts(facts.record, last_dose, facts.settings).get(body_size.bsa_m2)
+        if then is not None:
+            return then
+    return facts.get(body_size.bsa_m2)
+
+
+def _unsummed_courses(facts: Facts, administered: list[date]) -> list[str]:
+    """Doxorubicin statements or orders already under way with no recorded administration in their period."""
+    courses = []
+    for exposure in facts.exposures:
+        if DOXORUBICIN not in exposure.ingredients or exposure.source.startswith("MedicationAdministration/"):
+            continue
+        if exposure.start is None or exposure.start > facts.as_of:
+            continue
+        if not any(exposure.overlaps(day, day) for day in administered):
+            courses.append(exposure.source)
+    return courses
+
+
+def _other_total(ingredient: str, doses: list[tuple[float, str] | None]) -> AnthracyclineTotal:
+    """As recorded, never converted to doxorubicin equivalents; unreadable doses are left out of the sums."""
+    known = [dose for dose in doses if dose is not None]
+    return AnthracyclineTotal(
+        ingredient=ingredient,
+        display=terminology.ingredient_display(ingredient),
+        doses=len(doses),
+        total_mg=round(sum(v for v, unit in known if unit == "mg"), 1),
+        total_mg_per_m2=round(sum(v for v, unit in known if unit == "mg/m2"), 1),
+    )

@@ -1,0 +1,247 @@
+"""Doses of HER2 agents: what a draft orders (in mg/kg where the weight allows) and the doses given before."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from cds_hooks import terminology
+from cds_hooks.facts import Facts
+from cds_hooks.facts.body_size import BodySize, weight_kg
+from cds_hooks.facts.dates import first_day
+from cds_hooks.facts.observations import latest_measurement
+from cds_hooks.record import DraftOrder, MedicationRecord
+
+DoseUnit = Literal["mg/kg", "mg", "mg/m2"]
+Route = Literal["intravenous", "subcutaneous"]
+
+# UCUM codes and printed units seen for doses, with the unit they mean and the factor to it.
+_UNITS: dict[str, tuple[DoseUnit, float]] = {
+    "mg/kg": ("mg/kg", 1.0), "mg/kg{dose}": ("mg/kg", 1.0),
+    "mg": ("mg", 1.0), "g": ("mg", 1000.0),
+    "mg/m2": ("mg/m2", 1.0), "mg/m^2": ("mg/m2", 1.0), "mg/m²": ("mg/m2", 1.0),
+}
+# Route words as EHRs print them (route text or coding display); codes alone are not read (see report).
+_ROUTE_WORDS: dict[str, Route] = {
+    "intravenous": "intravenous", "intravenously": "intravenous", "iv": "intravenous", "i.v.": "intravenous",
+    "subcutaneous": "subcutaneous", "subcutaneously": "subcutaneous", "sc": "subcutaneous", "s.c.": "subcutaneous",
+    "subcut": "subcutaneous", "sq": "subcutaneous",
+}
+_PERIOD_DAYS = {"d": 1, "wk": 7}
+_NOT_GIVEN = frozenset({"entered-in-error", "not-done", "not-taken", "cancelled", "draft"})
+HER2_AGENTS = terminology.ingredients_in_class("her2_directed")
+
+
+@dataclass(frozen=True)
+class OrderedDose:
+    value: float
+    unit: DoseUnit
+    route: Route | None
+    # The route as written (text or display), for the card; None when the order gives no route.
+    route_text: str | None
+    # Days between doses from dosageInstruction[0].timing (21 = every 3 weeks); None when not given.
+    interval_days: int | None
+
+    def describe(self) -> str:
+        return f"{self.value:g} {self.unit}"
+
+
+@dataclass(frozen=True)
+class WeightBasedDose:
+    mg_per_kg: float
+    ordered: OrderedDose
+    # The weight the mg/kg was computed from, or that an mg/kg order will be computed with; None if none.
+    weight: BodySize | None
+
+    def describe(self) -> str:
+        if self.ordered.unit == "mg/kg":
+            return self.ordered.describe()
+        return f"{self.ordered.describe()} = {self.mg_per_kg:g} mg/kg at {_weight_text(self.weight)}"
+
+
+@dataclass(frozen=True)
+class RecordedDose:
+    """A dose of a HER2 agent from the record: given (administration, single-date statement) or prescribed."""
+
+    ingredients: frozenset[str]
+    reference: str
+    day: date | None
+    given: bool
+    value: float | None
+    unit: DoseUnit | None
+    mg_per_kg: float | None
+
+
+def ordered_dose(order: DraftOrder) -> OrderedDose | None:
+    """The structured dose of the draft's first dosage instruction; None without a quantity in a known unit."""
+    dosages = order.resource.dosageInstruction or []
+    if not dosages:
+        return None
+    dosage = dosages[0]
+    quantity = _dose_quantity(dosage)
+    converted = _in_known_unit(quantity)
+    if converted is None:
+        return None
+    route, route_text = order_route(order)
+    return OrderedDose(converted[0], converted[1], route, route_text, _interval_days(dosage))
+
+
+def order_route(order: DraftOrder) -> tuple[Route | None, str | None]:
+    """The route of the draft's first dosage instruction: what it means and how it is written."""
+    dosages = order.resource.dosageInstruction or []
+    concept = dosages[0].route if dosages else None
+    return _route(concept), _route_text(concept)
+
+
+def dose_written(order: DraftOrder) -> str | None:
+    """The draft's dose as written, even in a unit the rules do not read ("2 vials"); None when there is none."""
+    dosages = order.resource.dosageInstruction or []
+    quantity = _dose_quantity(dosages[0]) if dosages else None
+    if quantity is None or quantity.value is None:
+        return dosages[0].text if dosages and dosages[0].text else None
+    return f"{float(quantity.value):g} {quantity.unit or quantity.code or ''}".strip()
+
+
+def order_day(facts: Facts, order: DraftOrder) -> date:
+    """The day the draft was written (never after today): weights and histories are read as of that day."""
+    authored = first_day(order.resource.authoredOn)
+    return min(authored, facts.as_of) if authored else facts.as_of
+
+
+def order_weight(facts: Facts, order: DraftOrder) -> BodySize | None:
+    """The latest weight within settings.weight_lookback_days before the draft was written."""
+    return weight_on(facts, order_day(facts, order))
+
+
+def weight_on(facts: Facts, day: date) -> BodySize | None:
+    """body_size.weight_kg as of `day` (the same lookback and unit conversion)."""
+    if day == facts.as_of:
+        return facts.get(weight_kg)
+    return weight_kg(Facts(facts.record, day, facts.settings))
+
+
+def last_recorded_weight(facts: Facts, order: DraftOrder) -> str | None:
+    """The newest weight at any age, as written, to show next to "no current weight"."""
+    found = latest_measurement(facts.record, "body_weight", order_day(facts, order))
+    if found is None:
+        return None
+    when = f" on {found.day.isoformat()}" if found.day else ""
+    return f"{found.value:g} {found.unit or ''}".strip() + when
+
+
+def dose_mg_per_kg(facts: Facts, order: DraftOrder) -> WeightBasedDose | None:
+    """The ordered dose in mg/kg: as written, or mg divided by the current weight; None if it cannot be known."""
+    dose = ordered_dose(order)
+    if dose is None or dose.unit == "mg/m2":
+        return None
+    weight = order_weight(facts, order)
+    if dose.unit == "mg/kg":
+        return WeightBasedDose(dose.value, dose, weight)
+    if weight is None or weight.value <= 0:
+        return None
+    return WeightBasedDose(round(dose.value / weight.value, 2), dose, weight)
+
+
+def draft_doses(facts: Facts) -> dict[str, WeightBasedDose]:
+    """The mg/kg of every draft order that has one, by order reference (computed once per request)."""
+    return {order.reference: dose for order in facts.record.draft_orders if (dose := dose_mg_per_kg(facts, order)) is not None}
+
+
+def recorded_doses(facts: Facts) -> tuple[RecordedDose, ...]:
+    """Doses of HER2 agents recorded before now, oldest first; mg converted to mg/kg with the weight of that day."""
+    found = [dose for medication in facts.record.medications if (dose := _recorded(facts, medication)) is not None]
+    return tuple(sorted(found, key=lambda d: d.day or date.min))
+
+
+def previous_levels(facts: Facts, ingredient: str, before: date) -> tuple[RecordedDose, ...]:
+    """Recorded mg/kg doses of one ingredient dated before `before`, oldest first."""
+    return tuple(
+        d for d in facts.get(recorded_doses)
+        if ingredient in d.ingredients and d.mg_per_kg is not None and d.day is not None and d.day < before
+    )
+
+
+def last_given_day(facts: Facts, ingredient: str, before: date) -> date | None:
+    """The newest day a dose of the ingredient was given (administration or single-date statement) before `before`."""
+    days = [d.day for d in facts.get(recorded_doses) if ingredient in d.ingredients and d.given and d.day and d.day < before]
+    return max(days, default=None)
+
+
+def _recorded(facts: Facts, medication: MedicationRecord) -> RecordedDose | None:
+    if not medication.match.ingredients & HER2_AGENTS:
+        return None
+    resource = medication.resource
+    if str(resource.status) in _NOT_GIVEN:
+        return None
+    day, given, quantity = _dose_of(resource)
+    converted = _in_known_unit(quantity)
+    value, unit = converted if converted else (None, None)
+    mg_per_kg = None
+    if unit == "mg/kg":
+        mg_per_kg = value
+    elif unit == "mg" and day is not None and (weight := weight_on(facts, min(day, facts.as_of))) is not None:
+        mg_per_kg = round(value / weight.value, 2)  # type: ignore[operator]
+    return RecordedDose(medication.match.ingredients, medication.reference, day, given, value, unit, mg_per_kg)
+
+
+def _dose_of(resource: Any) -> tuple[date | None, bool, Any]:
+    """Day, whether it was given, and dose Quantity of an administration, statement or request."""
+    kind = resource.get_resource_type()
+    if kind == "MedicationAdministration":
+        day = first_day(resource.effectiveDateTime) or first_day(resource.effectivePeriod.start if resource.effectivePeriod else None)
+        return day, True, resource.dosage.dose if resource.dosage else None
+    if kind == "MedicationStatement":
+        dosages = resource.dosage or []
+        single = resource.effectiveDateTime is not None
+        day = first_day(resource.effectiveDateTime) or first_day(resource.effectivePeriod.start if resource.effectivePeriod else None)
+        return day, single, _dose_quantity(dosages[0]) if dosages else None
+    dosages = resource.dosageInstruction or []
+    return first_day(resource.authoredOn), False, _dose_quantity(dosages[0]) if dosages else None
+
+
+def _dose_quantity(dosage: Any) -> Any:
+    rates = dosage.doseAndRate or []
+    return rates[0].doseQuantity if rates else None
+
+
+def _in_known_unit(quantity: Any) -> tuple[float, DoseUnit] | None:
+    if quantity is None or quantity.value is None:
+        return None
+    for written in (quantity.code, quantity.unit):
+        if written and written.strip().lower() in _UNITS:
+            unit, factor = _UNITS[written.strip().lower()]
+            return round(float(quantity.value) * factor, 4), unit
+    return None
+
+
+def _route(concept: Any) -> Route | None:
+    text = _route_text(concept)
+    if text is None:
+        return None
+    kinds = {_ROUTE_WORDS[word] for word in text.lower().replace(",", " ").split() if word in _ROUTE_WORDS}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _route_text(concept: Any) -> str | None:
+    if concept is None:
+        return None
+    if concept.text:
+        return concept.text
+    return next((c.display for c in concept.coding or [] if c.display), None)
+
+
+def _interval_days(dosage: Any) -> int | None:
+    repeat = dosage.timing.repeat if dosage.timing else None
+    if repeat is None or repeat.period is None or str(repeat.periodUnit) not in _PERIOD_DAYS:
+        return None
+    frequency = repeat.frequency or 1
+    if frequency != 1:
+        return None
+    return round(float(repeat.period) * _PERIOD_DAYS[str(repeat.periodUnit)])
+
+
+def _weight_text(weight: BodySize | None) -> str:
+    if weight is None:
+        return "no current weight"
+    when = f" on {weight.day.isoformat()}" if weight.day else ""
+    return f"{weight.value:g} kg{when}"

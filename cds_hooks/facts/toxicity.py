@@ -1,0 +1,86 @@
+"""Treatment toxicities recorded as Conditions (ILD/pneumonitis, peripheral neuropathy) with their grade when
+the record states one."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Iterable
+
+from fhir.resources.R4B.condition import Condition
+
+from cds_hooks.facts import Facts
+from cds_hooks.facts.dates import first_day
+from cds_hooks.facts.disease import active_conditions
+
+# The clinical reference gives no code system for toxicity grades, so a grade is read only where it is written
+# out as one: "Grade 3", "CTCAE grade 3", "CTCAE v5.0 grade 3" or "G3", as the whole text, display or code of
+# Condition.stage[].summary or Condition.severity. Severity words (mild/moderate/severe) are NOT grades and are
+# never mapped to one; they are reported as written.
+_GRADE = re.compile(r"(?:ctcae\s*(?:v\s*\d+(?:\.\d+)*\s*)?)?(?:grade\s*|g)([1-5])", re.IGNORECASE)
+_NOT_CONFIRMED = frozenset({"refuted", "entered-in-error"})
+
+
+@dataclass(frozen=True)
+class Toxicity:
+    text: str
+    reference: str
+    # CTCAE-style grade 1-5 when recorded as a grade; None when not recorded.
+    grade: int | None
+    # What the record says about severity when it is not a grade (e.g. "Severe"), for the card to quote.
+    severity_text: str | None
+    onset: date | None
+
+
+def active_ild(facts: Facts) -> tuple[Toxicity, ...]:
+    """Active interstitial lung disease or pneumonitis (value set `ild`), highest grade first."""
+    return _toxicities(active_conditions(facts, "ild"))
+
+
+def active_peripheral_neuropathy(facts: Facts) -> tuple[Toxicity, ...]:
+    """Active peripheral neuropathy (value set `peripheral_neuropathy`), highest grade first."""
+    return _toxicities(active_conditions(facts, "peripheral_neuropathy"))
+
+
+def worst_grade(toxicities: Iterable[Toxicity]) -> int | None:
+    """The highest recorded grade; None when no condition states one."""
+    return max((t.grade for t in toxicities if t.grade is not None), default=None)
+
+
+def _toxicities(conditions: Iterable[Condition]) -> tuple[Toxicity, ...]:
+    found = [_toxicity(c) for c in conditions if _verification(c) not in _NOT_CONFIRMED]
+    return tuple(sorted(found, key=lambda t: t.grade or 0, reverse=True))
+
+
+def _toxicity(condition: Condition) -> Toxicity:
+    concepts = [stage.summary for stage in condition.stage or [] if stage.summary is not None]
+    if condition.severity is not None:
+        concepts.append(condition.severity)
+    grades = [grade for concept in concepts if (grade := _grade(concept)) is not None]
+    severity = condition.severity
+    return Toxicity(
+        text=_text(condition.code) or "condition",
+        reference=f"Condition/{condition.id}",
+        grade=max(grades) if grades else None,
+        severity_text=_text(severity) if severity is not None and _grade(severity) is None else None,
+        onset=first_day(condition.onsetDateTime or condition.recordedDate),
+    )
+
+
+def _grade(concept: Any) -> int | None:
+    candidates = [concept.text] + [value for coding in concept.coding or [] for value in (coding.display, coding.code)]
+    grades = [int(match.group(1)) for text in candidates if text and (match := _GRADE.fullmatch(text.strip()))]
+    return max(grades) if grades else None
+
+
+def _text(concept: Any) -> str | None:
+    if concept is None:
+        return None
+    if concept.text:
+        return str(concept.text)
+    return next((str(coding.display) for coding in concept.coding or [] if coding.display), None)
+
+
+def _verification(condition: Condition) -> str | None:
+    status = condition.verificationStatus
+    return status.coding[0].code if status is not None and status.coding else None

@@ -1,0 +1,79 @@
+"""The patient-view summary: one calm card for a HER2-positive patient, with where they are in therapy."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from cds_hooks import terminology
+from cds_hooks.facts import Facts
+from cds_hooks.facts.cardiac import cumulative_doxorubicin, lvef_series, next_lvef_due
+from cds_hooks.facts.disease import line_of_therapy, metastatic_lines, metastatic_since, setting
+from cds_hooks.facts.her2 import her2_status
+from cds_hooks.rules.base import Finding, RuleContext, rule
+
+HER2_DIRECTED = terminology.ingredients_in_class("her2_directed")
+
+
+@rule(
+    id="summary.her2-therapy-summary",
+    numbers=(),
+    title="HER2-positive breast cancer therapy summary",
+    hooks=("patient-view",),
+    cards=("summary-her2-therapy",),
+    trigger="A chart opens for a patient whose HER2 status is positive (test result or HER2-positive diagnosis).",
+    thresholds=(
+        "Line of therapy is an estimate from HER2-directed regimens since metastatic disease; LVEF is due "
+        "lvef_monitoring_interval_days after the last one while on HER2 antibody therapy."
+    ),
+)
+def her2_therapy_summary(context: RuleContext) -> Iterator[Finding]:
+    facts = context.facts
+    status = facts.get(her2_status)
+    if status.status != "positive":
+        return
+    yield Finding(
+        card="summary-her2-therapy",
+        values={"her2_basis": status.basis, **_disease(facts), **_therapy(facts), **_lvef(facts), **_anthracyclines(facts)},
+        evidence=tuple(reference for reference in (status.decided_by,) if reference),
+    )
+
+
+def _disease(facts: Facts) -> dict[str, Any]:
+    disease_setting = facts.get(setting)
+    lines = facts.get(metastatic_lines)
+    return {
+        "setting": disease_setting,
+        "metastatic_since": facts.get(metastatic_since),
+        "line": facts.get(line_of_therapy),
+        "lines": [{"number": line.number, "start": line.start, "regimen": " + ".join(line.texts)} for line in lines],
+    }
+
+
+def _therapy(facts: Facts) -> dict[str, Any]:
+    current = [e for e in facts.exposures if e.ingredients & HER2_DIRECTED and e.overlaps(facts.as_of, facts.as_of)]
+    return {"current_therapy": [{"text": e.text, "since": e.start} for e in current]}
+
+
+def _lvef(facts: Facts) -> dict[str, Any]:
+    series = facts.get(lvef_series)
+    due = facts.get(next_lvef_due)
+    return {
+        "lvef_latest": series.latest,
+        "lvef_baseline": series.baseline if not series.baseline_is_latest else None,
+        "lvef_drop": series.drop_points,
+        "lvef_due": due,
+        "lvef_overdue": due is not None and due < facts.as_of,
+    }
+
+
+def _anthracyclines(facts: Facts) -> dict[str, Any]:
+    history = facts.get(cumulative_doxorubicin)
+    return {
+        "doxorubicin_mg_per_m2": history.mg_per_m2,
+        "doxorubicin_doses": history.doses,
+        "doxorubicin_missing": list(history.missing),
+        "other_anthracyclines": [
+            {"name": terminology.ingredient_display(total.ingredient), "doses": total.doses, "mg": total.total_mg,
+             "mg_per_m2": total.total_mg_per_m2}
+            for total in history.other_anthracyclines
+        ],
+    }

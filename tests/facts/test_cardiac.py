@@ -1,0 +1,224 @@
+"""Cardiac facts: the LVEF baseline is taken before HER2 therapy, and the doxorubicin total is never guessed."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from cds_hooks.facts import Facts
+from cds_hooks.facts.cardiac import (
+    cumulative_doxorubicin,
+    cumulative_doxorubicin_mg_per_m2,
+    heart_failure_conditions,
+    lvef_series,
+    next_lvef_due,
+)
+from cds_hooks.record import build_record
+from cds_hooks.settings import Settings
+
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+TODAY = date(2026, 11, 22)
+DRUGS = {"trastuzumab": "224905", "pertuzumab": "1298944", "tdm1": "1371041", "doxorubicin": "3639", "epirubicin": "3995",
+         "paclitaxel": "56946"}
+LVEF_METHODS = {"echo": "18043-0", "muga": "8812-0", "any": "10230-1"}
+
+
+def lvef(oid: str, day: str, value: float | None, method: str = "echo", unit: str = "%", low: float | None = None) -> dict:
+    resource = {"resourceType": "Observation", "id": oid, "status": "final", "subject": {"reference": "Patient/p"},
+                "code": {"coding": [{"system": LOINC, "code": LVEF_METHODS[method]}]}, "effectiveDateTime": day}
+    if value is not None:
+        resource["valueQuantity"] = {"value": value, "unit": unit, "code": unit}
+    if low is not None:
+        resource["referenceRange"] = [{"low": {"value": low, "unit": "%"}}]
+    return resource
+
+
+def statement(sid: str, drug: str, start: str, end: str | None = None, status: str = "active") -> dict:
+    period = {"start": start, **({"end": end} if end else {})}
+    return {"resourceType": "MedicationStatement", "id": sid, "status": status, "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": {"coding": [{"system": RX, "code": DRUGS[drug]}], "text": drug}, "effectivePeriod": period}
+
+
+def administration(aid: str, drug: str, day: str, dose: float | None = None, unit: str = "mg") -> dict:
+    resource = {"resourceType": "MedicationAdministration", "id": aid, "status": "completed", "subject": {"reference": "Patient/p"},
+                "medicationCodeableConcept": {"coding": [{"system": RX, "code": DRUGS[drug]}], "text": drug}, "effectiveDateTime": day}
+    if dose is not None:
+        resource["dosage"] = {"dose": {"value": dose, "unit": unit, "code": unit}}
+    return resource
+
+
+def bsa(day: str, value: float) -> dict:
+    return {"resourceType": "Observation", "id": f"bsa-{day}", "status": "final", "subject": {"reference": "Patient/p"},
+            "code": {"coding": [{"system": LOINC, "code": "8277-6"}]}, "effectiveDateTime": day,
+            "valueQuantity": {"value": value, "unit": "m2", "code": "m2"}}
+
+
+def condition(cid: str, system: str, code: str, status: str | None = "active") -> dict:
+    resource = {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p"},
+                "code": {"coding": [{"system": system, "code": code}], "text": cid}}
+    if status:
+        resource["clinicalStatus"] = {"coding": [{"code": status}]}
+    return resource
+
+
+def draft(did: str, drug: str, start: str, dose: float = 8, unit: str = "mg/kg") -> dict:
+    return {"resourceType": "MedicationRequest", "id": did, "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": {"coding": [{"system": RX, "code": DRUGS[drug]}], "text": drug},
+            "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": start}}},
+                                   "doseAndRate": [{"doseQuantity": {"value": dose, "unit": unit, "code": unit}}]}]}
+
+
+def facts_for(*resources: dict, drafts: tuple[dict, ...] = (), as_of: date = TODAY, settings: Settings | None = None) -> Facts:
+    return Facts(build_record({"all": list(resources)}, list(drafts)), as_of, settings or Settings())
+
+
+# --- LVEF series -----------------------------------------------------------------------------------------
+
+
+def test_baseline_is_the_last_lvef_before_the_first_her2_dose():
+    series = lvef_series(facts_for(
+        lvef("old", "2025-06-01", 66), lvef("pre", "2026-02-20", 62), lvef("on", "2026-05-25", 58), lvef("latest", "2026-11-02", 44),
+        statement("h", "trastuzumab", "2026-03-02"), statement("t", "paclitaxel", "2026-01-05"),
+    ))
+    assert [r.value for r in series.results] == [44, 58, 62, 66]
+    assert series.anchor == date(2026, 3, 2) and series.anchor_is_first_dose
+    assert series.baseline.reference == "Observation/pre"
+    assert series.latest.reference == "Observation/latest"
+    assert series.drop_points == 18
+    assert series.last_measured == date(2026, 11, 2)
+
+
+def test_baseline_prefers_the_latest_results_method():
+    series = lvef_series(facts_for(
+        lvef("echo", "2026-01-10", 64, "echo"), lvef("muga", "2026-02-20", 55, "muga"), lvef("latest", "2026-11-02", 50, "echo"),
+        statement("h", "trastuzumab", "2026-03-02"),
+    ))
+    assert series.baseline.reference == "Observation/echo"
+    assert series.drop_points == 14
+
+
+def test_baseline_falls_back_to_another_method():
+    series = lvef_series(facts_for(lvef("muga", "2026-02-20", 60, "muga"), lvef("latest", "2026-11-02", 50, "echo"),
+                                   statement("h", "trastuzumab", "2026-03-02")))
+    assert series.baseline.method == "muga" and series.latest.method == "echocardiography"
+
+
+def test_before_any_her2_dose_the_baseline_is_the_latest_before_the_planned_start():
+    series = lvef_series(facts_for(lvef("a", "2026-09-01", 61), lvef("b", "2026-11-10", 59),
+                                   drafts=(draft("d", "trastuzumab", "2026-12-01"),)))
+    assert series.anchor == date(2026, 12, 1) and not series.anchor_is_first_dose
+    assert series.baseline == series.latest and series.baseline_is_latest
+    assert series.drop_points == 0
+
+
+def test_no_baseline_when_every_lvef_follows_the_first_dose():
+    series = lvef_series(facts_for(lvef("on", "2026-11-02", 43), statement("h", "trastuzumab", "2026-03-02")))
+    assert series.baseline is None and series.drop_points is None
+
+
+def test_results_without_value_date_or_percent_unit_are_unusable_and_future_ones_ignored():
+    undated = {**lvef("undated", "2026-01-01", 60), "effectiveDateTime": None}
+    series = lvef_series(facts_for(lvef("absent", "2026-11-01", None), lvef("fraction", "2026-10-01", 0.55, unit="1"), undated,
+                                   lvef("future", "2026-12-30", 50), lvef("ok", "2026-09-01", 62)))
+    assert [r.reference for r in series.results] == ["Observation/ok"]
+    assert sorted(series.unusable) == ["Observation/absent", "Observation/fraction", "Observation/undated"]
+
+
+def test_lvef_low_comes_from_the_reference_range():
+    series = lvef_series(facts_for(lvef("a", "2026-11-02", 48, low=53)))
+    assert series.latest.low == 53
+
+
+# --- next LVEF due -----------------------------------------------------------------------------------------
+
+
+def test_next_lvef_due_is_last_plus_interval_while_on_therapy():
+    facts = facts_for(lvef("a", "2026-05-25", 60), statement("h", "trastuzumab", "2026-03-02"))
+    assert next_lvef_due(facts) == date(2026, 8, 17)
+
+
+def test_next_lvef_due_without_any_lvef_is_the_start_of_therapy():
+    assert next_lvef_due(facts_for(statement("h", "trastuzumab", "2026-03-02"))) == date(2026, 3, 2)
+
+
+def test_no_lvef_due_when_not_on_her2_antibody_therapy():
+    facts = facts_for(lvef("a", "2026-02-20", 60), statement("h", "trastuzumab", "2025-03-01", "2026-02-27", status="completed"),
+                      statement("t", "paclitaxel", "2026-03-01"))
+    assert next_lvef_due(facts) is None
+
+
+def test_interval_comes_from_settings():
+    facts = facts_for(lvef("a", "2026-10-01", 60), statement("h", "trastuzumab", "2026-03-02"),
+                      settings=Settings(lvef_monitoring_interval_days=28))
+    assert next_lvef_due(facts) == date(2026, 10, 29)
+
+
+# --- heart failure -----------------------------------------------------------------------------------------
+
+
+def test_heart_failure_conditions_are_active_hf_or_lvsd_including_icd_prefixes():
+    facts = facts_for(condition("chf", SNOMED, "42343007"), condition("icd", ICD10CM, "I50.22", status=None),
+                      condition("lvsd", SNOMED, "134401001"), condition("old", SNOMED, "42343007", status="resolved"))
+    assert sorted(c.id for c in heart_failure_conditions(facts)) == ["chf", "icd", "lvsd"]
+
+
+# --- cumulative doxorubicin --------------------------------------------------------------------------------
+
+
+def test_mg_doses_are_divided_by_the_bsa_of_the_time_they_were_given():
+    facts = facts_for(bsa("2024-04-15", 1.7), *(administration(f"a{i}", "doxorubicin", day, 102)
+                                                for i, day in enumerate(["2024-03-11", "2024-04-01", "2024-04-22"])))
+    history = cumulative_doxorubicin(facts)
+    assert history.mg_per_m2 == 180.0 and history.doses == 3 and history.missing == ()
+    assert history.bsa.day == date(2024, 4, 15)
+    assert cumulative_doxorubicin_mg_per_m2(facts) == 180.0
+
+
+def test_mg_per_m2_doses_are_summed_as_recorded_and_grams_converted():
+    facts = facts_for(bsa("2026-10-20", 2.0), administration("a", "doxorubicin", "2026-10-01", 60, "mg/m2"),
+                      administration("b", "doxorubicin", "2026-10-22", 0.12, "g"))
+    assert cumulative_doxorubicin_mg_per_m2(facts) == 120.0
+
+
+@pytest.mark.parametrize(
+    "resources, missing",
+    [
+        ((administration("a", "doxorubicin", "2026-10-01", 102),), "body surface area"),
+        ((administration("a", "doxorubicin", "2026-10-01"),), "the dose of MedicationAdministration/a"),
+        ((administration("a", "doxorubicin", "2026-10-01", 10, "mL"),), "the dose of MedicationAdministration/a"),
+        ((statement("ac", "doxorubicin", "2025-01-01", "2025-03-01", status="completed"),), "MedicationStatement/ac"),
+    ],
+)
+def test_insufficient_records_give_no_total_and_say_what_is_missing(resources, missing):
+    facts = facts_for(*resources)
+    history = cumulative_doxorubicin(facts)
+    assert history.mg_per_m2 is None and cumulative_doxorubicin_mg_per_m2(facts) is None
+    assert any(missing in item for item in history.missing)
+
+
+def test_a_statement_covering_recorded_administrations_is_not_missing():
+    facts = facts_for(statement("ac", "doxorubicin", "2026-08-01", "2026-09-30", status="completed"),
+                      administration("a", "doxorubicin", "2026-08-01", 60, "mg/m2"))
+    assert cumulative_doxorubicin_mg_per_m2(facts) == 60.0
+
+
+def test_other_anthracyclines_are_reported_unconverted():
+    facts = facts_for(administration("e1", "epirubicin", "2025-01-01", 100, "mg/m2"),
+                      administration("e2", "epirubicin", "2025-01-22", 100, "mg/m2"))
+    history = cumulative_doxorubicin(facts)
+    assert history.mg_per_m2 == 0.0
+    (other,) = history.other_anthracyclines
+    assert (other.ingredient, other.display, other.doses, other.total_mg_per_m2, other.total_mg) == ("epirubicin", "epirubicin", 2, 200.0, 0.0)
+
+
+def test_a_draft_or_intended_record_is_not_a_first_dose():
+    planned = statement("h", "trastuzumab", "2026-03-02", status="intended")
+    request = {"resourceType": "MedicationRequest", "id": "r", "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
+               "medicationCodeableConcept": {"coding": [{"system": RX, "code": DRUGS["trastuzumab"]}]}, "authoredOn": "2026-02-01"}
+    facts = facts_for(lvef("a", "2026-11-02", 60), planned, request)
+    series = lvef_series(facts)
+    assert series.anchor is None and series.baseline is None
+    assert next_lvef_due(facts) is None

@@ -1,0 +1,215 @@
+"""Disease facts: setting, residual disease (A3.4), progression, metastatic lines and recurrence interval."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from cds_hooks.facts import Facts
+from cds_hooks.facts.disease import (
+    brain_metastases,
+    line_of_therapy,
+    metastatic_lines,
+    metastatic_since,
+    neoadjuvant_therapy,
+    progression,
+    recurrence,
+    recurrence_interval_months,
+    residual_disease,
+    residual_disease_findings,
+    setting,
+    within_months,
+)
+from cds_hooks.record import build_record
+from cds_hooks.settings import Settings
+
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SCT = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+TODAY = date(2026, 11, 22)
+DRUGS = {"trastuzumab": "224905", "pertuzumab": "1298944", "paclitaxel": "56946", "docetaxel": "72962", "tdm1": "1371041",
+         "capecitabine": "194000"}
+TDXD = {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01FD04"}], "text": "Enhertu"}
+
+
+def facts(*resources) -> Facts:
+    return Facts(build_record({"all": list(resources)}, []), TODAY, Settings())
+
+
+def condition(cid, code, onset=None, status="active", recorded=None):
+    resource = {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p"},
+                "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": status}]},
+                "code": {"coding": [{"system": SCT, "code": code}]}}
+    if onset:
+        resource["onsetDateTime"] = onset
+    if recorded:
+        resource["recordedDate"] = recorded
+    return resource
+
+
+HER2POS = condition("her2", "427685000", "2024-01-08")
+
+
+def mets(onset=None, **kwargs):
+    return condition("mets", "128462008", onset, **kwargs)
+
+
+def statement(sid, drug, start=None, end=None):
+    medication = TDXD if drug == "tdxd" else {"coding": [{"system": RX, "code": DRUGS[drug]}], "text": drug}
+    resource = {"resourceType": "MedicationStatement", "id": sid, "status": "completed" if end else "active",
+                "subject": {"reference": "Patient/p"}, "medicationCodeableConcept": medication}
+    if start:
+        resource["effectivePeriod"] = {"start": start, **({"end": end} if end else {})}
+    return resource
+
+
+def staging(oid, code, when, value=None, text=None, string=None):
+    resource = {"resourceType": "Observation", "id": oid, "status": "final", "subject": {"reference": "Patient/p"},
+                "code": {"coding": [{"system": LOINC if "-" in code else SCT, "code": code}]}, "effectiveDateTime": when}
+    if value or text:
+        resource["valueCodeableConcept"] = {**({"coding": [value]} if value else {}), **({"text": text} if text else {})}
+    if string:
+        resource["valueString"] = string
+    return resource
+
+
+def yp_t(text, when="2026-06-22"):
+    return staging("ypt", "1222595002", when, {"system": "http://cancerstaging.org", "code": text})
+
+
+def yp_n(text, when="2026-06-22"):
+    return staging("ypn", "1222596001", when, text=text)
+
+
+def disease_status(oid, when, code):
+    resource = {"resourceType": "Observation", "id": oid, "status": "final", "subject": {"reference": "Patient/p"},
+                "code": {"coding": [{"system": LOINC, "code": "97509-4"}]},
+                "valueCodeableConcept": {"coding": [{"system": SCT, "code": code}]}}
+    if when:
+        resource["effectiveDateTime"] = when
+    return resource
+
+
+# --- setting and metastatic disease -------------------------------------------------------------------
+
+
+def test_setting_reads_conditions_and_m1_staging():
+    assert setting(facts(HER2POS)) == "early"
+    assert setting(facts(HER2POS, mets("2026-01-05"))) == "metastatic"
+    assert setting(facts(HER2POS, staging("m", "399387003", "2026-02-02", text="cM1"))) == "metastatic"
+    assert setting(facts(HER2POS, staging("m", "399387003", "2026-02-02", text="cM0"))) == "early"
+    assert setting(facts()) == "unknown"
+
+
+def test_metastatic_since_is_the_earliest_onset_or_recorded_day():
+    brain = condition("brain", "94225005", "2026-03-01")
+    assert metastatic_since(facts(HER2POS, mets(recorded="2026-02-10"), brain)) == date(2026, 2, 10)
+    assert metastatic_since(facts(HER2POS, mets())) is None
+    assert [c.id for c in brain_metastases(facts(HER2POS, brain))] == ["brain"]
+    assert brain_metastases(facts(HER2POS, condition("brain", "94225005", status="resolved"))) == ()
+
+
+# --- residual disease ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("t", "n", "expected"), [
+    ("ypT1c", "ypN0", "residual"),
+    ("ypT0", "ypN1mi", "residual"),
+    ("ypT1mi", "ypN0", "residual"),
+    ("ypT0", "ypN0", "pcr"),
+    ("ypTis", "ypN0", "pcr"),
+    ("ypTis (DCIS)", "ypN0(sn)", "pcr"),
+    ("ypT0", "ypN0(i+)", "unknown"),   # isolated tumour cells: A3.4 names neither, so ask
+    ("ypTX", "ypN0", "unknown"),
+    ("ypT2 with a comment", "ypN0", "unknown"),  # only a whole value is read
+])
+def test_residual_disease_from_yp_categories(t, n, expected):
+    assert residual_disease(facts(yp_t(t), yp_n(n))) == expected
+
+
+def test_pcr_needs_both_breast_and_nodes():
+    assert residual_disease(facts(yp_t("ypT0"))) == "unknown"
+
+
+def test_no_evidence_of_malignancy_and_rcb_class():
+    no_tumour = {"system": SCT, "code": "110396000"}
+    assert residual_disease(facts(staging("g", "1222594003", "2026-06-22", no_tumour))) == "pcr"
+    assert residual_disease(facts(staging("r", "85323-4", "2026-06-22", string="RCB-II"))) == "residual"
+    assert residual_disease(facts(staging("r", "85323-4", "2026-06-22", text="RCB 0"))) == "pcr"
+    assert residual_disease(facts(yp_t("ypT0"), yp_n("ypN0"), staging("r", "85323-4", "2026-06-22", text="RCB-I"))) == "residual"
+
+
+def test_missing_staging_is_unknown_and_described():
+    found = residual_disease_findings(facts(HER2POS))
+    assert (found.status, found.day) == ("unknown", None)
+    assert "no post-neoadjuvant" in found.described
+    described = residual_disease_findings(facts(yp_t("ypT1c"), yp_n("ypN0")))
+    assert described.day == date(2026, 6, 22) and described.described == "ypT1c (2026-06-22), ypN0 (2026-06-22)"
+
+
+def test_neoadjuvant_therapy_is_what_started_in_the_year_before_surgery():
+    record = facts(
+        yp_t("ypT1c"), yp_n("ypN0"),
+        statement("pac", "paclitaxel", "2026-02-02", "2026-04-20"),
+        statement("h", "trastuzumab", "2026-02-02", "2026-05-25"),
+        statement("old", "trastuzumab", "2020-01-06", "2020-12-28"),
+        statement("adj", "trastuzumab", "2026-07-13"),
+    )
+    therapy = neoadjuvant_therapy(record)
+    assert therapy is not None and therapy.taxane_and_trastuzumab
+    assert [e.source for e in therapy.trastuzumab] == ["MedicationStatement/h"]
+    assert neoadjuvant_therapy(facts(statement("h", "trastuzumab", "2026-02-02"))) is None
+
+
+# --- progression, lines, recurrence -------------------------------------------------------------------
+
+
+def test_progression_is_the_newest_status_when_it_says_worsened():
+    worsened, stable = "271299001", "359746009"
+    found = progression(facts(disease_status("a", "2026-06-01", stable), disease_status("b", "2026-10-20", worsened)))
+    assert found is not None and found.day == date(2026, 10, 20) and found.reference == "Observation/b"
+    assert progression(facts(disease_status("a", "2026-06-01", worsened), disease_status("b", "2026-10-20", stable))) is None
+    assert progression(facts(disease_status("future", "2027-01-01", worsened))) is None
+
+
+def test_lines_group_drugs_started_within_30_days_and_keep_maintenance_in_the_same_line():
+    record = facts(
+        HER2POS, mets("2025-03-01"),
+        statement("adj", "trastuzumab", "2024-01-08", "2024-12-16"),   # before metastatic disease: not a line
+        statement("t", "docetaxel", "2025-03-17", "2025-08-04"),
+        statement("h", "trastuzumab", "2025-03-17", "2025-08-04"),
+        statement("p", "pertuzumab", "2025-04-07", "2025-08-04"),     # 21 days later: same regimen
+        statement("hp", "trastuzumab", "2025-08-25", "2026-05-04"),   # maintenance: same drugs, same line
+        statement("dxd", "tdxd", "2026-05-25"),                       # a switch: line 2
+    )
+    lines = metastatic_lines(record)
+    assert [(line.number, line.start, sorted(line.her2_ingredients)) for line in lines] == [
+        (1, date(2025, 3, 17), ["pertuzumab", "trastuzumab"]),
+        (2, date(2026, 5, 25), ["fam_trastuzumab_deruxtecan"]),
+    ]
+    assert "docetaxel" in lines[0].ingredients and lines[0].trastuzumab_based and lines[1].end is None
+    assert line_of_therapy(record) == 2
+
+
+def test_line_of_therapy_is_unknown_without_a_metastatic_date_and_none_outside_metastatic_disease():
+    assert line_of_therapy(facts(HER2POS, mets(), statement("h", "trastuzumab", "2025-03-17"))) is None
+    assert line_of_therapy(facts(HER2POS, mets())) == 0
+    assert line_of_therapy(facts(HER2POS, statement("h", "trastuzumab", "2025-03-17"))) is None
+
+
+def test_recurrence_interval_from_the_end_of_adjuvant_trastuzumab():
+    record = facts(HER2POS, mets("2025-08-18"), statement("h", "trastuzumab", "2024-01-08", "2024-12-16"),
+                   statement("p", "pertuzumab", "2024-01-08", "2024-12-16"))
+    found = recurrence(record)
+    assert found is not None and found.trastuzumab_ended == date(2024, 12, 16) and found.with_pertuzumab
+    assert recurrence_interval_months(record) == 8.0
+    during = facts(HER2POS, mets("2025-08-18"), statement("h", "trastuzumab", "2025-01-06"))
+    assert recurrence_interval_months(during) == 0.0
+    assert recurrence_interval_months(facts(HER2POS, mets("2025-08-18"))) is None
+
+
+def test_within_months_uses_calendar_months():
+    assert within_months(date(2024, 12, 16), date(2025, 12, 16), 12)
+    assert not within_months(date(2024, 12, 16), date(2025, 12, 17), 12)
+    assert within_months(date(2025, 8, 31), date(2026, 2, 28), 6)
+    assert not within_months(date(2025, 8, 31), date(2026, 3, 1), 6)

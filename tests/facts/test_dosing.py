@@ -1,0 +1,89 @@
+"""Ordered doses in mg/kg, weights read as of the order's date, and the dose history of HER2 agents."""
+from __future__ import annotations
+
+from datetime import date
+
+from cds_hooks.facts import Facts
+from cds_hooks.facts.dosing import (
+    dose_mg_per_kg,
+    last_given_day,
+    order_route,
+    ordered_dose,
+    previous_levels,
+    recorded_doses,
+)
+from cds_hooks.record import build_record
+from cds_hooks.settings import Settings
+
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+TDM1 = {"coding": [{"system": RX, "code": "1371041"}]}
+
+
+def weight(day, kg=68.0):
+    return {"resourceType": "Observation", "id": f"w-{day}", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}, "effectiveDateTime": day,
+            "valueQuantity": {"value": kg, "unit": "kg", "code": "kg"}}
+
+
+def draft(value=None, unit=None, authored="2026-11-22", **dosage):
+    if value is not None:
+        dosage["doseAndRate"] = [{"doseQuantity": {"value": value, "unit": unit}}]
+    return {"resourceType": "MedicationRequest", "id": "d1", "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
+            "authoredOn": authored, "medicationCodeableConcept": TDM1, "dosageInstruction": [dosage]}
+
+
+def administration(aid, day, value, unit, status="completed"):
+    return {"resourceType": "MedicationAdministration", "id": aid, "status": status, "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": TDM1, "effectiveDateTime": day, "dosage": {"dose": {"value": value, "unit": unit}}}
+
+
+def facts_with(*resources, drafts=(), as_of=date(2026, 11, 22)) -> Facts:
+    return Facts(build_record({"all": list(resources)}, list(drafts)), as_of, Settings())
+
+
+def test_ordered_dose_units_route_and_interval():
+    order = facts_with(drafts=[draft(3.6, "mg/kg", route={"text": "Intravenous route"},
+                                     timing={"repeat": {"frequency": 1, "period": 3, "periodUnit": "wk"}})]).record.draft_orders[0]
+    dose = ordered_dose(order)
+    assert (dose.value, dose.unit, dose.route, dose.interval_days) == (3.6, "mg/kg", "intravenous", 21)
+    assert ordered_dose(facts_with(drafts=[draft(0.5, "g")]).record.draft_orders[0]).describe() == "500 mg"
+    assert ordered_dose(facts_with(drafts=[draft(2, "vials")]).record.draft_orders[0]) is None
+    assert ordered_dose(facts_with(drafts=[draft()]).record.draft_orders[0]) is None
+
+
+def test_route_reads_words_not_substrings():
+    order = facts_with(drafts=[draft(600, "mg", route={"coding": [{"display": "Subcutaneous use"}]})]).record.draft_orders[0]
+    assert order_route(order) == ("subcutaneous", "Subcutaneous use")
+    other = facts_with(drafts=[draft(600, "mg", route={"text": "intravesical"})]).record.draft_orders[0]
+    assert order_route(other)[0] is None
+
+
+def test_stu3_dose_on_the_dosage_is_read():
+    stu3 = draft(authored="2026-11-22", doseQuantity={"value": 245, "unit": "mg"})
+    facts = facts_with(weight("2026-11-10"), drafts=[stu3])
+    assert dose_mg_per_kg(facts, facts.record.draft_orders[0]).mg_per_kg == 3.6
+
+
+def test_mg_needs_a_weight_within_the_lookback_of_the_order_date():
+    facts = facts_with(weight("2026-11-10"), drafts=[draft(300, "mg")], as_of=date(2027, 6, 1))
+    dose = dose_mg_per_kg(facts, facts.record.draft_orders[0])
+    assert (dose.mg_per_kg, dose.weight.value) == (4.41, 68.0)
+    stale = facts_with(weight("2026-09-01"), drafts=[draft(300, "mg")])
+    assert dose_mg_per_kg(stale, stale.record.draft_orders[0]) is None
+
+
+def test_mg_per_kg_order_needs_no_weight_to_be_read():
+    facts = facts_with(drafts=[draft(3.6, "mg/kg")])
+    dose = dose_mg_per_kg(facts, facts.record.draft_orders[0])
+    assert (dose.mg_per_kg, dose.weight) == (3.6, None)
+
+
+def test_history_converts_mg_with_the_weight_of_that_day_and_skips_errors():
+    facts = facts_with(weight("2026-08-05", 70.0), weight("2026-11-10", 60.0),
+                       administration("a1", "2026-08-11", 252, "mg"), administration("a2", "2026-09-01", 3.0, "mg/kg"),
+                       administration("a3", "2026-09-22", 2.4, "mg/kg", status="entered-in-error"))
+    assert [d.reference for d in facts.get(recorded_doses)] == ["MedicationAdministration/a1", "MedicationAdministration/a2"]
+    levels = previous_levels(facts, "ado_trastuzumab_emtansine", date(2026, 11, 23))
+    assert [d.mg_per_kg for d in levels] == [3.6, 3.0]
+    assert last_given_day(facts, "ado_trastuzumab_emtansine", date(2026, 11, 23)) == date(2026, 9, 1)
+    assert previous_levels(facts, "ado_trastuzumab_emtansine", date(2026, 9, 1))[-1].day == date(2026, 8, 11)

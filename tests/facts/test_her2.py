@@ -1,0 +1,117 @@
+"""HER2 status under ASCO/CAP 2018: IHC, ISH groups, diagnosis codes, and what never counts (serum HER2)."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from cds_hooks.facts import Facts
+from cds_hooks.facts.her2 import her2_low, her2_status
+from cds_hooks.record import build_record
+from cds_hooks.settings import Settings
+
+LOINC = "http://loinc.org"
+SCT = "http://snomed.info/sct"
+IHC = {"0": "LA6111-4", "1+": "LA11841-6", "2+": "LA11842-4", "3+": "LA11843-2"}
+
+
+def facts_with(*resources) -> Facts:
+    return Facts(build_record({"all": list(resources)}, []), date(2026, 11, 22), Settings())
+
+
+def observation(oid, code, day, **value):
+    return {"resourceType": "Observation", "id": oid, "status": "final", "code": {"coding": [{"system": LOINC, "code": code}]},
+            "effectiveDateTime": day, **value}
+
+
+def coded(code):
+    return {"valueCodeableConcept": {"coding": [{"system": LOINC, "code": code}]}}
+
+
+def ihc(score, day="2026-03-02", oid=None):
+    return observation(oid or f"ihc-{day}", "85319-2", day, **coded(IHC[score]))
+
+
+def ish(ratio, copies, day="2026-03-02"):
+    return (observation(f"ratio-{day}", "49683-6", day, valueQuantity={"value": ratio}),
+            observation(f"copies-{day}", "74860-8", day, valueQuantity={"value": copies}))
+
+
+def condition(code, cid="c1"):
+    return {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p"}, "code": {"coding": [{"system": SCT, "code": code}]}, "onsetDateTime": "2025-01-10"}
+
+
+@pytest.mark.parametrize("score, status", [("3+", "positive"), ("2+", "equivocal"), ("1+", "negative"), ("0", "negative")])
+def test_ihc_score_alone(score, status):
+    result = her2_status(facts_with(ihc(score)))
+    assert (result.status, result.ihc_score, result.decided_by, result.date) == (status, score, "Observation/ihc-2026-03-02", date(2026, 3, 2))
+
+
+def test_ihc_2plus_with_ish_group_5_is_negative_and_group_1_positive():
+    negative = her2_status(facts_with(ihc("2+"), *ish(1.4, 2.8)))
+    assert (negative.status, negative.ish, negative.decided_by) == ("negative", "not_amplified", "Observation/ratio-2026-03-02")
+    positive = her2_status(facts_with(ihc("2+"), *ish(2.6, 5.1)))
+    assert (positive.status, positive.ish, positive.ish_result.ish_group) == ("positive", "amplified", 1)
+
+
+@pytest.mark.parametrize("ratio, copies, group", [(2.2, 3.5, 2), (1.5, 6.5, 3), (1.5, 4.5, 4)])
+def test_ish_groups_2_to_4_need_ihc_review(ratio, copies, group):
+    result = her2_status(facts_with(ihc("1+"), *ish(ratio, copies)))
+    assert (result.status, result.needs_ihc_review, result.ish, result.ish_result.ish_group) == ("equivocal", True, None, group)
+
+
+def test_ihc_3plus_is_positive_even_with_an_ish_group_needing_review():
+    assert her2_status(facts_with(ihc("3+"), *ish(2.2, 3.5))).status == "positive"
+
+
+def test_ish_ratio_as_a_ratio_value():
+    ratio = observation("ratio", "49683-6", "2026-03-02", valueRatio={"numerator": {"value": 5.2}, "denominator": {"value": 2}})
+    copies = observation("copies", "74860-8", "2026-03-02", valueQuantity={"value": 5.2})
+    assert her2_status(facts_with(ratio, copies)).status == "positive"
+
+
+def test_ish_presence_result_and_ratio_without_copies():
+    assert her2_status(facts_with(observation("fish", "85318-4", "2026-03-02", **coded("LA6576-8")))).ish == "amplified"
+    partial = her2_status(facts_with(ihc("2+"), ish(2.3, 0, "2026-03-09")[0]))
+    assert (partial.status, partial.ish_result.call, partial.ish_result.copies) == ("equivocal", None, None)
+
+
+def test_any_positive_result_makes_the_tumour_positive():
+    result = her2_status(facts_with(ihc("3+", "2024-01-05"), ihc("1+", "2026-03-02")))
+    assert (result.status, result.decided_by, result.ihc_score) == ("positive", "Observation/ihc-2024-01-05", "1+")
+
+
+def test_an_ish_older_than_the_ihc_does_not_complete_it():
+    result = her2_status(facts_with(*ish(1.4, 2.8, "2025-01-01"), ihc("2+", "2026-03-02")))
+    assert (result.status, result.ish_result) == ("equivocal", None)
+
+
+def test_diagnosis_counts_only_without_a_test_result():
+    diagnosis_only = her2_status(facts_with(condition("427685000")))
+    assert (diagnosis_only.status, diagnosis_only.decided_by) == ("positive", "Condition/c1")
+    assert her2_status(facts_with(condition("427685000"), ihc("1+"))).status == "negative"
+    assert her2_status(facts_with(condition("431396003"))).status == "negative"
+
+
+def test_serum_her2_never_counts():
+    serum = observation("serum", "51981-9", "2026-03-02", **coded("LA6576-8"))
+    assert her2_status(facts_with(serum)).status == "unknown"
+
+
+def test_interpretation_and_snomed_answers():
+    interpretation = observation("interp", "48676-1", "2026-03-02",
+                                 valueCodeableConcept={"coding": [{"system": SCT, "code": "260385009"}]})
+    assert her2_status(facts_with(interpretation)).status == "negative"
+
+
+@pytest.mark.parametrize("resources, expected", [
+    ((ihc("1+"),), True),
+    ((ihc("2+"), *ish(1.4, 2.8)), True),
+    ((ihc("0"),), False),
+    ((ihc("3+"),), False),
+    ((ihc("2+"),), None),
+    ((), None),
+    ((condition("1381317004"),), True),
+])
+def test_her2_low(resources, expected):
+    assert her2_low(facts_with(*resources)) is expected

@@ -1,0 +1,259 @@
+"""Cardiac rules 12-19 and 21: thresholds at their edges, merging, and what the cards are given."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from cds_hooks.facts import Facts
+from cds_hooks.facts.cardiac import LvefResult
+from cds_hooks.record import build_record
+from cds_hooks.render import CardRenderer
+from cds_hooks.rules import cardiac
+from cds_hooks.rules.base import RuleContext
+from cds_hooks.settings import Settings
+from tests.facts.test_cardiac import (
+    ICD10CM,
+    SNOMED,
+    TODAY,
+    administration,
+    bsa,
+    condition,
+    draft,
+    lvef,
+    statement,
+)
+
+RENDERER = CardRenderer.load()
+
+
+def context_for(*resources: dict, drafts: tuple[dict, ...] = (), hook: str = "order-sign", settings: Settings | None = None) -> RuleContext:
+    settings = settings or Settings()
+    record = build_record({"all": list(resources)}, list(drafts))
+    focus = record.draft_orders if hook != "patient-view" else ()
+    return RuleContext(hook, "p", record, Facts(record, TODAY, settings), focus, settings, TODAY)
+
+
+def cards(rule_function, context: RuleContext) -> dict:
+    findings = list(rule_function(context))
+    for finding in findings:
+        RENDERER.render(finding)  # every finding must render with its card file
+    return {finding.card: finding for finding in findings}
+
+
+def metastatic() -> dict:
+    return condition("mets", SNOMED, "128462008")
+
+
+def early() -> dict:
+    return condition("bc", SNOMED, "427685000")
+
+
+def result(value: float, low: float | None = None) -> LvefResult:
+    return LvefResult(value=value, day=date(2026, 11, 2), method="echocardiography", reference="Observation/x", low=low)
+
+
+# --- rule 12 ---------------------------------------------------------------------------------------------
+
+
+def test_baseline_card_for_a_new_agent_even_after_other_her2_therapy():
+    context = context_for(lvef("old", "2026-07-01", 60), statement("h", "trastuzumab", "2025-03-01", "2026-06-30", status="completed"),
+                          drafts=(draft("d", "tdm1", "2026-11-23", 3.6),))
+    found = cards(cardiac.baseline_lvef_before_first_dose, context)
+    assert found["cardiac-baseline-lvef-missing"].values["orders"][0]["agents"] == "ado-trastuzumab emtansine (T-DM1)"
+
+
+def test_no_baseline_card_for_a_continuing_agent():
+    context = context_for(statement("h", "trastuzumab", "2026-03-02"), drafts=(draft("d", "trastuzumab", "2026-11-23"),))
+    assert cards(cardiac.baseline_lvef_before_first_dose, context) == {}
+
+
+def test_baseline_window_is_counted_from_the_planned_start():
+    recent = context_for(lvef("a", "2026-09-02", 60), drafts=(draft("d", "trastuzumab", "2026-12-01"),))
+    stale = context_for(lvef("a", "2026-09-01", 60), drafts=(draft("d", "trastuzumab", "2026-12-01"),))
+    assert cards(cardiac.baseline_lvef_before_first_dose, recent) == {}
+    assert "cardiac-baseline-lvef-missing" in cards(cardiac.baseline_lvef_before_first_dose, stale)
+
+
+def test_baseline_suggestion_is_a_draft_lvef_service_request():
+    context = context_for(drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))
+    (suggestion,) = cards(cardiac.baseline_lvef_before_first_dose, context)["cardiac-baseline-lvef-missing"].suggestions
+    resource = suggestion.actions[0].resource
+    assert resource["resourceType"] == "ServiceRequest" and resource["status"] == "draft" and resource["intent"] == "order"
+    assert resource["code"]["coding"][0]["code"] == "10230-1" and resource["subject"] == {"reference": "Patient/p"}
+
+
+# --- rule 13 ---------------------------------------------------------------------------------------------
+
+
+def test_lvef_due_not_shown_for_a_first_dose_that_rule_12_covers():
+    context = context_for(statement("h", "trastuzumab", "2026-03-02"), drafts=(draft("d", "pertuzumab", "2026-11-23", 840, "mg"),))
+    assert "cardiac-baseline-lvef-missing" in cards(cardiac.baseline_lvef_before_first_dose, context)
+    assert cards(cardiac.lvef_monitoring_due, context) == {}
+
+
+def test_lvef_due_on_patient_view_only_while_on_therapy():
+    on = context_for(lvef("a", "2026-05-25", 60), statement("h", "trastuzumab", "2026-03-02"), hook="patient-view")
+    off = context_for(lvef("a", "2026-05-25", 60), statement("h", "trastuzumab", "2025-03-01", "2026-06-01", status="completed"),
+                      hook="patient-view")
+    assert cards(cardiac.lvef_monitoring_due, on)["cardiac-lvef-due"].values["due"] == date(2026, 8, 17)
+    assert cards(cardiac.lvef_monitoring_due, off) == {}
+
+
+# --- LVEF tables (rules 14-18) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, low, drop, action, criterion",
+    [
+        (50, 50, 16, "hold", "us-drop"),
+        (52, 50, 15, "continue", ""),
+        (49, 50, 10, "hold", "us-lln"),
+        (49, 50, 9, "continue", ""),
+        (52, 53, 10, "hold", "us-lln"),      # the result's own LLN, not 50%
+        (49, None, 10, "hold", "us-lln"),    # no reference range: 50% assumed
+        (49, None, None, "needs-baseline", "us-no-baseline"),
+        (55, None, None, "continue", ""),
+    ],
+)
+def test_trastuzumab_us_table(value, low, drop, action, criterion):
+    verdict = cardiac._trastuzumab_verdict(result(value, low), drop, "US")
+    assert (verdict.action, verdict.criterion) == (action, criterion)
+    if criterion and low is None:
+        assert verdict.lln == 50 and verdict.lln_assumed
+
+
+@pytest.mark.parametrize("value, drop, action", [(49, 10, "hold"), (50, 20, "continue"), (49, 9, "continue"), (45, None, "needs-baseline")])
+def test_trastuzumab_eu_table(value, drop, action):
+    assert cardiac._trastuzumab_verdict(result(value), drop, "EU").action == action
+
+
+@pytest.mark.parametrize(
+    "value, drop, table, action",
+    [
+        (44, 0, "mbc", "hold"), (45, 9, "mbc", "continue"), (49, 10, "mbc", "hold"), (50, 30, "mbc", "continue"),
+        (44, 9, "ebc", "continue"), (49, 10, "ebc", "hold"), (47, None, "ebc", "needs-baseline"),
+    ],
+)
+def test_pertuzumab_table(value, drop, table, action):
+    assert cardiac._pertuzumab_verdict(value, drop, table).action == action
+
+
+@pytest.mark.parametrize(
+    "value, drop, table, action",
+    [
+        (39.9, 0, "mbc", "hold"), (40, 10, "mbc", "hold"), (45, 9, "mbc", "repeat"), (45.5, 20, "mbc", "continue"),
+        (42, None, "mbc", "needs-baseline"),
+        (44.9, 0, "ebc", "hold"), (49.9, 10, "ebc", "hold"), (49, 9, "ebc", "continue"), (50, 25, "ebc", "continue"),
+    ],
+)
+def test_tdm1_tables(value, drop, table, action):
+    assert cardiac._tdm1_verdict(value, drop, table).action == action
+
+
+@pytest.mark.parametrize(
+    "value, drop, action",
+    [(39, None, "hold"), (50, 21, "hold"), (50, 20, "continue"), (45, 10, "hold"), (45, 9, "repeat"), (40, 20, "hold"),
+     (43, None, "needs-baseline"), (46, None, "continue")],
+)
+def test_tdxd_table(value, drop, action):
+    assert cardiac._tdxd_verdict(value, drop).action == action
+
+
+def on_trastuzumab_with_drop(*extra: dict) -> tuple[dict, ...]:
+    return (metastatic(), lvef("pre", "2026-02-20", 62, low=53), lvef("now", "2026-11-02", 44, low=53),
+            statement("h", "trastuzumab", "2026-03-02"), *extra)
+
+
+def test_trastuzumab_and_pertuzumab_drafts_share_one_hold_card_that_removes_both():
+    drafts = (draft("t", "trastuzumab", "2026-11-23"), draft("p", "pertuzumab", "2026-11-23", 420, "mg"))
+    context = context_for(*on_trastuzumab_with_drop(), drafts=drafts)
+    finding = cards(cardiac.trastuzumab_pertuzumab_lvef_hold, context)["cardiac-lvef-hold-trastuzumab-pertuzumab"]
+    assert [v["criterion"] for v in finding.values["verdicts"]] == ["us-drop", "mbc-below-45"]
+    assert {a.resource_id for s in finding.suggestions for a in s.actions} == {"MedicationRequest/t", "MedicationRequest/p"}
+
+
+def test_eu_jurisdiction_uses_the_smpc_threshold():
+    resources = (metastatic(), lvef("pre", "2026-02-20", 60), lvef("now", "2026-11-02", 49), statement("h", "trastuzumab", "2026-03-02"))
+    drafts = (draft("t", "trastuzumab", "2026-11-23"),)
+    eu = cards(cardiac.trastuzumab_pertuzumab_lvef_hold, context_for(*resources, drafts=drafts, settings=Settings(jurisdiction="EU")))
+    assert eu["cardiac-lvef-hold-trastuzumab-pertuzumab"].values["verdicts"][0]["criterion"] == "eu-drop"
+    assert "Suspend trastuzumab" in RENDERER.render(eu["cardiac-lvef-hold-trastuzumab-pertuzumab"]).detail
+
+
+def test_tdm1_is_not_read_with_the_trastuzumab_table():
+    context = context_for(*on_trastuzumab_with_drop(), drafts=(draft("k", "tdm1", "2026-11-23", 3.6),))
+    assert cards(cardiac.trastuzumab_pertuzumab_lvef_hold, context) == {}
+    assert "cardiac-lvef-hold-tdm1" in cards(cardiac.tdm1_lvef, context)
+
+
+def test_tdm1_repeat_card_only_for_patients_already_on_her2_therapy():
+    on_therapy = context_for(metastatic(), lvef("pre", "2026-06-20", 50), lvef("now", "2026-11-02", 43),
+                             statement("k", "tdm1", "2026-07-01"), drafts=(draft("k", "tdm1", "2026-11-23", 3.6),))
+    first_dose = context_for(metastatic(), lvef("now", "2026-11-02", 43), drafts=(draft("k", "tdm1", "2026-11-23", 3.6),))
+    assert "cardiac-lvef-repeat-tdm1" in cards(cardiac.tdm1_lvef, on_therapy)
+    assert cards(cardiac.tdm1_lvef, first_dose) == {}
+
+
+def test_unknown_setting_applies_both_tdm1_tables():
+    context = context_for(lvef("pre", "2026-06-20", 58), lvef("now", "2026-11-02", 47), statement("k", "tdm1", "2026-07-01"),
+                          drafts=(draft("k", "tdm1", "2026-11-23", 3.6),))
+    finding = cards(cardiac.tdm1_lvef, context)["cardiac-lvef-hold-tdm1"]
+    assert finding.values["setting"] == "unknown"
+    assert [v["table"] for v in finding.values["verdicts"]] == ["ebc"]
+
+
+def test_baseline_unknown_card_names_each_family_that_needs_it():
+    context = context_for(metastatic(), lvef("now", "2026-11-02", 43), statement("h", "trastuzumab", "2026-03-02"),
+                          drafts=(draft("t", "trastuzumab", "2026-11-23"), draft("x", "tdm1", "2026-11-23", 3.6)))
+    finding = cards(cardiac.lvef_drop_not_assessable, context)["cardiac-lvef-baseline-unknown"]
+    assert [f["family"] for f in finding.values["families"]] == ["trastuzumab-pertuzumab", "tdm1"]
+
+
+# --- rule 19 ---------------------------------------------------------------------------------------------
+
+
+def test_heart_failure_card_for_any_her2_antibody_but_not_for_other_drugs():
+    hf = condition("hf", ICD10CM, "I50.9")
+    assert "cardiac-heart-failure-her2-therapy" in cards(
+        cardiac.heart_failure_with_her2_therapy, context_for(hf, drafts=(draft("x", "tdm1", "2026-11-23", 3.6),)))
+    taxane_only = context_for(hf, drafts=(draft("x", "paclitaxel", "2026-11-23", 80, "mg/m2"),))
+    assert cards(cardiac.heart_failure_with_her2_therapy, taxane_only) == {}
+
+
+# --- rule 21 ---------------------------------------------------------------------------------------------
+
+
+def dox_doses(count: int, dose: float = 60, unit: str = "mg/m2") -> list[dict]:
+    return [administration(f"a{i}", "doxorubicin", f"2024-0{i + 1}-01", dose, unit) for i in range(count)]
+
+
+def test_cumulative_doxorubicin_tiers_and_trastuzumab_ceiling():
+    context = context_for(*dox_doses(5), statement("h", "trastuzumab", "2024-08-01", "2025-08-01", status="completed"),
+                          drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))
+    values = cards(cardiac.cumulative_doxorubicin_dose, context)["cardiac-cumulative-doxorubicin"].values
+    assert (values["given"], values["planned"], values["projected"], values["tier"], values["ceiling"]) == (300.0, 60.0, 360.0, 300, 400)
+
+
+def test_drafted_mg_dose_is_converted_with_the_bsa():
+    context = context_for(bsa("2024-03-20", 2.0), *dox_doses(4, 120, "mg"), drafts=(draft("d", "doxorubicin", "2026-12-01", 120, "mg"),))
+    values = cards(cardiac.cumulative_doxorubicin_dose, context)["cardiac-cumulative-doxorubicin"].values
+    assert (values["given"], values["planned"], values["projected"]) == (240.0, 60.0, 300.0)
+
+
+def test_prior_epirubicin_is_shown_even_below_the_doxorubicin_tiers():
+    context = context_for(administration("e", "epirubicin", "2024-01-01", 100, "mg/m2"),
+                          drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))
+    values = cards(cardiac.cumulative_doxorubicin_dose, context)["cardiac-cumulative-doxorubicin"].values
+    assert values["others"][0]["display"] == "epirubicin" and values["tier"] is None
+
+
+def test_first_doxorubicin_dose_gets_no_cumulative_card():
+    context = context_for(drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))
+    assert cards(cardiac.cumulative_doxorubicin_dose, context) == {}
+
+
+def test_lvef_due_on_patient_view_with_no_lvef_at_all():
+    context = context_for(statement("h", "trastuzumab", "2026-03-02"), hook="patient-view")
+    values = cards(cardiac.lvef_monitoring_due, context)["cardiac-lvef-due"].values
+    assert values["latest"] is None and values["due"] == date(2026, 3, 2) and values["drugs"] == "trastuzumab"

@@ -1,0 +1,168 @@
+"""Rules 1-8: product identity, T-DM1 / T-DXd / trastuzumab / pertuzumab doses, SC products, missing weight."""
+from __future__ import annotations
+
+from datetime import date
+
+from cds_hooks.facts import Facts
+from cds_hooks.record import build_record
+from cds_hooks.rules import dosing
+from cds_hooks.rules.base import RuleContext
+from cds_hooks.settings import Settings
+
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ATC = "http://www.whocc.no/atc"
+DRUGS = {
+    "trastuzumab": {"coding": [{"system": RX, "code": "224905"}], "text": "trastuzumab"},
+    "tdm1": {"coding": [{"system": RX, "code": "1371041"}], "text": "ado-trastuzumab emtansine"},
+    "tdxd": {"coding": [{"system": RX, "code": "2267576"}], "text": "fam-trastuzumab deruxtecan-nxki"},
+    "pertuzumab": {"coding": [{"system": RX, "code": "1298944"}], "text": "pertuzumab"},
+    "phesgo": {"coding": [{"system": ATC, "code": "L01FY01"}], "text": "Phesgo"},
+}
+
+
+def weight(day="2026-11-10", kg=68.0):
+    return {"resourceType": "Observation", "id": f"w-{day}", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]}, "effectiveDateTime": day,
+            "valueQuantity": {"value": kg, "unit": "kg", "code": "kg"}}
+
+
+def draft(did, drug, value=None, unit="mg/kg", weeks=3, route="intravenous", concept=None):
+    dosage = {"timing": {"repeat": {"boundsPeriod": {"start": "2026-11-23"}, "frequency": 1, "period": weeks, "periodUnit": "wk"}},
+              "route": {"text": route}}
+    if value is not None:
+        dosage["doseAndRate"] = [{"doseQuantity": {"value": value, "unit": unit}}]
+    return {"resourceType": "MedicationRequest", "id": did, "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
+            "authoredOn": "2026-11-22", "medicationCodeableConcept": concept or DRUGS[drug], "dosageInstruction": [dosage]}
+
+
+def administration(aid, drug, day, value, unit="mg/kg"):
+    return {"resourceType": "MedicationAdministration", "id": aid, "status": "completed", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": DRUGS[drug], "effectiveDateTime": day, "dosage": {"dose": {"value": value, "unit": unit}}}
+
+
+def context(*resources, drafts=(), hook="order-sign") -> RuleContext:
+    record = build_record({"all": list(resources)}, list(drafts))
+    today = date(2026, 11, 22)
+    return RuleContext(hook, "p", record, Facts(record, today, Settings()), record.draft_orders, Settings(), today)
+
+
+def cards(rule, ctx) -> list:
+    return list(rule(ctx))
+
+
+# --- rule 1 ---------------------------------------------------------------------------------------
+
+
+def test_code_and_text_naming_different_drugs_is_critical_even_though_the_order_cannot_be_identified():
+    mixed = {"coding": [{"system": RX, "code": "1371041"}], "text": "trastuzumab"}
+    (finding,) = cards(dosing.product_identity, context(weight(), drafts=[draft("d", None, 3.6, concept=mixed)]))
+    (issue,) = finding.values["orders"][0]["issues"]
+    assert "code 1371041 means ado-trastuzumab emtansine" in issue and 'text "trastuzumab" means trastuzumab' in issue
+    assert finding.suggestions[0].actions[0].resource_id == "MedicationRequest/d"
+
+
+def test_two_codes_for_different_drugs_are_a_conflict():
+    both = {"coding": [{"system": RX, "code": "1371041"}, {"system": ATC, "code": "L01FD01"}]}
+    assert cards(dosing.product_identity, context(weight(), drafts=[draft("d", None, 3.6, concept=both)]))
+
+
+def test_consistent_codes_and_names_and_non_her2_conflicts_pass():
+    kadcyla = {"coding": [{"system": RX, "code": "1371041", "display": "Kadcyla"}], "text": "ado-trastuzumab emtansine 100 MG Injection"}
+    taxanes = {"coding": [{"system": RX, "code": "56946"}], "text": "docetaxel"}
+    ctx = context(weight(), drafts=[draft("a", None, 3.6, concept=kadcyla), draft("b", None, 75, "mg", concept=taxanes)])
+    assert cards(dosing.product_identity, ctx) == []
+
+
+def test_adc_drafted_with_trastuzumab_in_the_same_session():
+    ctx = context(weight(), drafts=[draft("a", "tdm1", 3.6), draft("b", "trastuzumab", 8)])
+    (finding,) = cards(dosing.product_identity, ctx)
+    assert finding.values["orders"][0]["issues"] == ["trastuzumab is drafted in the same order session"]
+
+
+def test_dose_patterns_of_another_product():
+    ctx = context(weight(), drafts=[draft("a", "trastuzumab", 245, "mg"), draft("b", "tdxd", 3.6), draft("c", "tdm1", 5.4)])
+    (finding,) = cards(dosing.product_identity, ctx)
+    assert [o["order"] for o in finding.values["orders"]] == ["trastuzumab", "fam-trastuzumab deruxtecan-nxki", "ado-trastuzumab emtansine"]
+    assert finding.values["orders"][0]["issues"] == ["245 mg = 3.6 mg/kg at 68 kg on 2026-11-10 is a dose of ado-trastuzumab emtansine (T-DM1), not of trastuzumab"]
+
+
+# --- rules 2-4 ------------------------------------------------------------------------------------
+
+
+def test_tdm1_maximum_is_strict_and_suggests_3_6_mg_per_kg():
+    (finding,) = cards(dosing.tdm1_maximum_dose, context(weight(), drafts=[draft("a", "tdm1", 250, "mg")]))
+    assert finding.values["orders"][0]["mg_per_kg"] == 3.68 and finding.values["orders"][0]["max_mg"] == 245
+    update = finding.suggestions[0].actions[0]
+    assert update.type == "update" and update.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 3.6
+    assert cards(dosing.tdm1_maximum_dose, context(weight(), drafts=[draft("a", "tdm1", 3.6)])) == []
+    assert cards(dosing.tdm1_maximum_dose, context(drafts=[draft("a", "tdm1", 300, "mg")])) == []
+
+
+def test_tdm1_re_escalation_is_measured_from_the_lowest_recorded_level():
+    history = (administration("x1", "tdm1", "2026-08-11", 3.6), administration("x2", "tdm1", "2026-09-01", 2.4))
+    (finding,) = cards(dosing.tdm1_dose_reduction, context(weight(), *history, drafts=[draft("a", "tdm1", 3.0)]))
+    assert (finding.values["orders"][0]["reduced_to"], finding.values["orders"][0]["reduced_on"]) == (2.4, date(2026, 9, 1))
+    assert cards(dosing.tdm1_dose_reduction, context(weight(), *history, drafts=[draft("a", "tdm1", 2.4)])) == []
+    assert cards(dosing.tdm1_dose_reduction, context(weight(), drafts=[draft("a", "tdm1", 3.6)])) == []
+
+
+def test_tdxd_levels():
+    assert cards(dosing.tdxd_dose, context(weight(), drafts=[draft("a", "tdxd", 4.4)])) == []
+    (finding,) = cards(dosing.tdxd_dose, context(weight(), drafts=[draft("a", "tdxd", 5.0)]))
+    assert finding.values["orders"][0]["problem"] == "not-a-level" and finding.suggestions == ()
+    # 3.6 mg/kg is rule 1's (T-DM1 dose); rule 4 does not repeat it.
+    assert cards(dosing.tdxd_dose, context(weight(), drafts=[draft("a", "tdxd", 3.6)])) == []
+
+
+# --- rules 5-7 ------------------------------------------------------------------------------------
+
+
+def test_trastuzumab_weekly_schedule():
+    assert cards(dosing.trastuzumab_schedule, context(weight(), drafts=[draft("a", "trastuzumab", 4, weeks=1)])) == []
+    (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), drafts=[draft("a", "trastuzumab", 2, weeks=1)]))
+    assert "loading dose (4 mg/kg)" in finding.values["orders"][0]["issues"][0]
+
+
+def test_trastuzumab_loading_dose_when_the_last_dose_was_on_time():
+    ctx = context(weight(), administration("h1", "trastuzumab", "2026-11-02", 6), drafts=[draft("a", "trastuzumab", 8)])
+    (finding,) = cards(dosing.trastuzumab_schedule, ctx)
+    assert "21 days before the planned start 2026-11-23" in finding.values["orders"][0]["issues"][0]
+
+
+def test_trastuzumab_dose_off_every_level():
+    (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), drafts=[draft("a", "trastuzumab", 5)]))
+    assert finding.values["orders"][0]["issues"] == ["5 mg/kg is none of 8, 6, 4 or 2 mg/kg"]
+
+
+def test_pertuzumab_weekly_and_maintenance_after_a_load():
+    ctx = context(administration("p1", "pertuzumab", "2026-11-02", 840, "mg"), drafts=[draft("a", "pertuzumab", 420, "mg", weeks=1)])
+    (finding,) = cards(dosing.pertuzumab_dose, ctx)
+    assert finding.values["orders"][0]["issues"] == ["the order repeats every 7 days; pertuzumab is given every 3 weeks"]
+
+
+def test_phesgo_is_not_checked_as_iv_pertuzumab_or_trastuzumab():
+    ctx = context(drafts=[draft("a", "phesgo", 1200, "mg", route="subcutaneous")])
+    for rule in (dosing.pertuzumab_dose, dosing.trastuzumab_schedule, dosing.subcutaneous_product, dosing.dose_not_checked):
+        assert cards(rule, ctx) == []
+
+
+# --- rule 8 ---------------------------------------------------------------------------------------
+
+
+def test_missing_weight_and_unstructured_dose():
+    ctx = context(weight("2026-09-01"), drafts=[draft("a", "tdm1", 3.6), draft("b", "pertuzumab")])
+    (finding,) = cards(dosing.dose_not_checked, ctx)
+    assert finding.values["orders"] == [
+        {"order": "ado-trastuzumab emtansine", "reasons": [
+            "no body weight in the 30 days up to 2026-11-22 (last recorded: 68 kg on 2026-09-01): the dose in mg cannot be computed from mg/kg"]},
+        {"order": "pertuzumab", "reasons": ["the order has no dose"]},
+    ]
+
+
+def test_an_order_without_a_dose_is_not_flagged_while_still_being_selected():
+    assert cards(dosing.dose_not_checked, context(weight(), drafts=[draft("b", "pertuzumab")], hook="order-select")) == []
+
+
+def test_mg_per_m2_for_a_weight_based_agent():
+    (finding,) = cards(dosing.dose_not_checked, context(weight(), drafts=[draft("a", "trastuzumab", 250, "mg/m2")]))
+    assert finding.values["orders"][0]["reasons"] == ["the dose is written as 250 mg/m2; this agent is dosed in mg/kg"]

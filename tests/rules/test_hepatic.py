@@ -1,0 +1,129 @@
+"""Liver rules 22-27: labs before T-DM1, untested starts, MBC/EBC tables and Hy's law."""
+from __future__ import annotations
+
+from datetime import date
+
+from cds_hooks.facts import Facts
+from cds_hooks.record import build_record
+from cds_hooks.rules.base import RuleContext
+from cds_hooks.rules.hepatic import (
+    DISCONTINUE,
+    HOLD_SAME_DOSE,
+    tdm1_labs_before_dose,
+    tdm1_liver_toxicity,
+    tdm1_start_not_studied,
+)
+from cds_hooks.settings import Settings
+
+LOINC = "http://loinc.org"
+SCT = "http://snomed.info/sct"
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+AS_OF = date(2026, 11, 22)
+CODES = {"ast": "1920-8", "alt": "1742-6", "bilirubin": "1975-2", "platelets": "777-3", "lvef": "10230-1"}
+
+
+def lab(test, value, unit="U/L", high=None, day="2026-11-28"):
+    resource = {"resourceType": "Observation", "id": f"{test}-{value}", "status": "final", "subject": {"reference": "Patient/p"},
+                "code": {"coding": [{"system": LOINC, "code": CODES[test]}]}, "effectiveDateTime": day,
+                "valueQuantity": {"value": value, "unit": unit, "code": unit}}
+    if high is not None:
+        resource["referenceRange"] = [{"high": {"value": high, "unit": unit, "code": unit}}]
+    return resource
+
+
+def normal(**values):
+    v = {"ast": 30, "alt": 30, "bilirubin": 0.8, "platelets": 200, **values}
+    return [lab("ast", v["ast"], high=40), lab("alt", v["alt"], high=40), lab("bilirubin", v["bilirubin"], "mg/dL", 1.2),
+            lab("platelets", v["platelets"], "10*3/uL")]
+
+
+def condition(cid, code):
+    return {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p"},
+            "clinicalStatus": {"coding": [{"code": "active"}]}, "code": {"coding": [{"system": SCT, "code": code}]}}
+
+
+METASTATIC = [condition("bc", "427685000"), condition("mets", "128462008")]
+EARLY = [condition("bc", "427685000")]
+PRIOR_TDM1 = {"resourceType": "MedicationAdministration", "id": "given", "status": "completed", "subject": {"reference": "Patient/p"},
+              "medicationCodeableConcept": {"coding": [{"system": RX, "code": "1371041"}]}, "effectiveDateTime": "2026-11-10"}
+TDM1_DRAFT = {"resourceType": "MedicationRequest", "id": "draft-tdm1", "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
+              "medicationCodeableConcept": {"coding": [{"system": RX, "code": "1371041"}], "text": "Kadcyla"},
+              "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-12-01"}}}}]}
+
+
+def context(*resources, drafts=(TDM1_DRAFT,)):
+    record = build_record({"all": list(resources)}, list(drafts))
+    settings = Settings()
+    return RuleContext("order-sign", "p", record, Facts(record, AS_OF, settings), record.draft_orders, settings, AS_OF)
+
+
+def test_labs_card_orders_only_the_missing_tests():
+    (finding,) = tdm1_labs_before_dose(context(lab("ast", 30, high=40), lab("platelets", 200, "10*3/uL")))
+    (suggestion,) = finding.suggestions
+    codes = [action.resource["code"]["coding"][0]["code"] for action in suggestion.actions]
+    assert codes == ["1742-6", "1975-2"]
+    assert all(a.resource["status"] == "draft" and a.resource["intent"] == "order" and a.resource["subject"] == {"reference": "Patient/p"}
+               for a in suggestion.actions)
+    assert finding.values["doses"][0]["missing"] == ["ALT", "total bilirubin"]
+
+
+def test_labs_card_reports_an_unconvertible_platelet_unit_without_ordering_anything():
+    resources = normal()[:3] + [lab("platelets", 200, "g/L")]
+    (finding,) = tdm1_labs_before_dose(context(*resources))
+    assert finding.suggestions == ()
+    assert finding.values["doses"][0]["unconvertible"]["unit"] == "g/L"
+
+
+def test_no_labs_card_when_everything_is_there_or_no_tdm1_is_drafted():
+    assert list(tdm1_labs_before_dose(context(*normal()))) == []
+    assert list(tdm1_labs_before_dose(context(drafts=()))) == []
+
+
+def test_untested_start_is_not_judged_when_tdm1_was_given_before():
+    assert list(tdm1_start_not_studied(context(PRIOR_TDM1, *normal(ast=200)))) == []
+    (finding,) = tdm1_start_not_studied(context(*normal(ast=200)))
+    assert [item["name"] for item in finding.values["starts"][0]["outside"]] == ["AST"]
+
+
+def test_untested_start_uses_lvef_within_the_baseline_lookback_only():
+    old = lab("lvef", 45, "%", day="2026-08-01")                 # 122 days before the dose
+    assert list(tdm1_start_not_studied(context(old, *normal()))) == []
+    (finding,) = tdm1_start_not_studied(context(lab("lvef", 45, "%", day="2026-11-01"), *normal()))
+    assert finding.values["starts"][0]["outside"][0]["name"] == "LVEF"
+
+
+def test_metastatic_grade_2_transaminase_is_a_warning_without_a_hold():
+    (finding,) = tdm1_liver_toxicity(context(PRIOR_TDM1, *METASTATIC, *normal(ast=150)))
+    assert finding.card == "hepatic-tdm1-liver-toxicity"
+    assert finding.values["worst"]["action"] == "same-dose"
+    assert finding.suggestions == ()
+
+
+def test_unknown_setting_applies_the_stricter_table():
+    (finding,) = tdm1_liver_toxicity(context(PRIOR_TDM1, *normal(ast=150)))      # 3.75x: MBC same dose, EBC hold
+    assert finding.values["setting"] == "unknown"
+    assert finding.values["worst"]["strictness"] == HOLD_SAME_DOSE
+    assert finding.values["worst"]["note"] == "ebc-verify"
+    assert [s.values["why"] for s in finding.suggestions] == ["hold"]
+
+
+def test_early_bilirubin_above_2x_discontinues_at_warning_level_but_grade_4_is_critical():
+    (finding,) = tdm1_liver_toxicity(context(PRIOR_TDM1, *EARLY, *normal(bilirubin=3.0)))      # 2.5x
+    assert finding.card == "hepatic-tdm1-liver-toxicity"
+    assert finding.values["worst"]["strictness"] == DISCONTINUE
+    assert [s.values["why"] for s in finding.suggestions] == ["discontinue"]
+    (finding,) = tdm1_liver_toxicity(context(PRIOR_TDM1, *EARLY, *normal(alt=1000)))          # 25x: beyond the EBC excerpt
+    assert finding.card == "hepatic-tdm1-liver-discontinue"
+    assert finding.values["worst"]["note"] == "beyond-ebc-excerpt"
+
+
+def test_hys_law_is_critical_with_a_delete_suggestion():
+    (finding,) = tdm1_liver_toxicity(context(PRIOR_TDM1, *METASTATIC, *normal(ast=130, bilirubin=2.5)))
+    assert finding.card == "hepatic-tdm1-liver-discontinue"
+    assert finding.values["hys_law"]["transaminase"]["name"] == "AST"
+    (suggestion,) = finding.suggestions
+    assert suggestion.actions[0].type == "delete" and suggestion.actions[0].resource_id == "MedicationRequest/draft-tdm1"
+
+
+def test_dose_modification_tables_do_not_apply_to_a_first_dose():
+    assert list(tdm1_liver_toxicity(context(*METASTATIC, *normal(ast=900)))) == []

@@ -1,0 +1,109 @@
+"""Pregnancy rules 35-37: which drafts they look at, when a HER2 agent is a start, and what each card carries."""
+from __future__ import annotations
+
+from datetime import date
+
+from cds_hooks.facts import Facts
+from cds_hooks.record import build_record
+from cds_hooks.rules.base import RuleContext
+from cds_hooks.rules.pregnancy import contraception_counselling, her2_agent_in_pregnancy, status_before_her2_start
+from cds_hooks.settings import Settings
+
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+LOINC = "http://loinc.org"
+TODAY = date(2026, 11, 22)
+TRASTUZUMAB = {"coding": [{"system": RX, "code": "224905"}], "text": "trastuzumab"}
+TDM1 = {"coding": [{"system": RX, "code": "1371041"}], "text": "ado-trastuzumab emtansine"}
+TDXD = {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01FD04"}], "text": "Enhertu"}
+LAPATINIB = {"coding": [{"system": RX, "code": "480167"}], "text": "lapatinib"}
+WOMAN = {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1990-05-14"}
+PREGNANCY = {"resourceType": "Condition", "id": "preg", "subject": {"reference": "Patient/p"},
+             "code": {"coding": [{"system": "http://snomed.info/sct", "code": "77386006"}]}}
+
+
+def draft(did, medication, start="2026-11-23"):
+    return {"resourceType": "MedicationRequest", "id": did, "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": medication, "authoredOn": "2026-11-22",
+            "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": start}}}}]}
+
+
+def statement(sid, medication, start, end=None):
+    period = {"start": start, **({"end": end} if end else {})}
+    return {"resourceType": "MedicationStatement", "id": sid, "status": "completed" if end else "active",
+            "subject": {"reference": "Patient/p"}, "medicationCodeableConcept": medication, "effectivePeriod": period}
+
+
+def hcg(oid, when, answer):
+    return {"resourceType": "Observation", "id": oid, "status": "final", "subject": {"reference": "Patient/p"},
+            "code": {"coding": [{"system": LOINC, "code": "2106-3"}]}, "effectiveDateTime": when,
+            "valueCodeableConcept": {"coding": [{"system": LOINC, "code": answer}]}}
+
+
+def context(*resources, drafts=(), hook="order-sign"):
+    record = build_record({"all": list(resources)}, list(drafts))
+    settings = Settings()
+    return RuleContext(hook=hook, patient_id="p", record=record, facts=Facts(record, TODAY, settings),
+                       focus_orders=record.draft_orders, settings=settings, as_of=TODAY)
+
+
+def test_pregnancy_merges_every_her2_draft_into_one_card_and_ignores_other_drugs():
+    (finding,) = her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, drafts=[draft("h", TRASTUZUMAB), draft("k", TDM1), draft("l", LAPATINIB)]))
+    assert [d["name"] for d in finding.values["drafts"]] == ["trastuzumab", "ado-trastuzumab emtansine"]
+    assert [s.actions[0].resource_id for s in finding.suggestions] == ["MedicationRequest/h", "MedicationRequest/k"]
+    assert finding.evidence == ("Condition/preg", "MedicationRequest/h", "MedicationRequest/k")
+
+
+def test_patient_view_needs_her2_therapy_that_is_still_ongoing():
+    finished = statement("old", TRASTUZUMAB, "2025-01-01", "2025-12-31")
+    assert list(her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, finished, hook="patient-view"))) == []
+    (finding,) = her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, statement("on", TRASTUZUMAB, "2026-06-01"), hook="patient-view"))
+    assert finding.values["ongoing"][0]["since"] == date(2026, 6, 1)
+
+
+def test_status_check_is_silent_when_pregnancy_is_already_known():
+    assert list(status_before_her2_start(context(WOMAN, PREGNANCY, drafts=[draft("h", TRASTUZUMAB)]))) == []
+
+
+def test_status_check_counts_the_window_back_from_the_planned_start():
+    negative_today = hcg("t", "2026-11-22", "LA6577-6")
+    assert list(status_before_her2_start(context(WOMAN, negative_today, drafts=[draft("h", TRASTUZUMAB)]))) == []
+    (finding,) = status_before_her2_start(context(WOMAN, negative_today, drafts=[draft("h", TRASTUZUMAB, start="2026-12-14")]))
+    assert finding.values["orders"][0]["window_from"] == date(2026, 12, 7)
+    assert finding.values["latest"]["day"] == date(2026, 11, 22)
+    assert [s.key for s in finding.suggestions] == ["order-urine-hcg", "order-serum-hcg"]
+    request = finding.suggestions[0].actions[0].resource
+    assert (request["resourceType"], request["status"], request["intent"], request["subject"]) == (
+        "ServiceRequest", "draft", "order", {"reference": "Patient/p"})
+    assert request["code"]["coding"][0] == {"system": LOINC, "code": "2106-3",
+                                            "display": "Choriogonadotropin (pregnancy test) [Presence] in Urine"}
+
+
+def test_status_check_flags_an_unreadable_test_even_when_therapy_continues():
+    unread = {**hcg("t", "2026-11-20", "LA6576-8"), "valueCodeableConcept": {"text": "see report"}}
+    (finding,) = status_before_her2_start(context(WOMAN, unread, statement("on", TRASTUZUMAB, "2026-06-01"), drafts=[draft("h", TRASTUZUMAB)]))
+    assert "not coded" in finding.values["orders"][0]["test"]["problem"]
+
+
+def test_a_draft_the_ehr_also_returns_as_a_record_is_not_prior_exposure():
+    same_draft = draft("h", TRASTUZUMAB)
+    (finding,) = status_before_her2_start(context(WOMAN, same_draft, drafts=[same_draft]))
+    assert finding.values["orders"][0]["name"] == "trastuzumab"
+
+
+def test_counselling_names_the_kadcyla_breastfeeding_advice_and_no_male_advice_for_a_woman():
+    negative = hcg("t", "2026-11-20", "LA6577-6")
+    (finding,) = contraception_counselling(context(WOMAN, negative, drafts=[draft("k", TDM1), draft("e", TDXD)]))
+    assert finding.values["female_advice"] and finding.values["tdm1"]
+    assert not finding.values["male_advice"]
+
+
+def test_counselling_for_a_man_only_with_tdxd():
+    man = {**WOMAN, "gender": "male"}
+    assert list(contraception_counselling(context(man, drafts=[draft("h", TRASTUZUMAB)]))) == []
+    (finding,) = contraception_counselling(context(man, drafts=[draft("e", TDXD)]))
+    assert finding.values["male_advice"] and not finding.values["female_advice"]
+
+
+def test_counselling_is_not_repeated_after_any_earlier_her2_agent():
+    earlier = statement("old", TDM1, "2025-01-01", "2025-06-30")
+    assert list(contraception_counselling(context(WOMAN, earlier, drafts=[draft("h", TRASTUZUMAB)]))) == []

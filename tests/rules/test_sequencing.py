@@ -1,0 +1,195 @@
+"""Sequencing rules 38-45: what each finding carries and the situations fixture cases do not reach."""
+from __future__ import annotations
+
+from datetime import date
+
+from cds_hooks.facts import Facts
+from cds_hooks.record import build_record
+from cds_hooks.rules.base import RuleContext
+from cds_hooks.rules.sequencing import (
+    brain_metastases_progression,
+    early_recurrence_second_line,
+    first_line_thp_preferred,
+    katherine_adjuvant_tdm1,
+    second_line_after_progression,
+    tdm1_with_atezolizumab,
+    trastuzumab_duration,
+)
+from cds_hooks.settings import Settings
+
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+SCT = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+TODAY = date(2026, 11, 22)
+CODES = {"trastuzumab": "224905", "pertuzumab": "1298944", "paclitaxel": "56946", "docetaxel": "72962", "tdm1": "1371041",
+         "atezolizumab": "1792780"}
+TDXD = {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01FD04"}], "text": "Enhertu"}
+TUCATINIB = {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01EH03"}], "text": "tucatinib"}
+
+
+def medication(drug):
+    return {"tdxd": TDXD, "tucatinib": TUCATINIB}.get(drug) or {"coding": [{"system": RX, "code": CODES[drug]}], "text": drug}
+
+
+def condition(cid, code, onset=None):
+    resource = {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p"}, "code": {"coding": [{"system": SCT, "code": code}]}}
+    if onset:
+        resource["onsetDateTime"] = onset
+    return resource
+
+
+HER2POS = condition("her2", "427685000", "2025-12-01")
+
+
+def statement(sid, drug, start, end=None):
+    return {"resourceType": "MedicationStatement", "id": sid, "status": "completed" if end else "active", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": medication(drug), "effectivePeriod": {"start": start, **({"end": end} if end else {})}}
+
+
+def draft(did, drug, start="2026-11-23", count=None):
+    repeat = {"boundsPeriod": {"start": start}, "frequency": 1, "period": 3, "periodUnit": "wk", **({"count": count} if count else {})}
+    return {"resourceType": "MedicationRequest", "id": did, "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": medication(drug), "authoredOn": "2026-11-22", "dosageInstruction": [{"timing": {"repeat": repeat}}]}
+
+
+def observation(oid, system, code, when, value=None, quantity=None):
+    resource = {"resourceType": "Observation", "id": oid, "status": "final", "subject": {"reference": "Patient/p"},
+                "code": {"coding": [{"system": system, "code": code}]}, "effectiveDateTime": when}
+    if value:
+        resource["valueCodeableConcept"] = value
+    if quantity:
+        resource["valueQuantity"] = quantity
+    return resource
+
+
+def yp(oid, code, text, when="2026-06-22"):
+    return observation(oid, SCT, code, when, {"text": text})
+
+
+def weight(kg, when="2026-11-20"):
+    return observation("w", LOINC, "29463-7", when, quantity={"value": kg, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"})
+
+
+def worsened(when):
+    return observation("status", LOINC, "97509-4", when, {"coding": [{"system": SCT, "code": "271299001"}]})
+
+
+def context(*resources, drafts=(), hook="order-sign"):
+    record = build_record({"all": list(resources)}, list(drafts))
+    settings = Settings()
+    focus = record.draft_orders if hook != "patient-view" else ()
+    return RuleContext(hook=hook, patient_id="p", record=record, facts=Facts(record, TODAY, settings), focus_orders=focus,
+                       settings=settings, as_of=TODAY)
+
+
+NEOADJUVANT = (
+    HER2POS,
+    statement("pac", "paclitaxel", "2026-01-05", "2026-03-23"),
+    statement("h", "trastuzumab", "2026-01-05", "2026-05-18"),
+)
+RESIDUAL = (yp("ypt", "1222595002", "ypT1a"), yp("ypn", "1222596001", "ypN0"))
+
+
+# --- rule 38 ------------------------------------------------------------------------------------------
+
+
+def test_katherine_suggestion_creates_tdm1_with_mg_dose_and_removes_every_her2_antibody_draft():
+    drafts = [draft("adj-h", "trastuzumab", "2026-07-13"), draft("adj-p", "pertuzumab", "2026-07-13")]
+    (finding,) = katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, weight(70), drafts=drafts))
+    assert finding.values["confirmed"] and finding.values["dose_mg"] == 252.0
+    (suggestion,) = finding.suggestions
+    create, *deletes = suggestion.actions
+    assert [a.resource_id for a in deletes] == ["MedicationRequest/adj-h", "MedicationRequest/adj-p"]
+    resource = create.resource
+    assert resource["status"] == "draft" and resource["intent"] == "order" and resource["subject"] == {"reference": "Patient/p"}
+    assert resource["medicationCodeableConcept"]["coding"][0]["code"] == "1371041"
+    dosage = resource["dosageInstruction"][0]
+    assert dosage["timing"]["repeat"]["count"] == 14 and dosage["timing"]["repeat"]["period"] == 3
+    assert [d["doseQuantity"]["value"] for d in dosage["doseAndRate"]] == [3.6, 252.0]
+
+
+def test_katherine_without_weight_orders_per_kg_only_and_says_so():
+    (finding,) = katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, drafts=[draft("adj-h", "trastuzumab", "2026-07-13")]))
+    assert finding.values["dose_mg"] is None and finding.values["weight"] is None
+    dosage = finding.suggestions[0].actions[0].resource["dosageInstruction"][0]
+    assert [d["doseQuantity"]["unit"] for d in dosage["doseAndRate"]] == ["mg/kg"]
+    assert "no current weight" in dosage["text"]
+
+
+def test_katherine_ignores_orders_before_surgery_and_when_tdm1_is_already_drafted():
+    neoadjuvant_order = [draft("neo-h", "trastuzumab", "2026-03-02")]
+    assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, drafts=neoadjuvant_order))) == []
+    both = [draft("adj-h", "trastuzumab", "2026-07-13"), draft("k", "tdm1", "2026-07-13")]
+    assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, drafts=both))) == []
+
+
+def test_katherine_needs_a_taxane_before_surgery():
+    trastuzumab_only = (HER2POS, statement("h", "trastuzumab", "2026-01-05", "2026-05-18"))
+    assert list(katherine_adjuvant_tdm1(context(*trastuzumab_only, *RESIDUAL, drafts=[draft("adj-h", "trastuzumab", "2026-07-13")]))) == []
+
+
+# --- rules 40-43 --------------------------------------------------------------------------------------
+
+METASTATIC = (HER2POS, condition("mets", "128462008", "2025-03-03"))
+THP_LINE = (statement("t", "docetaxel", "2025-03-17", "2025-08-04"), statement("h", "trastuzumab", "2025-03-17"),
+            statement("p", "pertuzumab", "2025-03-17"))
+
+
+def test_first_line_card_counts_a_taxane_already_running():
+    record = (*METASTATIC, statement("t", "docetaxel", "2026-11-16"))
+    (finding,) = first_line_thp_preferred(context(*record, drafts=[draft("h", "trastuzumab")]))
+    assert finding.values["taxanes"] == "docetaxel" and finding.suggestions[0].key == "add-pertuzumab"
+    assert list(first_line_thp_preferred(context(*METASTATIC, drafts=[draft("h", "trastuzumab")]))) == []
+
+
+def test_first_line_card_not_after_metastatic_therapy_has_started():
+    assert list(first_line_thp_preferred(context(*METASTATIC, *THP_LINE, drafts=[draft("k", "tdm1")]))) == []
+
+
+def test_second_line_card_lists_lines_and_stops_once_a_new_line_started():
+    (finding,) = second_line_after_progression(context(*METASTATIC, *THP_LINE, worsened("2026-10-20"), hook="patient-view"))
+    assert finding.values["next_line"] == 2 and [line["number"] for line in finding.values["lines"]] == [1]
+    moved_on = (*METASTATIC, *THP_LINE, worsened("2026-10-20"), statement("dxd", "tdxd", "2026-11-02"))
+    assert list(second_line_after_progression(context(*moved_on, hook="patient-view"))) == []
+
+
+def test_third_line_after_tdxd_shows_later_line_options():
+    record = (*METASTATIC, *THP_LINE[:1], statement("h", "trastuzumab", "2025-03-17", "2026-01-05"),
+              statement("dxd", "tdxd", "2026-01-26"), worsened("2026-10-20"))
+    (finding,) = second_line_after_progression(context(*record, drafts=[draft("k", "tdm1")]))
+    assert finding.values["tdxd_used"] and finding.values["next_line"] == 3
+
+
+def test_brain_metastases_card_not_when_tucatinib_is_ordered():
+    record = (*METASTATIC, condition("brain", "94225005", "2026-10-14"), *THP_LINE, worsened("2026-10-20"))
+    assert len(list(brain_metastases_progression(context(*record, hook="patient-view")))) == 1
+    assert list(brain_metastases_progression(context(*record, drafts=[draft("tuc", "tucatinib")]))) == []
+
+
+def test_early_recurrence_not_once_metastatic_therapy_started():
+    record = (HER2POS, condition("mets", "128462008", "2025-08-18"), statement("adj", "trastuzumab", "2024-01-08", "2024-12-16"))
+    (finding,) = early_recurrence_second_line(context(*record, hook="patient-view"))
+    assert finding.values["months"] == 8.0 and not finding.values["within_label_window"] and not finding.values["with_pertuzumab"]
+    started = (*record, statement("dxd", "tdxd", "2025-09-01"))
+    assert list(early_recurrence_second_line(context(*started, hook="patient-view"))) == []
+
+
+# --- rules 44 and 45 ----------------------------------------------------------------------------------
+
+
+def test_atezolizumab_pair_is_shown_once_and_only_the_atezolizumab_draft_is_offered_for_removal():
+    (finding,) = tdm1_with_atezolizumab(context(*METASTATIC, drafts=[draft("k", "tdm1"), draft("a", "atezolizumab")]))
+    assert len(finding.values["pairs"]) == 1
+    assert [s.actions[0].resource_id for s in finding.suggestions] == ["MedicationRequest/a"]
+
+
+def test_trastuzumab_course_counts_planned_cycles_and_breaks_on_long_gaps():
+    course = (HER2POS, statement("neo", "trastuzumab", "2026-01-05", "2026-05-18"))
+    # 17 cycles q3w from 2026-06-01: last dose 2027-05-03, 69 weeks after the course began on 2026-01-05.
+    (finding,) = trastuzumab_duration(context(*course, drafts=[draft("h", "trastuzumab", "2026-06-01", count=17)]))
+    assert finding.values["until"] == date(2027, 5, 3) and finding.values["weeks"] == 69
+    assert list(trastuzumab_duration(context(*course, drafts=[draft("h", "trastuzumab", "2026-06-01", count=10)]))) == []
+    # A gap over 90 days starts a new course.
+    assert list(trastuzumab_duration(context(*course, drafts=[draft("h", "trastuzumab", "2026-11-23", count=17)]))) == []
+    metastatic = (*METASTATIC, statement("h", "trastuzumab", "2025-03-17"))
+    assert list(trastuzumab_duration(context(*metastatic, hook="patient-view"))) == []
