@@ -101,6 +101,9 @@ def _run(arguments: argparse.Namespace, settings: Settings) -> int:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         print(f"cds-hooks run: cannot read {arguments.request}: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RecursionError:
+        print(f"cds-hooks run: {arguments.request} is nested too deeply to be a CDS Hooks request", file=sys.stderr)
+        return EXIT_BAD_INPUT
     service_id = arguments.service or _service_for(body)
     if service_id is None:
         print("cds-hooks run: the request names no hook this server offers; pass --service", file=sys.stderr)

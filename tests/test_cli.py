@@ -45,6 +45,14 @@ def test_run_reports_a_bad_request_file(tmp_path):
     assert "hookInstance is required" in result.stderr
 
 
+def test_run_reports_a_deeply_nested_file_without_a_traceback(tmp_path):
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    result = run_cli("run", str(nested), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nested too deeply" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_run_without_prefetch_or_fhir_server_is_a_412(tmp_path):
     request = json.loads(REQUEST.read_text())
     request.pop("prefetch")
