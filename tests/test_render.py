@@ -25,6 +25,14 @@ def test_warning_and_critical_cards_offer_override_reasons_and_cite_a_source(car
     assert template.source.label
 
 
+@pytest.mark.parametrize("card_id", sorted(RENDERER.templates))
+def test_evidence_links_are_https(card_id):
+    # Clinicians follow these links from inside the EHR; a plain-http page can be altered on the way.
+    definition = RENDERER.templates[card_id].definition
+    urls = [(definition.get("source") or {}).get("url")] + [link.get("url") for link in definition.get("links") or ()]
+    assert all(url.startswith("https://") for url in urls if url)
+
+
 def test_rendered_card_is_conformant_and_escapes_record_text():
     finding = Finding(
         card="anthracycline-with-trastuzumab",
