@@ -1,13 +1,15 @@
 """The typed patient record: raw FHIR JSON filtered to what the rules read, then built into R4B models.
 
-Building a `fhir.resources` model costs ~25x a json.loads, so resources are filtered by type and code
-on the raw JSON first; a 2,000-resource record is never modelled whole.
+Building a `fhir.resources` model costs ~25x a json.loads (~85 µs an Observation), so resources are filtered by
+type and code on the raw JSON first, and Observations, which make up most of a long record, are modelled only
+when a fact reads them: the latest weight costs one model, not years of them.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Iterable, Iterator, Mapping
 
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
@@ -18,6 +20,7 @@ from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
 from cds_hooks import terminology
+from cds_hooks.dates import first_day
 from cds_hooks.protocol.errors import InvalidRequest
 from cds_hooks.terminology import MedicationMatch
 
@@ -26,16 +29,22 @@ log = logging.getLogger(__name__)
 # Value sets whose Observations and Conditions the rules read; everything else is dropped unmodelled.
 OBSERVATION_VALUE_SETS = (
     "her2_ihc", "her2_ish", "her2_ish_ratio", "her2_copy_number", "her2_interpretation", "her2_tissue_other",
-    "lvef", "body_weight", "body_height", "bsa", "platelets", "ast", "alt", "bilirubin_total", "hcg",
+    "lvef", "body_weight", "body_height", "bsa", "platelets", "neutrophils", "ast", "alt", "bilirubin_total", "hcg",
     "disease_status", "staging",
 )
 CONDITION_VALUE_SETS = (
     "breast_cancer", "her2_positive_breast_cancer", "her2_negative_breast_cancer", "metastatic",
     "brain_metastasis", "heart_failure", "lv_systolic_dysfunction", "pregnancy", "ild", "peripheral_neuropathy",
+    "anaphylaxis", "angioedema", "ards",
 )
-_OBSERVATION_CODES = frozenset(
-    pair for value_set in OBSERVATION_VALUE_SETS for pair in terminology.value_set_codes(value_set)
-)
+_KEPT_OBSERVATION_VALUE_SETS = frozenset(OBSERVATION_VALUE_SETS)
+_KEPT_CONDITION_VALUE_SETS = frozenset(CONDITION_VALUE_SETS)
+# An Observation is kept when one of its codings is a code of these value sets as written; each such (system, code)
+# with the kept value sets it is in, looked up once here rather than for every Observation of every call.
+_KEPT_VALUE_SETS_BY_CODE = {
+    (system, code): terminology.value_sets_of({"system": system, "code": code}) & _KEPT_OBSERVATION_VALUE_SETS
+    for value_set in OBSERVATION_VALUE_SETS for system, code in terminology.value_set_codes(value_set)
+}
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 _MODELS = {
     "MedicationRequest": MedicationRequest,
@@ -67,31 +76,108 @@ class DraftOrder:
     match: MedicationMatch | None
     text: str
 
+    @property
+    def ingredients(self) -> frozenset[str]:
+        """The ingredient keys the order normalises to; empty when its medication is not recognised."""
+        return self.match.ingredients if self.match is not None else frozenset()
+
+
+_NOT_READ = object()
+
+
+class _LazyObservation:
+    """A kept Observation as sent; its model is built the first time a fact reads it (None if it is not valid R4)."""
+
+    __slots__ = ("raw", "_day", "_model", "_built", "_unreadable")
+
+    def __init__(self, raw: dict[str, Any], unreadable: list[str]) -> None:
+        self.raw = raw
+        self._unreadable = unreadable
+        self._day: Any = _NOT_READ
+        self._model: Observation | None = None
+        self._built = False
+
+    @property
+    def day(self) -> date | None:
+        if self._day is _NOT_READ:
+            self._day = _effective_day(self.raw)
+        return self._day
+
+    def model(self) -> Observation | None:
+        if not self._built:
+            self._model = _model(Observation, self.raw, self._unreadable)
+            self._built = True
+        return self._model
+
+
+class _ObservationIndex:
+    """The kept Observations by value set, grouped the first time a fact reads one and each value set sorted the
+    first time it is read: a call whose rules read no Observation never looks at years of vitals and labs."""
+
+    def __init__(self, observations: list[dict[str, Any]], unreadable: list[str]) -> None:
+        self._observations = observations
+        self._unreadable = unreadable
+        self._groups: dict[str, list[_LazyObservation]] | None = None
+        self._series: dict[str, tuple[_LazyObservation, ...]] = {}
+
+    def series(self, value_set: str) -> tuple[_LazyObservation, ...]:
+        """The value set's kept Observations, newest first (undated last, else in record order)."""
+        if value_set not in self._series:
+            if self._groups is None:
+                self._groups = _by_value_set(self._observations, self._unreadable)
+            # A stable sort: Observations of one day stay in record order.
+            entries = self._groups.get(value_set, [])
+            self._series[value_set] = tuple(sorted(entries, key=lambda e: e.day or date.min, reverse=True))
+        return self._series[value_set]
+
 
 @dataclass(frozen=True)
 class PatientRecord:
     patient: Patient | None
     conditions: tuple[Condition, ...]
-    observations: tuple[Observation, ...]
     medications: tuple[MedicationRecord, ...]
     draft_orders: tuple[DraftOrder, ...]
-    # "Type/id" of resources that looked relevant but were not valid FHIR R4 and were left out.
-    unreadable: tuple[str, ...] = ()
+    # The Observations of OBSERVATION_VALUE_SETS, modelled when read.
+    observation_index: _ObservationIndex = field(repr=False)
+    # "Type/id" of resources that looked relevant but were not valid FHIR R4 and were left out; an Observation
+    # is added when a fact first reads it.
+    unreadable: list[str]
+
+    def observations(self, value_set: str, newest: date | None = None, oldest: date | None = None) -> Iterator[Observation]:
+        """The value set's valid Observations, newest first (undated last, else in record order), modelled as read.
+
+        Reading without modelling: those dated after `newest` are skipped, and the series ends at the first one
+        dated before `oldest` or undated, since everything after it is older or undated too.
+        """
+        if value_set not in _KEPT_OBSERVATION_VALUE_SETS:
+            raise KeyError(f"Observations of value set {value_set!r} are not kept: add it to record.OBSERVATION_VALUE_SETS")
+        for entry in self.observation_index.series(value_set):
+            if oldest is not None and (entry.day is None or entry.day < oldest):
+                return
+            if newest is not None and entry.day is not None and entry.day > newest:
+                continue
+            model = entry.model()
+            if model is not None:
+                yield model
 
 
 def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Iterable[dict[str, Any]]) -> PatientRecord:
     """Build the typed record from resolved prefetch resources and the request's draft orders."""
-    raw = [resource for resources in prefetch.values() for resource in resources if isinstance(resource, dict)]
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for resources in prefetch.values():
+        for resource in resources:
+            # A resource without a string resourceType is not FHIR; no rule reads it.
+            if isinstance(resource, dict) and isinstance(resource_type := resource.get("resourceType"), str):
+                by_type.setdefault(resource_type, []).append(resource)
     drafts = list(draft_orders)
-    medication_index = _medication_index(raw + drafts)
+    medication_index = _medication_index(by_type.get("Medication", []) + drafts)
     unreadable: list[str] = []
 
-    patient = next((r for r in raw if r.get("resourceType") == "Patient"), None)
-    conditions = [r for r in _unique(raw, "Condition") if _is_relevant_condition(r)]
-    observations = [r for r in _unique(raw, "Observation") if _is_relevant_observation(r)]
+    patient = next(iter(by_type.get("Patient", [])), None)
+    conditions = [r for r in _unique(by_type.get("Condition", [])) if _is_relevant_condition(r)]
     medications: list[MedicationRecord] = []
     for resource_type in MEDICATION_TYPES:
-        for resource in _unique(raw, resource_type):
+        for resource in _unique(by_type.get(resource_type, [])):
             concept = _medication_concept(resource, medication_index)
             match = terminology.classify_medication(concept)
             if match is None:
@@ -103,20 +189,42 @@ def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Ite
     return PatientRecord(
         patient=_model(Patient, patient, unreadable) if patient else None,
         conditions=tuple(m for m in (_model(Condition, r, unreadable) for r in conditions) if m),
-        observations=tuple(m for m in (_model(Observation, r, unreadable) for r in observations) if m),
         medications=tuple(medications),
         draft_orders=tuple(_draft_order(resource, medication_index) for resource in drafts if _is_medication_order(resource)),
-        unreadable=tuple(unreadable),
+        observation_index=_ObservationIndex(by_type.get("Observation", []), unreadable),
+        unreadable=unreadable,
     )
 
 
-def _unique(resources: list[dict[str, Any]], resource_type: str) -> list[dict[str, Any]]:
+def _by_value_set(observations: list[dict[str, Any]], unreadable: list[str]) -> dict[str, list[_LazyObservation]]:
+    """The kept Observations of each kept value set, in record order; one lazy model per resource, shared by its
+    value sets."""
+    groups: dict[str, list[_LazyObservation]] = {}
+    for resource in _unique(observations):
+        value_sets = _kept_value_sets(resource)
+        if value_sets:
+            entry = _LazyObservation(resource, unreadable)
+            for value_set in value_sets:
+                groups.setdefault(value_set, []).append(entry)
+    return groups
+
+
+def _effective_day(observation: Mapping[str, Any]) -> date | None:
+    """The day facts.observations.effective_day reads from the model, read from the JSON: the same elements in the
+    same order, and the same day, since a model keeps the date as written (its offset is not applied)."""
+    if observation.get("effectiveDateTime") is not None:
+        return first_day(observation["effectiveDateTime"])
+    period = observation.get("effectivePeriod")
+    if period is not None:
+        return first_day(period.get("start")) if isinstance(period, dict) else None
+    return first_day(observation.get("effectiveInstant") or observation.get("issued"))
+
+
+def _unique(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Resources of one type, each once even if two prefetch keys returned it."""
     seen: set[str] = set()
     unique = []
     for resource in resources:
-        if resource.get("resourceType") != resource_type:
-            continue
         key = str(resource.get("id")) if resource.get("id") is not None else str(id(resource))
         if key not in seen:
             seen.add(key)
@@ -124,18 +232,30 @@ def _unique(resources: list[dict[str, Any]], resource_type: str) -> list[dict[st
     return unique
 
 
-def _is_relevant_observation(resource: Mapping[str, Any]) -> bool:
+def _kept_value_sets(resource: Mapping[str, Any]) -> set[str]:
+    """The kept value sets the Observation's code is in (terminology.value_sets_of); none unless one of its codings
+    is a kept code as written, or when it was entered in error."""
     if resource.get("status") == "entered-in-error":
-        return False
-    codings = (resource.get("code") or {}).get("coding") or []
-    return any((coding.get("system"), coding.get("code")) in _OBSERVATION_CODES for coding in codings if isinstance(coding, dict))
+        return set()
+    kept: set[str] = set()
+    unlisted = []
+    for coding in (resource.get("code") or {}).get("coding") or []:
+        if isinstance(coding, dict):
+            found = _KEPT_VALUE_SETS_BY_CODE.get((coding.get("system"), coding.get("code")))
+            if found is None:
+                unlisted.append(coding)
+            else:
+                kept |= found
+    if kept:
+        for coding in unlisted:
+            kept |= terminology.value_sets_of(coding) & _KEPT_OBSERVATION_VALUE_SETS
+    return kept
 
 
 def _is_relevant_condition(resource: Mapping[str, Any]) -> bool:
     if _first_code(resource.get("verificationStatus")) == "entered-in-error":
         return False
-    code = resource.get("code")
-    return any(terminology.in_value_set(code, value_set) for value_set in CONDITION_VALUE_SETS)
+    return bool(terminology.value_sets_of(resource.get("code")) & _KEPT_CONDITION_VALUE_SETS)
 
 
 def _first_code(concept: Any) -> str | None:

@@ -52,16 +52,16 @@ PREFETCH: Mapping[str, str] = {
     ),
     "lvef": observation_query("lvef"),
     "bodySize": observation_query("body_weight", "body_height", "bsa"),
-    "labs": observation_query("platelets", "ast", "alt", "bilirubin_total", "hcg"),
+    "labs": observation_query("platelets", "neutrophils", "ast", "alt", "bilirubin_total", "hcg"),
     "diseaseStatus": observation_query("disease_status"),
     "staging": observation_query("staging"),
 }
 
 USAGE = (
     "Reads the patient's Conditions, MedicationRequests, MedicationStatements, MedicationAdministrations and "
-    "Observations (HER2, LVEF, body size, platelets, liver tests, hCG, disease status, staging), from prefetch "
-    "or from fhirServer with the fhirAuthorization token (patient/*.read). Medications are recognised by RxNorm "
-    "or ATC codes, with exact drug names as a fallback."
+    "Observations (HER2, LVEF, body size, platelet and neutrophil counts, liver tests, hCG, disease status, "
+    "staging), from prefetch or from fhirServer with the fhirAuthorization token (patient/*.read). Medications are "
+    "recognised by RxNorm or ATC codes, with exact drug names as a fallback."
 )
 
 SERVICES: tuple[ServiceDefinition, ...] = (

@@ -1,15 +1,19 @@
 """Which drug a medication code or name is, and which value set an Observation or Condition code is in.
 The codes live in `data/medications.yaml` and `data/clinical_codes.yaml`, checked and indexed once at import.
+Concepts and codings are read as FHIR JSON or as `fhir.resources` models alike.
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import yaml
+from fhir.resources.R4B.codeableconcept import CodeableConcept
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ATC = "http://www.whocc.no/atc"
@@ -85,9 +89,25 @@ def classify_medication(concept: Mapping[str, Any] | None) -> MedicationMatch | 
     """
     if not isinstance(concept, Mapping):
         return None
-    codings = _codings(concept)
+    codings = tuple((_field(c, "system"), _field(c, "code"), _field(c, "display")) for c in _codings(concept))
+    text = concept.get("text")
+    try:
+        hash((codings, text))
+    except TypeError:
+        # A list or object where a string belongs cannot be a memo key; such a concept is classified afresh.
+        return _classify.__wrapped__(codings, text)
+    return _classify(codings, text)
+
+
+_Coded = tuple[tuple[Any, Any, Any], ...]  # (system, code, display) of each coding
+
+
+# A record repeats the same few drug concepts across hundreds of orders and administrations, and name matching
+# normalises Unicode: each distinct concept is classified once per process.
+@functools.lru_cache(maxsize=4096)
+def _classify(codings: _Coded, text: Any) -> MedicationMatch | None:
     for matched_by, find in _MEDICATION_MATCHERS:
-        hits = find(concept, codings)
+        hits = find(codings, text)
         if hits:
             if len({target for target, _ in hits}) > 1:
                 return None
@@ -110,28 +130,27 @@ def ingredient_display(key: str) -> str:
         raise KeyError(f"unknown ingredient {key!r}") from None
 
 
-def _rxnorm_hits(concept: Mapping[str, Any], codings: list[Mapping[str, Any]]) -> list[tuple[_Target, str]]:
+def _rxnorm_hits(codings: _Coded, text: Any) -> list[tuple[_Target, str]]:
     return _code_hits(codings, _RXNORM_SYSTEMS, _MEDS.by_rxcui, str.strip)
 
 
-def _atc_hits(concept: Mapping[str, Any], codings: list[Mapping[str, Any]]) -> list[tuple[_Target, str]]:
+def _atc_hits(codings: _Coded, text: Any) -> list[tuple[_Target, str]]:
     return _code_hits(codings, _ATC_SYSTEMS, _MEDS.by_atc, lambda code: code.strip().upper())
 
 
-def _name_hits(concept: Mapping[str, Any], codings: list[Mapping[str, Any]]) -> list[tuple[_Target, str]]:
-    texts = [coding.get("display") for coding in codings] + [concept.get("text")]
+def _name_hits(codings: _Coded, text: Any) -> list[tuple[_Target, str]]:
+    texts = [display for _, _, display in codings] + [text]
     return [hit for text in texts if isinstance(text, str) and (hit := _match_name(text))]
 
 
 def _code_hits(
-    codings: Iterable[Mapping[str, Any]],
+    codings: _Coded,
     systems: Iterable[str],
     index: Mapping[str, _Target],
     normalise: Callable[[str], str],
 ) -> list[tuple[_Target, str]]:
     hits = []
-    for coding in codings:
-        system, code = coding.get("system"), coding.get("code")
+    for system, code, _ in codings:
         if isinstance(system, str) and system in systems and isinstance(code, str):
             code = normalise(code)
             if code in index:
@@ -198,17 +217,30 @@ def _split_brand(normalised: str) -> tuple[str, str | None]:
 # --- value sets -----------------------------------------------------------------------------------
 
 
-def in_value_set(coding_or_concept: Mapping[str, Any] | None, value_set: str) -> bool:
+def in_value_set(coding_or_concept: Any, value_set: str) -> bool:
     """True if any coding matches a code of the value set by system and code, or an ICD-10-CM category prefix."""
     entries = _value_set(value_set)
     return any(_in(entries, coding) for coding in _codings(coding_or_concept))
 
 
-def coded_meaning(coding_or_concept: Mapping[str, Any] | None, value_set: str) -> str | None:
+def coded_meaning(coding_or_concept: Any, value_set: str) -> str | None:
     """The `meaning` of the matching code (LVEF method, HER2 result, disease trend); None if none or if codings disagree."""
     entries = _value_set(value_set)
     meanings = {entries.meanings.get(key) for key in map(_coding_key, _codings(coding_or_concept)) if key in entries.meanings}
     return meanings.pop() if len(meanings) == 1 else None
+
+
+def value_sets_of(coding_or_concept: Any) -> frozenset[str]:
+    """Every value set the codes are in: the value sets for which in_value_set is true, by index lookups."""
+    found: set[str] = set()
+    for coding in _codings(coding_or_concept):
+        key = _coding_key(coding)
+        if key is None:
+            continue
+        found.update(_VALUE_SETS_BY_KEY.get(key, ()))
+        if key[0] == ICD10CM:
+            found.update(name for name, prefixes in _ICD10CM_PREFIXES if key[1].startswith(prefixes))
+    return frozenset(found)
 
 
 def value_set_codes(value_set: str) -> tuple[tuple[str, str], ...]:
@@ -230,8 +262,8 @@ def _in(entries: _ValueSet, coding: Mapping[str, Any]) -> bool:
     return key in entries.meanings or (key[0] == ICD10CM and key[1].startswith(entries.icd10cm_prefixes))
 
 
-def _coding_key(coding: Mapping[str, Any]) -> tuple[str, str] | None:
-    system, code = coding.get("system"), coding.get("code")
+def _coding_key(coding: Any) -> tuple[str, str] | None:
+    system, code = _field(coding, "system"), _field(coding, "code")
     if not isinstance(system, str) or not isinstance(code, str):
         return None
     return system, _clinical_code(system, code)
@@ -243,14 +275,23 @@ def _clinical_code(system: str, code: str) -> str:
     return code.upper().replace(".", "") if system == ICD10CM else code
 
 
-def _codings(value: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-    """The codings of a CodeableConcept, or a Coding itself."""
-    if not isinstance(value, Mapping):
+def _codings(value: Any) -> list[Any]:
+    """The codings of a CodeableConcept, or a Coding itself, as JSON or as models."""
+    if value is None:
         return []
+    if isinstance(value, CodeableConcept):
+        return list(value.coding or [])
+    if not isinstance(value, Mapping):
+        return [value]
     if "coding" not in value:
         return [value]
     codings = value["coding"]
     return [coding for coding in codings if isinstance(coding, Mapping)] if isinstance(codings, list) else []
+
+
+def _field(element: Any, name: str) -> Any:
+    """An element's field, from FHIR JSON or from a model."""
+    return element.get(name) if isinstance(element, Mapping) else getattr(element, name, None)
 
 
 # --- loading and checking the data ----------------------------------------------------------------
@@ -406,5 +447,15 @@ def _checked_clinical_code(entry: Any, where: str, optional: frozenset[str] = fr
     return system, _clinical_code(system, code)
 
 
+def _value_sets_by_key(value_sets: Mapping[str, _ValueSet]) -> dict[tuple[str, str], frozenset[str]]:
+    names: dict[tuple[str, str], set[str]] = {}
+    for name, entries in value_sets.items():
+        for key in entries.meanings:
+            names.setdefault(key, set()).add(name)
+    return {key: frozenset(found) for key, found in names.items()}
+
+
 _MEDS = _index_medications(_read("medications.yaml"))
 _VALUE_SETS = _index_value_sets(_read("clinical_codes.yaml"))
+_VALUE_SETS_BY_KEY = _value_sets_by_key(_VALUE_SETS)
+_ICD10CM_PREFIXES = tuple((name, entries.icd10cm_prefixes) for name, entries in _VALUE_SETS.items() if entries.icd10cm_prefixes)

@@ -3,22 +3,68 @@ from __future__ import annotations
 
 import pytest
 
+from datetime import date
+
+from cds_hooks.facts.observations import effective_day
 from cds_hooks.protocol.errors import InvalidRequest
-from cds_hooks.record import build_record, normalise_medication_order
+from cds_hooks.record import OBSERVATION_VALUE_SETS, build_record, normalise_medication_order
 
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 
-def observation(oid, code, system="http://loinc.org", status="final"):
+def observation(oid, code, system="http://loinc.org", status="final", **when):
     return {"resourceType": "Observation", "id": oid, "status": status, "code": {"coding": [{"system": system, "code": code}]},
-            "subject": {"reference": "Patient/p"}, "valueQuantity": {"value": 60, "unit": "%"}}
+            "subject": {"reference": "Patient/p"}, "valueQuantity": {"value": 60, "unit": "%"}, **when}
 
 
-def test_only_observations_the_rules_read_are_modelled():
+def kept_ids(record):
+    return {o.id for value_set in OBSERVATION_VALUE_SETS for o in record.observations(value_set)}
+
+
+def test_only_observations_the_rules_read_are_kept():
     resources = [observation("lvef", "10230-1"), observation("glucose", "2345-7"), observation("race", "2106-3", system="urn:oid:2.16.840.1.113883.6.238"),
                  observation("void", "10230-1", status="entered-in-error")]
     record = build_record({"obs": resources}, [])
-    assert [o.id for o in record.observations] == ["lvef"]
+    assert kept_ids(record) == {"lvef"}
+
+
+def test_observations_are_modelled_only_when_read():
+    broken = observation("bad", "29463-7", effectiveDateTime="2026-11-01", valueQuantity={"value": "heavy"})
+    record = build_record({"obs": [broken, observation("lvef", "10230-1")]}, [])
+    assert record.unreadable == []
+    assert [o.id for o in record.observations("lvef")] == ["lvef"]
+    assert record.unreadable == []
+    assert list(record.observations("body_weight")) == []
+    assert record.unreadable == ["Observation/bad"]
+
+
+def test_a_series_is_newest_first_by_the_day_the_model_gives():
+    dated = [
+        observation("partial-month", "10230-1", effectiveDateTime="2026-03"),
+        observation("undated", "10230-1"),
+        observation("offset", "10230-1", effectiveDateTime="2026-03-01T23:30:00-05:00"),
+        observation("year", "10230-1", effectiveDateTime="2026"),
+        observation("period", "10230-1", effectivePeriod={"start": "2026-03-02"}),
+        observation("issued", "10230-1", issued="2026-02-27T08:00:00+14:00"),
+        observation("instant", "10230-1", effectiveInstant="2026-03-05T00:10:00Z", issued="2026-01-01T00:00:00Z"),
+        observation("same-day", "10230-1", effectiveDateTime="2026-03-01"),
+    ]
+    series = list(build_record({"obs": dated}, []).observations("lvef"))
+    # Ties keep record order, as a stable sort of the models by their effective day would.
+    assert [o.id for o in series] == [o.id for o in sorted(series, key=lambda o: effective_day(o) or date.min, reverse=True)]
+    assert [o.id for o in series] == ["instant", "period", "partial-month", "offset", "same-day", "issued", "year", "undated"]
+
+
+def test_a_series_read_between_two_days_skips_newer_and_stops_at_older():
+    weights = [observation(f"w{day}", "29463-7", effectiveDateTime=f"2026-11-{day:02d}") for day in (1, 8, 15, 22)]
+    record = build_record({"obs": weights + [observation("undated", "29463-7")]}, [])
+    assert [o.id for o in record.observations("body_weight", newest=date(2026, 11, 16), oldest=date(2026, 11, 8))] == ["w15", "w8"]
+    assert [o.id for o in record.observations("body_weight", newest=date(2026, 11, 16))] == ["w15", "w8", "w1", "undated"]
+
+
+def test_a_value_set_the_record_does_not_keep_is_an_error():
+    with pytest.raises(KeyError):
+        list(build_record({}, []).observations("her2_serum"))
 
 
 def test_medications_are_kept_only_when_they_normalise_to_a_known_ingredient():
@@ -49,15 +95,15 @@ def test_medication_reference_is_resolved_from_contained_and_included_resources(
 
 def test_same_resource_from_two_prefetch_keys_counts_once():
     lvef = observation("lvef", "10230-1")
-    assert len(build_record({"a": [lvef], "b": [dict(lvef)]}, []).observations) == 1
+    assert len(list(build_record({"a": [lvef], "b": [dict(lvef)]}, []).observations("lvef"))) == 1
 
 
 def test_invalid_resource_is_left_out_and_reported():
     broken = observation("bad", "10230-1")
     broken["effectiveDateTime"] = "not a date"
     record = build_record({"obs": [broken, observation("ok", "10230-1")]}, [])
-    assert [o.id for o in record.observations] == ["ok"]
-    assert record.unreadable == ("Observation/bad",)
+    assert [o.id for o in record.observations("lvef")] == ["ok"]
+    assert record.unreadable == ["Observation/bad"]
 
 
 def test_sandbox_single_object_category_and_reason_become_arrays():

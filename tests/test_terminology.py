@@ -1,6 +1,8 @@
 import copy
 
 import pytest
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.coding import Coding
 
 from cds_hooks import terminology
 from cds_hooks.terminology import (
@@ -16,6 +18,7 @@ from cds_hooks.terminology import (
     ingredient_display,
     ingredients_in_class,
     value_set_codes,
+    value_sets_of,
 )
 
 TDM1 = "ado_trastuzumab_emtansine"
@@ -244,9 +247,18 @@ def test_phesgo_and_hylecta_by_name():
     assert (hylecta.ingredients, hylecta.product, hylecta.subcutaneous_fixed_dose) == ({"trastuzumab"}, "herceptin_hylecta", True)
 
 
-@pytest.mark.parametrize("concept", [None, {}, {"text": None}, {"coding": None}, {"coding": "224905"}, "224905"])
+@pytest.mark.parametrize("concept", [None, {}, {"text": None}, {"coding": None}, {"coding": "224905"}, "224905",
+                                     {"coding": [{"system": RXNORM, "code": ["224905"]}], "text": {"x": 1}}])
 def test_empty_or_malformed_concepts(concept):
     assert classify_medication(concept) is None
+
+
+def test_a_concept_classified_again_gives_the_same_answer():
+    # Classifications are memoised per distinct concept: a repeat must not differ, whatever came in between.
+    first = classify_medication(text("Kadcyla 160 mg"))
+    classify_medication(rx("224905"))
+    assert classify_medication(text("Kadcyla 160 mg")) == first
+    assert classify_medication(atc("L01FD01")).ingredients == {"trastuzumab"}
 
 
 # --- classes ------------------------------------------------------------------------------------
@@ -285,6 +297,27 @@ def test_in_value_set_accepts_a_coding_or_a_concept():
     assert in_value_set(concept, "hcg")
     assert not in_value_set({"text": "pregnancy test"}, "hcg")
     assert not in_value_set(None, "hcg")
+
+
+def test_models_read_like_their_json():
+    concept = {"coding": [{"system": ICD10CM, "code": "C50.911"}, {"system": LOINC, "code": "8812-0"}], "text": "x"}
+    model = CodeableConcept.model_validate(concept)
+    for value_set in ("breast_cancer", "lvef", "hcg"):
+        assert in_value_set(model, value_set) == in_value_set(concept, value_set)
+        assert coded_meaning(model, value_set) == coded_meaning(concept, value_set)
+    assert coded_meaning(Coding(system=LOINC, code="8812-0"), "lvef") == "muga"
+    assert not in_value_set(CodeableConcept(text="no codes"), "lvef")
+
+
+def test_value_sets_of_is_in_value_set_for_every_value_set():
+    names = list(terminology._VALUE_SETS)
+    codings = [{"system": system, "code": code} for name in names for system, code in value_set_codes(name)]
+    codings += [{"system": ICD10CM, "code": code} for code in ("C50.911", "c50911", "C79.31", "I50.32", "J84.10", "Z33.1", "C5")]
+    codings += [{"system": SNOMED, "code": "145501000119108"}, {"code": "2106-3"}, {"system": LOINC, "code": " 8812-0 "}]
+    for coding in codings:
+        assert value_sets_of(coding) == {name for name in names if in_value_set(coding, name)}, coding
+    assert value_sets_of({"coding": codings[:2]}) == value_sets_of(codings[0]) | value_sets_of(codings[1])
+    assert value_sets_of(None) == frozenset()
 
 
 def test_serum_her2_is_not_tumour_her2():
@@ -344,10 +377,11 @@ def test_meanings():
 def test_every_value_set_the_service_names_exists():
     for name in (
         "her2_ihc", "her2_ish", "her2_ish_ratio", "her2_copy_number", "her2_interpretation", "her2_tissue_other",
-        "her2_serum", "her2_answers", "lvef", "body_weight", "body_height", "bsa", "platelets", "ast", "alt",
+        "her2_serum", "her2_answers", "lvef", "body_weight", "body_height", "bsa", "platelets", "neutrophils", "ast", "alt",
         "bilirubin_total", "hcg", "disease_status", "disease_status_values", "staging", "breast_cancer",
         "her2_positive_breast_cancer", "her2_negative_breast_cancer", "metastatic", "brain_metastasis",
-        "heart_failure", "lv_systolic_dysfunction", "pregnancy", "ild", "peripheral_neuropathy",
+        "heart_failure", "lv_systolic_dysfunction", "pregnancy", "ild", "peripheral_neuropathy", "anaphylaxis",
+        "angioedema", "ards",
     ):
         assert value_set_codes(name)
 

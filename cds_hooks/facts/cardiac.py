@@ -11,7 +11,7 @@ from fhir.resources.R4B.condition import Condition
 from cds_hooks import terminology
 from cds_hooks.facts import Facts, body_size, disease
 from cds_hooks.facts.body_size import BodySize
-from cds_hooks.facts.dates import first_day
+from cds_hooks.dates import first_day
 from cds_hooks.facts.observations import effective_day, measurement, observations_in
 from cds_hooks.facts.therapy import Exposure, planned_period
 
@@ -25,8 +25,8 @@ _GIVEN_STATUSES = frozenset({"completed", "in-progress"})
 _MG_FACTORS = {"mg": 1.0, "g": 1000.0}
 _MG_PER_M2_UNITS = frozenset({"mg/m2", "mg/m^2", "mg/m²", "mg/(m2)"})
 # Records of therapy that is only planned: no dose has been given, so they neither anchor the baseline nor make
-# a drafted drug a continuation.
-_PLANNED_STATUSES = frozenset({"draft", "intended"})
+# a drafted drug a continuation. (Unsigned drafts in the record are no exposure at all: facts.therapy.)
+_PLANNED_STATUSES = frozenset({"intended"})
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ def _lvef_result(observation: Any) -> LvefResult | None:
     day = effective_day(observation)
     if found is None or day is None or (found.unit is not None and found.unit not in _PERCENT_UNITS):
         return None
-    method = terminology.coded_meaning(observation.code.model_dump(exclude_none=True), "lvef") or "unspecified"
+    method = terminology.coded_meaning(observation.code, "lvef") or "unspecified"
     return LvefResult(value=found.value, day=day, method=method, reference=found.reference, low=found.low)
 
 

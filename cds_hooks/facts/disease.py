@@ -2,7 +2,6 @@
 metastatic lines of HER2-directed therapy, recurrence interval and brain metastases."""
 from __future__ import annotations
 
-import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -13,8 +12,8 @@ from fhir.resources.R4B.observation import Observation
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
-from cds_hooks.facts.dates import first_day
-from cds_hooks.facts.observations import coded_value, effective_day, observations_in
+from cds_hooks.dates import add_months, first_day
+from cds_hooks.facts.observations import coded_value, effective_day, observations_in, results_in
 from cds_hooks.facts.therapy import Exposure
 
 Setting = Literal["metastatic", "early", "unknown"]
@@ -56,7 +55,7 @@ def active_conditions(facts: Facts, value_set: str) -> tuple[Condition, ...]:
     """Conditions in the value set that are not recorded as inactive, resolved or in remission."""
     return tuple(
         c for c in facts.record.conditions
-        if _clinical_status(c) not in _INACTIVE and terminology.in_value_set(c.code.model_dump(exclude_none=True), value_set)
+        if _clinical_status(c) not in _INACTIVE and terminology.in_value_set(c.code, value_set)
     )
 
 
@@ -186,7 +185,7 @@ def _newest(facts: Facts, meaning: str) -> Observation | None:
 def _staging_with_meaning(facts: Facts, meanings: set[str]) -> tuple[Observation, ...]:
     return tuple(
         o for o in observations_in(facts.record, "staging")
-        if terminology.coded_meaning(o.code.model_dump(exclude_none=True), "staging") in meanings
+        if terminology.coded_meaning(o.code, "staging") in meanings
     )
 
 
@@ -217,7 +216,7 @@ def _rcb_value(observation: Observation) -> _Reading:
 
 def _is_pcr_value(observation: Observation) -> bool:
     concept: Any = observation.valueCodeableConcept
-    return concept is not None and terminology.in_value_set(concept.model_dump(exclude_none=True), "pathologic_complete_response")
+    return concept is not None and terminology.in_value_set(concept, "pathologic_complete_response")
 
 
 def _value_texts(observation: Observation) -> list[str]:
@@ -252,12 +251,9 @@ class Progression:
 
 def progression(facts: Facts) -> Progression | None:
     """The newest cancer disease status (97509-4), when it says 'worsened' (progression); None otherwise."""
-    for observation in observations_in(facts.record, "disease_status"):
-        day = effective_day(observation)
-        if day is not None and day > facts.as_of:
-            continue
+    for observation in results_in(facts.record, "disease_status", newest=facts.as_of):
         if coded_value(observation, "disease_status_values") == "worsened":
-            return Progression(day, f"Observation/{observation.id}")
+            return Progression(effective_day(observation), f"Observation/{observation.id}")
         return None
     return None
 
@@ -353,15 +349,13 @@ def recurrence_interval_months(facts: Facts) -> float | None:
 
 def within_months(earlier: date, later: date, months: int) -> bool:
     """Whether `later` falls no more than `months` calendar months after `earlier` (31 Jan + 1 month = end of Feb)."""
-    year, month = divmod(earlier.month - 1 + months, 12)
-    limit_year, limit_month = earlier.year + year, month + 1
-    last_day = calendar.monthrange(limit_year, limit_month)[1]
-    return later <= date(limit_year, limit_month, min(earlier.day, last_day))
+    return later <= add_months(earlier, months)
 
 
 def _line(number: int, group: list[Exposure], dated: list[Exposure]) -> TherapyLine:
     start = _start(group[0])
-    partners = [e for e in dated if e not in group and not e.ingredients & HER2_DIRECTED
+    in_group = set(group)
+    partners = [e for e in dated if not e.ingredients & HER2_DIRECTED and e not in in_group
                 and abs((_start(e) - start).days) <= REGIMEN_START_WINDOW.days]
     members = group + partners
     ends = [e.end for e in members]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
 from cds_hooks.facts.body_size import BodySize, weight_kg
-from cds_hooks.facts.dates import first_day
+from cds_hooks.dates import first_day
 from cds_hooks.facts.observations import latest_measurement
 from cds_hooks.record import DraftOrder, MedicationRecord
 
@@ -69,7 +69,15 @@ class RecordedDose:
     given: bool
     value: float | None
     unit: DoseUnit | None
-    mg_per_kg: float | None
+
+
+@dataclass(frozen=True)
+class DoseLevel:
+    """A recorded dose in mg/kg: as recorded, or its mg divided by the weight of that day."""
+
+    reference: str
+    day: date
+    mg_per_kg: float
 
 
 def ordered_dose(order: DraftOrder) -> OrderedDose | None:
@@ -148,17 +156,20 @@ def draft_doses(facts: Facts) -> dict[str, WeightBasedDose]:
 
 
 def recorded_doses(facts: Facts) -> tuple[RecordedDose, ...]:
-    """Doses of HER2 agents recorded before now, oldest first; mg converted to mg/kg with the weight of that day."""
-    found = [dose for medication in facts.record.medications if (dose := _recorded(facts, medication)) is not None]
+    """Doses of HER2 agents recorded before now, oldest first."""
+    found = [dose for medication in facts.record.medications if (dose := _recorded(medication)) is not None]
     return tuple(sorted(found, key=lambda d: d.day or date.min))
 
 
-def previous_levels(facts: Facts, ingredient: str, before: date) -> tuple[RecordedDose, ...]:
-    """Recorded mg/kg doses of one ingredient dated before `before`, oldest first."""
-    return tuple(
-        d for d in facts.get(recorded_doses)
-        if ingredient in d.ingredients and d.mg_per_kg is not None and d.day is not None and d.day < before
-    )
+def previous_levels(facts: Facts, ingredient: str, before: date) -> tuple[DoseLevel, ...]:
+    """Recorded doses of one ingredient dated before `before` in mg/kg, oldest first; mg doses are converted with
+    the weight of their day, so only the doses of the ingredient asked about need a weight looked up."""
+    levels = []
+    for dose in facts.get(recorded_doses):
+        if ingredient in dose.ingredients and dose.day is not None and dose.day < before:
+            if (mg_per_kg := _mg_per_kg(facts, dose)) is not None:
+                levels.append(DoseLevel(dose.reference, dose.day, mg_per_kg))
+    return tuple(levels)
 
 
 def last_given_day(facts: Facts, ingredient: str, before: date) -> date | None:
@@ -167,7 +178,7 @@ def last_given_day(facts: Facts, ingredient: str, before: date) -> date | None:
     return max(days, default=None)
 
 
-def _recorded(facts: Facts, medication: MedicationRecord) -> RecordedDose | None:
+def _recorded(medication: MedicationRecord) -> RecordedDose | None:
     if not medication.match.ingredients & HER2_AGENTS:
         return None
     resource = medication.resource
@@ -176,12 +187,15 @@ def _recorded(facts: Facts, medication: MedicationRecord) -> RecordedDose | None
     day, given, quantity = _dose_of(resource)
     converted = _in_known_unit(quantity)
     value, unit = converted if converted else (None, None)
-    mg_per_kg = None
-    if unit == "mg/kg":
-        mg_per_kg = value
-    elif unit == "mg" and day is not None and (weight := weight_on(facts, min(day, facts.as_of))) is not None:
-        mg_per_kg = round(value / weight.value, 2)  # type: ignore[operator]
-    return RecordedDose(medication.match.ingredients, medication.reference, day, given, value, unit, mg_per_kg)
+    return RecordedDose(medication.match.ingredients, medication.reference, day, given, value, unit)
+
+
+def _mg_per_kg(facts: Facts, dose: RecordedDose) -> float | None:
+    if dose.unit == "mg/kg":
+        return dose.value
+    if dose.unit == "mg" and dose.day is not None and (weight := weight_on(facts, min(dose.day, facts.as_of))) is not None:
+        return round(dose.value / weight.value, 2)  # type: ignore[operator]
+    return None
 
 
 def _dose_of(resource: Any) -> tuple[date | None, bool, Any]:

@@ -14,7 +14,7 @@ from fhir.resources.R4B.observation import Observation
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
-from cds_hooks.facts.dates import first_day
+from cds_hooks.dates import first_day
 from cds_hooks.facts.observations import coded_value, effective_day, measurement, observations_in
 
 Status = Literal["positive", "negative", "equivocal", "unknown"]
@@ -121,7 +121,7 @@ def her2_low(facts: Facts) -> bool | None:
         return False
     if status.ihc_score == "1+" or (status.ihc_score == "2+" and status.ish == "not_amplified"):
         return True
-    if any(terminology.in_value_set(c.code.model_dump(exclude_none=True), "her2_low_breast_cancer") for c in facts.record.conditions):
+    if any(terminology.in_value_set(c.code, "her2_low_breast_cancer") for c in facts.record.conditions):
         return True
     return None
 
@@ -244,7 +244,7 @@ def _number(observation: Observation) -> float | None:
 
 
 def _newest_condition(facts: Facts, value_set: str) -> Condition | None:
-    found = [c for c in facts.record.conditions if terminology.in_value_set(c.code.model_dump(exclude_none=True), value_set)]
+    found = [c for c in facts.record.conditions if terminology.in_value_set(c.code, value_set)]
     return max(found, key=lambda c: first_day(c.onsetDateTime or c.recordedDate) or date.min, default=None)
 
 

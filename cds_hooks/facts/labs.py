@@ -1,23 +1,35 @@
-"""Liver tests as multiples of each result's own upper limit of normal, and platelet counts per mm³,
-as they stood in the lookback window before a planned dose."""
+"""Liver tests as multiples of each result's own upper limit of normal, and platelet and neutrophil counts per
+mm³, as they stood in the lookback window before a planned dose."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Mapping
+from typing import Callable, Mapping, TypeVar
 
 from fhir.resources.R4B.observation import Observation
 
 from cds_hooks.facts import Facts
-from cds_hooks.facts.observations import measurement, observations_in
+from cds_hooks.facts.observations import measurement, results_in
+
+Result = TypeVar("Result")
 
 LIVER_TESTS: Mapping[str, str] = {"ast": "AST", "alt": "ALT", "bilirubin_total": "total bilirubin"}
 TRANSAMINASES = ("ast", "alt")
+# The code a card offers to order when a pre-dose result is missing (clinical reference A3.3; the neutrophil code is
+# verified in data/clinical_codes.yaml).
+LAB_ORDER_CODES: Mapping[str, tuple[str, str]] = {
+    "ast": ("1920-8", "AST [Enzymatic activity/volume] in Serum or Plasma"),
+    "alt": ("1742-6", "ALT [Enzymatic activity/volume] in Serum or Plasma"),
+    "bilirubin_total": ("1975-2", "Bilirubin.total [Mass/volume] in Serum or Plasma"),
+    "platelets": ("777-3", "Platelets [#/volume] in Blood by Automated count"),
+    "neutrophils": ("751-8", "Neutrophils [#/volume] in Blood by Automated count"),
+}
 
-# Platelet units seen in practice, with the factor to a count per mm³ (= per µL). Keys are compared after
-# _unit_key (case folded, µ/mc read as u, ³ as 3, spaces removed): UCUM codes (10*3/uL, 10*9/L, /uL, /mm3) and
-# the common non-UCUM spellings of the same units (K/uL, x10E3/uL, 10^9/L, /nL). 10*9/L equals 10*3/uL
-# (1 L = 10^6 µL) and /nL equals 10*3/uL (1 µL = 1000 nL). Any other unit leaves the count unknown, never guessed.
+# Blood cell count units (platelets, neutrophils) seen in practice, with the factor to a count per mm³ (= per µL).
+# Keys are compared after _unit_key (case folded, µ/mc read as u, ³ as 3, spaces removed): UCUM codes (10*3/uL,
+# 10*9/L, /uL, /mm3) and the common non-UCUM spellings of the same units (K/uL, x10E3/uL, 10^9/L, /nL). 10*9/L
+# equals 10*3/uL (1 L = 10^6 µL) and /nL equals 10*3/uL (1 µL = 1000 nL). Any other unit leaves the count unknown,
+# never guessed.
 _PER_MM3 = {
     "/ul": 1.0, "/mm3": 1.0, "{cells}/ul": 1.0, "cells/ul": 1.0,
     "10*3/ul": 1000.0, "10^3/ul": 1000.0, "x10e3/ul": 1000.0, "x10^3/ul": 1000.0, "k/ul": 1000.0,
@@ -51,7 +63,9 @@ class LiverTest:
 
 
 @dataclass(frozen=True)
-class PlateletCount:
+class CellCount:
+    """A platelet or absolute neutrophil count as recorded, and per mm³."""
+
     value: float
     unit: str | None
     day: date
@@ -67,7 +81,8 @@ class PreDoseLabs:
     window_start: date
     dose_day: date
     liver: Mapping[str, LiverTest | None]
-    platelets: PlateletCount | None
+    platelets: CellCount | None
+    neutrophils: CellCount | None
 
     @property
     def missing_liver_tests(self) -> tuple[str, ...]:
@@ -78,35 +93,25 @@ class PreDoseLabs:
         return tuple(result for result in self.liver.values() if result is not None and result.uln is None)
 
 
-def liver_test_history(facts: Facts) -> Mapping[str, tuple[LiverTest, ...]]:
-    """Every dated numeric AST, ALT and total bilirubin result, newest first, by test."""
-    return {
-        test: tuple(result for o in observations_in(facts.record, test) if (result := _liver_test(o, test)) is not None)
-        for test in LIVER_TESTS
-    }
-
-
-def platelet_history(facts: Facts) -> tuple[PlateletCount, ...]:
-    """Every dated numeric platelet count (LOINC 777-3, 26515-7), newest first."""
-    return tuple(count for o in observations_in(facts.record, "platelets") if (count := _platelet_count(o)) is not None)
-
-
 def labs_before(facts: Facts, dose_day: date) -> PreDoseLabs:
-    """The latest liver tests and platelet count within settings.lab_lookback_days before (and on) the dose day.
+    """The latest liver tests, platelet and neutrophil counts within settings.lab_lookback_days before (and on) the
+    dose day.
 
     Results dated after the dose day are not "before this dose"; undated results cannot be placed and are ignored.
     """
     window_start = dose_day - timedelta(days=facts.settings.lab_lookback_days)
-    history = facts.get(liver_test_history)
 
-    def within(day: date) -> bool:
-        return window_start <= day <= dose_day
+    def newest(value_set: str, read: Callable[[Observation], Result | None]) -> Result | None:
+        """The newest dated numeric result in the window; older results are never read (nor modelled)."""
+        found = results_in(facts.record, value_set, newest=dose_day, oldest=window_start)
+        return next((result for observation in found if (result := read(observation)) is not None), None)
 
     return PreDoseLabs(
         window_start=window_start,
         dose_day=dose_day,
-        liver={test: next((r for r in history[test] if within(r.day)), None) for test in LIVER_TESTS},
-        platelets=next((c for c in facts.get(platelet_history) if within(c.day)), None),
+        liver={test: newest(test, lambda observation, test=test: _liver_test(observation, test)) for test in LIVER_TESTS},
+        platelets=newest("platelets", _cell_count),
+        neutrophils=newest("neutrophils", _cell_count),
     )
 
 
@@ -155,12 +160,12 @@ def _unit(quantity: object) -> str | None:
     return getattr(quantity, "code", None) or getattr(quantity, "unit", None)
 
 
-def _platelet_count(observation: Observation) -> PlateletCount | None:
+def _cell_count(observation: Observation) -> CellCount | None:
     found = measurement(observation)
     if found is None or found.day is None:
         return None
     factor = _PER_MM3.get(_unit_key(found.unit))
-    return PlateletCount(found.value, found.unit, found.day, found.reference, found.value * factor if factor else None)
+    return CellCount(found.value, found.unit, found.day, found.reference, found.value * factor if factor else None)
 
 
 def _unit_key(unit: str | None) -> str:

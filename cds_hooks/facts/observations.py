@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 from fhir.resources.R4B.observation import Observation
 
 from cds_hooks import terminology
-from cds_hooks.facts.dates import first_day
+from cds_hooks.dates import first_day
 from cds_hooks.record import PatientRecord
 
 # Observation statuses that carry a usable result.
@@ -30,13 +30,19 @@ class Measurement:
 
 def observations_in(record: PatientRecord, value_set: str) -> tuple[Observation, ...]:
     """Observations with a result whose code is in the value set, newest first (undated last)."""
-    found = [
-        o for o in record.observations
-        if str(o.status) in _RESULT_STATUSES and terminology.in_value_set(o.code.model_dump(exclude_none=True), value_set)
-    ]
-    return tuple(sorted(found, key=lambda o: effective_day(o) or date.min, reverse=True))
+    return tuple(results_in(record, value_set))
 
 
+def results_in(record: PatientRecord, value_set: str, newest: date | None = None, oldest: date | None = None) -> Iterator[Observation]:
+    """observations_in, read one at a time: a fact that stops at the first it can use models no more of the series.
+
+    With `newest`, results dated after it are passed over; with `oldest`, reading ends at the first result dated
+    before it or undated (PatientRecord.observations).
+    """
+    return (o for o in record.observations(value_set, newest, oldest) if str(o.status) in _RESULT_STATUSES)
+
+
+# record.py reads the same day from the JSON to order a series before modelling it; the two must agree.
 def effective_day(observation: Observation) -> date | None:
     if observation.effectiveDateTime is not None:
         return first_day(observation.effectiveDateTime)
@@ -70,16 +76,14 @@ def measurements(record: PatientRecord, value_set: str) -> tuple[Measurement, ..
 
 def latest_measurement(record: PatientRecord, value_set: str, as_of: date, within_days: int | None = None) -> Measurement | None:
     """The newest numeric result on or before `as_of`, if it is no older than `within_days`."""
-    for result in measurements(record, value_set):
-        if result.day is not None and result.day > as_of:
-            continue
-        if within_days is not None and (result.day is None or result.day < as_of - timedelta(days=within_days)):
-            return None
-        return result
+    oldest = as_of - timedelta(days=within_days) if within_days is not None else None
+    for observation in results_in(record, value_set, newest=as_of, oldest=oldest):
+        if (result := measurement(observation)) is not None:
+            return result
     return None
 
 
 def coded_value(observation: Observation, value_set: str) -> str | None:
     """The meaning (per the value set) of the Observation's coded value, e.g. 'positive' or 'ihc_3_plus'."""
     concept: Any = observation.valueCodeableConcept
-    return terminology.coded_meaning(concept.model_dump(exclude_none=True), value_set) if concept is not None else None
+    return terminology.coded_meaning(concept, value_set) if concept is not None else None

@@ -10,7 +10,7 @@ from fhir.resources.R4B.observation import Observation
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
-from cds_hooks.facts.dates import first_day, last_day
+from cds_hooks.dates import first_day, last_day
 from cds_hooks.facts.disease import active_conditions
 from cds_hooks.facts.observations import coded_value, effective_day, measurement, observations_in
 
@@ -141,8 +141,7 @@ def _describe(gender: str | None, oldest: int | None, youngest: int | None) -> s
 
 
 def _read(observation: Observation) -> HcgResult:
-    code = observation.code.model_dump(exclude_none=True)
-    kind = terminology.coded_meaning(code, "hcg")
+    kind = terminology.coded_meaning(observation.code, "hcg")
     common = {"reference": f"Observation/{observation.id}", "day": effective_day(observation), "test": _test_name(observation)}
     if kind == "presence":
         return _read_presence(observation, common)
@@ -180,7 +179,7 @@ def _read_quantity(observation: Observation, common: dict[str, Any]) -> HcgResul
 
 def _test_name(observation: Observation) -> str:
     code = observation.code
-    coding = next((c for c in code.coding or [] if terminology.in_value_set(c.model_dump(exclude_none=True), "hcg")), None)
+    coding = next((c for c in code.coding or [] if terminology.in_value_set(c, "hcg")), None)
     name = code.text or (coding.display if coding else None) or "Pregnancy test"
     return f"{name} (LOINC {coding.code})" if coding is not None else name
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Iterable
 
-from cds_hooks.facts.dates import first_day, last_day
+from cds_hooks.dates import first_day, last_day
 from cds_hooks.record import DraftOrder, MedicationRecord, PatientRecord
 
 # HER2-directed and anthracycline regimens are given in cycles of up to 21 days, so one recorded dose exposes
@@ -16,9 +16,13 @@ from cds_hooks.record import DraftOrder, MedicationRecord, PatientRecord
 # started on day 21 (the usual AC -> TH switch) is sequential.
 DOSE_COVERAGE = timedelta(days=20)
 
-_IGNORED_STATUSES = frozenset({"entered-in-error", "not-taken", "not-done", "cancelled"})
+# A MedicationRequest still in "draft" was never signed: an order someone began, not therapy given or running (the
+# drafts a clinician is signing now come in the request's draftOrders, not as exposures).
+_IGNORED_STATUSES = frozenset({"entered-in-error", "not-taken", "not-done", "cancelled", "draft"})
 # Statuses meaning the therapy continues (or is planned) unless an end date says otherwise.
-_CONTINUING_STATUSES = frozenset({"active", "intended", "on-hold", "in-progress", "draft"})
+_CONTINUING_STATUSES = frozenset({"active", "intended", "on-hold", "in-progress"})
+# UCUM units of Timing periods and Durations, in days (a month as 30 days, a year as 365).
+_UNIT_DAYS = {"d": 1, "wk": 7, "mo": 30, "a": 365}
 
 
 @dataclass(frozen=True)
@@ -30,10 +34,20 @@ class Exposure:
     start: date | None
     # Last day of exposure; None means it continues with no planned end.
     end: date | None
+    # The last day a dose was (or, by a recorded end, could have been) given: an administration's day, a statement's
+    # single day, or the recorded end of a statement or request. None while ongoing, or when the record gives no end.
+    last_dose: date | None = None
 
     @property
     def ongoing(self) -> bool:
         return self.end is None
+
+    def describe(self) -> str:
+        """How the record shows it, for card text: "MedicationStatement active, since 2026-11-02, no end date"."""
+        kind = self.source.split("/")[0]
+        since = f"since {self.start.isoformat()}" if self.start else "start date not recorded"
+        until = "no end date" if self.end is None else f"exposure to {self.end.isoformat()}"
+        return f"{kind} {self.status}, {since}, {until}"
 
     def overlaps(self, start: date, end: date | None = None) -> bool:
         """Whether this exposure shares at least one day with [start, end] (end None = open-ended)."""
@@ -45,9 +59,43 @@ class Exposure:
 
 
 def exposures(record: PatientRecord) -> tuple[Exposure, ...]:
-    """Every medication exposure in the record (drafts excluded), oldest first."""
+    """Every medication exposure in the record, oldest first (neither the request's draft orders nor unsigned drafts
+    the record holds)."""
     found = [exposure for medication in record.medications if (exposure := _exposure(medication)) is not None]
     return tuple(sorted(found, key=lambda e: e.start or date.min))
+
+
+@dataclass(frozen=True)
+class LastDose:
+    """When a therapy's last dose was, as far as the record shows."""
+
+    # The newest recorded last dose; None when a later exposure does not record when its last dose was.
+    day: date | None
+    # The last dose was on or after this day: `day` when known, else the start of the exposure that leaves it open.
+    at_least: date
+    sources: tuple[str, ...]
+
+
+def last_dose_of(found: Iterable[Exposure]) -> LastDose | None:
+    """The last dose over these exposures; None when none of them is dated."""
+    found = list(found)
+    day = max((e.last_dose for e in found if e.last_dose is not None), default=None)
+    # An exposure with no recorded last dose still gave one on or after its start.
+    open_starts = [e.start for e in found if e.last_dose is None and e.start is not None]
+    floor = max(open_starts, default=None)
+    if floor is not None and (day is None or floor > day):
+        return LastDose(None, floor, tuple(e.source for e in found if e.last_dose is None and e.start == floor))
+    if day is None:
+        return None
+    return LastDose(day, day, tuple(e.source for e in found if e.last_dose == day))
+
+
+def started_before(found: Iterable[Exposure], ingredient: str, day: date) -> bool:
+    """Whether the ingredient is recorded as started before `day`, i.e. an order for `day` continues or restarts it.
+
+    An undated record counts as before: it cannot show that this is the first dose.
+    """
+    return any(ingredient in e.ingredients and (e.start is None or e.start < day) for e in found)
 
 
 def planned_period(order: DraftOrder, as_of: date) -> tuple[date, date | None]:
@@ -56,17 +104,68 @@ def planned_period(order: DraftOrder, as_of: date) -> tuple[date, date | None]:
     return start or as_of, end
 
 
+@dataclass(frozen=True)
+class CourseLimit:
+    """What ends a drafted course: its last planned day, and how the order says so, in words."""
+
+    end: date
+    how: str
+
+
+def course_limit(order: DraftOrder, as_of: date) -> CourseLimit | None:
+    """The end an order writes into its course: a dosage bounds end, a number of doses (timing count), a bounds
+    duration, or the dispense's expected supply duration. None for an open-ended order. The validity period of the
+    prescription is not a course length and is not read."""
+    start = planned_period(order, as_of)[0]
+    for dosage in order.resource.dosageInstruction or []:
+        repeat = dosage.timing.repeat if dosage.timing else None
+        if repeat is None:
+            continue
+        if repeat.boundsPeriod is not None and (end := last_day(repeat.boundsPeriod.end)) is not None:
+            return CourseLimit(end, f"ends on {end.isoformat()}")
+        interval = _days(repeat.period, repeat.periodUnit)
+        if repeat.count and interval is not None:
+            # The last of `count` doses, `interval / frequency` days apart.
+            spacing = interval / float(repeat.frequency or 1)
+            return CourseLimit(start + timedelta(days=round(spacing * (repeat.count - 1))), f"{repeat.count} doses")
+        duration = repeat.boundsDuration
+        if duration is not None and (days := _days(duration.value, duration.code or duration.unit)) is not None:
+            written = f"{duration.value:g} {duration.unit or duration.code}"
+            return CourseLimit(start + timedelta(days=round(days)), f"for {written}")
+    supply = order.resource.dispenseRequest.expectedSupplyDuration if order.resource.dispenseRequest else None
+    if supply is not None and (days := _days(supply.value, supply.code or supply.unit)) is not None:
+        written = f"{supply.value:g} {supply.unit or supply.code}"
+        return CourseLimit(start + timedelta(days=round(days)), f"a supply for {written}")
+    return None
+
+
+def _days(value: Any, unit: Any) -> float | None:
+    """A FHIR Timing period or Duration in days; None for units other than days, weeks, months and years."""
+    if value is None or unit not in _UNIT_DAYS:
+        return None
+    return float(value) * _UNIT_DAYS[unit]
+
+
 def _exposure(medication: MedicationRecord) -> Exposure | None:
     resource = medication.resource
     status = str(resource.status or "unknown")
     if status in _IGNORED_STATUSES:
         return None
     start, recorded_end = _recorded_period(resource)
-    single_doses = resource.get_resource_type() == "MedicationAdministration"
-    if recorded_end is not None or (status in _CONTINUING_STATUSES and not single_doses):
-        end = recorded_end
+    resource_type = resource.get_resource_type()
+    if resource_type == "MedicationAdministration":
+        # Each recorded dose exposes the patient for the cycle after it.
+        last_dose = recorded_end or start
+        if last_dose is None:
+            return None
+        end = last_dose + DOSE_COVERAGE
+    elif recorded_end is not None or status in _CONTINUING_STATUSES:
+        last_dose = end = recorded_end
     elif start is not None:
+        # Stopped or completed without an end date: counted as one cycle. A statement of a single moment is one
+        # dose; a request or a period without an end does not say when the last dose was.
         end = start + DOSE_COVERAGE
+        last_dose = start if resource_type == "MedicationStatement" and resource.effectiveDateTime is not None else None
     else:
         return None
     return Exposure(
@@ -76,6 +175,7 @@ def _exposure(medication: MedicationRecord) -> Exposure | None:
         status=status,
         start=start,
         end=end,
+        last_dose=last_dose,
     )
 
 
@@ -85,10 +185,7 @@ def _recorded_period(resource: Any) -> tuple[date | None, date | None]:
     if resource_type in ("MedicationStatement", "MedicationAdministration"):
         period = resource.effectivePeriod
         if period is not None:
-            end = last_day(period.end)
-            if resource_type == "MedicationAdministration" and end is not None:
-                end += DOSE_COVERAGE
-            return first_day(period.start), end
+            return first_day(period.start), last_day(period.end)
         # A single moment is one dose; its exposure is DOSE_COVERAGE, not an end date.
         return first_day(resource.effectiveDateTime), None
     return _request_period(resource)

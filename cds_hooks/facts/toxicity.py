@@ -1,5 +1,5 @@
-"""Treatment toxicities recorded as Conditions (ILD/pneumonitis, peripheral neuropathy) with their grade when
-the record states one."""
+"""Treatment toxicities recorded as Conditions (ILD/pneumonitis, peripheral neuropathy, and the acute reactions
+after which trastuzumab is stopped) with their grade when the record states one."""
 from __future__ import annotations
 
 import re
@@ -9,8 +9,9 @@ from typing import Any, Iterable
 
 from fhir.resources.R4B.condition import Condition
 
+from cds_hooks import terminology
 from cds_hooks.facts import Facts
-from cds_hooks.facts.dates import first_day
+from cds_hooks.dates import first_day
 from cds_hooks.facts.disease import active_conditions
 
 # The clinical reference gives no code system for toxicity grades, so a grade is read only where it is written
@@ -19,6 +20,8 @@ from cds_hooks.facts.disease import active_conditions
 # never mapped to one; they are reported as written.
 _GRADE = re.compile(r"(?:ctcae\s*(?:v\s*\d+(?:\.\d+)*\s*)?)?(?:grade\s*|g)([1-5])", re.IGNORECASE)
 _NOT_CONFIRMED = frozenset({"refuted", "entered-in-error"})
+# Rule 33: besides interstitial pneumonitis, the Herceptin boxed warning stops trastuzumab for these (value sets).
+ACUTE_REACTIONS = ("anaphylaxis", "angioedema", "ards")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,17 @@ def active_ild(facts: Facts) -> tuple[Toxicity, ...]:
 def active_peripheral_neuropathy(facts: Facts) -> tuple[Toxicity, ...]:
     """Active peripheral neuropathy (value set `peripheral_neuropathy`), highest grade first."""
     return _toxicities(active_conditions(facts, "peripheral_neuropathy"))
+
+
+def acute_reactions(facts: Facts) -> tuple[Toxicity, ...]:
+    """Recorded anaphylaxis, angioedema and ARDS, oldest first (undated last), whatever their clinical status: an
+    acute event is soon recorded as resolved, yet still happened."""
+    conditions = [
+        c for c in facts.record.conditions
+        if any(terminology.in_value_set(c.code.model_dump(exclude_none=True), value_set) for value_set in ACUTE_REACTIONS)
+    ]
+    found = [_toxicity(c) for c in conditions if _verification(c) not in _NOT_CONFIRMED]
+    return tuple(sorted(found, key=lambda t: (t.onset is None, t.onset or date.min)))
 
 
 def worst_grade(toxicities: Iterable[Toxicity]) -> int | None:

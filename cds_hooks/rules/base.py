@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Callable, Iterable, Literal, Mapping
 
+from cds_hooks import terminology
 from cds_hooks.facts import Facts
 from cds_hooks.record import DraftOrder, PatientRecord
 from cds_hooks.settings import Settings
@@ -50,6 +51,21 @@ class RuleContext:
     focus_orders: tuple[DraftOrder, ...]
     settings: Settings
     as_of: date
+
+    def focus_orders_of(self, ingredients: Iterable[str]) -> list[DraftOrder]:
+        """The focus orders containing any of these ingredient keys."""
+        wanted = frozenset(ingredients)
+        return [order for order in self.focus_orders if order.ingredients & wanted]
+
+
+def names_of(items: Iterable[Any]) -> str:
+    """The distinct `.text` of orders or exposures, sorted and joined for card text: "Herzuma and Perjeta"."""
+    return " and ".join(sorted({item.text for item in items}))
+
+
+def ingredient_names(keys: Iterable[str]) -> str:
+    """Ingredient keys as their display names, sorted and joined: "docetaxel and paclitaxel"."""
+    return " and ".join(sorted(terminology.ingredient_display(key) for key in keys))
 
 
 RuleFunction = Callable[[RuleContext], Iterable[Finding]]

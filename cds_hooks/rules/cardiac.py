@@ -24,11 +24,12 @@ from cds_hooks.facts.cardiac import (
     lvef_series,
     next_lvef_due,
 )
-from cds_hooks.facts.dates import first_day
-from cds_hooks.facts.therapy import Exposure, planned_period
+from cds_hooks.dates import first_day
+from cds_hooks.facts.therapy import planned_period
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, names_of, rule
+from cds_hooks.rules.proposals import loinc, remove_drafts, service_request
 
 ANTHRACYCLINES = terminology.ingredients_in_class("anthracycline")
 # Rule 20 names every trastuzumab product (biosimilars, Hylecta, Phesgo) and pertuzumab; not T-DM1 or T-DXd.
@@ -76,14 +77,7 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
             "her2_drugs": " and ".join(sorted(names["her2"])),
             "anthracyclines": " and ".join(sorted(names["anthracycline"])),
         },
-        suggestions=tuple(
-            ProposedSuggestion(
-                key="remove-draft",
-                values={"order": order.text},
-                actions=(ProposedAction(type="delete", resource_id=order.reference),),
-            )
-            for order in removable.values()
-        ),
+        suggestions=remove_drafts(removable.values()),
         evidence=tuple(sorted({reference for key in pairs for reference in key})),
         system_actions=(_detected_issue(context, pairs),) if context.hook == "order-sign" else (),
     )
@@ -120,11 +114,9 @@ class _Overlap:
 
 def _partner_class(order: DraftOrder) -> frozenset[str] | None:
     """The drug class this order must not overlap with, or None when rule 20 does not concern it."""
-    if order.match is None:
-        return None
-    if order.match.ingredients & ANTHRACYCLINE_PARTNERS:
+    if order.ingredients & ANTHRACYCLINE_PARTNERS:
         return ANTHRACYCLINES
-    if order.match.ingredients & ANTHRACYCLINES:
+    if order.ingredients & ANTHRACYCLINES:
         return ANTHRACYCLINE_PARTNERS
     return None
 
@@ -132,19 +124,11 @@ def _partner_class(order: DraftOrder) -> frozenset[str] | None:
 def _overlapping(context: RuleContext, order: DraftOrder, partner_class: frozenset[str], start: date, end: date | None) -> Iterator[_Overlap]:
     """Each partner drug drafted alongside this order or recorded over its planned period."""
     for other in context.record.draft_orders:
-        if other is not order and other.match is not None and other.match.ingredients & partner_class:
+        if other is not order and other.ingredients & partner_class:
             yield _Overlap(other.text, "ordered together in this order session", other.reference, other)
     for exposure in context.facts.exposures:
         if exposure.ingredients & partner_class and exposure.overlaps(start, end):
-            yield _Overlap(exposure.text, _describe(exposure), exposure.source)
-
-
-def _describe(exposure: Exposure) -> str:
-    kind = exposure.source.split("/")[0]
-    since = f" since {exposure.start.isoformat()}" if exposure.start else ""
-    if exposure.ongoing:
-        return f"{kind} {exposure.status}{since}, no end date"
-    return f"{kind} {exposure.status}{since}, exposure to {exposure.end.isoformat()}"
+            yield _Overlap(exposure.text, exposure.describe(), exposure.source)
 
 
 # --- LVEF baseline and monitoring (rules 12, 13) ---------------------------------------------------------
@@ -194,7 +178,7 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
         card="cardiac-baseline-lvef-missing",
         values={
             "orders": [
-                {"order": gap.order.text, "start": gap.start, "agents": _names(gap.new_agents)} for gap in gaps
+                {"order": gap.order.text, "start": gap.start, "agents": ingredient_names(gap.new_agents)} for gap in gaps
             ],
             "lookback_days": context.settings.baseline_lvef_lookback_days,
             "latest": _lvef_view(series.latest) if series.latest else None,
@@ -219,19 +203,21 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
     thresholds="settings.lvef_monitoring_interval_days (default 84, about 12 weeks) after the last LVEF.",
 )
 def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
-    series = context.facts.get(lvef_series)
+    # The LVEF series is read only once HER2 antibody therapy makes it matter.
     if context.hook == "patient-view":
         due = context.facts.get(next_lvef_due)
         if due is None or due > context.as_of:
             return
+        series = context.facts.get(lvef_series)
         current = context.facts.get(current_her2_antibody_therapy)
         drugs = sorted({e.text for e in current})
         evidence = tuple(e.source for e in current)
         orders: list[dict[str, object]] = []
     else:
-        due_orders = [(order, start) for order in context.focus_orders if (start := _continuation_due(context, order, series))]
+        due_orders = [(order, start) for order in context.focus_orders if (start := _continuation_due(context, order))]
         if not due_orders:
             return
+        series = context.facts.get(lvef_series)
         drugs = sorted({order.text for order, _ in due_orders})
         evidence = tuple(order.reference for order, _ in due_orders)
         orders = [{"order": order.text, "start": start} for order, start in due_orders]
@@ -252,10 +238,10 @@ def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
 
 def _baseline_gap(context: RuleContext, order: DraftOrder, series: LvefSeries) -> _BaselineGap | None:
     """The order starts a HER2 antibody or anthracycline the patient has not had, with no recent LVEF."""
-    if order.match is None or not order.match.ingredients & BASELINE_LVEF_AGENTS:
+    if not order.ingredients & BASELINE_LVEF_AGENTS:
         return None
     start = planned_period(order, context.as_of)[0]
-    new_agents = (order.match.ingredients & BASELINE_LVEF_AGENTS) - _given_before(context, start)
+    new_agents = (order.ingredients & BASELINE_LVEF_AGENTS) - _given_before(context, start)
     if not new_agents:
         return None
     window_start = start - timedelta(days=context.settings.baseline_lvef_lookback_days)
@@ -264,10 +250,11 @@ def _baseline_gap(context: RuleContext, order: DraftOrder, series: LvefSeries) -
     return _BaselineGap(order, start, frozenset(new_agents))
 
 
-def _continuation_due(context: RuleContext, order: DraftOrder, series: LvefSeries) -> date | None:
+def _continuation_due(context: RuleContext, order: DraftOrder) -> date | None:
     """The planned start of a drafted HER2 antibody continuing prior HER2 antibody therapy, when LVEF is due by then."""
-    if order.match is None or not order.match.ingredients & HER2_ANTIBODIES:
+    if not order.ingredients & HER2_ANTIBODIES:
         return None
+    series = context.facts.get(lvef_series)
     if _baseline_gap(context, order, series) is not None:
         return None
     start = planned_period(order, context.as_of)[0]
@@ -293,16 +280,9 @@ def _order_lvef_suggestion(context: RuleContext) -> ProposedSuggestion:
         actions=(
             ProposedAction(
                 type="create",
-                resource={
-                    "resourceType": "ServiceRequest",
-                    "status": "draft",
-                    "intent": "order",
-                    "code": {
-                        "coding": [{"system": terminology.LOINC, "code": "10230-1", "display": "Left ventricular Ejection fraction"}],
-                        "text": "Echocardiogram or MUGA for LVEF",
-                    },
-                    "subject": {"reference": f"Patient/{context.patient_id}"},
-                },
+                resource=service_request(
+                    context, loinc("10230-1", "Left ventricular Ejection fraction"), "Echocardiogram or MUGA for LVEF"
+                ),
             ),
         ),
         recommended=True,
@@ -311,10 +291,6 @@ def _order_lvef_suggestion(context: RuleContext) -> ProposedSuggestion:
 
 def _lvef_view(result: LvefResult) -> dict[str, object]:
     return {"value": result.value, "day": result.day, "method": _METHOD_NAMES.get(result.method, result.method), "low": result.low}
-
-
-def _names(ingredients: frozenset[str]) -> str:
-    return " and ".join(sorted(terminology.ingredient_display(key) for key in ingredients))
 
 
 # --- LVEF dose-modification tables (rules 14-18) ----------------------------------------------------------
@@ -353,7 +329,7 @@ class _Assessment:
         """What every LVEF table card shows: the orders, the results, and the criteria that decided."""
         latest, baseline = self.latest, self.series.baseline
         return {
-            "drugs": " and ".join(sorted({order.text for order in self.orders})),
+            "drugs": names_of(self.orders),
             "latest": _lvef_view(latest),
             "baseline": _lvef_view(baseline) if baseline and not self.series.baseline_is_latest else None,
             "drop": self.series.drop_points if not self.series.baseline_is_latest else None,
@@ -366,8 +342,8 @@ class _Assessment:
                 {"table": v.table, "criterion": v.criterion, "lln": v.lln, "lln_assumed": v.lln_assumed}
                 for v in self.verdicts if v.action == self.action
             ],
-            "has_trastuzumab": any(o.match and o.match.ingredients & TRASTUZUMAB_PRODUCTS for o in self.orders),
-            "has_pertuzumab": any(o.match and PERTUZUMAB in o.match.ingredients for o in self.orders),
+            "has_trastuzumab": any(o.ingredients & TRASTUZUMAB_PRODUCTS for o in self.orders),
+            "has_pertuzumab": any(PERTUZUMAB in o.ingredients for o in self.orders),
         }
 
     def evidence(self) -> tuple[str, ...]:
@@ -448,7 +424,7 @@ def lvef_drop_not_assessable(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card="cardiac-lvef-baseline-unknown",
         values={
-            "drugs": " and ".join(sorted({o.text for a in blocked for o in a.orders})),
+            "drugs": names_of(o for a in blocked for o in a.orders),
             "families": [{"family": a.family, **a.values()} for a in blocked],
         },
         evidence=tuple(reference for a in blocked for reference in a.evidence()),
@@ -473,7 +449,7 @@ def _hold_findings(context: RuleContext, family: str, hold_card: str, repeat_car
             suggestions=(
                 ProposedSuggestion(
                     key="remove-drafts",
-                    values={"orders": " and ".join(sorted({o.text for o in assessment.orders}))},
+                    values={"orders": names_of(assessment.orders)},
                     actions=tuple(ProposedAction(type="delete", resource_id=o.reference) for o in assessment.orders),
                 ),
             ),
@@ -494,7 +470,7 @@ def _assess(context: RuleContext, family: str) -> _Assessment | None:
         return None
     drop = series.drop_points
     setting = disease.setting(context.facts)
-    ingredients = frozenset().union(*(o.match.ingredients for o in orders if o.match))
+    ingredients = frozenset().union(*(o.ingredients for o in orders))
     verdicts: list[_Verdict] = []
     if family == "trastuzumab-pertuzumab":
         if ingredients & TRASTUZUMAB_PRODUCTS:
@@ -511,10 +487,10 @@ def _assess(context: RuleContext, family: str) -> _Assessment | None:
 def _family_drafts(context: RuleContext, members: frozenset[str]) -> Iterator[DraftOrder]:
     """Focus drafts of the family; a pertuzumab hold also holds trastuzumab drafted alongside (B1 rule 6), so every
     family draft in the session is included once one is in focus."""
-    if not any(o.match and o.match.ingredients & members for o in context.focus_orders):
+    if not context.focus_orders_of(members):
         return
     for order in context.record.draft_orders:
-        if order.match and order.match.ingredients & members:
+        if order.ingredients & members:
             yield order
 
 
@@ -596,27 +572,22 @@ def _tdxd_verdict(value: float, drop: float | None) -> _Verdict:
     thresholds="Condition not recorded as inactive, resolved or in remission (no clinical status counts as active).",
 )
 def heart_failure_with_her2_therapy(context: RuleContext) -> Iterator[Finding]:
-    orders = [o for o in context.focus_orders if o.match and o.match.ingredients & HER2_ANTIBODIES]
+    orders = context.focus_orders_of(HER2_ANTIBODIES)
     conditions = context.facts.get(heart_failure_conditions)
     if not orders or not conditions:
         return
-    ingredients = frozenset().union(*(o.match.ingredients for o in orders if o.match))
+    ingredients = frozenset().union(*(o.ingredients for o in orders))
     series = context.facts.get(lvef_series)
     yield Finding(
         card="cardiac-heart-failure-her2-therapy",
         values={
-            "drugs": " and ".join(sorted({o.text for o in orders})),
+            "drugs": names_of(orders),
             "conditions": [_condition_view(c) for c in conditions],
             "latest": _lvef_view(series.latest) if series.latest else None,
             "has_adc": bool(ingredients & {T_DM1, T_DXD}),
             "has_trastuzumab": bool(ingredients & TRASTUZUMAB_PRODUCTS),
         },
-        suggestions=tuple(
-            ProposedSuggestion(
-                key="remove-draft", values={"order": o.text}, actions=(ProposedAction(type="delete", resource_id=o.reference),)
-            )
-            for o in orders
-        ),
+        suggestions=remove_drafts(orders),
         evidence=tuple(o.reference for o in orders) + tuple(f"Condition/{c.id}" for c in conditions),
     )
 
@@ -653,7 +624,7 @@ CEILING_WITH_TRASTUZUMAB = 400
     ),
 )
 def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
-    orders = [o for o in context.focus_orders if o.match and DOXORUBICIN in o.match.ingredients]
+    orders = context.focus_orders_of({DOXORUBICIN})
     if not orders:
         return
     history = context.facts.get(cumulative_doxorubicin)
@@ -667,7 +638,7 @@ def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card="cardiac-cumulative-doxorubicin",
         values={
-            "order": " and ".join(sorted({o.text for o in orders})),
+            "order": names_of(orders),
             "given": given,
             "planned": planned,
             "projected": projected,
@@ -700,4 +671,4 @@ def _planned_mg_per_m2(orders: list[DraftOrder], bsa: BodySize | None) -> float 
 def _with_trastuzumab(context: RuleContext) -> bool:
     """Trastuzumab recorded at any time or drafted now: the lower commonly cited ceiling applies."""
     recorded = any(e.ingredients & TRASTUZUMAB_PRODUCTS for e in context.facts.exposures)
-    return recorded or any(o.match and o.match.ingredients & TRASTUZUMAB_PRODUCTS for o in context.record.draft_orders)
+    return recorded or any(o.ingredients & TRASTUZUMAB_PRODUCTS for o in context.record.draft_orders)

@@ -19,10 +19,11 @@ from cds_hooks.facts.dosing import (
     ordered_dose,
     previous_levels,
 )
-from cds_hooks.facts.therapy import planned_period
+from cds_hooks.facts.therapy import planned_period, started_before
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+from cds_hooks.rules.proposals import dose_quantity, remove_draft
 
 TDM1 = "ado_trastuzumab_emtansine"
 TDXD = "fam_trastuzumab_deruxtecan"
@@ -33,7 +34,6 @@ ADCS = terminology.ingredients_in_class("antibody_drug_conjugate")
 TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
 HER2_AGENTS = terminology.ingredients_in_class("her2_directed")
 WEIGHT_BASED = frozenset({TDM1, TDXD, TRASTUZUMAB})
-UCUM = "http://unitsofmeasure.org"
 
 # Label doses, clinical reference B1 (mg/kg unless named _MG).
 TDM1_MAX = 3.6
@@ -89,7 +89,7 @@ def product_identity(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card="dosing-product-substitution",
         values={"orders": [{"order": order.text, "issues": issues} for order, issues in orders]},
-        suggestions=tuple(_remove(order) for order, _ in orders),
+        suggestions=tuple(remove_draft(order) for order, _ in orders),
         evidence=tuple(order.reference for order, _ in orders),
     )
 
@@ -138,13 +138,13 @@ def _medication_concept(order: DraftOrder) -> dict[str, Any] | None:
 
 def _plan_conflicts(context: RuleContext, order: DraftOrder) -> list[str]:
     """T-DM1 or T-DXd drafted while a trastuzumab product is drafted alongside or its order is still active."""
-    if order.match is None or not order.match.ingredients & ADCS:
+    if not order.ingredients & ADCS:
         return []
     start, _ = planned_period(order, context.as_of)
     issues = [
         f"{other.text} is drafted in the same order session"
         for other in context.record.draft_orders
-        if other is not order and _is_plain_trastuzumab(other.match.ingredients if other.match else frozenset())
+        if other is not order and _is_plain_trastuzumab(other.ingredients)
     ]
     for exposure in context.facts.exposures:
         planned = exposure.source.startswith(("MedicationRequest/", "MedicationStatement/"))
@@ -192,7 +192,9 @@ def tdm1_maximum_dose(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card="dosing-tdm1-overdose",
         values={"orders": [_dose_values(order, dose) | {"max_mg": _mg_at(TDM1_MAX, dose)} for order, dose in over]},
-        suggestions=tuple(s for order, _ in over for s in (_set_dose(order, TDM1_MAX, "mg/kg", recommended=True), _remove(order))),
+        suggestions=tuple(
+            s for order, _ in over for s in (_set_dose(order, TDM1_MAX, "mg/kg", recommended=True), remove_draft(order))
+        ),
         evidence=tuple(order.reference for order, _ in over),
     )
 
@@ -218,7 +220,7 @@ def tdm1_dose_reduction(context: RuleContext) -> Iterator[Finding]:
             suggestions.append(_set_dose(order, reduced[0], "mg/kg", recommended=True))
         elif dose.mg_per_kg < TDM1_LOWEST * (1 - DOSE_ROUNDING):
             orders.append(_dose_values(order, dose) | {"problem": "below-lowest"})
-            suggestions.append(_remove(order))
+            suggestions.append(remove_draft(order))
     if orders:
         yield Finding(card="dosing-tdm1-reduction", values={"orders": orders}, suggestions=tuple(suggestions),
                       evidence=tuple(o["reference"] for o in orders))
@@ -348,7 +350,8 @@ def pertuzumab_dose(context: RuleContext) -> Iterator[Finding]:
         elif _level(dose.value, (PERTUZUMAB_LOAD_MG, PERTUZUMAB_MAINTENANCE_MG)) is None:
             issues.append(f"{dose.describe()} is neither the 840 mg loading dose nor the 420 mg maintenance dose; "
                           "pertuzumab has no dose reductions")
-        elif _near(dose.value, PERTUZUMAB_MAINTENANCE_MG) and not _had(context, order, PERTUZUMAB):
+        elif _near(dose.value, PERTUZUMAB_MAINTENANCE_MG) and not started_before(
+                context.facts.exposures, PERTUZUMAB, planned_period(order, context.as_of)[0]):
             issues.append("420 mg, but no earlier pertuzumab is on record: the first dose is 840 mg")
             suggestions.append(_set_dose(order, PERTUZUMAB_LOAD_MG, "mg"))
         if dose.interval_days is not None and dose.interval_days != PERTUZUMAB_INTERVAL_DAYS:
@@ -389,7 +392,7 @@ def subcutaneous_product(context: RuleContext) -> Iterator[Finding]:
     if orders:
         yield Finding(card="dosing-subcutaneous-product",
                       values={"orders": [{"order": order.text, "issues": issues} for order, issues in orders]},
-                      suggestions=tuple(_remove(order) for order, _ in orders),
+                      suggestions=tuple(remove_draft(order) for order, _ in orders),
                       evidence=tuple(order.reference for order, _ in orders))
 
 
@@ -473,11 +476,6 @@ def _reduced_to(context: RuleContext, order: DraftOrder, ingredient: str, full_d
     return lowest.mg_per_kg, lowest.day  # type: ignore[return-value]
 
 
-def _had(context: RuleContext, order: DraftOrder, ingredient: str) -> bool:
-    start, _ = planned_period(order, context.as_of)
-    return any(ingredient in e.ingredients and (e.start is None or e.start < start) for e in context.facts.exposures)
-
-
 def _near(dose: float, level: float) -> bool:
     return abs(dose - level) <= level * DOSE_ROUNDING
 
@@ -505,17 +503,10 @@ def _dose_values(order: DraftOrder, dose: WeightBasedDose) -> dict[str, Any]:
     }
 
 
-def _remove(order: DraftOrder) -> ProposedSuggestion:
-    return ProposedSuggestion(key="remove-draft", values={"order": order.text},
-                              actions=(ProposedAction(type="delete", resource_id=order.reference),))
-
-
 def _set_dose(order: DraftOrder, value: float, unit: DoseUnit, recommended: bool = False) -> ProposedSuggestion:
     """The same draft with only its dose replaced (the client re-computes mg from mg/kg with its own weight)."""
     resource = json.loads(order.resource.model_dump_json(exclude_none=True))
-    resource["dosageInstruction"][0]["doseAndRate"] = [
-        {"doseQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit}}
-    ]
+    resource["dosageInstruction"][0]["doseAndRate"] = [{"doseQuantity": dose_quantity(value, unit)}]
     dose = f"{value:g} {unit}"
     return ProposedSuggestion(key="change-dose", values={"order": order.text, "new_dose": dose}, recommended=recommended,
                               actions=(ProposedAction(type="update", resource=resource),))

@@ -1,23 +1,37 @@
-"""Blood counts (clinical reference Part B3, rules 28-29): T-DM1 thrombocytopenia holds.
+"""Blood counts (clinical reference Part B3, rules 28-30): T-DM1 thrombocytopenia holds and T-DXd cytopenias.
 
-Rule 30 (T-DXd cytopenias) is not implemented: the reference gives neither the grade thresholds it says are
-not re-verified nor a neutrophil LOINC code. A missing pre-dose platelet count for T-DM1 is reported by the
-"labs needed before T-DM1" card (rules.hepatic), not here.
+A missing pre-dose platelet count for T-DM1 is reported by the "labs needed before T-DM1" card (rules.hepatic);
+for T-DXd, whose label asks for a complete blood count before each dose, by this module's own card.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
 
-from cds_hooks.facts.labs import PlateletCount, labs_before
-from cds_hooks.facts.therapy import planned_period
+from cds_hooks.facts.labs import CellCount, labs_before
+from cds_hooks.facts.therapy import planned_period, started_before
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+from cds_hooks.rules.base import Finding, RuleContext, rule
+from cds_hooks.rules.proposals import lab_orders, remove_drafts
 
 TDM1 = "ado_trastuzumab_emtansine"
+TDXD = "fam_trastuzumab_deruxtecan"
 # Platelets per mm³ (Kadcyla label, clinical reference rules 28 and 29).
 HOLD_BELOW = 50_000.0
 SEVERE_BELOW = 25_000.0
+
+# Rule 30: Enhertu US prescribing information §2.3 Table 2 (grades per NCI-CTCAE v5.0), as reproduced on
+# https://www.enhertuhcp.com/en/breast/manage-potential-risks/neutropenia and .../thrombocytopenia: grade 3 is
+# ANC < 1.0-0.5 × 10⁹/L and platelets < 50-25 × 10⁹/L, grade 4 is ANC < 0.5 and platelets < 25 × 10⁹/L.
+# Per mm³ (10⁹/L = 1,000/mm³), the count below which each grade begins:
+TDXD_GRADE_BELOW: Mapping[str, Mapping[int, float]] = {
+    "neutrophils": {4: 500.0, 3: 1_000.0},
+    "platelets": {4: 25_000.0, 3: 50_000.0},
+}
+TDXD_CARDS = {4: "haematologic-tdxd-cytopenia-grade-4", 3: "haematologic-tdxd-cytopenia-grade-3"}
+COUNT_NEEDED_CARD = "haematologic-tdxd-blood-count-needed"
+COUNT_NAMES = {"neutrophils": "absolute neutrophil count", "platelets": "platelet count"}
 
 
 @rule(
@@ -37,10 +51,8 @@ SEVERE_BELOW = 25_000.0
     ),
 )
 def tdm1_thrombocytopenia(context: RuleContext) -> Iterator[Finding]:
-    low: list[tuple[DraftOrder, PlateletCount]] = []
-    for order in context.focus_orders:
-        if order.match is None or TDM1 not in order.match.ingredients:
-            continue
+    low: list[tuple[DraftOrder, CellCount]] = []
+    for order in context.focus_orders_of({TDM1}):
         count = labs_before(context.facts, planned_period(order, context.as_of)[0]).platelets
         if count is not None and count.per_mm3 is not None and count.per_mm3 < HOLD_BELOW:
             low.append((order, count))
@@ -50,19 +62,101 @@ def tdm1_thrombocytopenia(context: RuleContext) -> Iterator[Finding]:
     severe = lowest.per_mm3 is not None and lowest.per_mm3 < SEVERE_BELOW
     yield Finding(
         card="haematologic-tdm1-platelets-severe" if severe else "haematologic-tdm1-platelets-hold",
-        values={"doses": [_dose(order, count, context) for order, count in low], "lowest": _count(lowest)},
-        suggestions=tuple(
-            ProposedSuggestion(key="remove-draft", values={"order": order.text},
-                               actions=(ProposedAction(type="delete", resource_id=order.reference),))
-            for order, _ in low
-        ),
+        values={
+            "doses": [{"order": order.text, "dose_day": planned_period(order, context.as_of)[0], "platelets": _count(count)}
+                      for order, count in low],
+            "lowest": _count(lowest),
+        },
+        suggestions=remove_drafts(order for order, _ in low),
         evidence=tuple(sorted({order.reference for order, _ in low} | {count.reference for _, count in low})),
     )
 
 
-def _dose(order: DraftOrder, count: PlateletCount, context: RuleContext) -> dict[str, Any]:
-    return {"order": order.text, "dose_day": planned_period(order, context.as_of)[0], "platelets": _count(count)}
+@dataclass(frozen=True)
+class _TdxdDose:
+    """One drafted T-DXd dose and the blood counts before it."""
+
+    order: DraftOrder
+    values: dict[str, Any]
+    worst_grade: int | None
+    # Counts (value-set keys) with no result in the window, or with a unit that cannot be converted.
+    unknown: tuple[str, ...]
+    references: tuple[str, ...]
 
 
-def _count(count: PlateletCount) -> dict[str, Any]:
+@rule(
+    id="haematologic.tdxd-cytopenia",
+    numbers=(30,),
+    title="T-DXd dose with grade 3-4 neutropenia or thrombocytopenia, or without a blood count",
+    hooks=ORDER_HOOKS,
+    cards=(TDXD_CARDS[4], TDXD_CARDS[3], COUNT_NEEDED_CARD),
+    trigger=(
+        "A drafted fam-trastuzumab deruxtecan (T-DXd) whose latest absolute neutrophil count (LOINC 751-8, 26499-4, "
+        "753-4) or platelet count (777-3, 26515-7) within the lab lookback window before its planned start is grade 3 "
+        "or 4; else, when either count is missing there or in a unit that cannot be converted, a card asks for it."
+    ),
+    thresholds=(
+        "Enhertu label §2.3 Table 2 (CTCAE v5.0). Neutrophils: grade 3 < 1.0-0.5 × 10⁹/L (< 1,000/mm³) interrupt until "
+        "grade <= 2, then the same dose; grade 4 < 0.5 × 10⁹/L (< 500/mm³) interrupt, then reduce one level. Platelets: "
+        "grade 3 < 50-25 × 10⁹/L interrupt until grade <= 1, then the same dose; grade 4 < 25 × 10⁹/L interrupt, then "
+        "reduce one level. Grade 4: critical. Units converted to per mm³; window settings.lab_lookback_days."
+    ),
+)
+def tdxd_cytopenia(context: RuleContext) -> Iterator[Finding]:
+    doses = [_tdxd_dose(context, order) for order in context.focus_orders_of({TDXD})]
+    graded = [dose for dose in doses if dose.worst_grade is not None]
+    if graded:
+        worst = max((count for dose in graded for count in dose.values["counts"] if count["grade"]),
+                    key=lambda count: (count["grade"], -count["per_mm3"]))
+        yield Finding(
+            card=TDXD_CARDS[worst["grade"]],
+            values={"doses": [dose.values for dose in graded], "worst": worst},
+            suggestions=remove_drafts(dose.order for dose in graded),
+            evidence=tuple(sorted({reference for dose in graded for reference in dose.references})),
+        )
+        return
+    incomplete = [dose for dose in doses if dose.unknown]
+    if not incomplete:
+        return
+    to_order = sorted({test for dose in incomplete for test in dose.unknown})
+    yield Finding(
+        card=COUNT_NEEDED_CARD,
+        values={"doses": [dose.values for dose in incomplete], "lookback_days": context.settings.lab_lookback_days},
+        suggestions=(lab_orders(context, "order-blood-counts", {test: COUNT_NAMES[test] for test in to_order}),),
+        evidence=tuple(sorted({dose.order.reference for dose in incomplete})),
+    )
+
+
+def _tdxd_dose(context: RuleContext, order: DraftOrder) -> _TdxdDose:
+    dose_day = planned_period(order, context.as_of)[0]
+    labs = labs_before(context.facts, dose_day)
+    counts = {"neutrophils": labs.neutrophils, "platelets": labs.platelets}
+    graded = {test: grade for test, count in counts.items() if (grade := _tdxd_grade(test, count)) is not None}
+    unknown = tuple(test for test, count in counts.items() if count is None or count.per_mm3 is None)
+    return _TdxdDose(
+        order=order,
+        values={
+            "order": order.text,
+            "dose_day": dose_day,
+            "window_start": labs.window_start,
+            "first_dose": not started_before(context.facts.exposures, TDXD, dose_day),
+            "counts": [{**_count(count), "test": test, "name": COUNT_NAMES[test], "grade": graded.get(test)}
+                       for test, count in counts.items() if count is not None],
+            "missing": [COUNT_NAMES[test] for test, count in counts.items() if count is None],
+            "unconvertible": [COUNT_NAMES[test] for test in unknown if counts[test] is not None],
+        },
+        worst_grade=max(graded.values(), default=None),
+        unknown=unknown,
+        references=(order.reference, *(count.reference for test, count in counts.items() if test in graded and count)),
+    )
+
+
+def _tdxd_grade(test: str, count: CellCount | None) -> int | None:
+    """Grade 4 or 3 by the Enhertu table's absolute thresholds; None below grade 3 or when the count is unknown."""
+    if count is None or count.per_mm3 is None:
+        return None
+    return next((grade for grade, below in TDXD_GRADE_BELOW[test].items() if count.per_mm3 < below), None)
+
+
+def _count(count: CellCount) -> dict[str, Any]:
     return {"value": count.value, "unit": count.unit or "", "day": count.day, "per_mm3": count.per_mm3}

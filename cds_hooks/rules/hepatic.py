@@ -4,27 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
-from cds_hooks.facts import Facts
 from cds_hooks.facts.disease import setting
-from cds_hooks.facts.labs import LIVER_TESTS, LiverTest, PlateletCount, PreDoseLabs, hys_law_pattern, labs_before
+from cds_hooks.facts.labs import LIVER_TESTS, CellCount, LiverTest, PreDoseLabs, hys_law_pattern, labs_before
 from cds_hooks.facts.observations import Measurement, latest_measurement
-from cds_hooks.facts.therapy import planned_period
+from cds_hooks.facts.therapy import planned_period, started_before
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+from cds_hooks.rules.base import Finding, RuleContext, rule
+from cds_hooks.rules.proposals import lab_orders, remove_drafts
 
 TDM1 = "ado_trastuzumab_emtansine"
-LOINC = "http://loinc.org"
-
-# Tests to order when a result is missing before a T-DM1 dose (LOINC codes of the clinical reference A3.3).
-_LAB_ORDERS: Mapping[str, tuple[str, str]] = {
-    "ast": ("1920-8", "AST [Enzymatic activity/volume] in Serum or Plasma"),
-    "alt": ("1742-6", "ALT [Enzymatic activity/volume] in Serum or Plasma"),
-    "bilirubin_total": ("1975-2", "Bilirubin.total [Mass/volume] in Serum or Plasma"),
-    "platelets": ("777-3", "Platelets [#/volume] in Blood by Automated count"),
-}
 
 # Rule 23: starting values outside those studied (MIMS TH Kadcyla).
 _NOT_STUDIED_ULN = {"ast": 2.5, "alt": 2.5, "bilirubin_total": 1.5}
@@ -102,7 +93,7 @@ def tdm1_labs_before_dose(context: RuleContext) -> Iterator[Finding]:
     doses: list[dict[str, Any]] = []
     # Ordered and without duplicates across several T-DM1 drafts.
     to_order: dict[str, None] = {}
-    for order in _tdm1_orders(context):
+    for order in context.focus_orders_of({TDM1}):
         dose_day = planned_period(order, context.as_of)[0]
         labs = labs_before(context.facts, dose_day)
         missing = list(labs.missing_liver_tests) + (["platelets"] if labs.platelets is None else [])
@@ -121,22 +112,11 @@ def tdm1_labs_before_dose(context: RuleContext) -> Iterator[Finding]:
         })
     if not doses:
         return
-    suggestions: tuple[ProposedSuggestion, ...] = ()
-    if to_order:
-        suggestions = (ProposedSuggestion(
-            key="order-labs",
-            values={"tests": ", ".join(_lab_name(test) for test in to_order)},
-            actions=tuple(
-                ProposedAction(type="create", values={"test": _lab_name(test)}, resource=_service_request(context, test))
-                for test in to_order
-            ),
-            recommended=True,
-        ),)
     yield Finding(
         card="hepatic-tdm1-labs-needed",
         values={"doses": doses, "lookback_days": context.settings.lab_lookback_days},
-        suggestions=suggestions,
-        evidence=tuple(order.reference for order in _tdm1_orders(context)),
+        suggestions=(lab_orders(context, "order-labs", {test: _lab_name(test) for test in to_order}),) if to_order else (),
+        evidence=tuple(order.reference for order in context.focus_orders_of({TDM1})),
     )
 
 
@@ -158,9 +138,9 @@ def tdm1_labs_before_dose(context: RuleContext) -> Iterator[Finding]:
 def tdm1_start_not_studied(context: RuleContext) -> Iterator[Finding]:
     starts: list[dict[str, Any]] = []
     evidence: set[str] = set()
-    for order in _tdm1_orders(context):
+    for order in context.focus_orders_of({TDM1}):
         dose_day = planned_period(order, context.as_of)[0]
-        if _had_tdm1_before(context.facts, dose_day):
+        if started_before(context.facts.exposures, TDM1, dose_day):
             continue
         outside = _outside_studied_range(context, labs_before(context.facts, dose_day), dose_day)
         if outside:
@@ -192,9 +172,9 @@ def tdm1_liver_toxicity(context: RuleContext) -> Iterator[Finding]:
     disease_setting = setting(context.facts)
     doses: list[dict[str, Any]] = []
     orders: list[DraftOrder] = []
-    for order in _tdm1_orders(context):
+    for order in context.focus_orders_of({TDM1}):
         dose_day = planned_period(order, context.as_of)[0]
-        if not _had_tdm1_before(context.facts, dose_day):
+        if not started_before(context.facts.exposures, TDM1, dose_day):
             continue
         labs = labs_before(context.facts, dose_day)
         graded = [item for result in labs.liver.values() if result is not None and (item := _graded(result, disease_setting))]
@@ -221,21 +201,11 @@ def tdm1_liver_toxicity(context: RuleContext) -> Iterator[Finding]:
             "worst": max(results, key=lambda item: (item["strictness"], item["grade_4"], item["multiple"])) if results else None,
             "hys_law": hys_law_found,
         },
-        suggestions=_remove_orders(orders, "discontinue" if strictest == DISCONTINUE else "hold") if strictest > SAME_DOSE else (),
+        suggestions=(
+            remove_drafts(orders, why="discontinue" if strictest == DISCONTINUE else "hold") if strictest > SAME_DOSE else ()
+        ),
         evidence=tuple(sorted({o.reference for o in orders} | {item["reference"] for item in results})),
     )
-
-
-def _tdm1_orders(context: RuleContext) -> list[DraftOrder]:
-    return [order for order in context.focus_orders if order.match is not None and TDM1 in order.match.ingredients]
-
-
-def _had_tdm1_before(facts: Facts, dose_day: date) -> bool:
-    """Whether T-DM1 is recorded before this dose, i.e. this order continues or restarts T-DM1 rather than starts it.
-
-    An undated record counts as before: the dose-modification tables, not the untested-start warning, then apply.
-    """
-    return any(TDM1 in e.ingredients and (e.start is None or e.start < dose_day) for e in facts.exposures)
 
 
 def _outside_studied_range(context: RuleContext, labs: PreDoseLabs, dose_day: date) -> list[dict[str, Any]]:
@@ -267,25 +237,6 @@ def _graded(result: LiverTest, disease_setting: str) -> dict[str, Any] | None:
             "strictness": band.strictness, "grade_4": band.grade_4}
 
 
-def _remove_orders(orders: list[DraftOrder], why: str) -> tuple[ProposedSuggestion, ...]:
-    return tuple(
-        ProposedSuggestion(key="remove-draft", values={"order": order.text, "why": why},
-                           actions=(ProposedAction(type="delete", resource_id=order.reference),))
-        for order in orders
-    )
-
-
-def _service_request(context: RuleContext, test: str) -> dict[str, Any]:
-    code, display = _LAB_ORDERS[test]
-    return {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "order",
-        "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": display},
-        "subject": {"reference": f"Patient/{context.patient_id}"},
-    }
-
-
 def _lab_name(test: str) -> str:
     return "platelet count" if test == "platelets" else LIVER_TESTS[test]
 
@@ -311,7 +262,7 @@ def _liver_values(result: LiverTest) -> dict[str, Any]:
     }
 
 
-def _platelet_values(count: PlateletCount) -> dict[str, Any]:
+def _platelet_values(count: CellCount) -> dict[str, Any]:
     return {
         "kind": "platelets",
         "name": "platelets",

@@ -6,16 +6,15 @@ from typing import Iterator
 from cds_hooks import terminology
 from cds_hooks.facts.her2 import Her2Status, her2_low, her2_status
 from cds_hooks.protocol.request import ORDER_HOOKS
-from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, names_of, rule
+from cds_hooks.rules.proposals import loinc, service_request
 
 TDXD = "fam_trastuzumab_deruxtecan"
 # Rule 9 names trastuzumab (any product), pertuzumab and T-DM1; T-DXd is also labelled for HER2-low (rule 11).
 NEEDS_HER2_POSITIVE = terminology.ingredients_in_class("trastuzumab_product") | {"pertuzumab", "ado_trastuzumab_emtansine"}
 HER2_DIRECTED = terminology.ingredients_in_class("her2_directed")
-LOINC = "http://loinc.org"
 # LOINC 85318-4 (A3.1): ERBB2 gene duplication [Presence] in Breast cancer specimen by FISH.
-ISH_TEST = {"system": LOINC, "code": "85318-4", "display": "ERBB2 gene duplication [Presence] in Breast cancer specimen by FISH"}
+ISH_TEST = loinc("85318-4", "ERBB2 gene duplication [Presence] in Breast cancer specimen by FISH")
 
 
 @rule(
@@ -32,7 +31,7 @@ ISH_TEST = {"system": LOINC, "code": "85318-4", "display": "ERBB2 gene duplicati
     thresholds="ASCO/CAP 2018 (affirmed 2023): IHC 3+ or ISH group 1 positive; ISH groups 2-4 need IHC review.",
 )
 def positivity_not_confirmed(context: RuleContext) -> Iterator[Finding]:
-    orders = [o for o in context.focus_orders if o.match is not None and o.match.ingredients & NEEDS_HER2_POSITIVE]
+    orders = context.focus_orders_of(NEEDS_HER2_POSITIVE)
     if not orders:
         return
     status = context.facts.get(her2_status)
@@ -40,7 +39,7 @@ def positivity_not_confirmed(context: RuleContext) -> Iterator[Finding]:
         return
     yield Finding(
         card="her2-not-confirmed",
-        values={"drugs": _names(orders), "status": status.status, "basis": status.basis,
+        values={"drugs": names_of(orders), "status": status.status, "basis": status.basis,
                 "needs_ihc_review": status.needs_ihc_review},
         evidence=tuple(o.reference for o in orders) + ((status.decided_by,) if status.decided_by else ()),
     )
@@ -59,7 +58,7 @@ def positivity_not_confirmed(context: RuleContext) -> Iterator[Finding]:
     thresholds="ASCO/CAP 2018: IHC 2+ is equivocal and needs ISH.",
 )
 def equivocal_needs_ish(context: RuleContext) -> Iterator[Finding]:
-    orders = [o for o in context.focus_orders if o.match is not None and o.match.ingredients & HER2_DIRECTED]
+    orders = context.focus_orders_of(HER2_DIRECTED)
     if context.hook in ORDER_HOOKS and not orders:
         return
     status = context.facts.get(her2_status)
@@ -68,7 +67,7 @@ def equivocal_needs_ish(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card="her2-equivocal-needs-ish",
         values={"ihc": status.ihc.describe(), "ish": status.ish_result.describe() if status.ish_result else None,
-                "drugs": _names(orders)},
+                "drugs": names_of(orders)},
         suggestions=(_order_ish(context, status.ihc.reference),),
         evidence=tuple(o.reference for o in orders) + (status.ihc.reference,),
     )
@@ -87,7 +86,7 @@ def equivocal_needs_ish(context: RuleContext) -> Iterator[Finding]:
     thresholds="Labelled populations: HER2-positive, HER2-low (IHC 1+ or 2+/ISH-), HER2-ultralow (HR+).",
 )
 def tdxd_her2_subtype(context: RuleContext) -> Iterator[Finding]:
-    orders = [o for o in context.focus_orders if o.match is not None and TDXD in o.match.ingredients]
+    orders = context.focus_orders_of({TDXD})
     if not orders:
         return
     status = context.facts.get(her2_status)
@@ -95,7 +94,7 @@ def tdxd_her2_subtype(context: RuleContext) -> Iterator[Finding]:
         return
     yield Finding(
         card="her2-tdxd-subtype-unconfirmed",
-        values={"drugs": _names(orders), "ihc_zero": status.ihc_score == "0", "basis": status.basis},
+        values={"drugs": names_of(orders), "ihc_zero": status.ihc_score == "0", "basis": status.basis},
         evidence=tuple(o.reference for o in orders) + ((status.decided_by,) if status.decided_by else ()),
     )
 
@@ -105,18 +104,7 @@ def _awaits_reflex_ish(status: Her2Status) -> bool:
     return status.status == "equivocal" and status.ihc_score == "2+" and not status.needs_ihc_review
 
 
-def _names(orders: list[DraftOrder]) -> str:
-    return " and ".join(sorted({o.text for o in orders}))
-
-
 def _order_ish(context: RuleContext, ihc_reference: str) -> ProposedSuggestion:
-    resource = {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "order",
-        "code": {"coding": [ISH_TEST], "text": "HER2 ISH (reflex, same specimen as the IHC 2+)"},
-        "subject": {"reference": f"Patient/{context.patient_id}"},
-        "authoredOn": context.as_of.isoformat(),
-        "reasonReference": [{"reference": ihc_reference}],
-    }
+    resource = service_request(context, ISH_TEST, "HER2 ISH (reflex, same specimen as the IHC 2+)",
+                               authoredOn=context.as_of.isoformat(), reasonReference=[{"reference": ihc_reference}])
     return ProposedSuggestion(key="order-ish", recommended=True, actions=(ProposedAction(type="create", resource=resource),))

@@ -5,7 +5,8 @@ from typing import Iterator
 
 from cds_hooks.facts.toxicity import active_peripheral_neuropathy, worst_grade
 from cds_hooks.protocol.request import ORDER_HOOKS
-from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+from cds_hooks.rules.base import Finding, RuleContext, rule
+from cds_hooks.rules.proposals import remove_drafts
 
 TDM1 = "ado_trastuzumab_emtansine"
 HOLD_FROM_GRADE = 3
@@ -27,7 +28,7 @@ HOLD_FROM_GRADE = 3
     ),
 )
 def tdm1_peripheral_neuropathy(context: RuleContext) -> Iterator[Finding]:
-    orders = [o for o in context.focus_orders if o.match is not None and TDM1 in o.match.ingredients]
+    orders = context.focus_orders_of({TDM1})
     neuropathy = context.facts.get(active_peripheral_neuropathy)
     if not orders or not neuropathy:
         return
@@ -44,10 +45,6 @@ def tdm1_peripheral_neuropathy(context: RuleContext) -> Iterator[Finding]:
             "grade": grade,
             "conditions": [{"text": t.text, "grade": t.grade, "severity": t.severity_text, "onset": t.onset} for t in neuropathy],
         },
-        suggestions=tuple(
-            ProposedSuggestion(key="remove-draft", values={"order": order.text},
-                               actions=(ProposedAction(type="delete", resource_id=order.reference),))
-            for order in orders
-        ) if hold else (),
+        suggestions=remove_drafts(orders) if hold else (),
         evidence=tuple(sorted({o.reference for o in orders} | {t.reference for t in neuropathy})),
     )

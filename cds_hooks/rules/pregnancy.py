@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 from cds_hooks import terminology
+from cds_hooks.dates import add_months
 from cds_hooks.facts.pregnancy import (
     REPRODUCTIVE_AGE_YEARS,
     HcgResult,
@@ -14,10 +15,11 @@ from cds_hooks.facts.pregnancy import (
     recent_pregnancy_test,
     reproductive_potential,
 )
-from cds_hooks.facts.therapy import Exposure, planned_period
+from cds_hooks.facts.therapy import Exposure, last_dose_of, planned_period
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, names_of, rule
+from cds_hooks.rules.proposals import loinc, remove_drafts, service_request
 
 # The reference's HER2-agent set (Part B intro): trastuzumab and biosimilars (with Hylecta and Phesgo, which
 # normalise to their ingredients), T-DM1, T-DXd and pertuzumab.
@@ -29,6 +31,14 @@ HER2_AGENTS = (
 PREGNANT_CARD = "pregnancy-her2-agent-in-pregnancy"
 STATUS_CARD = "pregnancy-status-before-her2-start"
 CONTRACEPTION_CARD = "pregnancy-contraception-counselling"
+AFTER_THERAPY_CARD = "pregnancy-contraception-after-therapy"
+TDXD = "fam_trastuzumab_deruxtecan"
+TDM1 = "ado_trastuzumab_emtansine"
+# Rule 37: contraception for 7 months after the last dose (all four labels; T-DXd females), 4 months for males with
+# female partners on T-DXd; Kadcyla: no breastfeeding for 7 months after the last dose.
+CONTRACEPTION_MONTHS = 7
+TDXD_MALE_CONTRACEPTION_MONTHS = 4
+BREASTFEEDING_MONTHS = 7
 
 # Pregnancy tests a suggestion may order: LOINC codes verified in A3.3 and the verification addendum.
 _PREGNANCY_TESTS = {
@@ -95,7 +105,7 @@ def status_before_her2_start(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card=STATUS_CARD,
         values={
-            "drugs": _names(p["order"] for p in problems),
+            "drugs": names_of(p["order"] for p in problems),
             "orders": [{"name": p["order"].text, "start": p["start"], "window_from": p["start"] - timedelta(days=lookback),
                         "test": p["test"]} for p in problems],
             "lookback_days": lookback,
@@ -129,27 +139,88 @@ def contraception_counselling(context: RuleContext) -> Iterator[Finding]:
         (order, start) for order, start in _her2_drafts(context)
         if _first_dose(context, start) and pregnancy_evidence(context.facts, start) is None
     ]
-    started = frozenset().union(*(order.match.ingredients for order, _ in starts if order.match is not None))
+    started = frozenset().union(*(order.ingredients for order, _ in starts))
     female_advice = potential.status != "no"
-    male_advice = "fam_trastuzumab_deruxtecan" in started and potential.gender != "female"
+    male_advice = TDXD in started and potential.gender != "female"
     if not starts or not (female_advice or male_advice):
         return
     yield Finding(
         card=CONTRACEPTION_CARD,
         values={
-            "drugs": _names(order for order, _ in starts),
+            "drugs": names_of(order for order, _ in starts),
             "orders": [{"name": order.text, "start": start} for order, start in starts],
             "patient": potential.description,
             "potential": potential.status,
             "female_advice": female_advice,
             "male_advice": male_advice,
-            "tdm1": "ado_trastuzumab_emtansine" in started,
+            "tdm1": TDM1 in started,
             "pertuzumab": "pertuzumab" in started,
             "age_low": REPRODUCTIVE_AGE_YEARS[0],
             "age_high": REPRODUCTIVE_AGE_YEARS[1],
         },
         evidence=tuple(order.reference for order, _ in starts),
     )
+
+
+@rule(
+    id="pregnancy.contraception-after-therapy",
+    numbers=(37,),
+    title="Contraception after the last dose of a HER2 agent",
+    hooks=frozenset({"patient-view"}),
+    cards=(AFTER_THERAPY_CARD,),
+    trigger=(
+        "A chart opens for a patient whose HER2-agent therapy has stopped (no exposure running or planned, and the "
+        "cycle after the last recorded dose over), who is not pregnant, while a window after the last dose is open: "
+        "contraception for a female patient who may be of reproductive potential, contraception for a patient on "
+        "T-DXd not recorded as female, no breastfeeding after T-DM1. A last dose the record does not date is counted "
+        "from the latest day it shows."
+    ),
+    thresholds=(
+        f"{CONTRACEPTION_MONTHS} calendar months after the last dose of any HER2 agent; T-DXd, male patients with "
+        f"female partners: {TDXD_MALE_CONTRACEPTION_MONTHS} months; Kadcyla: no breastfeeding for "
+        f"{BREASTFEEDING_MONTHS} months."
+    ),
+)
+def contraception_after_therapy(context: RuleContext) -> Iterator[Finding]:
+    facts = context.facts
+    her2 = [e for e in facts.exposures if e.ingredients & HER2_AGENTS]
+    # Therapy running today, or planned to start later, has not stopped.
+    if not her2 or any(e.end is None or e.end >= context.as_of for e in her2) or pregnancy_evidence(facts) is not None:
+        return
+    potential = facts.get(reproductive_potential)
+    tdxd = [e for e in her2 if TDXD in e.ingredients]
+    tdm1 = [e for e in her2 if TDM1 in e.ingredients]
+    windows = []
+    if potential.status != "no":
+        windows.append(_window("contraception", her2, CONTRACEPTION_MONTHS))
+        if tdm1:
+            windows.append(_window("breastfeeding", tdm1, BREASTFEEDING_MONTHS))
+    if tdxd and potential.gender != "female":
+        windows.append(_window("male-contraception", tdxd, TDXD_MALE_CONTRACEPTION_MONTHS))
+    open_windows = [w for w in windows if w is not None and w["until"] >= context.as_of]
+    if not open_windows:
+        return
+    yield Finding(
+        card=AFTER_THERAPY_CARD,
+        values={
+            "windows": open_windows,
+            "patient": potential.description,
+            "potential": potential.status,
+            "pertuzumab": any("pertuzumab" in e.ingredients for e in her2),
+            "age_low": REPRODUCTIVE_AGE_YEARS[0],
+            "age_high": REPRODUCTIVE_AGE_YEARS[1],
+        },
+        evidence=tuple(sorted({source for w in open_windows for source in w["sources"]})),
+    )
+
+
+def _window(advice: str, exposures: list[Exposure], months: int) -> dict[str, Any] | None:
+    """How long an advice holds after the last dose of these exposures; None when none of them is dated."""
+    last = last_dose_of(exposures)
+    if last is None:
+        return None
+    return {"advice": advice, "drugs": names_of(exposures), "last_dose": last.day, "at_least": last.at_least,
+            "months": months, "until": add_months(last.at_least, months), "sources": last.sources}
 
 
 def _drafted_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
@@ -166,15 +237,11 @@ def _drafted_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
         card=PREGNANT_CARD,
         values={
             **_evidence_values(evidence),
-            "drugs": _names(order for order, _ in drafts),
+            "drugs": names_of(order for order, _ in drafts),
             "drafts": [{"name": order.text, "start": start} for order, start in drafts],
             "ongoing": [],
         },
-        suggestions=tuple(
-            ProposedSuggestion(key="remove-draft", values={"order": order.text},
-                               actions=(ProposedAction(type="delete", resource_id=order.reference),))
-            for order, _ in drafts
-        ),
+        suggestions=remove_drafts(order for order, _ in drafts),
         evidence=tuple(sorted(set(evidence.references) | {order.reference for order, _ in drafts})),
     )
 
@@ -183,14 +250,14 @@ def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
     evidence = pregnancy_evidence(context.facts)
     if evidence is None:
         return
-    ongoing = [e for e in context.facts.exposures if _is_her2_therapy(e) and e.overlaps(context.as_of, context.as_of)]
+    ongoing = [e for e in context.facts.exposures if e.ingredients & HER2_AGENTS and e.overlaps(context.as_of, context.as_of)]
     if not ongoing:
         return
     yield Finding(
         card=PREGNANT_CARD,
         values={
             **_evidence_values(evidence),
-            "drugs": " and ".join(sorted({e.text for e in ongoing})),
+            "drugs": names_of(ongoing),
             "drafts": [],
             "ongoing": [{"name": e.text, "since": e.start, "source": e.source.split("/")[0], "status": e.status} for e in ongoing],
         },
@@ -200,21 +267,12 @@ def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
 
 def _her2_drafts(context: RuleContext) -> list[tuple[DraftOrder, date]]:
     """The focus orders for a HER2 agent, each with its planned start."""
-    return [
-        (order, planned_period(order, context.as_of)[0])
-        for order in context.focus_orders
-        if order.match is not None and order.match.ingredients & HER2_AGENTS
-    ]
-
-
-def _is_her2_therapy(exposure: Exposure) -> bool:
-    # An unsigned order that the EHR also returns in the record is a plan, not an exposure.
-    return bool(exposure.ingredients & HER2_AGENTS) and exposure.status != "draft"
+    return [(order, planned_period(order, context.as_of)[0]) for order in context.focus_orders_of(HER2_AGENTS)]
 
 
 def _first_dose(context: RuleContext, start: date) -> bool:
     """No HER2 agent recorded before this planned start: the order starts HER2 therapy."""
-    return not any(_is_her2_therapy(e) and (e.start is None or e.start <= start) for e in context.facts.exposures)
+    return not any(e.ingredients & HER2_AGENTS and (e.start is None or e.start <= start) for e in context.facts.exposures)
 
 
 def _latest_test_before(context: RuleContext, start: date) -> HcgResult | None:
@@ -244,18 +302,10 @@ def _test_suggestion(context: RuleContext, key: str) -> ProposedSuggestion:
         actions=(
             ProposedAction(
                 type="create",
-                resource={
-                    "resourceType": "ServiceRequest",
-                    "status": "draft",
-                    "intent": "order",
-                    "code": {"coding": [{"system": terminology.LOINC, "code": code, "display": display}], "text": text},
-                    "subject": {"reference": f"Patient/{context.patient_id}"},
-                    "reasonCode": [{"text": "Verify pregnancy status before starting a HER2-directed agent"}],
-                },
+                resource=service_request(
+                    context, loinc(code, display), text,
+                    reasonCode=[{"text": "Verify pregnancy status before starting a HER2-directed agent"}],
+                ),
             ),
         ),
     )
-
-
-def _names(orders: Iterable[DraftOrder]) -> str:
-    return " and ".join(sorted({order.text for order in orders}))

@@ -1,35 +1,36 @@
-"""Lung toxicity: ILD and pneumonitis (clinical reference Part B3, rules 31-33).
-
-Anaphylaxis, angioedema and ARDS (rule 33) have no value set in the reference, so only ILD/pneumonitis is read.
-"""
+"""Lung toxicity and the reactions that stop trastuzumab (clinical reference Part B3, rules 31-33): ILD and
+pneumonitis with T-DXd or T-DM1; for trastuzumab, interstitial pneumonitis, ARDS, anaphylaxis or angioedema."""
 from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
 from cds_hooks import terminology
-from cds_hooks.facts.toxicity import Toxicity, active_ild, worst_grade
+from cds_hooks.facts.toxicity import Toxicity, active_ild, acute_reactions, worst_grade
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+from cds_hooks.rules.base import Finding, RuleContext, rule
+from cds_hooks.rules.proposals import remove_drafts
 
-# Which card each drug's order gets; checked in this order, so an order is judged by its most specific drug.
-# Trastuzumab products include biosimilars, Herceptin Hylecta and Phesgo; T-DM1 and T-DXd are not among them.
-_CARDS: Mapping[str, frozenset[str]] = {
-    "pulmonary-tdxd-ild": frozenset({"fam_trastuzumab_deruxtecan"}),
-    "pulmonary-tdm1-ild": frozenset({"ado_trastuzumab_emtansine"}),
-    "pulmonary-trastuzumab-ild": terminology.ingredients_in_class("trastuzumab_product"),
+# Which card each antibody-drug conjugate's order gets.
+_ADC_CARDS: Mapping[str, str] = {
+    "fam_trastuzumab_deruxtecan": "pulmonary-tdxd-ild",
+    "ado_trastuzumab_emtansine": "pulmonary-tdm1-ild",
 }
+# Biosimilars, Herceptin Hylecta and Phesgo included; T-DM1 and T-DXd are not trastuzumab products.
+TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
+DISCONTINUE_CARD = "pulmonary-trastuzumab-discontinue"
+UNDATED_CARD = "pulmonary-trastuzumab-reaction-undated"
 
 
 @rule(
     id="pulmonary.ild-with-her2-therapy",
-    numbers=(31, 32, 33),
-    title="T-DXd, T-DM1 or trastuzumab ordered for a patient with ILD or pneumonitis",
+    numbers=(31, 32),
+    title="T-DXd or T-DM1 ordered for a patient with ILD or pneumonitis",
     hooks=ORDER_HOOKS,
-    cards=tuple(_CARDS),
+    cards=tuple(_ADC_CARDS.values()),
     trigger=(
-        "A drafted fam-trastuzumab deruxtecan, ado-trastuzumab emtansine or trastuzumab product (biosimilars, Hylecta, "
-        "Phesgo) while an active, not refuted Condition in the ILD/pneumonitis value set is recorded."
+        "A drafted fam-trastuzumab deruxtecan or ado-trastuzumab emtansine while an active, not refuted Condition in "
+        "the ILD/pneumonitis value set is recorded; one card per drug."
     ),
     thresholds=(
         "Any active ILD/pneumonitis. T-DXd: grade 1 interrupt, grade >= 2 permanently discontinue; grade read from "
@@ -40,29 +41,63 @@ def ild_with_her2_therapy(context: RuleContext) -> Iterator[Finding]:
     ild = context.facts.get(active_ild)
     if not ild:
         return
-    by_card: dict[str, list[DraftOrder]] = {}
-    for order in context.focus_orders:
-        card = _card_for(order)
-        if card is not None:
-            by_card.setdefault(card, []).append(order)
-    for card, orders in by_card.items():
+    for drug, card in _ADC_CARDS.items():
+        orders = context.focus_orders_of({drug})
+        if orders:
+            yield Finding(
+                card=card,
+                values={"conditions": [_condition(t) for t in ild], "grade": worst_grade(ild), "orders": _listed(orders)},
+                suggestions=remove_drafts(orders),
+                evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in ild})),
+            )
+
+
+@rule(
+    id="pulmonary.trastuzumab-discontinuation",
+    numbers=(33,),
+    title="Trastuzumab ordered after interstitial pneumonitis, ARDS, anaphylaxis or angioedema",
+    hooks=ORDER_HOOKS,
+    cards=(DISCONTINUE_CARD, UNDATED_CARD),
+    trigger=(
+        "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo) while an active, not refuted ILD/pneumonitis "
+        "Condition is recorded, or an anaphylaxis, angioedema or ARDS Condition (any clinical status, not refuted) "
+        "dated on or after the first trastuzumab on record. Such a reaction without a date, for a patient given "
+        "trastuzumab before, gets a card asking whether it followed trastuzumab."
+    ),
+    thresholds=(
+        "Reaction date: onsetDateTime, else recordedDate; a reaction dated before the first trastuzumab predates it and "
+        "does not fire."
+    ),
+)
+def trastuzumab_discontinuation(context: RuleContext) -> Iterator[Finding]:
+    orders = context.focus_orders_of(TRASTUZUMAB_PRODUCTS)
+    if not orders:
+        return
+    ild = context.facts.get(active_ild)
+    starts = [e.start for e in context.facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS and e.start is not None]
+    first = min(starts, default=None)
+    reactions = context.facts.get(acute_reactions)
+    after = [r for r in reactions if first is not None and r.onset is not None and r.onset >= first]
+    undated = [r for r in reactions if r.onset is None]
+    values: dict[str, Any] = {"orders": _listed(orders), "first_trastuzumab": first}
+    if ild or after:
         yield Finding(
-            card=card,
-            values={"conditions": [_condition(t) for t in ild], "grade": worst_grade(ild),
-                    "orders": ", ".join(order.text for order in orders)},
-            suggestions=tuple(
-                ProposedSuggestion(key="remove-draft", values={"order": order.text},
-                                   actions=(ProposedAction(type="delete", resource_id=order.reference),))
-                for order in orders
-            ),
-            evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in ild})),
+            card=DISCONTINUE_CARD,
+            values={**values, "ild": [_condition(t) for t in ild], "reactions": [_condition(t) for t in after],
+                    "undated": [_condition(t) for t in undated]},
+            suggestions=remove_drafts(orders),
+            evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in (*ild, *after)})),
+        )
+    elif undated and first is not None:
+        yield Finding(
+            card=UNDATED_CARD,
+            values={**values, "undated": [_condition(t) for t in undated]},
+            evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in undated})),
         )
 
 
-def _card_for(order: DraftOrder) -> str | None:
-    if order.match is None:
-        return None
-    return next((card for card, drugs in _CARDS.items() if order.match.ingredients & drugs), None)
+def _listed(orders: list[DraftOrder]) -> str:
+    return ", ".join(order.text for order in orders)
 
 
 def _condition(toxicity: Toxicity) -> dict[str, Any]:

@@ -30,13 +30,15 @@ from cds_hooks.facts.disease import (
     within_months,
 )
 from cds_hooks.facts.her2 import her2_status
-from cds_hooks.facts.therapy import Exposure, planned_period
+from cds_hooks.facts.therapy import Exposure, course_limit, planned_period
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
+from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, names_of, rule
+from cds_hooks.rules.proposals import dose_quantity, medication_request, remove_drafts
 
 ALL_HOOKS = ORDER_HOOKS | {"patient-view"}
 HER2_ANTIBODY_ORDER = TRASTUZUMAB_PRODUCTS | {"pertuzumab"}
+HER2_ANTIBODIES = terminology.ingredients_in_class("her2_antibody")
 TDM1 = "ado_trastuzumab_emtansine"
 TDXD = "fam_trastuzumab_deruxtecan"
 ATEZOLIZUMAB = "atezolizumab"
@@ -55,19 +57,13 @@ LABEL_RECURRENCE_MONTHS = 6
 # cycle or surgery between neoadjuvant and adjuvant parts); a longer gap starts a new course.
 ADJUVANT_COURSE = timedelta(weeks=52)
 COURSE_GAP = timedelta(days=90)
-_PERIOD_UNITS = {"d": 1, "wk": 7, "mo": 30}
+# In metastatic disease HER2 antibodies continue until progression (rule 45); an order that ends within its first
+# 3-week cycle is a per-cycle order, not a fixed course.
+SINGLE_CYCLE = timedelta(days=21)
 
 
 def _her2_positive(facts: Facts) -> bool:
     return facts.get(her2_status).status == "positive"
-
-
-def _ingredients(order: DraftOrder) -> frozenset[str]:
-    return order.match.ingredients if order.match is not None else frozenset()
-
-
-def _names(items: Iterable[Any]) -> str:
-    return " and ".join(sorted({item.text for item in items}))
 
 
 # --- rule 38: KATHERINE ------------------------------------------------------------------------------
@@ -88,10 +84,10 @@ def _names(items: Iterable[Any]) -> str:
 )
 def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
-    orders = [o for o in context.focus_orders if _ingredients(o) & TRASTUZUMAB_PRODUCTS and _ingredients(o) <= HER2_ANTIBODY_ORDER]
+    orders = [o for o in context.focus_orders if o.ingredients & TRASTUZUMAB_PRODUCTS and o.ingredients <= HER2_ANTIBODY_ORDER]
     if not orders or facts.get(setting) != "early" or not _her2_positive(facts):
         return
-    if any(TDM1 in _ingredients(o) for o in context.record.draft_orders):
+    if any(TDM1 in o.ingredients for o in context.record.draft_orders):
         return
     start = min(planned_period(o, context.as_of)[0] for o in orders)
     residual = facts.get(residual_disease_findings)
@@ -102,13 +98,13 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
         return
     weight = facts.get(weight_kg)
     dose_mg = round(TDM1_DOSE_MG_PER_KG * weight.value, 1) if weight is not None else None
-    replaced = [o for o in context.record.draft_orders if _ingredients(o) & HER2_ANTIBODY_ORDER and TDM1 not in _ingredients(o)]
+    replaced = [o for o in context.record.draft_orders if o.ingredients & HER2_ANTIBODY_ORDER and TDM1 not in o.ingredients]
     confirmed = residual.status == "residual"
     yield Finding(
         card="sequencing-katherine-adjuvant-tdm1",
         values={
             "confirmed": confirmed,
-            "orders": _names(replaced),
+            "orders": names_of(replaced),
             "planned_start": start,
             "staging": residual.described,
             "staging_day": residual.day,
@@ -121,7 +117,7 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
         suggestions=(
             ProposedSuggestion(
                 key="replace-with-tdm1",
-                values={"dose_mg": dose_mg, "replaced": _names(replaced)},
+                values={"dose_mg": dose_mg, "replaced": names_of(replaced)},
                 actions=(
                     ProposedAction(type="create", resource=_tdm1_order(context, start, dose_mg, weight.value if weight else None)),
                     *(ProposedAction(type="delete", resource_id=o.reference, values={"order": o.text}) for o in replaced),
@@ -146,31 +142,20 @@ def _tdm1_order(context: RuleContext, start: date, dose_mg: float | None, weight
         dose_text += " (no current weight on file: calculate the mg dose from a new weight)"
     dose_and_rate: list[dict[str, Any]] = [{
         "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/dose-rate-type", "code": "ordered", "display": "Ordered"}]},
-        "doseQuantity": {"value": TDM1_DOSE_MG_PER_KG, "unit": "mg/kg", "system": "http://unitsofmeasure.org", "code": "mg/kg"},
+        "doseQuantity": dose_quantity(TDM1_DOSE_MG_PER_KG, "mg/kg"),
     }]
     if dose_mg is not None:
         dose_and_rate.append({
             "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/dose-rate-type", "code": "calculated", "display": "Calculated"}]},
-            "doseQuantity": {"value": dose_mg, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"},
+            "doseQuantity": dose_quantity(dose_mg, "mg"),
         })
-    return {
-        "resourceType": "MedicationRequest",
-        "status": "draft",
-        "intent": "order",
-        "subject": {"reference": f"Patient/{context.patient_id}"},
-        "authoredOn": context.as_of.isoformat(),
-        "medicationCodeableConcept": {
-            "coding": [{"system": terminology.RXNORM, "code": RXNORM_TDM1, "display": "ado-trastuzumab emtansine"}],
-            "text": "ado-trastuzumab emtansine",
-        },
-        "dosageInstruction": [{
-            "text": f"{dose_text} IV every 3 weeks for {TDM1_ADJUVANT_CYCLES} cycles (adjuvant, KATHERINE)",
-            "timing": {"repeat": {"boundsPeriod": {"start": start.isoformat()}, "count": TDM1_ADJUVANT_CYCLES,
-                                  "frequency": 1, "period": 3, "periodUnit": "wk"}},
-            "route": {"text": "intravenous"},
-            "doseAndRate": dose_and_rate,
-        }],
-    }
+    return medication_request(context, RXNORM_TDM1, "ado-trastuzumab emtansine", [{
+        "text": f"{dose_text} IV every 3 weeks for {TDM1_ADJUVANT_CYCLES} cycles (adjuvant, KATHERINE)",
+        "timing": {"repeat": {"boundsPeriod": {"start": start.isoformat()}, "count": TDM1_ADJUVANT_CYCLES,
+                              "frequency": 1, "period": 3, "periodUnit": "wk"}},
+        "route": {"text": "intravenous"},
+        "doseAndRate": dose_and_rate,
+    }])
 
 
 # --- rule 39: T-DM1 outside the KATHERINE population -------------------------------------------------
@@ -190,7 +175,7 @@ def _tdm1_order(context: RuleContext, start: date, dose_mg: float | None, weight
 )
 def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
-    orders = [o for o in context.focus_orders if TDM1 in _ingredients(o)]
+    orders = context.focus_orders_of({TDM1})
     if not orders or facts.get(setting) != "early":
         return
     start = min(planned_period(o, context.as_of)[0] for o in orders)
@@ -208,7 +193,7 @@ def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
         card="sequencing-adjuvant-tdm1-not-katherine",
         values={
             "reason": reason,
-            "orders": _names(orders),
+            "orders": names_of(orders),
             "staging": residual.described,
             "staging_day": residual.day,
             "neoadjuvant": _neoadjuvant_values(neoadjuvant),
@@ -242,10 +227,10 @@ def first_line_thp_preferred(context: RuleContext) -> Iterator[Finding]:
         return
     if _early_recurrence(facts):
         return
-    tdm1 = [o for o in context.focus_orders if TDM1 in _ingredients(o)]
+    tdm1 = context.focus_orders_of({TDM1})
     without_pertuzumab = {
         o.reference: (o, regimen) for o in context.focus_orders
-        if _ingredients(o) & TRASTUZUMAB_PRODUCTS and (regimen := _regimen_around(context, o)) & TAXANES and "pertuzumab" not in regimen
+        if o.ingredients & TRASTUZUMAB_PRODUCTS and (regimen := _regimen_around(context, o)) & TAXANES and "pertuzumab" not in regimen
     }
     if not tdm1 and not without_pertuzumab:
         return
@@ -254,9 +239,9 @@ def first_line_thp_preferred(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card="sequencing-first-line-thp-preferred",
         values={
-            "tdm1": _names(tdm1),
-            "without_pertuzumab": _names(order for order, _ in without_pertuzumab.values()),
-            "taxanes": " and ".join(sorted(terminology.ingredient_display(key) for key in taxanes)),
+            "tdm1": names_of(tdm1),
+            "without_pertuzumab": names_of(order for order, _ in without_pertuzumab.values()),
+            "taxanes": ingredient_names(taxanes),
             "metastatic_since": facts.get(metastatic_since),
             "line_known": line is not None,
         },
@@ -271,42 +256,29 @@ def _regimen_around(context: RuleContext, order: DraftOrder) -> frozenset[str]:
     """Ingredients of the regimen this order belongs to: every draft of the session and every drug recorded over
     the order's planned period."""
     start, end = planned_period(order, context.as_of)
-    drafted = (_ingredients(other) for other in context.record.draft_orders)
+    drafted = (other.ingredients for other in context.record.draft_orders)
     current = (e.ingredients for e in context.facts.exposures if e.overlaps(start, end))
     return frozenset().union(*drafted, *current)
 
 
 def _pertuzumab_order(context: RuleContext, order: DraftOrder) -> dict[str, Any]:
     start = planned_period(order, context.as_of)[0]
-    return {
-        "resourceType": "MedicationRequest",
-        "status": "draft",
-        "intent": "order",
-        "subject": {"reference": f"Patient/{context.patient_id}"},
-        "authoredOn": context.as_of.isoformat(),
-        "medicationCodeableConcept": {
-            "coding": [{"system": terminology.RXNORM, "code": RXNORM_PERTUZUMAB, "display": "pertuzumab"}],
-            "text": "pertuzumab",
+    return medication_request(context, RXNORM_PERTUZUMAB, "pertuzumab", [
+        {
+            "sequence": 1,
+            "text": f"{PERTUZUMAB_LOADING_MG} mg IV loading dose (cycle 1)",
+            "timing": {"repeat": {"boundsPeriod": {"start": start.isoformat()}, "count": 1}},
+            "route": {"text": "intravenous"},
+            "doseAndRate": [{"doseQuantity": dose_quantity(PERTUZUMAB_LOADING_MG, "mg")}],
         },
-        "dosageInstruction": [
-            {
-                "sequence": 1,
-                "text": f"{PERTUZUMAB_LOADING_MG} mg IV loading dose (cycle 1)",
-                "timing": {"repeat": {"boundsPeriod": {"start": start.isoformat()}, "count": 1}},
-                "route": {"text": "intravenous"},
-                "doseAndRate": [{"doseQuantity": {"value": PERTUZUMAB_LOADING_MG, "unit": "mg",
-                                                  "system": "http://unitsofmeasure.org", "code": "mg"}}],
-            },
-            {
-                "sequence": 2,
-                "text": f"then {PERTUZUMAB_MAINTENANCE_MG} mg IV every 3 weeks, with trastuzumab and the taxane",
-                "timing": {"repeat": {"frequency": 1, "period": 3, "periodUnit": "wk"}},
-                "route": {"text": "intravenous"},
-                "doseAndRate": [{"doseQuantity": {"value": PERTUZUMAB_MAINTENANCE_MG, "unit": "mg",
-                                                  "system": "http://unitsofmeasure.org", "code": "mg"}}],
-            },
-        ],
-    }
+        {
+            "sequence": 2,
+            "text": f"then {PERTUZUMAB_MAINTENANCE_MG} mg IV every 3 weeks, with trastuzumab and the taxane",
+            "timing": {"repeat": {"frequency": 1, "period": 3, "periodUnit": "wk"}},
+            "route": {"text": "intravenous"},
+            "doseAndRate": [{"doseQuantity": dose_quantity(PERTUZUMAB_MAINTENANCE_MG, "mg")}],
+        },
+    ])
 
 
 # --- rule 41: second line and beyond after progression ----------------------------------------------
@@ -351,7 +323,7 @@ def second_line_after_progression(context: RuleContext) -> Iterator[Finding]:
             "tdxd_used": TDXD in used,
             "tdm1_used": TDM1 in used,
             "tucatinib_used": "tucatinib" in used,
-            "orders": _names(_her2_drafts(context)),
+            "orders": names_of(context.focus_orders_of(HER2_DIRECTED)),
         },
         evidence=(worsened.reference, *(source for item in before for source in item.sources)),
     )
@@ -368,20 +340,16 @@ def _line_values(lines: Iterable[TherapyLine]) -> list[dict[str, Any]]:
     return [{"number": item.number, "start": item.start, "end": item.end, "drugs": " + ".join(item.texts)} for item in lines]
 
 
-def _her2_drafts(context: RuleContext) -> list[DraftOrder]:
-    return [o for o in context.focus_orders if _ingredients(o) & HER2_DIRECTED]
-
-
 def _next_line_order_context(context: RuleContext, used: frozenset[str], preferred: set[str]) -> bool:
     """Patient-view always qualifies; an order qualifies when it is HER2-directed and not already a preferred,
     not-yet-used option (ordering the recommended drug needs no card)."""
     if context.hook == "patient-view":
         return True
-    drafts = _her2_drafts(context)
+    drafts = context.focus_orders_of(HER2_DIRECTED)
     if not drafts:
         return False
     fresh_preferred = preferred - used
-    return not any(_ingredients(o) & fresh_preferred for o in drafts)
+    return not any(o.ingredients & fresh_preferred for o in drafts)
 
 
 # --- rule 42: early recurrence -----------------------------------------------------------------------
@@ -409,8 +377,8 @@ def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
     if facts.get(setting) != "metastatic" or not _her2_positive(facts) or facts.get(line_of_therapy) not in (0, None):
         return
-    first_line_orders = [o for o in context.focus_orders if _ingredients(o) & HER2_ANTIBODY_ORDER]
-    if context.hook != "patient-view" and (not first_line_orders or any(_ingredients(o) & {TDM1, TDXD} for o in context.focus_orders)):
+    first_line_orders = context.focus_orders_of(HER2_ANTIBODY_ORDER)
+    if context.hook != "patient-view" and (not first_line_orders or any(o.ingredients & {TDM1, TDXD} for o in context.focus_orders)):
         return
     found = facts.get(recurrence)
     if found is not None:
@@ -435,7 +403,7 @@ def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
         evidence = (last.source,)
     yield Finding(
         card="sequencing-early-recurrence-second-line",
-        values={**values, "orders": _names(first_line_orders), "guideline_months": GUIDELINE_RECURRENCE_MONTHS,
+        values={**values, "orders": names_of(first_line_orders), "guideline_months": GUIDELINE_RECURRENCE_MONTHS,
                 "label_months": LABEL_RECURRENCE_MONTHS},
         evidence=evidence,
     )
@@ -507,17 +475,17 @@ def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
     removable: dict[str, DraftOrder] = {}
     for order in context.focus_orders:
         for own, partner in partners.items():
-            if own not in _ingredients(order):
+            if own not in order.ingredients:
                 continue
             start, end = planned_period(order, context.as_of)
             for other in context.record.draft_orders:
-                if other is not order and partner in _ingredients(other):
+                if other is not order and partner in other.ingredients:
                     removable.update({order.reference: order, other.reference: other})
                     pairs.append({"ordered": order.text, "other": other.text, "other_when": "ordered together in this order session"})
             for exposure in context.facts.exposures:
                 if partner in exposure.ingredients and exposure.overlaps(start, end):
                     removable[order.reference] = order
-                    pairs.append({"ordered": order.text, "other": exposure.text, "other_when": _describe(exposure)})
+                    pairs.append({"ordered": order.text, "other": exposure.text, "other_when": exposure.describe()})
     if not pairs:
         return
     # Two drafts name each other; show each pair once.
@@ -527,19 +495,9 @@ def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
         values={"pairs": unique},
         # T-DM1 continues alone (KATE2): offer to remove drafted atezolizumab; when only T-DM1 is drafted (atezolizumab
         # already running), offer to remove that draft instead.
-        suggestions=tuple(
-            ProposedSuggestion(key="remove-draft", values={"order": o.text}, actions=(ProposedAction(type="delete", resource_id=o.reference),))
-            for o in removable.values() if ATEZOLIZUMAB in _ingredients(o) or len(removable) == 1
-        ),
+        suggestions=remove_drafts(o for o in removable.values() if ATEZOLIZUMAB in o.ingredients or len(removable) == 1),
         evidence=tuple(removable),
     )
-
-
-def _describe(exposure: Exposure) -> str:
-    kind = exposure.source.split("/")[0]
-    since = f"since {exposure.start.isoformat()}" if exposure.start else "start date not recorded"
-    until = "no end date" if exposure.end is None else f"exposure to {exposure.end.isoformat()}"
-    return f"{kind} {exposure.status}, {since}, {until}"
 
 
 # --- rule 45: adjuvant trastuzumab duration ---------------------------------------------------------
@@ -569,7 +527,7 @@ def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
             return
         until, orders = context.as_of, []
     else:
-        orders = [o for o in context.focus_orders if _ingredients(o) & TRASTUZUMAB_PRODUCTS]
+        orders = context.focus_orders_of(TRASTUZUMAB_PRODUCTS)
         if not orders:
             return
         start = min(planned_period(o, context.as_of)[0] for o in orders)
@@ -588,9 +546,43 @@ def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
             "until": until,
             "weeks": (until - course_start).days // 7,
             "course": [{"text": e.text, "start": e.start, "end": e.end} for e in course],
-            "orders": _names(orders),
+            "orders": names_of(orders),
         },
         evidence=tuple(e.source for e in course) + tuple(o.reference for o in orders),
+    )
+
+
+@rule(
+    id="sequencing.metastatic-no-fixed-duration",
+    numbers=(45,),
+    title="HER2 antibody ordered for a fixed course in metastatic disease",
+    hooks=ORDER_HOOKS,
+    cards=("sequencing-metastatic-no-fixed-duration",),
+    trigger=(
+        "Metastatic (or unrecorded) disease setting and a drafted HER2 antibody (trastuzumab products, pertuzumab, "
+        "T-DM1, T-DXd) whose order fixes the length of its course beyond one cycle: a dosage bounds end, a number of "
+        "doses, a bounds duration or an expected supply duration."
+    ),
+    thresholds=f"A fixed course: planned to end at least {SINGLE_CYCLE.days} days after its start (one 3-week cycle).",
+)
+def metastatic_no_fixed_duration(context: RuleContext) -> Iterator[Finding]:
+    current_setting = context.facts.get(setting)
+    if current_setting == "early":
+        return
+    fixed = []
+    for order in context.focus_orders_of(HER2_ANTIBODIES):
+        start = planned_period(order, context.as_of)[0]
+        limit = course_limit(order, context.as_of)
+        if limit is not None and limit.end - start >= SINGLE_CYCLE:
+            fixed.append({"order": order.text, "start": start, "end": limit.end, "how": limit.how,
+                          "reference": order.reference})
+    if not fixed:
+        return
+    yield Finding(
+        card="sequencing-metastatic-no-fixed-duration",
+        values={"orders": fixed, "setting_known": current_setting == "metastatic",
+                "metastatic_since": context.facts.get(metastatic_since)},
+        evidence=tuple(item["reference"] for item in fixed),
     )
 
 
@@ -614,15 +606,9 @@ def _course_until(facts: Facts, day: date) -> list[Exposure] | None:
 
 
 def _planned_end(order: DraftOrder, as_of: date) -> date:
-    """The last planned day of an order: its bounds end, else start + count x period, else its start."""
+    """The last planned day of an order: its bounds or validity end, else the end its course limit sets, else its start."""
     start, end = planned_period(order, as_of)
     if end is not None:
         return end
-    for dosage in order.resource.dosageInstruction or []:
-        repeat = dosage.timing.repeat if dosage.timing else None
-        if repeat is None or not repeat.count or not repeat.period or repeat.periodUnit not in _PERIOD_UNITS:
-            continue
-        frequency = repeat.frequency or 1
-        interval_days = float(repeat.period) * _PERIOD_UNITS[repeat.periodUnit] / frequency
-        return start + timedelta(days=round(interval_days * (repeat.count - 1)))
-    return start
+    limit = course_limit(order, as_of)
+    return limit.end if limit is not None else start

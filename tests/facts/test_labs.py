@@ -11,7 +11,8 @@ from cds_hooks.record import build_record
 from cds_hooks.settings import Settings
 
 LOINC = "http://loinc.org"
-CODES = {"ast": "1920-8", "alt": "1742-6", "bilirubin": "1975-2", "platelets": "777-3"}
+CODES = {"ast": "1920-8", "alt": "1742-6", "bilirubin": "1975-2", "platelets": "777-3", "neutrophils": "751-8",
+         "neutrophils-unspecified": "26499-4", "neutrophils-percent": "770-8"}
 DOSE_DAY = date(2026, 12, 1)
 
 
@@ -69,6 +70,17 @@ def test_platelet_units_convert_to_a_count_per_mm3(value, unit, per_mm3):
 def test_unknown_platelet_unit_leaves_the_count_unknown(unit):
     count = labs_before(facts_with(lab("p", "platelets", 40, unit)), DOSE_DAY).platelets
     assert count is not None and count.per_mm3 is None
+
+
+@pytest.mark.parametrize("test, value, unit, per_mm3", [
+    ("neutrophils", 0.8, "10*9/L", 800), ("neutrophils", 0.8, "10*3/uL", 800), ("neutrophils-unspecified", 450, "/uL", 450),
+])
+def test_absolute_neutrophil_counts_convert_like_platelets(test, value, unit, per_mm3):
+    assert labs_before(facts_with(lab("n", test, value, unit)), DOSE_DAY).neutrophils.per_mm3 == pytest.approx(per_mm3)
+
+
+def test_a_neutrophil_percentage_is_not_an_absolute_count():
+    assert labs_before(facts_with(lab("n", "neutrophils-percent", 40, "%")), DOSE_DAY).neutrophils is None
 
 
 def test_hys_law_pattern_pairs_the_latest_results_of_separate_draws():

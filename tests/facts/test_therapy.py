@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from cds_hooks.facts.therapy import DOSE_COVERAGE, exposures, planned_period
+from cds_hooks.facts.therapy import DOSE_COVERAGE, exposures, last_dose_of, planned_period
 from cds_hooks.record import build_record
 
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -58,6 +58,13 @@ def test_records_in_error_or_not_taken_are_not_exposures():
     assert exposures(record_with(statement("entered-in-error"), administration("x", "2026-10-01", status="not-done"))) == ()
 
 
+def test_an_unsigned_draft_in_the_record_is_not_an_exposure():
+    draft = {"resourceType": "MedicationRequest", "id": "left-unsigned", "status": "draft", "intent": "order",
+             "subject": {"reference": "Patient/p"}, "medicationCodeableConcept": DOXORUBICIN, "authoredOn": "2026-03-01"}
+    active = {**draft, "id": "signed", "status": "active"}
+    assert [e.source for e in exposures(record_with(draft, active))] == ["MedicationRequest/signed"]
+
+
 def test_planned_period_of_a_draft_prefers_dosage_bounds_then_authored_date_then_today():
     draft = {"resourceType": "MedicationRequest", "id": "d", "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
              "medicationCodeableConcept": DOXORUBICIN, "authoredOn": "2026-11-20",
@@ -71,3 +78,17 @@ def test_planned_period_of_a_draft_prefers_dosage_bounds_then_authored_date_then
         (date(2026, 11, 20), None),
         (today, None),
     ]
+
+
+def test_last_dose_is_the_newest_recorded_dose_or_course_end():
+    found = exposures(record_with(administration("a1", "2026-09-01"), administration("a2", "2026-10-05"),
+                                  statement("completed", effectivePeriod={"start": "2026-01-05", "end": "2026-06-30"})))
+    last = last_dose_of(found)
+    assert (last.day, last.at_least, last.sources) == (date(2026, 10, 5), date(2026, 10, 5), ("MedicationAdministration/a2",))
+
+
+def test_a_later_course_without_an_end_leaves_the_last_dose_open_from_its_start():
+    stopped = {"resourceType": "MedicationRequest", "id": "r", "status": "stopped", "intent": "order", "subject": {"reference": "Patient/p"},
+               "medicationCodeableConcept": DOXORUBICIN, "authoredOn": "2026-10-20"}
+    last = last_dose_of(exposures(record_with(administration("a1", "2026-09-01"), stopped)))
+    assert (last.day, last.at_least, last.sources) == (None, date(2026, 10, 20), ("MedicationRequest/r",))

@@ -6,7 +6,12 @@ from datetime import date
 from cds_hooks.facts import Facts
 from cds_hooks.record import build_record
 from cds_hooks.rules.base import RuleContext
-from cds_hooks.rules.pregnancy import contraception_counselling, her2_agent_in_pregnancy, status_before_her2_start
+from cds_hooks.rules.pregnancy import (
+    contraception_after_therapy,
+    contraception_counselling,
+    her2_agent_in_pregnancy,
+    status_before_her2_start,
+)
 from cds_hooks.settings import Settings
 
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -107,3 +112,43 @@ def test_counselling_for_a_man_only_with_tdxd():
 def test_counselling_is_not_repeated_after_any_earlier_her2_agent():
     earlier = statement("old", TDM1, "2025-01-01", "2025-06-30")
     assert list(contraception_counselling(context(WOMAN, earlier, drafts=[draft("h", TRASTUZUMAB)]))) == []
+
+
+def administration(aid, medication, day):
+    return {"resourceType": "MedicationAdministration", "id": aid, "status": "completed", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": medication, "effectiveDateTime": day}
+
+
+def test_after_the_last_dose_contraception_runs_seven_calendar_months():
+    (finding,) = contraception_after_therapy(context(WOMAN, administration("a1", TRASTUZUMAB, "2026-08-31"),
+                                                     administration("a2", TRASTUZUMAB, "2026-10-31"), hook="patient-view"))
+    (window,) = finding.values["windows"]
+    assert (window["advice"], window["last_dose"], window["until"]) == ("contraception", date(2026, 10, 31), date(2027, 5, 31))
+    assert finding.evidence == ("MedicationAdministration/a2",)
+
+
+def test_no_card_while_a_cycle_still_covers_today_or_once_the_window_has_closed():
+    assert list(contraception_after_therapy(context(WOMAN, administration("a", TRASTUZUMAB, "2026-11-10"), hook="patient-view"))) == []
+    next_course = statement("next", TRASTUZUMAB, "2026-12-01")
+    assert list(contraception_after_therapy(context(WOMAN, administration("a", TRASTUZUMAB, "2026-10-01"), next_course,
+                                                    hook="patient-view"))) == []
+    assert list(contraception_after_therapy(context(WOMAN, administration("a", TRASTUZUMAB, "2026-04-21"), hook="patient-view"))) == []
+
+
+def test_a_stopped_order_without_an_end_counts_from_its_start():
+    stopped = {**draft("r", TDM1, start="2026-09-01"), "status": "stopped"}
+    (finding,) = contraception_after_therapy(context(WOMAN, stopped, hook="patient-view"))
+    advice = {w["advice"]: w for w in finding.values["windows"]}
+    assert set(advice) == {"contraception", "breastfeeding"}
+    assert advice["breastfeeding"]["last_dose"] is None and advice["breastfeeding"]["until"] == date(2027, 4, 1)
+
+
+def test_a_man_after_tdxd_gets_four_months_and_no_female_advice():
+    man = {**WOMAN, "gender": "male"}
+    (finding,) = contraception_after_therapy(context(man, administration("a", TDXD, "2026-10-20"), hook="patient-view"))
+    (window,) = finding.values["windows"]
+    assert (window["advice"], window["until"]) == ("male-contraception", date(2027, 2, 20))
+
+
+def test_no_stopping_card_during_pregnancy():
+    assert list(contraception_after_therapy(context(WOMAN, PREGNANCY, administration("a", TRASTUZUMAB, "2026-10-20"), hook="patient-view"))) == []

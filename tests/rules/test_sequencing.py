@@ -11,6 +11,7 @@ from cds_hooks.rules.sequencing import (
     early_recurrence_second_line,
     first_line_thp_preferred,
     katherine_adjuvant_tdm1,
+    metastatic_no_fixed_duration,
     second_line_after_progression,
     tdm1_with_atezolizumab,
     trastuzumab_duration,
@@ -193,3 +194,24 @@ def test_trastuzumab_course_counts_planned_cycles_and_breaks_on_long_gaps():
     assert list(trastuzumab_duration(context(*course, drafts=[draft("h", "trastuzumab", "2026-11-23", count=17)]))) == []
     metastatic = (*METASTATIC, statement("h", "trastuzumab", "2025-03-17"))
     assert list(trastuzumab_duration(context(*metastatic, hook="patient-view"))) == []
+
+
+def test_a_fixed_course_in_metastatic_disease_is_named_however_the_order_fixes_it():
+    bounded = {**draft("b", "pertuzumab"), "dosageInstruction": [{"timing": {"repeat": {
+        "boundsPeriod": {"start": "2026-11-23", "end": "2027-05-31"}, "frequency": 1, "period": 3, "periodUnit": "wk"}}}]}
+    duration = {**draft("d", "tdxd"), "dosageInstruction": [{"timing": {"repeat": {
+        "boundsDuration": {"value": 6, "unit": "months", "system": "http://unitsofmeasure.org", "code": "mo"}, "frequency": 1, "period": 3, "periodUnit": "wk"}}}]}
+    supply = {**draft("s", "tdm1"), "dispenseRequest": {"expectedSupplyDuration": {"value": 18, "unit": "weeks", "code": "wk"}}}
+    (finding,) = metastatic_no_fixed_duration(context(*METASTATIC, drafts=[draft("c", "trastuzumab", count=6), bounded, duration, supply]))
+    assert [o["how"] for o in finding.values["orders"]] == ["6 doses", "ends on 2027-05-31", "for 6 months", "a supply for 18 weeks"]
+    assert finding.values["orders"][0]["end"] == date(2027, 3, 8) and finding.values["setting_known"]
+
+
+def test_per_cycle_orders_open_courses_and_early_disease_get_no_fixed_course_card():
+    assert list(metastatic_no_fixed_duration(context(*METASTATIC, drafts=[draft("one", "trastuzumab", count=1), draft("open", "trastuzumab")]))) == []
+    assert list(metastatic_no_fixed_duration(context(HER2POS, drafts=[draft("c", "trastuzumab", count=17)]))) == []
+
+
+def test_a_fixed_course_with_the_setting_unrecorded_asks_for_it():
+    (finding,) = metastatic_no_fixed_duration(context(drafts=[draft("c", "trastuzumab", count=6)]))
+    assert finding.values["setting_known"] is False

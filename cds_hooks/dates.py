@@ -1,4 +1,4 @@
-"""FHIR date/dateTime values (full, partial or timestamped) as the calendar days rules compare."""
+"""FHIR date/dateTime values (full, partial or timestamped) as the calendar days the record and rules compare."""
 from __future__ import annotations
 
 import calendar
@@ -14,6 +14,13 @@ def first_day(value: Any) -> date | None:
 def last_day(value: Any) -> date | None:
     """The latest calendar day a FHIR date or dateTime can mean ("2026-03" -> 2026-03-31)."""
     return _bounds(value)[1]
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` calendar months later, or that month's last day (31 Jan + 1 month = end of February)."""
+    year, month = divmod(day.month - 1 + months, 12)
+    later_year, later_month = day.year + year, month + 1
+    return date(later_year, later_month, min(day.day, calendar.monthrange(later_year, later_month)[1]))
 
 
 def _bounds(value: Any) -> tuple[date | None, date | None]:
