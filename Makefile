@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test install catalog clean
+.PHONY: run test install browser catalog bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,17 +14,30 @@ $(BIN)/python:
 
 # Reinstall only when the declared dependencies change.
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,report]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# Local development: authentication explicitly off, which `cds-hooks serve` accepts on a loopback HOST only.
+# Local development: authentication off, and FHIR servers on loopback callable without listing them (development
+# mode), which `cds-hooks serve` accepts on a loopback HOST.
 run: $(STAMP)
-	CDS_HOOKS_AUTH_REQUIRED=false $(BIN)/cds-hooks serve --host $(HOST) --port $(PORT)
+	CDS_HOOKS_AUTH_REQUIRED=false CDS_HOOKS_DEVELOPMENT_MODE=true $(BIN)/cds-hooks serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+# Debian's chromium for the preview page's browser test, when missing (without it that test is skipped).
+browser:
+	@scripts/install-browser
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The side-by-side benchmark (minutes; not part of `make test`): writes bench/RESULTS.md and bench/latency.png.
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/python -m bench.benchmark $(BENCH_ARGS)
 
 catalog: $(STAMP)
 	$(BIN)/cds-hooks catalog

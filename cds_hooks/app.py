@@ -11,9 +11,12 @@ from flask_cors import CORS
 
 from cds_hooks.api.cds_services import blueprint as cds_services
 from cds_hooks.api.errors import register_error_handlers
+from cds_hooks.api.openapi import blueprint as openapi
+from cds_hooks.api.preview import blueprint as preview
 from cds_hooks.auth import require_client_tokens
 from cds_hooks.engine import Engine
 from cds_hooks.feedback import FeedbackStore
+from cds_hooks.scenarios import ScenarioCatalog
 from cds_hooks.settings import Settings
 
 log = logging.getLogger("cds_hooks.access")
@@ -40,6 +43,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         max_age=86400,
     )
     app.register_blueprint(cds_services)
+    # Outside client authentication, like /healthz: it describes the API and holds no patient data.
+    app.register_blueprint(openapi)
+    # Off unless decided: `cds-hooks serve` turns it on for a loopback bind (Settings.for_host).
+    if settings.preview_enabled:
+        app.extensions["cds_hooks.scenarios"] = ScenarioCatalog.load()
+        app.register_blueprint(preview)
     register_error_handlers(app)
 
     @app.get("/healthz")

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
+import jwt
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cds_hooks.cases import Case, PrefetchMode, card_id, check_response
 from cds_hooks.engine import Engine
@@ -36,9 +41,17 @@ def run_in_process(engine: Engine, case: Case, prefetch: PrefetchMode = "full") 
     return _result(case, status, body, started)
 
 
-def run_against_url(session: requests.Session, base_url: str, case: Case, headers: dict[str, str] | None = None) -> CaseResult:
+# The Authorization header value for a URL about to be called.
+Authorization = Callable[[str], str]
+# What an EC key's curve signs as; RSA keys sign RS384, the other algorithm this service accepts by default.
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+CLIENT_TOKEN_LIFETIME_SECONDS = 300
+
+
+def run_against_url(session: requests.Session, base_url: str, case: Case, authorization: Authorization | None = None) -> CaseResult:
     started = time.perf_counter()
     url = f"{base_url.rstrip('/')}/cds-services/{case.service_id}"
+    headers = {"Authorization": authorization(url)} if authorization else None
     try:
         response = session.post(url, json=case.request_for("full"), headers=headers, timeout=30)
         try:
@@ -49,6 +62,41 @@ def run_against_url(session: requests.Session, base_url: str, case: Case, header
     except requests.RequestException as error:
         status, body = 0, {"error": "unreachable", "message": type(error).__name__}
     return _result(case, status, body, started)
+
+
+@dataclass(frozen=True)
+class ClientSigner:
+    """Signs each call as a CDS client does (CDS Hooks 2.0 §Security): a new JWT whose aud is the URL called and whose
+    jti is new, so a server that refuses replayed tokens accepts every case."""
+
+    private_key: Any
+    algorithm: str
+    iss: str
+    kid: str
+    tenant: str | None = None
+
+    @classmethod
+    def from_pem(cls, path: Path, iss: str, kid: str, tenant: str | None = None) -> "ClientSigner":
+        """The signer for an unencrypted PEM private key (EC P-256/384/521 or RSA); ValueError when it cannot sign."""
+        try:
+            key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        except (OSError, ValueError, TypeError) as error:
+            raise ValueError(f"cannot read the private key {path}: {error}") from None
+        if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _EC_ALGORITHMS:
+            algorithm = _EC_ALGORITHMS[key.curve.name]
+        elif isinstance(key, rsa.RSAPrivateKey):
+            algorithm = "RS384"
+        else:
+            raise ValueError(f"{path}: CDS Hooks clients sign with an EC (P-256, P-384, P-521) or RSA key")
+        return cls(key, algorithm, iss, kid, tenant)
+
+    def __call__(self, url: str) -> str:
+        now = int(time.time())
+        claims = {"iss": self.iss, "aud": url, "iat": now, "exp": now + CLIENT_TOKEN_LIFETIME_SECONDS, "jti": str(uuid.uuid4())}
+        if self.tenant:
+            claims["tenant"] = self.tenant
+        token = jwt.encode(claims, self.private_key, algorithm=self.algorithm, headers={"typ": "JWT", "kid": self.kid})
+        return f"Bearer {token}"
 
 
 def _result(case: Case, status: int, body: Any, started: float) -> CaseResult:
@@ -62,13 +110,14 @@ def _result(case: Case, status: int, body: Any, started: float) -> CaseResult:
 
 
 def text_report(results: Iterable[CaseResult]) -> str:
-    """PASS/FAIL per case; for a failure, the expectation against what came back."""
+    """PASS/FAIL per case; for a failure, its file, then the expectation against what came back and each difference."""
     results = list(results)
     lines = []
     for result in results:
         lines.append(f"{'PASS' if result.passed else 'FAIL'}  {result.case.name}  ({result.seconds * 1000:.0f} ms)")
         if result.passed:
             continue
+        lines.append(f"      {result.case.path}" + (f": {result.case.description}" if result.case.description else ""))
         expect = result.case.expect
         if expect.empty:
             lines.append("      expected: no cards at all")

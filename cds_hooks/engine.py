@@ -26,14 +26,29 @@ RULE_FAILURE_CARD = "rule-evaluation-failed"
 
 
 @dataclass(frozen=True)
+class IssuedCard:
+    """A card in a response, as feedback statistics know it: no patient data."""
+
+    uuid: str
+    card_id: str
+    # None for the engine's own rule-evaluation-failed card.
+    rule_id: str | None
+    indicator: str
+
+
+@dataclass(frozen=True)
 class Evaluation:
-    """A response body plus what the logs may say about it (no PHI)."""
+    """A response body plus what the logs and the issued-card record may say about it (no PHI)."""
 
     body: dict[str, Any]
     service_id: str
-    card_ids: tuple[str, ...]
+    issued: tuple[IssuedCard, ...]
     fetched_keys: tuple[str, ...]
     timings_ms: dict[str, float]
+
+    @property
+    def card_ids(self) -> tuple[str, ...]:
+        return tuple(card.card_id for card in self.issued)
 
 
 class Engine:
@@ -92,18 +107,22 @@ class Engine:
         )
         findings = self._without_absorbed(list(self._findings(context)))
         clock.lap("rules")
-        cards = sorted((self.renderer.render(finding) for finding in findings), key=lambda card: INDICATOR_ORDER[card.indicator])
-        system_actions = tuple(action for finding in findings for action in self.renderer.render_system_actions(finding))
+        rendered = sorted(
+            ((rule_id, self.renderer.render(finding)) for rule_id, finding in findings),
+            key=lambda pair: INDICATOR_ORDER[pair[1].indicator],
+        )
+        system_actions = tuple(action for _, finding in findings for action in self.renderer.render_system_actions(finding))
         clock.lap("render")
         return Evaluation(
-            body=to_json(Response(cards=tuple(cards), systemActions=system_actions)),
+            body=to_json(Response(cards=tuple(card for _, card in rendered), systemActions=system_actions)),
             service_id=service.id,
-            card_ids=tuple(_card_id(card) for card in cards),
+            issued=tuple(IssuedCard(card.uuid, _card_id(card), rule_id, card.indicator) for rule_id, card in rendered),
             fetched_keys=prefetch.fetched_keys,
             timings_ms=timings,
         )
 
-    def _findings(self, context: RuleContext) -> Iterable[Finding]:
+    def _findings(self, context: RuleContext) -> Iterable[tuple[str | None, Finding]]:
+        """Each finding with the id of the rule that made it (None for the rule-failure card)."""
         failed: list[Rule] = []
         for rule in self.rules_by_hook[context.hook]:
             try:
@@ -114,15 +133,15 @@ class Engine:
                 log.exception("rule failed", extra={"rule": rule.id})
                 failed.append(rule)
                 continue
-            yield from findings
+            yield from ((rule.id, finding) for finding in findings)
         if failed:
-            yield Finding(card=RULE_FAILURE_CARD, values={"rules": [rule.title for rule in failed]})
+            yield None, Finding(card=RULE_FAILURE_CARD, values={"rules": [rule.title for rule in failed]})
 
-    def _without_absorbed(self, findings: list[Finding]) -> list[Finding]:
+    def _without_absorbed(self, findings: list[tuple[str | None, Finding]]) -> list[tuple[str | None, Finding]]:
         """Related findings merge: a card that another shown card absorbs (cards/ `absorbs`) is left out."""
-        shown = {finding.card for finding in findings}
+        shown = {finding.card for _, finding in findings}
         absorbed = {other for card in shown for other in self.renderer.templates[card].absorbs} & shown
-        return [finding for finding in findings if finding.card not in absorbed]
+        return [(rule_id, finding) for rule_id, finding in findings if finding.card not in absorbed]
 
     def close(self) -> None:
         self.resolver.close()

@@ -1,4 +1,6 @@
-"""CDS Hooks feedback: each item validated on its own and stored once in SQLite, shared by all workers."""
+"""CDS Hooks feedback and the cards it is about: each feedback item validated on its own, every card issued
+recorded (no patient data) so acceptance has a denominator; SQLite shared by all workers.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -7,9 +9,12 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from cds_hooks.database import ThreadConnections
+
+if TYPE_CHECKING:
+    from cds_hooks.engine import IssuedCard
 
 OUTCOMES = ("accepted", "overridden")
 
@@ -28,6 +33,37 @@ CREATE TABLE IF NOT EXISTS feedback (
     received_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_card ON feedback (card_uuid);
+CREATE TABLE IF NOT EXISTS issued_cards (
+    card_uuid TEXT PRIMARY KEY,
+    service_id TEXT NOT NULL,
+    rule_id TEXT,
+    card_id TEXT NOT NULL,
+    indicator TEXT NOT NULL,
+    issued_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS issued_cards_time ON issued_cards (issued_at);
+"""
+
+# Per card, over the cards issued in the period: a card counts once per outcome however often it was reported.
+_OUTCOMES_BY_CARD = """
+SELECT rule_id, card_id, indicator, COUNT(*),
+       SUM(EXISTS (SELECT 1 FROM feedback f WHERE f.card_uuid = i.card_uuid AND f.outcome = 'accepted')),
+       SUM(EXISTS (SELECT 1 FROM feedback f WHERE f.card_uuid = i.card_uuid AND f.outcome = 'overridden'))
+FROM issued_cards i WHERE issued_at >= ?
+GROUP BY rule_id, card_id, indicator
+ORDER BY COUNT(*) DESC, card_id
+"""
+# The Sandbox sends override codes without a display, so reasons are counted by code.
+_OVERRIDE_REASONS = """
+SELECT i.rule_id, i.card_id, i.indicator, f.override_code, MAX(f.override_display), COUNT(DISTINCT f.card_uuid)
+FROM issued_cards i JOIN feedback f ON f.card_uuid = i.card_uuid AND f.outcome = 'overridden'
+WHERE i.issued_at >= ?
+GROUP BY i.rule_id, i.card_id, i.indicator, f.override_code
+ORDER BY COUNT(DISTINCT f.card_uuid) DESC, f.override_code
+"""
+_FEEDBACK_ON_UNRECORDED_CARDS = """
+SELECT COUNT(DISTINCT card_uuid) FROM feedback f
+WHERE received_at >= ? AND NOT EXISTS (SELECT 1 FROM issued_cards i WHERE i.card_uuid = f.card_uuid)
 """
 
 
@@ -114,6 +150,39 @@ def _override_reason(value: Any, problems: list[str]) -> tuple[dict[str, str] | 
     return coding, comment
 
 
+@dataclass(frozen=True)
+class OverrideReasonCount:
+    # None when the clinician overrode without choosing a reason.
+    code: str | None
+    display: str | None
+    cards: int
+
+
+@dataclass(frozen=True)
+class CardOutcomes:
+    """How one card of one rule fared: cards shown, and how many of them were accepted or overridden."""
+
+    rule_id: str | None
+    card_id: str
+    indicator: str
+    shown: int
+    accepted: int
+    overridden: int
+    override_reasons: tuple[OverrideReasonCount, ...]
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.shown
+
+
+@dataclass(frozen=True)
+class FeedbackSummary:
+    cards: tuple[CardOutcomes, ...]
+    # Cards that feedback names but that were never recorded as issued: shown before recording began, or by
+    # an instance with another database. They have no denominator, so they are counted apart.
+    unrecorded_cards_with_feedback: int
+
+
 def _is_rfc3339(value: Any) -> bool:
     if not isinstance(value, str) or "T" not in value.upper():
         return False
@@ -129,7 +198,9 @@ class FeedbackStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._connections = ThreadConnections(self.path)
+        # Statistics, not clinical data: losing the last seconds of them to a power failure is acceptable, an fsync
+        # on every card-bearing response is not (it was most of the recording's cost).
+        self._connections = ThreadConnections(self.path, sync_every_commit=False)
         self._connection().executescript(_SCHEMA)
 
     def _connection(self) -> sqlite3.Connection:
@@ -137,7 +208,7 @@ class FeedbackStore:
 
     def store(self, service_id: str, items: Iterable[FeedbackItem]) -> int:
         """Store items in one transaction; returns how many were new (duplicates are kept once)."""
-        received = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        received = _now()
         rows = [
             (
                 item.fingerprint(service_id), service_id, item.card, item.outcome, item.outcome_timestamp,
@@ -158,6 +229,30 @@ class FeedbackStore:
         connection.execute("COMMIT")
         return connection.total_changes - before
 
+    def record_issued(self, service_id: str, cards: Iterable[IssuedCard]) -> None:
+        """One insert for all the cards of a response; a response without cards writes nothing."""
+        issued_at = _now()
+        values = [value for card in cards
+                  for value in (card.uuid, service_id, card.rule_id, card.card_id, card.indicator, issued_at)]
+        if values:
+            rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * (len(values) // 6))
+            self._connection().execute(f"INSERT OR IGNORE INTO issued_cards VALUES {rows}", values)
+
+    def summary(self, since: datetime | None = None) -> FeedbackSummary:
+        """Outcomes per card for the cards issued since `since` (all when None), most shown first."""
+        start = _timestamp(since) if since else ""
+        connection = self._connection()
+        reasons: dict[tuple[Any, ...], list[OverrideReasonCount]] = {}
+        for rule_id, card_id, indicator, code, display, count in connection.execute(_OVERRIDE_REASONS, (start,)):
+            reasons.setdefault((rule_id, card_id, indicator), []).append(OverrideReasonCount(code, display, count))
+        cards = tuple(
+            CardOutcomes(rule_id, card_id, indicator, shown, accepted, overridden,
+                         tuple(reasons.get((rule_id, card_id, indicator), ())))
+            for rule_id, card_id, indicator, shown, accepted, overridden in connection.execute(_OUTCOMES_BY_CARD, (start,))
+        )
+        (unrecorded,) = connection.execute(_FEEDBACK_ON_UNRECORDED_CARDS, (start,)).fetchone()
+        return FeedbackSummary(cards, unrecorded)
+
     def all(self) -> list[dict[str, Any]]:
         connection = self._connection()
         connection.row_factory = sqlite3.Row
@@ -165,3 +260,12 @@ class FeedbackStore:
             return [dict(row) for row in connection.execute("SELECT * FROM feedback ORDER BY received_at, card_uuid")]
         finally:
             connection.row_factory = None
+
+
+def _now() -> str:
+    return _timestamp(datetime.now(timezone.utc))
+
+
+def _timestamp(moment: datetime) -> str:
+    """UTC with milliseconds, one fixed width, so stored times compare correctly as text."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")

@@ -1,6 +1,7 @@
 """Prefetch resolution: take each template's data from the request, or fetch it from fhirServer within one time budget.
 
 Every template key is required data; when any of it cannot be had, the call ends with 412 (PrefetchUnavailable).
+Data is fetched only from an allowed fhirServer (Settings.allows_fhir_server), and the bearer token goes nowhere else.
 """
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from urllib.parse import quote, urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from cds_hooks.protocol.errors import PrefetchUnavailable
+from cds_hooks.protocol.errors import PrefetchUnavailable, TooManyResources
 from cds_hooks.protocol.request import HookRequest
-from cds_hooks.settings import Settings
+from cds_hooks.settings import Endpoint, Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ _USER_TOKENS: Mapping[str, str] = {
     "userRelatedPersonId": "RelatedPerson",
 }
 _READ_CHUNK_BYTES = 64 * 1024
+FHIR_SERVER_NOT_ALLOWED = "fhirServer is not a FHIR server this service is allowed to call"
 
 
 @dataclass(frozen=True)
@@ -124,12 +126,9 @@ def next_link(resource: Mapping[str, Any]) -> str | None:
 
 def is_on_server(url: str, fhir_server: str) -> bool:
     """True when `url` lies under the fhirServer base, so the EHR's token may go with it."""
-    target, base = urlsplit(url), urlsplit(fhir_server)
-    if (target.scheme.lower(), target.netloc.lower()) != (base.scheme.lower(), base.netloc.lower()):
-        return False
-    base_path = base.path.rstrip("/")
+    target, base = Endpoint.of(url), Endpoint.of(fhir_server)
     # HAPI pages with `{base}?_getpages=...`, so the base path itself counts.
-    return target.path.rstrip("/") == base_path or target.path.startswith(base_path + "/")
+    return target is not None and base is not None and target.is_under(base)
 
 
 class _KeyFailed(Exception):
@@ -138,6 +137,22 @@ class _KeyFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class _ResourceCount:
+    """The FHIR resources one call holds so far, against max_resources_per_request; its fetches add to it."""
+
+    def __init__(self, limit: int, in_request: int) -> None:
+        self.limit = limit
+        self._total = in_request
+        # Keys are fetched on several threads at once.
+        self._lock = threading.Lock()
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self._total += count
+            if self._total > self.limit:
+                raise _KeyFailed(f"this call's FHIR data is more than {self.limit} resources")
 
 
 @dataclass(frozen=True)
@@ -187,10 +202,20 @@ class PrefetchResolver:
             else:
                 resources[key] = supplied
                 log.debug("prefetch key supplied", extra={"key": key, "outcome": "supplied", "pages": 0, "elapsed_ms": 0.0})
+        in_request = len(request.draft_orders) + sum(map(len, resources.values())) + sum(len(f.resources) for f in fetches)
+        limit = self.settings.max_resources_per_request
+        if in_request > limit:
+            raise TooManyResources(
+                f"the request carries {in_request} FHIR resources in prefetch and draftOrders; "
+                f"at most {limit} are read per call"
+            )
         if failures:
             # The call ends in 412 whatever the other keys return, so don't spend the FHIR server's time on them.
             _raise_unavailable(failures)
-        resources.update(self._fetch_all(fetches, request, started, failures))
+        if fetches and not self.settings.allows_fhir_server(request.fhir_server):
+            log.warning("fhirServer not allowed", extra={"fhir_server_host": urlsplit(request.fhir_server).hostname})
+            _raise_unavailable({fetch.key: FHIR_SERVER_NOT_ALLOWED for fetch in fetches})
+        resources.update(self._fetch_all(fetches, request, started, failures, _ResourceCount(limit, in_request)))
         if failures:
             _raise_unavailable(failures)
         return PrefetchResult(
@@ -227,7 +252,7 @@ class PrefetchResolver:
         return _Fetch(key, f"{request.fhir_server}/{query.lstrip('/')}", is_read="?" not in query)
 
     def _fetch_all(
-        self, fetches: list[_Fetch], request: HookRequest, started: float, failures: dict[str, str]
+        self, fetches: list[_Fetch], request: HookRequest, started: float, failures: dict[str, str], count: _ResourceCount
     ) -> dict[str, list[dict]]:
         """Run every fetch concurrently within the budget that began at `started`; record failures in `failures`."""
         if not fetches:
@@ -237,7 +262,8 @@ class PrefetchResolver:
         if request.fhir_authorization is not None:
             headers["Authorization"] = f"Bearer {request.fhir_authorization.access_token}"
         futures: dict[Future[_Fetched], _Fetch] = {
-            self._executor.submit(self._fetch_key, fetch, request.fhir_server, headers, deadline): fetch for fetch in fetches
+            self._executor.submit(self._fetch_key, fetch, request.fhir_server, headers, deadline, count): fetch
+            for fetch in fetches
         }
         wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         resolved: dict[str, list[dict]] = {}
@@ -259,7 +285,9 @@ class PrefetchResolver:
             )
         return resolved
 
-    def _fetch_key(self, fetch: _Fetch, fhir_server: str, headers: Mapping[str, str], deadline: float) -> _Fetched:
+    def _fetch_key(
+        self, fetch: _Fetch, fhir_server: str, headers: Mapping[str, str], deadline: float, count: _ResourceCount
+    ) -> _Fetched:
         """Fetch one key, following `next` links; runs on a worker thread."""
         started = time.monotonic()
         collected = list(fetch.resources)
@@ -276,7 +304,9 @@ class PrefetchResolver:
             pages += 1
             if body is None:
                 break
-            collected.extend(resources_in(body))
+            found = resources_in(body)
+            count.add(len(found))
+            collected.extend(found)
             link = next_link(body)
             url = self._on_server(link, fhir_server) if link is not None else None
         return _Fetched(collected, pages, round((time.monotonic() - started) * 1000, 1))
@@ -287,7 +317,8 @@ class PrefetchResolver:
         if remaining <= 0:
             raise _KeyFailed(self._timeout_reason())
         try:
-            # The timeout bounds connecting and each socket read; _read_body bounds the whole body.
+            # The timeout bounds connecting and each socket read; _read_body bounds the whole body. Redirects are
+            # never followed, even on the same server: each hop would need the allow-list and token checks again.
             with self._session().get(url, headers=headers, timeout=remaining, stream=True, allow_redirects=False) as response:
                 if not_found_is_empty and response.status_code in (404, 410):
                     return None

@@ -1,7 +1,7 @@
 """One settings object, read once at start-up from an optional TOML file and `CDS_HOOKS_*` variables.
 
-Defaults are safe and embedded: a SQLite file under the working folder, no external service, and CDS client
-authentication required unless it is explicitly turned off.
+Defaults are safe and embedded: a SQLite file under the working folder, no external service, CDS client
+authentication required unless it is explicitly turned off, and no outbound FHIR calls until a server is allowed.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 ENV_PREFIX = "CDS_HOOKS_"
 CONFIG_FILE_VARIABLE = "CDS_HOOKS_CONFIG"
@@ -82,6 +82,48 @@ class TrustedIssuer:
 
 
 @dataclass(frozen=True)
+class Endpoint:
+    """Where an http(s) URL leads: scheme, host, port (the default filled in) and path without a trailing slash."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    has_query_or_fragment: bool
+
+    @classmethod
+    def of(cls, url: str) -> "Endpoint | None":
+        """None for anything but a plain http(s) URL: user info, backslashes, spaces, dot segments or a bad port
+        are where URL parsers disagree about the host or path, so such a URL is never trusted."""
+        if not isinstance(url, str) or any(char in "\\ " or not char.isprintable() for char in url):
+            return None
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            return None
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            return None
+        if any(segment in (".", "..") for segment in unquote(parts.path).split("/")):
+            return None
+        return cls(
+            scheme=scheme,
+            host=parts.hostname,
+            port=port if port is not None else (443 if scheme == "https" else 80),
+            path=parts.path.rstrip("/"),
+            # Even an empty "?" counts: a FHIR path appended to such a base would land in its query.
+            has_query_or_fragment="?" in url or "#" in url,
+        )
+
+    def is_under(self, base: "Endpoint") -> bool:
+        """True when this URL lies on `base`'s server at or below its path, at a path-segment boundary."""
+        if (self.scheme, self.host, self.port) != (base.scheme, base.host, base.port):
+            return False
+        return self.path == base.path or self.path.startswith(base.path + "/")
+
+
+@dataclass(frozen=True)
 class Settings:
     # Requests with a larger body are refused with 413.
     max_body_bytes: int = 5 * 1024 * 1024
@@ -95,6 +137,15 @@ class Settings:
     prefetch_max_response_bytes: int = 10 * 1024 * 1024
     # Worker threads shared by all requests of one process for concurrent prefetch.
     prefetch_threads: int = 16
+    # The only FHIR servers prefetch may call (base URLs; a request's fhirServer must be one of them or lie
+    # below one). https, or http on loopback. Empty: data is never fetched, only taken from the request.
+    allowed_fhir_servers: tuple[str, ...] = ()
+    # Local development: FHIR servers on loopback may be called without being listed. Off in deployments,
+    # where it would let a caller make the service probe ports on its own host.
+    development_mode: bool = False
+    # Most FHIR resources one call may bring (prefetch, fetched pages and draftOrders together), so one call
+    # cannot hold a worker building hundreds of thousands of models.
+    max_resources_per_request: int = 20_000
     # gunicorn process and thread counts for `cds-hooks serve`.
     workers: int = 2
     threads: int = 4
@@ -129,6 +180,9 @@ class Settings:
     auth_jwks_min_refresh_seconds: float = 10.0
     # Time allowed for fetching a JWK Set.
     auth_jwks_timeout_seconds: float = 5.0
+    # The card preview page at / (fixture patients only). None ("auto"): on when `cds-hooks serve` binds a
+    # loopback address (`for_host`), off for an app built any other way.
+    preview_enabled: bool | None = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -161,19 +215,49 @@ class Settings:
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **{k: _convert(k, v) for k, v in changes.items()})
 
+    def for_host(self, host: str) -> "Settings":
+        """These settings with the choices left to the served address made: the preview page on loopback only."""
+        if self.preview_enabled is None:
+            return self.replace(preview_enabled=is_loopback(host))
+        return self
+
     def validate(self) -> None:
         if self.jurisdiction not in ("US", "EU"):
             raise SettingsError("jurisdiction must be US or EU")
         if self.prefetch_budget_seconds <= 0:
             raise SettingsError("prefetch_budget_seconds must be positive")
         for name in (
-            "max_body_bytes", "prefetch_max_pages", "prefetch_max_response_bytes", "prefetch_threads", "workers", "threads",
+            "max_body_bytes", "prefetch_max_pages", "prefetch_max_response_bytes", "prefetch_threads",
+            "max_resources_per_request", "workers", "threads",
             "weight_lookback_days", "lab_lookback_days", "pregnancy_test_lookback_days", "baseline_lvef_lookback_days",
             "lvef_monitoring_interval_days",
         ):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{name} must be at least 1")
+        self._validate_fhir_servers()
         self._validate_auth()
+
+    def allows_fhir_server(self, fhir_server: str) -> bool:
+        """Whether prefetch may call `fhirServer` (and send it the request's bearer token)."""
+        endpoint = Endpoint.of(fhir_server)
+        if endpoint is None or endpoint.has_query_or_fragment:
+            return False
+        if self.development_mode and is_loopback(endpoint.host):
+            return True
+        bases = (Endpoint.of(allowed) for allowed in self.allowed_fhir_servers)
+        return any(base is not None and endpoint.is_under(base) for base in bases)
+
+    def _validate_fhir_servers(self) -> None:
+        for allowed in self.allowed_fhir_servers:
+            endpoint = Endpoint.of(allowed)
+            if endpoint is None or endpoint.has_query_or_fragment:
+                raise SettingsError(
+                    f"allowed_fhir_servers: {allowed!r} is not a FHIR base URL; give one like https://ehr.example.org/fhir "
+                    "(no user info, query, fragment or dot segments)"
+                )
+            # The EHR's bearer token and patient data travel on this connection.
+            if endpoint.scheme != "https" and not is_loopback(endpoint.host):
+                raise SettingsError(f"allowed_fhir_servers: {allowed} must use https (plain http only on loopback)")
 
     def _validate_auth(self) -> None:
         if not self.auth_algorithms:
@@ -227,7 +311,9 @@ def _convert(name: str, value: Any) -> Any:
             return float(value)
         if declared == "int":
             return int(value)
-        if declared == "bool":
+        if declared == "bool | None" and (value is None or str(value).strip().lower() == "auto"):
+            return None
+        if declared in ("bool", "bool | None"):
             return value if isinstance(value, bool) else _boolean(str(value))
         if declared == "tuple[str, ...]":
             # From the environment a list is comma-separated text: CDS_HOOKS_AUTH_ALGORITHMS=ES384,ES256

@@ -68,6 +68,8 @@ class FhirTestServer:
       huge_bytes             answer 200 with a JSON body of this many bytes, streamed without Content-Length
       drip_seconds           send the body one byte at a time, waiting this long between bytes
       looping_next           every searchset's `next` link is the URL just asked for
+      link_base              paging links name this base instead of the server's own (a proxy that rewrites badly)
+      redirect_to            answer every call 307 to the same path under this base
       required_token         answer 401 unless `Authorization: Bearer <required_token>` is sent
     """
 
@@ -82,6 +84,8 @@ class FhirTestServer:
         huge_bytes: int | None = None,
         drip_seconds: float = 0.0,
         looping_next: bool = False,
+        link_base: str | None = None,
+        redirect_to: str | None = None,
         required_token: str | None = None,
     ) -> None:
         self.store = InMemoryFhirStore(resources)
@@ -92,6 +96,8 @@ class FhirTestServer:
         self.huge_bytes = huge_bytes
         self.drip_seconds = drip_seconds
         self.looping_next = looping_next
+        self.link_base = link_base
+        self.redirect_to = redirect_to
         self.required_token = required_token
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -201,7 +207,7 @@ class FhirTestServer:
         # Links are GET searches even for a POSTed search, as HAPI does.
         def page_url(number: int) -> str:
             kept = [(name, value) for name, value in parameters if name != "_page"]
-            return f"{self.base_url}/{resource_type}?{urlencode(kept + [('_page', str(number))])}"
+            return f"{self.link_base or self.base_url}/{resource_type}?{urlencode(kept + [('_page', str(number))])}"
 
         links = [{"relation": "self", "url": page_url(page)}]
         if self.looping_next:
@@ -283,7 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fhir.delay_seconds and not fhir.pause(fhir.delay_seconds):
             self.close_connection = True
             return
-        if fhir.required_token is not None and self.headers.get("Authorization") != f"Bearer {fhir.required_token}":
+        if fhir.redirect_to is not None:
+            self._send_redirect(fhir.redirect_to + self.path.removeprefix(BASE_PATH))
+        elif fhir.required_token is not None and self.headers.get("Authorization") != f"Bearer {fhir.required_token}":
             self._send_resource(401, operation_outcome("login", "a valid Bearer token is required"))
         elif fhir.status is not None:
             self._send_resource(fhir.status, operation_outcome("exception", f"fault injected: status {fhir.status}"))
@@ -298,6 +306,12 @@ class _Handler(BaseHTTPRequestHandler):
                 parameters += parse_qsl(body.decode("utf-8"), keep_blank_values=True)
             status, resource = fhir.answer(self.command, parts.path, parameters)
             self._send_resource(status, resource)
+
+    def _send_redirect(self, location: str) -> None:
+        self.send_response(307)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _send_resource(self, status: int, resource: dict[str, Any] | None) -> None:
         self._send(status, FHIR_JSON, json.dumps(resource).encode("utf-8") if resource is not None else b"")

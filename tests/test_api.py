@@ -1,4 +1,4 @@
-"""The HTTP surface over real HTTP: discovery, invocation errors, CORS, feedback."""
+"""The HTTP surface over real HTTP: discovery, invocation errors, CORS, feedback and the record of issued cards."""
 from __future__ import annotations
 
 import json
@@ -236,6 +236,39 @@ def test_feedback_survives_a_restart(settings, live_server: LiveServer):
         assert connection.execute("SELECT card_uuid FROM feedback").fetchall() == [("c-durable",)]
 
 
+def issued_rows(settings):
+    with sqlite3.connect(settings.database_path) as connection:
+        connection.row_factory = sqlite3.Row
+        return [dict(row) for row in connection.execute("SELECT * FROM issued_cards")]
+
+
+def test_every_card_issued_is_recorded_with_its_rule_and_nothing_about_the_patient(settings, live_server: LiveServer):
+    request = json.loads((FIXTURES / "requests" / "order-sign-trastuzumab-while-doxorubicin-active.json").read_text())
+    cards = live_server.post("/cds-services/her2-order-sign", request).json()["cards"]
+    rows = issued_rows(settings)
+    assert sorted((r["card_uuid"], r["card_id"], r["indicator"]) for r in rows) == sorted(
+        (c["uuid"], c["source"]["topic"]["code"], c["indicator"]) for c in cards
+    )
+    assert {r["service_id"] for r in rows} == {"her2-order-sign"}
+    by_card = {r["card_id"]: r["rule_id"] for r in rows}
+    assert by_card["anthracycline-with-trastuzumab"] == "cardiac.anthracycline-with-trastuzumab"
+    assert set(rows[0]) == {"card_uuid", "service_id", "rule_id", "card_id", "indicator", "issued_at"}
+    assert request["context"]["patientId"] not in json.dumps(rows)
+
+
+def test_a_response_without_cards_records_nothing(settings, live_server: LiveServer):
+    assert live_server.post("/cds-services/her2-patient-view", patient_view_request()).json() == {"cards": []}
+    assert issued_rows(settings) == []
+
+
+def test_cards_are_answered_even_when_they_cannot_be_recorded(settings, live_server: LiveServer):
+    with sqlite3.connect(settings.database_path) as connection:
+        connection.execute("DROP TABLE issued_cards")
+    request = json.loads((FIXTURES / "requests" / "order-sign-trastuzumab-while-doxorubicin-active.json").read_text())
+    response = live_server.post("/cds-services/her2-order-sign", request)
+    assert response.status_code == 200 and response.json()["cards"]
+
+
 def test_feedback_for_unknown_service_is_404(live_server: LiveServer):
     response = live_server.post("/cds-services/nope/feedback", {"feedback": []})
     assert response.status_code == 404
@@ -252,3 +285,39 @@ def test_deeply_nested_json_is_400_not_500(live_server: LiveServer):
                                         headers={"Content-Type": "application/json"}, timeout=10)
     assert response.status_code == 400
     assert "nested" in response.json()["message"]
+
+
+@pytest.mark.parametrize("body, problem", [
+    # Found by tests/test_api_fuzz.py: json.loads raised a plain ValueError for these digits, and the call was a 500.
+    ('{"hook": ' + "9" * 4301 + "}", "an integer has more digits than the service reads"),
+    ('{"hook": "patient-view", "x": NaN}', "NaN is not a JSON value"),
+    ('{"hook": "patient-view", "x": -Infinity}', "-Infinity is not a JSON value"),
+    ('{"hook": "patient-view", "x": 1e999}', "the number 1e999 is out of range"),
+])
+def test_numbers_json_does_not_have_or_python_cannot_hold_are_400_not_500(live_server: LiveServer, body, problem):
+    for path in ("/cds-services/her2-order-sign", "/cds-services/her2-order-sign/feedback"):
+        response = live_server.session.post(live_server.base_url + path, data=body,
+                                            headers={"Content-Type": "application/json"}, timeout=10)
+        assert response.status_code == 400
+        assert response.json() == {"error": "invalid-request", "message": f"the request body is not valid JSON: {problem}"}
+
+
+@pytest.mark.parametrize("draft_orders", ["x", 5, [{"resource": {}}], {"resourceType": "Bundle", "entry": ["x", None]}])
+def test_draft_orders_on_patient_view_are_not_read_whatever_their_shape(live_server: LiveServer, draft_orders):
+    # Found by tests/test_api_fuzz.py: patient-view does not validate draftOrders (the hook has none) but read them,
+    # and anything but a Bundle of entries was a 500.
+    request = patient_view_request()
+    request["context"]["draftOrders"] = draft_orders
+    response = live_server.post("/cds-services/her2-patient-view", request)
+    assert response.status_code == 200
+    assert response.json() == {"cards": []}
+
+
+@pytest.mark.parametrize("resource_type", [["Patient"], {"x": 1}, 7, None])
+def test_prefetch_entries_whose_resource_type_is_not_a_string_are_ignored(live_server: LiveServer, resource_type):
+    # Found by tests/test_api_fuzz.py: only a prefetch key's own resourceType is validated, not its entries'.
+    request = patient_view_request()
+    request["prefetch"]["conditions"] = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": resource_type}}]}
+    response = live_server.post("/cds-services/her2-patient-view", request)
+    assert response.status_code == 200
+    assert response.json() == {"cards": []}

@@ -26,7 +26,7 @@ from cds_hooks.auth import AuthConfigurationError, ReplayCache, check_serving_co
 from cds_hooks.logs import JsonFormatter
 from cds_hooks.settings import Settings, SettingsError, TrustedIssuer
 
-from .conftest import LiveServer, SigningKey, serve
+from .conftest import SERVICE_LOG, LiveServer, SigningKey
 from .test_api import patient_view_request
 from .test_cli import free_port, wait_until_healthy
 
@@ -113,23 +113,6 @@ def settings(settings: Settings, jwks: JwksServer) -> Settings:
 def auth_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.INFO)
     return caplog
-
-
-@pytest.fixture
-def serve_app() -> Iterator[Callable[[Settings], str]]:
-    """Serve further app instances (another worker, another configuration); returns each one's base URL."""
-    started: list[Any] = []
-
-    def start(settings: Settings) -> str:
-        app = create_app(settings)
-        server = serve(app)
-        started.append((app, server))
-        return server.__enter__()
-
-    yield start
-    for app, server in started:
-        server.__exit__(None, None, None)
-        app.extensions["cds_hooks.engine"].close()
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -430,7 +413,8 @@ def test_gunicorn_workers_share_the_replay_cache(tmp_path: Path, ec_key: Signing
         assert [call_service(base, bearer(token)).status_code for _ in range(6)] == [401] * 6
     finally:
         process.terminate()
-        process.communicate(timeout=15)
+        _, stderr = process.communicate(timeout=15)
+    SERVICE_LOG.add_output(stderr)
 
 
 # --- configuration ----------------------------------------------------------------------------------------------

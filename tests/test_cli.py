@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import FIXTURES, ROOT
+from cds_hooks.scenarios import ScenarioCatalog
+
+from .conftest import FIXTURES, ROOT, SERVICE_LOG
 
 BIN = Path(sys.executable).parent
 REQUEST = FIXTURES / "requests" / "order-sign-trastuzumab-while-doxorubicin-active.json"
@@ -95,6 +97,8 @@ def test_serve_runs_under_gunicorn_from_any_folder(tmp_path):
     try:
         wait_until_healthy(base_url, process)
         assert len(requests.get(base_url + "/cds-services", timeout=5).json()["services"]) == 3
+        # Served on loopback, the preview page is on unless a setting turns it off.
+        assert "card preview" in requests.get(base_url + "/", timeout=5).text
         response = requests.post(base_url + "/cds-services/her2-order-sign", json=json.loads(REQUEST.read_text()), timeout=5)
         # Critical cards come first.
         assert response.status_code == 200 and response.json()["cards"][0]["indicator"] == "critical"
@@ -104,8 +108,16 @@ def test_serve_runs_under_gunicorn_from_any_folder(tmp_path):
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=15)
+    SERVICE_LOG.add_output(stderr)
     assert (tmp_path / "db" / "feedback.sqlite3").exists()
     assert "Booting worker" in stderr or "Listening at" in stderr
+
+
+def test_serve_refuses_development_mode_on_a_host_other_machines_reach(tmp_path):
+    result = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), cwd=tmp_path,
+                     env={"CDS_HOOKS_DEVELOPMENT_MODE": "true", "CDS_HOOKS_AUTH_REQUIRED": "false"})
+    assert result.returncode == 2
+    assert "development_mode" in result.stderr and "allowed_fhir_servers" in result.stderr
 
 
 @pytest.mark.slow
@@ -125,3 +137,14 @@ def test_non_editable_install_carries_cards_and_data(tmp_path):
     )
     assert check.returncode == 0, check.stderr
     assert "anthracycline-with-trastuzumab" in [c["source"]["topic"]["code"] for c in json.loads(check.stdout)["cards"]]
+    # The preview page, its scripts and the fixture scenarios it offers ship too.
+    preview = subprocess.run(
+        [sys.executable, "-c", "import sys; from cds_hooks.app import create_app; from cds_hooks.settings import Settings; "
+         "client = create_app(Settings(auth_required=False, preview_enabled=True, database_path=sys.argv[1])).test_client(); "
+         "assert all(client.get(p).status_code == 200 for p in ('/', '/preview/static/preview.js', '/preview/static/markdown.js', "
+         "'/preview/static/preview.css')); print(len(client.get('/preview/scenarios').json['scenarios']))",
+         str(tmp_path / "preview.sqlite3")],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)}, capture_output=True, text=True, timeout=60,
+    )
+    assert preview.returncode == 0, preview.stderr
+    assert int(preview.stdout) == len(ScenarioCatalog.load(FIXTURES).scenarios)

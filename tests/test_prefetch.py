@@ -1,6 +1,7 @@
 """Prefetch templates and resolution, against a real FHIR endpoint on a free local port (no patched HTTP)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -10,16 +11,16 @@ import pytest
 import requests
 
 from cds_hooks.memory_fhir import InMemoryFhirStore
-from cds_hooks.prefetch import PrefetchResolver, render_template, resources_in
-from cds_hooks.protocol.errors import PrefetchUnavailable
+from cds_hooks.prefetch import FHIR_SERVER_NOT_ALLOWED, PrefetchResolver, render_template, resources_in
+from cds_hooks.protocol.errors import PrefetchUnavailable, TooManyResources
 from cds_hooks.protocol.request import FhirAuthorization, HookRequest
 from cds_hooks.settings import Settings
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, secret_token
 from .fhir_server import FhirTestServer, unreachable_base_url
 
 PATIENT_ID = "pt-4711"
-TOKEN = "eyJhbGciOi.secret-access-token.Zx9"
+TOKEN = secret_token("eyJhbGciOi.secret-access-token.Zx9")
 LVEF = "http://loinc.org|10230-1"
 PATIENT_READ = "Patient/{{context.patientId}}"
 CONDITIONS = "Condition?patient={{context.patientId}}"
@@ -72,11 +73,12 @@ def ids(resources: list[dict]) -> list[str]:
 
 @pytest.fixture
 def resolver_with() -> Iterator[Callable[..., PrefetchResolver]]:
-    """Make a resolver with the given settings; all are closed after the test."""
+    """Make a resolver with the given settings; all are closed after the test. The FHIR test servers are on
+    loopback, which development mode allows."""
     made: list[PrefetchResolver] = []
 
     def make(**settings: Any) -> PrefetchResolver:
-        resolver = PrefetchResolver(Settings(**{"prefetch_budget_seconds": 2.0, **settings}))
+        resolver = PrefetchResolver(Settings(**{"prefetch_budget_seconds": 2.0, "development_mode": True, **settings}))
         made.append(resolver)
         return resolver
 
@@ -306,6 +308,20 @@ def test_next_link_off_the_fhir_server_is_refused(resolver_with):
     assert reasons == {"lvef": "a next link points outside fhirServer"}
 
 
+@pytest.mark.parametrize("path", ["/../admin/Observation?page=2", "/%2e%2e/admin/Observation?page=2"])
+def test_next_link_that_climbs_out_of_the_base_path_is_refused(resolver_with, path):
+    with FhirTestServer([lvef(1)]) as server:
+        first_page = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "link": [{"relation": "next", "url": server.base_url + path}],
+            "entry": [{"resource": lvef(0)}],
+        }
+        reasons = unavailable(resolver_with(), hook_request({"lvef": first_page}, server.base_url), {"lvef": LVEF_SERIES})
+        assert server.requests == []
+    assert reasons == {"lvef": "a next link points outside fhirServer"}
+
+
 def test_client_bundle_with_next_link_and_no_fhir_server_is_unavailable(resolver_with):
     first_page = {
         "resourceType": "Bundle",
@@ -331,6 +347,80 @@ def test_more_pages_than_allowed_is_an_error(resolver_with):
         )
         assert len(server.requests) == 5
     assert reasons == {"lvef": "more than 5 pages"}
+
+
+# --- allowed FHIR servers ---------------------------------------------------------------------------------------
+
+
+def test_a_fhir_server_that_is_not_allowed_is_never_called(resolver_with):
+    with FhirTestServer([patient(), condition("c1")]) as server:
+        reasons = unavailable(
+            resolver_with(development_mode=False), hook_request(fhir_server=server.base_url),
+            {"patient": PATIENT_READ, "conditions": CONDITIONS},
+        )
+        assert server.requests == []
+    assert reasons == {"patient": FHIR_SERVER_NOT_ALLOWED, "conditions": FHIR_SERVER_NOT_ALLOWED}
+
+
+def test_a_listed_fhir_server_is_called_without_development_mode(resolver_with):
+    with FhirTestServer([patient()]) as server:
+        resolver = resolver_with(development_mode=False, allowed_fhir_servers=(server.base_url,))
+        result = resolver.resolve(hook_request(fhir_server=server.base_url + "/"), {"patient": PATIENT_READ})
+    assert ids(result.resources["patient"]) == [PATIENT_ID]
+
+
+def test_a_server_listed_with_another_path_is_not_allowed(resolver_with):
+    with FhirTestServer([patient()]) as server:
+        resolver = resolver_with(development_mode=False, allowed_fhir_servers=(server.base_url + "/tenant-a",))
+        reasons = unavailable(resolver, hook_request(fhir_server=server.base_url), {"patient": PATIENT_READ})
+        assert server.requests == []
+    assert reasons == {"patient": FHIR_SERVER_NOT_ALLOWED}
+
+
+def test_complete_prefetch_needs_no_allowed_fhir_server(resolver_with):
+    request = hook_request({"patient": patient()}, "https://ehr.example.org/fhir")
+    result = resolver_with(development_mode=False).resolve(request, {"patient": PATIENT_READ})
+    assert ids(result.resources["patient"]) == [PATIENT_ID]
+
+
+# --- the resource count of one call -----------------------------------------------------------------------------
+
+
+def lvef_bundle(count: int) -> dict[str, Any]:
+    return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": lvef(i)} for i in range(count)]}
+
+
+def test_a_request_carrying_more_resources_than_allowed_is_413(resolver_with):
+    request = hook_request({"patient": patient(), "lvef": lvef_bundle(10)})
+    with pytest.raises(TooManyResources) as raised:
+        resolver_with(max_resources_per_request=10).resolve(request, {"patient": PATIENT_READ, "lvef": LVEF_SERIES})
+    assert raised.value.status == 413
+    assert "11 FHIR resources" in raised.value.message and "at most 10" in raised.value.message
+
+
+def test_draft_orders_count_towards_the_resources_of_a_call(resolver_with):
+    drafts = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "MedicationRequest", "id": f"d{i}"}}
+                                                  for i in range(3)]}
+    request = dataclasses.replace(hook_request({"patient": patient()}, draftOrders=drafts), hook="order-sign")
+    with pytest.raises(TooManyResources):
+        resolver_with(max_resources_per_request=3).resolve(request, {"patient": PATIENT_READ})
+    assert resolver_with(max_resources_per_request=4).resolve(request, {"patient": PATIENT_READ}).resources["patient"]
+
+
+def test_fetched_pages_beyond_the_resource_count_fail_their_key(resolver_with):
+    with FhirTestServer([lvef(i) for i in range(30)], page_size=10) as server:
+        request = hook_request({"patient": patient()}, server.base_url)
+        reasons = unavailable(resolver_with(max_resources_per_request=25), request, {"patient": PATIENT_READ, "lvef": LVEF_SERIES})
+        assert len(server.requests) == 3  # the third page brings the call to 31 resources; no fourth is asked for
+    assert reasons == {"lvef": "this call's FHIR data is more than 25 resources"}
+
+
+def test_exactly_the_resource_count_is_accepted(resolver_with):
+    with FhirTestServer([lvef(i) for i in range(29)], page_size=10) as server:
+        result = resolver_with(max_resources_per_request=30).resolve(
+            hook_request({"patient": patient()}, server.base_url), {"patient": PATIENT_READ, "lvef": LVEF_SERIES}
+        )
+    assert len(result.resources["lvef"]) == 29
 
 
 # --- failures ---------------------------------------------------------------------------------------------------

@@ -1,25 +1,32 @@
-"""Prefetch fallback through the running service: a real FHIR endpoint that pages, is down, is slow or fails."""
+"""Prefetch fallback through the running service: a real FHIR endpoint that pages, is down, is slow or fails, and
+FHIR servers the service must not call or send the token to. Every failure is a 412 within the time budget."""
 from __future__ import annotations
 
 import logging
 import time
 
 import pytest
+import requests
 
 from cds_hooks.cases import load_case
+from cds_hooks.prefetch import FHIR_SERVER_NOT_ALLOWED
 from cds_hooks.settings import Settings
 
-from .conftest import FIXTURES, LiveServer
+from .conftest import FIXTURES, LiveServer, secret_token
 from .fhir_server import FhirTestServer, unreachable_base_url
 
 BUDGET = 0.5
+# A failure must be answered by the end of the budget, with this much room for the rest of the call.
+WITHIN_BUDGET = BUDGET + 0.5
+RESPONSE_CAP = 100_000
 CASE = load_case(FIXTURES / "cases" / "anthracycline-trastuzumab-draft-while-doxorubicin-active.json")
-TOKEN = "secret-access-token-3f9a"
+TOKEN = secret_token("secret-access-token-3f9a")
 
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(database_path=tmp_path / "db.sqlite3", prefetch_budget_seconds=BUDGET, auth_required=False)
+    return Settings(database_path=tmp_path / "db.sqlite3", prefetch_budget_seconds=BUDGET,
+                    prefetch_max_response_bytes=RESPONSE_CAP, auth_required=False, development_mode=True)
 
 
 def request_to(fhir_base: str) -> dict:
@@ -33,6 +40,17 @@ def timed_post(live_server: LiveServer, request: dict):
     started = time.monotonic()
     response = live_server.post(f"/cds-services/{CASE.service_id}", request)
     return response, time.monotonic() - started
+
+
+def post_to(base_url: str, request: dict) -> requests.Response:
+    return requests.post(f"{base_url}/cds-services/{CASE.service_id}", json=request, timeout=10)
+
+
+def reasons(response: requests.Response) -> set[str]:
+    assert response.status_code == 412, response.text
+    body = response.json()
+    assert body["error"] == "prefetch-unavailable"
+    return {detail["reason"] for detail in body["details"]}
 
 
 def test_missing_prefetch_is_fetched_page_by_page_with_the_token(live_server: LiveServer, caplog):
@@ -49,27 +67,33 @@ def test_missing_prefetch_is_fetched_page_by_page_with_the_token(live_server: Li
 
 def test_fhir_server_down_is_412_quickly(live_server: LiveServer):
     response, elapsed = timed_post(live_server, request_to(unreachable_base_url()))
-    assert response.status_code == 412
-    body = response.json()
-    assert body["error"] == "prefetch-unavailable"
-    assert {d["reason"] for d in body["details"]} == {"connection refused"}
-    assert elapsed < BUDGET + 0.5
+    assert reasons(response) == {"connection refused"}
+    assert elapsed < WITHIN_BUDGET
     assert TOKEN not in response.text
 
 
 def test_fhir_server_slower_than_the_budget_is_412_within_the_budget(live_server: LiveServer):
     with FhirTestServer(resources=CASE.store.resources, delay_seconds=3) as fhir:
         response, elapsed = timed_post(live_server, request_to(fhir.base_url))
-    assert response.status_code == 412
-    assert "timed out" in response.json()["details"][0]["reason"]
-    assert BUDGET - 0.05 < elapsed < BUDGET + 0.5
+    assert reasons(response) == {f"timed out after the {BUDGET} s prefetch budget"}
+    assert BUDGET - 0.05 < elapsed < WITHIN_BUDGET
 
 
-def test_fhir_server_error_is_412_naming_the_status(live_server: LiveServer):
-    with FhirTestServer(resources=CASE.store.resources, status=500) as fhir:
-        response, _ = timed_post(live_server, request_to(fhir.base_url))
-    assert response.status_code == 412
-    assert "FHIR server answered 500" in {d["reason"] for d in response.json()["details"]}
+@pytest.mark.parametrize(
+    "fault, reason",
+    [
+        ({"status": 500}, "FHIR server answered 500"),
+        ({"non_json": True}, "response is not JSON"),
+        ({"huge_bytes": 20 * RESPONSE_CAP}, f"response is larger than {RESPONSE_CAP} bytes"),
+        ({"looping_next": True}, "a next link repeats a page already fetched"),
+    ],
+    ids=["500", "not JSON", "huge bundle", "looping next links"],
+)
+def test_fhir_server_fault_is_412_naming_it_within_the_budget(live_server: LiveServer, fault, reason):
+    with FhirTestServer(resources=CASE.store.resources, **fault) as fhir:
+        response, elapsed = timed_post(live_server, request_to(fhir.base_url))
+    assert reason in reasons(response)
+    assert elapsed < WITHIN_BUDGET
 
 
 def test_partial_prefetch_only_fetches_what_is_missing(live_server: LiveServer):
@@ -81,3 +105,81 @@ def test_partial_prefetch_only_fetches_what_is_missing(live_server: LiveServer):
         paths = [r.path for r in fhir.requests]
     assert response.status_code == 200 and missing is not None
     assert len(paths) == 1 and paths[0].startswith("/fhir/Observation?")
+
+
+# --- where the token may go -------------------------------------------------------------------------------------
+
+
+def test_a_redirect_is_not_followed_so_another_server_never_gets_the_token(live_server: LiveServer):
+    with FhirTestServer(resources=CASE.store.resources) as elsewhere:
+        with FhirTestServer(redirect_to=elsewhere.base_url) as fhir:
+            response, elapsed = timed_post(live_server, request_to(fhir.base_url))
+            assert fhir.requests and all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in fhir.requests)
+        assert elsewhere.requests == []
+    assert reasons(response) == {"FHIR server answered 307 (redirects are not followed)"}
+    assert elapsed < WITHIN_BUDGET
+
+
+def test_a_next_link_to_another_server_is_not_followed(live_server: LiveServer):
+    with FhirTestServer(resources=CASE.store.resources) as elsewhere:
+        with FhirTestServer(resources=CASE.store.resources, page_size=1, link_base=elsewhere.base_url) as fhir:
+            response, _ = timed_post(live_server, request_to(fhir.base_url))
+        assert elsewhere.requests == []
+    assert "a next link points outside fhirServer" in reasons(response)
+
+
+def test_a_next_link_naming_the_same_server_by_another_host_name_is_not_followed(live_server: LiveServer):
+    # localhost and 127.0.0.1 reach the same socket, but the token was given for the fhirServer as named.
+    with FhirTestServer(resources=CASE.store.resources, page_size=1) as fhir:
+        fhir.link_base = fhir.base_url.replace("127.0.0.1", "localhost")
+        response, _ = timed_post(live_server, request_to(fhir.base_url))
+        assert not any("_page=" in r.path for r in fhir.requests)
+    assert "a next link points outside fhirServer" in reasons(response)
+
+
+# --- which FHIR servers may be called ---------------------------------------------------------------------------
+
+
+def test_a_fhir_server_that_is_not_allowed_is_412_and_never_called(settings: Settings, serve_app, caplog):
+    base_url = serve_app(settings.replace(development_mode=False))
+    with FhirTestServer(resources=CASE.store.resources) as fhir:
+        response = post_to(base_url, request_to(fhir.base_url))
+        assert fhir.requests == []
+    assert reasons(response) == {FHIR_SERVER_NOT_ALLOWED}
+    assert TOKEN not in caplog.text
+
+
+def test_a_listed_fhir_server_is_called_without_development_mode(settings: Settings, serve_app):
+    with FhirTestServer(resources=CASE.store.resources) as fhir:
+        base_url = serve_app(settings.replace(development_mode=False, allowed_fhir_servers=(fhir.base_url,)))
+        response = post_to(base_url, request_to(fhir.base_url))
+        assert fhir.requests
+    assert response.status_code == 200
+    assert "anthracycline-with-trastuzumab" in [c["source"]["topic"]["code"] for c in response.json()["cards"]]
+
+
+def test_complete_prefetch_is_answered_whatever_the_fhir_server(settings: Settings, serve_app):
+    base_url = serve_app(settings.replace(development_mode=False))
+    response = post_to(base_url, CASE.request_for("full", "https://ehr.example.org/fhir"))
+    assert response.status_code == 200
+    assert "anthracycline-with-trastuzumab" in [c["source"]["topic"]["code"] for c in response.json()["cards"]]
+
+
+# --- how many resources one call may bring ----------------------------------------------------------------------
+
+
+def test_a_request_with_more_resources_than_allowed_is_413(settings: Settings, serve_app):
+    response = post_to(serve_app(settings.replace(max_resources_per_request=5)), CASE.request_for("full"))
+    assert response.status_code == 413
+    assert response.json()["error"] == "too-many-resources"
+    assert "at most 5 are read per call" in response.json()["message"]
+
+
+def test_fetched_data_beyond_the_resource_count_is_412(settings: Settings, serve_app):
+    base_url = serve_app(settings.replace(max_resources_per_request=3))
+    with FhirTestServer(resources=CASE.store.resources, page_size=1) as fhir:
+        started = time.monotonic()
+        response = post_to(base_url, request_to(fhir.base_url))
+        elapsed = time.monotonic() - started
+    assert "this call's FHIR data is more than 3 resources" in reasons(response)
+    assert elapsed < WITHIN_BUDGET

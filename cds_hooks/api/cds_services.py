@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
+import sqlite3
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from cds_hooks.engine import Engine
+from cds_hooks.engine import Engine, Evaluation
 from cds_hooks.feedback import FeedbackStore, parse_feedback
 from cds_hooks.protocol.errors import InvalidRequest, UnsupportedMediaType
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("cds_services", __name__)
 JSON_MEDIA_TYPES = ("application/json", "application/fhir+json")
 
@@ -33,6 +37,7 @@ def invoke(service_id: str):
     engine.service(service_id)  # an unknown id is a 404 before the body is even read
     g.service_id = service_id
     evaluation = engine.evaluate(service_id, json_body())
+    _record_issued(evaluation)
     g.card_ids = evaluation.card_ids
     g.timings_ms = evaluation.timings_ms
     g.fetched_keys = evaluation.fetched_keys
@@ -52,6 +57,14 @@ def feedback(service_id: str):
     return jsonify({"stored": len(items)})
 
 
+def _record_issued(evaluation: Evaluation) -> None:
+    try:
+        _feedback_store().record_issued(evaluation.service_id, evaluation.issued)
+    except sqlite3.Error:
+        # The cards matter more than the statistics about them: answer anyway.
+        log.exception("issued cards not recorded", extra={"service_id": evaluation.service_id})
+
+
 def json_body() -> Any:
     """The request body as JSON: 415 for another media type, 400 for malformed JSON."""
     media_type = (request.mimetype or "").lower()
@@ -63,10 +76,30 @@ def json_body() -> Any:
     if not raw:
         raise InvalidRequest("the request body is empty; a JSON object is required")
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_number)
     except UnicodeDecodeError:
         raise InvalidRequest("the request body is not UTF-8 text") from None
     except json.JSONDecodeError as error:
         raise InvalidRequest(f"the request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except _NotJson as error:
+        raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
+    except ValueError:
+        # Python refuses to convert an integer of more than 4,300 digits, and json.loads lets that ValueError out.
+        raise InvalidRequest("the request body is not valid JSON: an integer has more digits than the service reads") from None
     except RecursionError:
         raise InvalidRequest("the request body is nested too deeply to be a CDS Hooks request") from None
+
+
+class _NotJson(ValueError):
+    """A value that Python's parser accepts but JSON does not have: NaN, Infinity, or a number beyond a double."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+def _finite_number(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _NotJson(f"the number {text[:40]} is out of range")
+    return number

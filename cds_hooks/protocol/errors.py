@@ -32,6 +32,13 @@ class UnknownService(ServiceError):
     code = "unknown-service"
 
 
+class TooManyResources(ServiceError):
+    """The request itself carries more FHIR resources than the service reads in one call."""
+
+    status = 413
+    code = "too-many-resources"
+
+
 class UnsupportedMediaType(ServiceError):
     status = 415
     code = "unsupported-media-type"

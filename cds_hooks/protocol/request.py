@@ -52,10 +52,10 @@ class HookRequest:
     @property
     def draft_orders(self) -> list[dict[str, Any]]:
         """The resources of context.draftOrders (order hooks), in the order the client sent them."""
-        bundle = self.context.get("draftOrders")
-        if not bundle:
+        if self.hook not in ORDER_HOOKS:
+            # Only an order hook's draftOrders is validated; what a client puts there on another hook is not read.
             return []
-        return [entry["resource"] for entry in bundle.get("entry", []) if isinstance(entry.get("resource"), dict)]
+        return [entry["resource"] for entry in self.context["draftOrders"].get("entry", [])]
 
     @property
     def selections(self) -> tuple[str, ...]:
