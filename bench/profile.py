@@ -1,0 +1,84 @@
+"""Where a request's time goes: each hook on the large HER2-positive record, through the real Flask app.
+
+    .venv/bin/python -m bench.profile bench/profile-after.txt
+
+Per hook: the median of the engine's own step timings, then a pyinstrument call tree of many requests
+(the Flask layer, JSON parsing, the engine and serialisation), trimmed to frames that matter.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from pyinstrument import Profiler
+
+from bench.generate import HOOKS, hook_request, patient_bundle
+from cds_hooks.app import create_app
+from cds_hooks.services import SERVICES
+from cds_hooks.settings import Settings
+
+WARM_UP = 20
+PROFILED = 200
+
+
+def profile_hooks(patient: str = "her2pos") -> str:
+    today = date.today()
+    bundle = patient_bundle(patient, today)
+    with tempfile.TemporaryDirectory() as folder:
+        app = create_app(Settings(database_path=Path(folder) / "profile.sqlite3", auth_required=False))
+        gc.freeze()  # as `cds-hooks serve` does in each worker
+        client = app.test_client()
+        sections = []
+        for hook in HOOKS:
+            service_id = next(service.id for service in SERVICES if service.hook == hook)
+            body = json.dumps(hook_request(bundle, hook, today, None)).encode("utf-8")
+            sections.append(_profile_hook(app, client, service_id, body))
+        app.extensions["cds_hooks.engine"].close()
+    return "\n".join(sections)
+
+
+def _profile_hook(app, client, service_id: str, body: bytes) -> str:
+    def call() -> None:
+        response = client.post(f"/cds-services/{service_id}", data=body, content_type="application/json")
+        assert response.status_code == 200, response.get_data(as_text=True)[:300]
+
+    for _ in range(WARM_UP):
+        call()
+    engine = app.extensions["cds_hooks.engine"]
+    steps: dict[str, list[float]] = {}
+    parse_ms = []
+    for _ in range(50):
+        started = time.perf_counter()
+        request = json.loads(body)
+        parse_ms.append((time.perf_counter() - started) * 1000)
+        for step, milliseconds in engine.evaluate(service_id, request).timings_ms.items():
+            steps.setdefault(step, []).append(milliseconds)
+    wall = []
+    profiler = Profiler(interval=0.0002)
+    profiler.start()
+    for _ in range(PROFILED):
+        started = time.perf_counter()
+        call()
+        wall.append((time.perf_counter() - started) * 1000)
+    profiler.stop()
+    medians = ", ".join(f"{step} {statistics.median(values):.2f}" for step, values in steps.items())
+    return (
+        f"=== {service_id}: {len(body) / 1e6:.2f} MB request, {PROFILED} requests through the Flask test client ===\n"
+        f"median per request: {statistics.median(wall):.2f} ms through Flask (under the profiler); "
+        f"json.loads alone {statistics.median(parse_ms):.2f} ms\n"
+        f"engine steps, median ms: {medians}\n\n"
+        + profiler.output_text(unicode=True, color=False, processor_options={"filter_threshold": 0.01})
+    )
+
+
+if __name__ == "__main__":
+    text = profile_hooks()
+    if len(sys.argv) > 1:
+        Path(sys.argv[1]).write_text(text, "utf-8")
+    print(text)
