@@ -148,10 +148,11 @@ class Engine:
 
 
 def _check_findings(rule: Rule, findings: list[Finding]) -> None:
-    """A rule may only name its declared cards, each at most once per request (it merges its own findings)."""
+    """A rule gives at most one card per request, one of those it declares: it merges its own findings, so the
+    clinician is not flooded."""
     cards = [finding.card for finding in findings]
-    if len(cards) != len(set(cards)) or not set(cards) <= set(rule.cards):
-        raise RuntimeError(f"rule {rule.id} returned cards {cards}, declared {list(rule.cards)}")
+    if len(cards) > 1 or not set(cards) <= set(rule.cards):
+        raise RuntimeError(f"rule {rule.id} returned cards {cards}; at most one of {list(rule.cards)} is allowed")
 
 
 def focus_orders(request: HookRequest, record: PatientRecord) -> tuple[DraftOrder, ...]:
