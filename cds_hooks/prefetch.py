@@ -13,7 +13,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Mapping
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urljoin
 
 import requests
 import urllib3.exceptions
@@ -213,7 +213,8 @@ class PrefetchResolver:
             # The call ends in 412 whatever the other keys return, so don't spend the FHIR server's time on them.
             _raise_unavailable(failures)
         if fetches and not self.settings.allows_fhir_server(request.fhir_server):
-            log.warning("fhirServer not allowed", extra={"fhir_server_host": urlsplit(request.fhir_server).hostname})
+            endpoint = Endpoint.of(request.fhir_server)
+            log.warning("fhirServer not allowed", extra={"fhir_server_host": endpoint.host if endpoint else None})
             _raise_unavailable({fetch.key: FHIR_SERVER_NOT_ALLOWED for fetch in fetches})
         resources.update(self._fetch_all(fetches, request, started, failures, _ResourceCount(limit, in_request)))
         if failures:
@@ -357,7 +358,10 @@ class PrefetchResolver:
 
     def _on_server(self, link: str, fhir_server: str) -> str:
         """The absolute URL of a `next` link, which must stay on fhirServer: the EHR's token goes with it."""
-        url = urljoin(fhir_server + "/", link)
+        try:
+            url = urljoin(fhir_server + "/", link)
+        except ValueError:  # a link urljoin cannot parse leads nowhere the token may go
+            raise _KeyFailed("a next link points outside fhirServer") from None
         if not is_on_server(url, fhir_server):
             raise _KeyFailed("a next link points outside fhirServer")
         return url

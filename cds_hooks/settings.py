@@ -97,8 +97,8 @@ class Endpoint:
         are where URL parsers disagree about the host or path, so such a URL is never trusted."""
         if not isinstance(url, str) or any(char in "\\ " or not char.isprintable() for char in url):
             return None
-        parts = urlsplit(url)
         try:
+            parts = urlsplit(url)  # a bracketed host that is not an IPv6 address is a ValueError
             port = parts.port
         except ValueError:
             return None

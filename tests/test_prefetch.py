@@ -308,13 +308,15 @@ def test_next_link_off_the_fhir_server_is_refused(resolver_with):
     assert reasons == {"lvef": "a next link points outside fhirServer"}
 
 
-@pytest.mark.parametrize("path", ["/../admin/Observation?page=2", "/%2e%2e/admin/Observation?page=2"])
-def test_next_link_that_climbs_out_of_the_base_path_is_refused(resolver_with, path):
+@pytest.mark.parametrize("link", ["{base}/../admin/Observation?page=2", "{base}/%2e%2e/admin/Observation?page=2",
+                                  "http://[::1/fhir/Observation?page=2"],
+                         ids=["dot segments", "encoded dot segments", "unparseable"])
+def test_next_link_that_climbs_out_of_the_base_path_is_refused(resolver_with, link):
     with FhirTestServer([lvef(1)]) as server:
         first_page = {
             "resourceType": "Bundle",
             "type": "searchset",
-            "link": [{"relation": "next", "url": server.base_url + path}],
+            "link": [{"relation": "next", "url": link.format(base=server.base_url)}],
             "entry": [{"resource": lvef(0)}],
         }
         reasons = unavailable(resolver_with(), hook_request({"lvef": first_page}, server.base_url), {"lvef": LVEF_SERIES})
@@ -360,6 +362,11 @@ def test_a_fhir_server_that_is_not_allowed_is_never_called(resolver_with):
         )
         assert server.requests == []
     assert reasons == {"patient": FHIR_SERVER_NOT_ALLOWED, "conditions": FHIR_SERVER_NOT_ALLOWED}
+
+
+def test_an_unparseable_fhir_server_is_not_allowed(resolver_with):
+    reasons = unavailable(resolver_with(), hook_request(fhir_server="http://[::1/fhir"), {"patient": PATIENT_READ})
+    assert reasons == {"patient": FHIR_SERVER_NOT_ALLOWED}
 
 
 def test_a_listed_fhir_server_is_called_without_development_mode(resolver_with):
