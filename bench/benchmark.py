@@ -37,7 +37,7 @@ from bench.servers import Server, free_port
 from cds_hooks.memory_fhir import InMemoryFhirStore
 from cds_hooks.prefetch import render_template
 from cds_hooks.protocol.request import parse_hook_request
-from cds_hooks.services import SERVICES
+from cds_hooks.services import SERVICES, service_for_hook
 from tests.fhir_server import FhirTestServer
 
 BENCH = Path(__file__).resolve().parent
@@ -76,7 +76,7 @@ class Scenario:
 
     @property
     def service_id(self) -> str:
-        return next(service.id for service in SERVICES if service.hook == self.hook)
+        return service_for_hook(self.hook).id
 
 
 @dataclass

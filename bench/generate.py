@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from cds_hooks.cases import prefetch_from_store
 from cds_hooks.memory_fhir import InMemoryFhirStore
-from cds_hooks.services import SERVICES
+from cds_hooks.services import service_for_hook
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -387,7 +387,7 @@ def hook_request(bundle: dict[str, Any], hook: str, today: date, fhir_server: st
         request["fhirAuthorization"] = {"access_token": "bench-token", "token_type": "Bearer", "expires_in": 300,
                                         "scope": "patient/*.read", "subject": "bench"}
     else:
-        service_id = next(service.id for service in SERVICES if service.hook == hook)
+        service_id = service_for_hook(hook).id
         request["prefetch"] = prefetch_from_store(store, service_id, request)
     return request
 

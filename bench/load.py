@@ -26,16 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, only bench/ itself is on the path; the project root makes `bench.servers` importable.
 sys.path.insert(0, str(ROOT))
 from bench.servers import Server, free_port  # noqa: E402
+from cds_hooks.services import service_for_hook  # noqa: E402
 
 DEFAULT_REQUEST = ROOT / "fixtures" / "requests" / "order-sign-trastuzumab-while-doxorubicin-active.json"
-SERVICE_FOR_HOOK = {"order-select": "her2-order-select", "order-sign": "her2-order-sign", "patient-view": "her2-patient-view"}
 WARM_UP_SECONDS = 5
 
 
 def main() -> int:
     arguments = _parser().parse_args()
     body = arguments.request.read_bytes()
-    path = f"/cds-services/{SERVICE_FOR_HOOK[json.loads(body)['hook']]}"
+    path = f"/cds-services/{service_for_hook(json.loads(body)['hook']).id}"
     with tempfile.TemporaryDirectory(prefix="cds-hooks-load-") as work, cds_hooks_serve(Path(work), arguments) as server:
         _check_first_answer(server.port, path, body)
         # Warm-up: every client's connection open, every worker's models and caches built, before RSS is read.

@@ -20,7 +20,7 @@ from pyinstrument import Profiler
 
 from bench.generate import HOOKS, hook_request, patient_bundle
 from cds_hooks.app import create_app
-from cds_hooks.services import SERVICES
+from cds_hooks.services import service_for_hook
 from cds_hooks.settings import Settings
 
 WARM_UP = 20
@@ -36,7 +36,7 @@ def profile_hooks(patient: str = "her2pos") -> str:
         client = app.test_client()
         sections = []
         for hook in HOOKS:
-            service_id = next(service.id for service in SERVICES if service.hook == hook)
+            service_id = service_for_hook(hook).id
             body = json.dumps(hook_request(bundle, hook, today, None)).encode("utf-8")
             sections.append(_profile_hook(app, client, service_id, body))
         app.extensions["cds_hooks.engine"].close()

@@ -33,7 +33,7 @@ from cds_hooks.memory_fhir import InMemoryFhirStore
 from cds_hooks.prefetch import render_template
 from cds_hooks.protocol.errors import ServiceError
 from cds_hooks.protocol.request import parse_hook_request
-from cds_hooks.services import SERVICES, SERVICES_BY_ID
+from cds_hooks.services import SERVICES_BY_ID, service_for_hook
 
 PrefetchMode = Literal["full", "none"]
 CASE_KINDS = ("fire", "near-miss", "missing-data")
@@ -89,8 +89,7 @@ def load_case(path: Path) -> Case:
     store = patient_file = None
     if "patient" in data:
         patient_file = path.parent / data["patient"]
-        bundle = _bundle(_read_json(patient_file, path), patient_file, path)
-        store = InMemoryFhirStore.from_bundle(shift_dates(bundle, days_later))
+        store = InMemoryFhirStore.from_bundle(shift_dates(read_bundle(patient_file, path), days_later))
     if "request" in data:
         request = _read_json(path.parent / data["request"], path) if isinstance(data["request"], str) else data["request"]
         if not isinstance(request, dict):
@@ -101,7 +100,8 @@ def load_case(path: Path) -> Case:
         hook = data.get("hook")
         _check_draft_orders(data, path)
         request = _request_from_parts({**data, "draftOrders": shift_dates(data.get("draftOrders"), days_later)}, store, path)
-    service_id = data.get("service") or next((s.id for s in SERVICES if s.hook == hook), None)
+    default_service = service_for_hook(hook)
+    service_id = data.get("service") or (default_service.id if default_service else None)
     if service_id not in SERVICES_BY_ID:
         raise CaseError(f"{path}: no service for hook {hook!r}; name one with 'service'")
     if data.get("kind") is not None and data["kind"] not in CASE_KINDS:
@@ -263,7 +263,9 @@ def _check_request(request: Mapping[str, Any], service_id: str, path: Path) -> N
         raise CaseError(f"{path}: not a valid {service_id} request: {'; '.join([error.message, *(error.details or ())])}") from None
 
 
-def _bundle(value: Any, bundle_path: Path, case_path: Path) -> Mapping[str, Any]:
+def read_bundle(bundle_path: Path, case_path: Path) -> Mapping[str, Any]:
+    """A patient Bundle file; anything else is a CaseError naming the case that uses it."""
+    value = _read_json(bundle_path, case_path)
     entries = value.get("entry", []) if isinstance(value, dict) and value.get("resourceType") == "Bundle" else None
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
         raise CaseError(f"{case_path}: {bundle_path} is not a FHIR Bundle with a list of entries")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from cds_hooks.logs import configure_logging
 from cds_hooks.protocol.errors import ServiceError
-from cds_hooks.services import SERVICES
+from cds_hooks.services import service_for_hook
 from cds_hooks.settings import Settings, SettingsError, is_loopback
 
 if TYPE_CHECKING:
@@ -280,8 +280,8 @@ def _feedback_report(arguments: argparse.Namespace, settings: Settings) -> int:
 
 
 def _service_for(body: Any) -> str | None:
-    hook = body.get("hook") if isinstance(body, dict) else None
-    return next((service.id for service in SERVICES if service.hook == hook), None)
+    service = service_for_hook(body.get("hook")) if isinstance(body, dict) else None
+    return service.id if service else None
 
 
 def _bracket_ipv6(host: str) -> str:

@@ -10,11 +10,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from cds_hooks.cases import Case, hook_request, load_cases, prefetch_from_store
+from cds_hooks.cases import Case, hook_request, load_cases, prefetch_from_store, read_bundle
 from cds_hooks.memory_fhir import InMemoryFhirStore
 from cds_hooks.protocol.errors import InvalidRequest
 from cds_hooks.protocol.request import ORDER_HOOKS
-from cds_hooks.services import SERVICES
+from cds_hooks.services import SERVICES, SERVICES_BY_ID, service_for_hook
 
 # fixtures/ of the source tree, installed as this package (setup.cfg), so the page works from a plain install.
 FIXTURE_PACKAGE = "cds_hooks.fixture_content"
@@ -30,53 +30,38 @@ class FixturePatient:
     store: InMemoryFhirStore
 
 
-@dataclass(frozen=True)
-class Scenario:
-    case: Case
-    patient: str
-    hook: str
-
-
 class ScenarioCatalog:
-    def __init__(self, patients: Mapping[str, FixturePatient], scenarios: list[Scenario]) -> None:
+    def __init__(self, patients: Mapping[str, FixturePatient], scenarios: list[Case]) -> None:
         self.patients = dict(patients)
-        self.scenarios = scenarios
+        # What the page offers: patients, hooks, scenarios (a case's patient, hook and drafts) and draft orders.
+        self.listing = {
+            "patients": [{"name": fixture.name, "patient": fixture.patient} for fixture in self.patients.values()],
+            "hooks": [service.hook for service in SERVICES],
+            "scenarios": [_scenario_json(case) for case in scenarios],
+            "orders": _distinct_orders(order for case in scenarios for order in _draft_orders(case)),
+        }
 
     @classmethod
     def load(cls, folder: Path | None = None) -> "ScenarioCatalog":
         """Every patient Bundle in `folder`/patients and every case in `folder`/cases that names one of them."""
         folder = folder or Path(resources.files(FIXTURE_PACKAGE))
+        cases = [case for case in load_cases([folder / "cases"]) if case.patient_file is not None]
+        # A case's own store, so a patient whose case is written_on an earlier day has its dates moved as in the case.
+        case_stores = {case.patient_file.stem: case.store for case in cases}
         patients = {}
         for file in sorted((folder / "patients").glob("*.json")):
-            store = InMemoryFhirStore.from_bundle(json.loads(file.read_text("utf-8")))
+            store = case_stores.get(file.stem) or InMemoryFhirStore.from_bundle(read_bundle(file, file))
             patient = next((r for r in store.resources if r.get("resourceType") == "Patient"), None)
             if patient is not None:
                 patients[file.stem] = FixturePatient(file.stem, patient, store)
-        hooks = {service.id: service.hook for service in SERVICES}
-        scenarios = [
-            Scenario(case, case.patient_file.stem, hooks[case.service_id])
-            for case in load_cases([folder / "cases"])
-            if case.patient_file is not None and case.patient_file.stem in patients
-        ]
-        return cls(patients, scenarios)
-
-    def listing(self) -> dict[str, Any]:
-        """What the page offers: patients, hooks, scenarios (a case's patient, hook and drafts) and draft orders."""
-        return {
-            "patients": [
-                {"name": fixture.name, "patient": fixture.patient} for fixture in self.patients.values()
-            ],
-            "hooks": [service.hook for service in SERVICES],
-            "scenarios": [_scenario_json(scenario) for scenario in self.scenarios],
-            "orders": _distinct_orders(order for scenario in self.scenarios for order in _draft_orders(scenario.case)),
-        }
+        return cls(patients, [case for case in cases if case.patient_file.stem in patients])
 
     def request_for(self, patient: Any, hook: Any, draft_orders: Any, selections: Any) -> tuple[str, dict[str, Any]]:
         """The service to call and the request an EHR would send for a fixture patient, with prefetch filled in."""
         fixture = self.patients.get(patient) if isinstance(patient, str) else None
         if fixture is None:
             raise InvalidRequest("patient must name a bundled fixture patient", details=[f"got {str(patient)[:100]!r}"])
-        service = next((s for s in SERVICES if s.hook == hook), None)
+        service = service_for_hook(hook)
         if service is None:
             raise InvalidRequest(f"hook must be one of {', '.join(s.hook for s in SERVICES)}")
         patient_id = fixture.patient["id"]
@@ -90,14 +75,13 @@ class ScenarioCatalog:
         return service.id, request
 
 
-def _scenario_json(scenario: Scenario) -> dict[str, Any]:
-    case = scenario.case
+def _scenario_json(case: Case) -> dict[str, Any]:
     return {
         "name": case.name,
         "description": case.description,
         "kind": case.kind,
-        "patient": scenario.patient,
-        "hook": scenario.hook,
+        "patient": case.patient_file.stem,
+        "hook": SERVICES_BY_ID[case.service_id].hook,
         "draftOrders": _draft_orders(case),
         "selections": case.request["context"].get("selections"),
         "expect": {"cards": list(case.expect.cards), "absent": list(case.expect.absent), "empty": case.expect.empty},

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 from cds_hooks import terminology
 
@@ -102,3 +102,10 @@ SERVICES: tuple[ServiceDefinition, ...] = (
 )
 
 SERVICES_BY_ID: Mapping[str, ServiceDefinition] = {service.id: service for service in SERVICES}
+# One service per hook (docs/architecture.md), so a hook names its service.
+_SERVICES_BY_HOOK: Mapping[str, ServiceDefinition] = {service.hook: service for service in SERVICES}
+
+
+def service_for_hook(hook: Any) -> ServiceDefinition | None:
+    """The service that answers `hook`; None for another hook or for anything but a string (untrusted input)."""
+    return _SERVICES_BY_HOOK.get(hook) if isinstance(hook, str) else None

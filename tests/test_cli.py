@@ -147,4 +147,4 @@ def test_non_editable_install_carries_cards_and_data(tmp_path):
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)}, capture_output=True, text=True, timeout=60,
     )
     assert preview.returncode == 0, preview.stderr
-    assert int(preview.stdout) == len(ScenarioCatalog.load(FIXTURES).scenarios)
+    assert int(preview.stdout) == len(ScenarioCatalog.load(FIXTURES).listing["scenarios"])

@@ -2,16 +2,19 @@
 itself clicked through in headless Chromium, with screenshots kept in test-artifacts/."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from datetime import date, timedelta
 from typing import Iterator
 
 import pytest
 import requests
 
+from cds_hooks.scenarios import ScenarioCatalog
 from cds_hooks.settings import Settings, TrustedIssuer
 
-from .conftest import ROOT
+from .conftest import FIXTURES, ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
 ANTHRACYCLINE = "anthracycline-trastuzumab-draft-while-doxorubicin-active"
@@ -49,6 +52,19 @@ def test_the_preview_needs_no_client_token_while_the_cds_services_do(serve_app, 
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
     evaluated = requests.post(base_url + "/preview/evaluate", json={"patient": "no-oncology-history", "hook": "patient-view"}, timeout=10)
     assert evaluated.status_code == 200 and evaluated.json() == {"service": "her2-patient-view", "response": {"cards": []}}
+
+
+def test_a_patient_whose_case_was_written_on_an_earlier_day_is_previewed_with_the_case_s_dates(tmp_path):
+    for folder in ("patients", "cases"):
+        (tmp_path / folder).mkdir()
+    shutil.copy(FIXTURES / "patients" / "no-oncology-history.json", tmp_path / "patients")
+    (tmp_path / "cases" / "case.json").write_text(json.dumps({
+        "hook": "patient-view", "patient": "../patients/no-oncology-history.json",
+        "written_on": (date.today() - timedelta(days=10)).isoformat(), "expect": {"empty": True},
+    }))
+    as_written = json.loads((FIXTURES / "patients" / "no-oncology-history.json").read_text())["entry"][0]["resource"]
+    previewed = ScenarioCatalog.load(tmp_path).patients["no-oncology-history"].patient
+    assert previewed["birthDate"] == (date.fromisoformat(as_written["birthDate"]) + timedelta(days=10)).isoformat()
 
 
 def test_scenarios_list_fixture_patients_cases_and_orders(preview_url):

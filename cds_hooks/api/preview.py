@@ -37,7 +37,7 @@ def page():
 
 @blueprint.get("/preview/scenarios")
 def scenarios():
-    return jsonify(_catalog().listing())
+    return jsonify(_catalog().listing)
 
 
 @blueprint.post("/preview/evaluate")
