@@ -20,6 +20,7 @@ import urllib3
 from flask import Flask, Response, g, jsonify, request
 
 from cds_hooks.database import ThreadConnections
+from cds_hooks.json_files import UnreadableJsonFile, read_json_file
 from cds_hooks.settings import ASYMMETRIC_ALGORITHMS, Settings, TrustedIssuer, is_loopback
 
 log = logging.getLogger("cds_hooks.auth")
@@ -154,8 +155,8 @@ class IssuerKeys:
 
 def _read_jwks_file(iss: str, path: Path) -> Any:
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return read_json_file(path)
+    except UnreadableJsonFile as error:
         raise AuthConfigurationError(f"trusted issuer {iss}: cannot read jwks_file {path}: {error}") from None
 
 

@@ -29,6 +29,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from cds_hooks.json_files import UnreadableJsonFile, read_json_file
 from cds_hooks.memory_fhir import InMemoryFhirStore
 from cds_hooks.prefetch import render_template
 from cds_hooks.protocol.errors import ServiceError
@@ -274,9 +275,7 @@ def read_bundle(bundle_path: Path, case_path: Path) -> Mapping[str, Any]:
 
 def _read_json(path: Path, case_path: Path) -> Any:
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        return read_json_file(path)
+    except UnreadableJsonFile as error:
         where = f"{case_path}:" if path == case_path else f"{case_path}: cannot read {path}:"
         raise CaseError(f"{where} {error}") from None
-    except RecursionError:
-        raise CaseError(f"{case_path}: {path} is nested too deeply to be JSON this runner reads") from None

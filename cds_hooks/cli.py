@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from cds_hooks.json_files import UnreadableJsonFile, read_json_file
 from cds_hooks.logs import configure_logging
 from cds_hooks.protocol.errors import ServiceError
 from cds_hooks.services import service_for_hook
@@ -149,12 +150,9 @@ def _run(arguments: argparse.Namespace, settings: Settings) -> int:
     from cds_hooks.engine import Engine
 
     try:
-        body = json.loads(arguments.request.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        body = read_json_file(arguments.request)
+    except UnreadableJsonFile as error:
         print(f"cds-hooks run: cannot read {arguments.request}: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except RecursionError:
-        print(f"cds-hooks run: {arguments.request} is nested too deeply to be a CDS Hooks request", file=sys.stderr)
         return EXIT_BAD_INPUT
     service_id = arguments.service or _service_for(body)
     if service_id is None:
