@@ -19,6 +19,7 @@ import requests
 import urllib3
 from flask import Flask, Response, g, jsonify, request
 
+from cds_hooks.bounded_read import BodyTooLarge, BodyTooSlow, read_bounded
 from cds_hooks.database import ThreadConnections
 from cds_hooks.json_files import UnreadableJsonFile, read_json_file
 from cds_hooks.settings import ASYMMETRIC_ALGORITHMS, Settings, TrustedIssuer, is_loopback
@@ -30,7 +31,6 @@ REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
 # Far above any real client token (the Sandbox's is about 600 characters): parsing stops being free past it.
 MAX_TOKEN_CHARS = 8 * 1024
 MAX_JWKS_BYTES = 1024 * 1024
-_READ_CHUNK_BYTES = 64 * 1024
 # Members that only a private JWK has: such a key must never be published, and is not used.
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
@@ -70,11 +70,14 @@ class ReplayCache:
 
     def first_use(self, iss: str, jti: str, exp: float) -> bool:
         """Record the token; False if the same issuer's jti is already recorded (a replay)."""
+        # One transaction, so one fsync per token: the connection is autocommit, and `with` commits or rolls back.
         connection = self._connections.get()
-        # A token is accepted until exp + leeway, so its jti must be remembered at least that long.
-        connection.execute("DELETE FROM auth_jti WHERE exp < ?", (time.time() - self._leeway,))
-        # One statement decides: the primary key makes two workers racing with the same jti insert it once.
-        inserted = connection.execute("INSERT OR IGNORE INTO auth_jti (iss, jti, exp) VALUES (?, ?, ?)", (iss, jti, exp))
+        connection.execute("BEGIN IMMEDIATE")
+        with connection:
+            # A token is accepted until exp + leeway, so its jti must be remembered at least that long.
+            connection.execute("DELETE FROM auth_jti WHERE exp < ?", (time.time() - self._leeway,))
+            # One statement decides: the primary key makes two workers racing with the same jti insert it once.
+            inserted = connection.execute("INSERT OR IGNORE INTO auth_jti (iss, jti, exp) VALUES (?, ?, ?)", (iss, jti, exp))
         return inserted.rowcount == 1
 
 
@@ -133,14 +136,12 @@ class IssuerKeys:
                           headers={"Accept": "application/json"}) as response:
             if response.status_code != 200:
                 raise ValueError(f"the jku answered HTTP {response.status_code}")
-            body = bytearray()
-            # read1 returns what one socket read brings, so a host dripping bytes cannot hold us past the timeout.
-            while chunk := response.raw.read1(_READ_CHUNK_BYTES, decode_content=True):
-                body += chunk
-                if len(body) > MAX_JWKS_BYTES:
-                    raise ValueError(f"the JWK Set is larger than {MAX_JWKS_BYTES} bytes")
-                if time.monotonic() > deadline:
-                    raise ValueError("the JWK Set took too long to arrive")
+            try:
+                body = read_bounded(response, MAX_JWKS_BYTES, deadline)
+            except BodyTooLarge:
+                raise ValueError(f"the JWK Set is larger than {MAX_JWKS_BYTES} bytes") from None
+            except BodyTooSlow:
+                raise ValueError("the JWK Set took too long to arrive") from None
         return json.loads(body)
 
     def _static_keys(self, jwks: Any, source: str) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from urllib.parse import quote, urljoin
 import requests
 import urllib3.exceptions
 
+from cds_hooks.bounded_read import BodyTooLarge, BodyTooSlow, read_bounded
 from cds_hooks.protocol.errors import PrefetchUnavailable, TooManyResources
 from cds_hooks.protocol.request import HookRequest
 from cds_hooks.settings import Endpoint, Settings
@@ -32,7 +33,6 @@ _USER_TOKENS: Mapping[str, str] = {
     "userPatientId": "Patient",
     "userRelatedPersonId": "RelatedPerson",
 }
-_READ_CHUNK_BYTES = 64 * 1024
 FHIR_SERVER_NOT_ALLOWED = "fhirServer is not a FHIR server this service is allowed to call"
 
 
@@ -335,19 +335,12 @@ class PrefetchResolver:
     def _read_body(self, response: requests.Response, deadline: float) -> bytes:
         """The response body, refused once it exceeds the size limit or outlasts the budget."""
         limit = self.settings.prefetch_max_response_bytes
-        too_large = f"response is larger than {limit} bytes"
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise _KeyFailed(too_large)
-        body = bytearray()
-        # read1 returns whatever one socket read brings, so a server dripping bytes cannot hold us past the deadline.
-        while chunk := response.raw.read1(_READ_CHUNK_BYTES, decode_content=True):
-            body += chunk
-            if len(body) > limit:
-                raise _KeyFailed(too_large)
-            if time.monotonic() > deadline:
-                raise _KeyFailed(self._timeout_reason())
-        return bytes(body)
+        try:
+            return read_bounded(response, limit, deadline)
+        except BodyTooLarge:
+            raise _KeyFailed(f"response is larger than {limit} bytes") from None
+        except BodyTooSlow:
+            raise _KeyFailed(self._timeout_reason()) from None
 
     def _session(self) -> requests.Session:
         """This worker thread's session, so connections to the FHIR server are kept alive between calls."""
