@@ -6,6 +6,7 @@ card preview page, a loopback development tool and not part of the API, is left 
 """
 from __future__ import annotations
 
+import functools
 from importlib import metadata
 from typing import Any
 
@@ -28,6 +29,8 @@ def openapi_json():
     return jsonify(openapi_document(current_app.extensions["cds_hooks.settings"].public_base_url))
 
 
+# Built once per process: it depends only on the code and public_base_url (the package metadata lookup reads disk).
+@functools.cache
 def openapi_document(public_base_url: str = "") -> dict[str, Any]:
     """The whole document; `servers` names public_base_url when one is configured, else the document's own origin."""
     document: dict[str, Any] = {
