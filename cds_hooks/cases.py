@@ -245,14 +245,23 @@ def _expectation(expect: Mapping[str, Any], path: Path) -> Expectation:
     return Expectation(cards=tuple(cards), absent=tuple(absent), empty=empty)
 
 
+def is_draft_order_list(value: Any) -> bool:
+    """A list of FHIR resources, each with a resourceType and an id, as draftOrders needs."""
+    return isinstance(value, list) and all(
+        isinstance(d, dict) and isinstance(d.get("resourceType"), str) and isinstance(d.get("id"), str) for d in value
+    )
+
+
+def is_reference_list(value: Any) -> bool:
+    """A list of references such as "MedicationRequest/draft-1", as selections needs."""
+    return isinstance(value, list) and all(isinstance(s, str) for s in value)
+
+
 def _check_draft_orders(data: Mapping[str, Any], path: Path) -> None:
     drafts, selections = data.get("draftOrders"), data.get("selections")
-    if drafts is not None and not (
-        isinstance(drafts, list)
-        and all(isinstance(d, dict) and isinstance(d.get("resourceType"), str) and isinstance(d.get("id"), str) for d in drafts)
-    ):
+    if drafts is not None and not is_draft_order_list(drafts):
         raise CaseError(f"{path}: draftOrders is a list of FHIR resources, each with resourceType and id")
-    if selections is not None and not (isinstance(selections, list) and all(isinstance(s, str) for s in selections)):
+    if selections is not None and not is_reference_list(selections):
         raise CaseError(f"{path}: selections is a list of references such as \"MedicationRequest/draft-1\"")
 
 

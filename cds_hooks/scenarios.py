@@ -10,7 +10,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from cds_hooks.cases import Case, hook_request, load_cases, prefetch_from_store, read_bundle
+from cds_hooks.cases import (
+    Case, hook_request, is_draft_order_list, is_reference_list, load_cases, prefetch_from_store, read_bundle,
+)
 from cds_hooks.memory_fhir import InMemoryFhirStore
 from cds_hooks.protocol.errors import InvalidRequest
 from cds_hooks.protocol.request import ORDER_HOOKS
@@ -68,7 +70,7 @@ class ScenarioCatalog:
         drafts = None
         if hook in ORDER_HOOKS:
             drafts = [_for_patient(order, patient_id) for order in _valid_orders(draft_orders)]
-            if selections is not None and not (isinstance(selections, list) and all(isinstance(s, str) for s in selections)):
+            if selections is not None and not is_reference_list(selections):
                 raise InvalidRequest("selections must be a list of references such as MedicationRequest/draft-1")
         request = hook_request(hook, patient_id, drafts, selections, user_id=PREVIEW_USER, hook_instance=str(uuid.uuid4()))
         request["prefetch"] = prefetch_from_store(fixture.store, service.id, request)
@@ -102,10 +104,7 @@ def _distinct_orders(orders: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _valid_orders(draft_orders: Any) -> list[Mapping[str, Any]]:
-    if not isinstance(draft_orders, list) or not all(
-        isinstance(order, dict) and isinstance(order.get("resourceType"), str) and isinstance(order.get("id"), str)
-        for order in draft_orders
-    ):
+    if not is_draft_order_list(draft_orders):
         raise InvalidRequest("draftOrders must be a list of FHIR resources, each with resourceType and id")
     return draft_orders
 
