@@ -75,9 +75,9 @@ class TrustedIssuer:
         if self.jwks_file and self.keys:
             raise SettingsError(f"trusted issuer {self.iss}: give jwks_file or keys, not both")
         if self.jku:
-            url = urlsplit(self.jku)
+            endpoint = Endpoint.of(self.jku)
             # Keys fetched over plain HTTP could be swapped in transit; loopback is allowed for local test clients.
-            if not url.hostname or not (url.scheme == "https" or (url.scheme == "http" and is_loopback(url.hostname))):
+            if endpoint is None or not endpoint.is_secure:
                 raise SettingsError(f"trusted issuer {self.iss}: jku must be an https URL")
 
 
@@ -115,6 +115,11 @@ class Endpoint:
             # Even an empty "?" counts: a FHIR path appended to such a base would land in its query.
             has_query_or_fragment="?" in url or "#" in url,
         )
+
+    @property
+    def is_secure(self) -> bool:
+        """https, or plain http to this machine (loopback), where nothing crosses a network."""
+        return self.scheme == "https" or is_loopback(self.host)
 
     def is_under(self, base: "Endpoint") -> bool:
         """True when this URL lies on `base`'s server at or below its path, at a path-segment boundary."""
@@ -256,7 +261,7 @@ class Settings:
                     "(no user info, query, fragment or dot segments)"
                 )
             # The EHR's bearer token and patient data travel on this connection.
-            if endpoint.scheme != "https" and not is_loopback(endpoint.host):
+            if not endpoint.is_secure:
                 raise SettingsError(f"allowed_fhir_servers: {allowed} must use https (plain http only on loopback)")
 
     def _validate_auth(self) -> None:
