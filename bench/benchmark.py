@@ -34,6 +34,7 @@ import requests
 
 from bench.generate import PATIENTS, patient_bundle, write_bodies
 from bench.servers import Server, free_port
+from cds_hooks.cases import card_id
 from cds_hooks.memory_fhir import InMemoryFhirStore
 from cds_hooks.prefetch import render_template
 from cds_hooks.protocol.request import parse_hook_request
@@ -155,7 +156,7 @@ def sequential(scenario: Scenario, servers: list[Server], warm_up: int, count: i
             if index >= warm_up:
                 timings[server.name].append(elapsed)
             if server.name == "service" and index == 0:
-                results.cards[scenario.key] = [card["source"]["topic"]["code"] for card in answer["cards"]]
+                results.cards[scenario.key] = [card_id(card) for card in answer["cards"]]
     for client in clients:
         client.close()
     results.latency[scenario.key] = timings
@@ -242,7 +243,7 @@ def run(plan: Plan) -> Results:
     with tempfile.TemporaryDirectory(prefix="cds-bench-") as folder, \
             FhirTestServer(resources=resources, page_size=FHIR_PAGE_SIZE, delay_seconds=FHIR_DELAY_SECONDS) as fhir:
         work = Path(folder)
-        scenarios = [Scenario(patient, hook, mode, path) for patient, hook, mode, path in write_bodies(work, today, fhir.base_url)]
+        scenarios = [Scenario(patient, hook, mode, path) for patient, hook, mode, path in write_bodies(work, bundles, today, fhir.base_url)]
         results = Results(datetime.now(timezone.utc), scenarios)
         for scenario in scenarios:
             results.body_bytes[scenario.key] = scenario.body.stat().st_size

@@ -21,8 +21,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
-from cds_hooks.cases import prefetch_from_store
+from cds_hooks import cases
 from cds_hooks.memory_fhir import InMemoryFhirStore
+from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.services import service_for_hook
 
 LOINC = "http://loinc.org"
@@ -371,24 +372,20 @@ def hook_request(bundle: dict[str, Any], hook: str, today: date, fhir_server: st
     """The CDS Hooks request an EHR sends: full prefetch from the record, or none and a fhirServer to fetch from."""
     store = InMemoryFhirStore.from_bundle(bundle)
     patient_id = store.patient_id()
-    context: dict[str, Any] = {"userId": "Practitioner/bench-oncologist", "patientId": patient_id, "encounterId": "bench-visit"}
-    if hook != "patient-view":
-        drafts = draft_orders(patient_id, today, oncology=patient_id == "bench-her2pos")
-        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": d} for d in drafts]}
-        if hook == "order-select":
-            context["selections"] = [f"MedicationRequest/{drafts[0]['id']}"]
-    request: dict[str, Any] = {
-        "hook": hook,
-        "hookInstance": str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench/{patient_id}/{hook}")),
-        "context": context,
-    }
+    drafts = draft_orders(patient_id, today, oncology=patient_id == "bench-her2pos") if hook in ORDER_HOOKS else None
+    request = cases.hook_request(
+        hook, patient_id, drafts, [f"MedicationRequest/{drafts[0]['id']}"] if drafts else None,
+        user_id="Practitioner/bench-oncologist",
+        hook_instance=str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench/{patient_id}/{hook}")),
+    )
+    request["context"]["encounterId"] = "bench-visit"
     if fhir_server is not None:
         request["fhirServer"] = fhir_server
         request["fhirAuthorization"] = {"access_token": "bench-token", "token_type": "Bearer", "expires_in": 300,
                                         "scope": "patient/*.read", "subject": "bench"}
     else:
         service_id = service_for_hook(hook).id
-        request["prefetch"] = prefetch_from_store(store, service_id, request)
+        request["prefetch"] = cases.prefetch_from_store(store, service_id, request)
     return request
 
 
@@ -396,11 +393,10 @@ def patient_bundle(name: str, today: date) -> dict[str, Any]:
     return {"her2pos": her2pos_patient, "no-oncology": no_oncology_patient}[name](today)
 
 
-def write_bodies(folder: Path, today: date, fhir_server: str) -> Iterator[tuple[str, str, str, Path]]:
-    """Write every request body to `folder`; yields (patient, hook, prefetch mode, path)."""
+def write_bodies(folder: Path, bundles: dict[str, dict[str, Any]], today: date, fhir_server: str) -> Iterator[tuple[str, str, str, Path]]:
+    """Write every request body for the records (by patient name) to `folder`; yields (patient, hook, prefetch mode, path)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in PATIENTS:
-        bundle = patient_bundle(name, today)
+    for name, bundle in bundles.items():
         (folder / f"{name}-record.json").write_text(json.dumps(bundle), "utf-8")
         for hook in HOOKS:
             for mode, server in (("full", None), ("none", fhir_server)):
@@ -414,8 +410,9 @@ if __name__ == "__main__":
     from collections import Counter
 
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("bench/out")
-    for patient, hook, mode, path in write_bodies(target, date.today(), "http://127.0.0.1:9999/fhir"):
+    records = {name: patient_bundle(name, date.today()) for name in PATIENTS}
+    for patient, hook, mode, path in write_bodies(target, records, date.today(), "http://127.0.0.1:9999/fhir"):
         print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
-    for name in PATIENTS:
-        counts = Counter(entry["resource"]["resourceType"] for entry in patient_bundle(name, date.today())["entry"])
+    for name, record in records.items():
+        counts = Counter(entry["resource"]["resourceType"] for entry in record["entry"])
         print(name, sum(counts.values()), dict(counts))
