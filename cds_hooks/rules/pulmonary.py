@@ -2,7 +2,7 @@
 pneumonitis with T-DXd or T-DM1; for trastuzumab, interstitial pneumonitis, ARDS, anaphylaxis or angioedema."""
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
 from cds_hooks import terminology
 from cds_hooks.facts.toxicity import Toxicity, active_ild, acute_reactions, worst_grade
@@ -11,45 +11,63 @@ from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import Finding, RuleContext, rule
 from cds_hooks.rules.proposals import remove_drafts
 
-# Which card each antibody-drug conjugate's order gets.
-_ADC_CARDS: Mapping[str, str] = {
-    "fam_trastuzumab_deruxtecan": "pulmonary-tdxd-ild",
-    "ado_trastuzumab_emtansine": "pulmonary-tdm1-ild",
-}
+TDXD = "fam_trastuzumab_deruxtecan"
+TDM1 = "ado_trastuzumab_emtansine"
 # Biosimilars, Herceptin Hylecta and Phesgo included; T-DM1 and T-DXd are not trastuzumab products.
 TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
 DISCONTINUE_CARD = "pulmonary-trastuzumab-discontinue"
 UNDATED_CARD = "pulmonary-trastuzumab-reaction-undated"
 
 
-@rule(
-    id="pulmonary.ild-with-her2-therapy",
-    numbers=(31, 32),
-    title="T-DXd or T-DM1 ordered for a patient with ILD or pneumonitis",
-    hooks=ORDER_HOOKS,
-    cards=tuple(_ADC_CARDS.values()),
-    trigger=(
-        "A drafted fam-trastuzumab deruxtecan or ado-trastuzumab emtansine while an active, not refuted Condition in "
-        "the ILD/pneumonitis value set is recorded; one card per drug."
-    ),
-    thresholds=(
-        "Any active ILD/pneumonitis. T-DXd: grade 1 interrupt, grade >= 2 permanently discontinue; grade read from "
-        "Condition.stage.summary or Condition.severity only when written as a grade, else 'grade not recorded'."
-    ),
+# One rule per drug, as their label actions differ: with both drafted, each gets its own card.
+_GRADE_READ = (
+    "grade read from Condition.stage.summary or Condition.severity only when written as a grade, else 'grade not "
+    "recorded'"
 )
-def ild_with_her2_therapy(context: RuleContext) -> Iterator[Finding]:
-    ild = context.facts.get(active_ild)
-    if not ild:
-        return
-    for drug, card in _ADC_CARDS.items():
-        orders = context.focus_orders_of({drug})
-        if orders:
-            yield Finding(
-                card=card,
-                values={"conditions": [_condition(t) for t in ild], "grade": worst_grade(ild), "orders": _listed(orders)},
-                suggestions=remove_drafts(orders),
-                evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in ild})),
-            )
+
+
+@rule(
+    id="pulmonary.tdxd-ild",
+    numbers=(31,),
+    title="T-DXd ordered for a patient with ILD or pneumonitis",
+    hooks=ORDER_HOOKS,
+    cards=("pulmonary-tdxd-ild",),
+    trigger=(
+        "A drafted fam-trastuzumab deruxtecan while an active, not refuted Condition in the ILD/pneumonitis value set "
+        "is recorded."
+    ),
+    thresholds=f"Any active ILD/pneumonitis: grade 1 interrupt, grade >= 2 permanently discontinue; {_GRADE_READ}.",
+)
+def tdxd_ild(context: RuleContext) -> Iterator[Finding]:
+    yield from _ild_finding(context, TDXD, "pulmonary-tdxd-ild")
+
+
+@rule(
+    id="pulmonary.tdm1-ild",
+    numbers=(32,),
+    title="T-DM1 ordered for a patient with ILD or pneumonitis",
+    hooks=ORDER_HOOKS,
+    cards=("pulmonary-tdm1-ild",),
+    trigger=(
+        "A drafted ado-trastuzumab emtansine while an active, not refuted Condition in the ILD/pneumonitis value set "
+        "is recorded."
+    ),
+    thresholds=f"Any active ILD/pneumonitis: permanently discontinue; {_GRADE_READ}.",
+)
+def tdm1_ild(context: RuleContext) -> Iterator[Finding]:
+    yield from _ild_finding(context, TDM1, "pulmonary-tdm1-ild")
+
+
+def _ild_finding(context: RuleContext, drug: str, card: str) -> Iterator[Finding]:
+    orders = context.focus_orders_of({drug})
+    ild = context.facts.get(active_ild) if orders else ()
+    if ild:
+        yield Finding(
+            card=card,
+            values={"conditions": [_condition(t) for t in ild], "grade": worst_grade(ild), "orders": _listed(orders)},
+            suggestions=remove_drafts(orders),
+            evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in ild})),
+        )
 
 
 @rule(

@@ -1,8 +1,8 @@
-"""Rules 31-33: ILD/pneumonitis with T-DXd or T-DM1, one card per drug; trastuzumab after ILD, ARDS, anaphylaxis or
+"""Rules 31-33: ILD/pneumonitis with T-DXd or T-DM1, one rule and card per drug; trastuzumab after ILD, ARDS, anaphylaxis or
 angioedema."""
 from __future__ import annotations
 
-from cds_hooks.rules.pulmonary import ild_with_her2_therapy, trastuzumab_discontinuation
+from cds_hooks.rules.pulmonary import tdm1_ild, tdxd_ild, trastuzumab_discontinuation
 
 from .test_hepatic import RX, SCT, TDM1_DRAFT, context
 
@@ -32,19 +32,20 @@ PERTUZUMAB = draft("pertuzumab", {"coding": [{"system": RX, "code": "1298944"}]}
 
 
 def test_each_conjugate_gets_its_own_card():
-    findings = {f.card: f for f in ild_with_her2_therapy(context(ILD, drafts=(TDXD, TDM1_DRAFT, PHESGO)))}
+    both = context(ILD, drafts=(TDXD, TDM1_DRAFT, PHESGO))
+    findings = {f.card: f for ild_rule in (tdxd_ild, tdm1_ild) for f in ild_rule(both)}
     assert set(findings) == {"pulmonary-tdxd-ild", "pulmonary-tdm1-ild"}
     assert findings["pulmonary-tdxd-ild"].values["grade"] == 1
 
 
 def test_no_card_without_ild_or_for_pertuzumab_alone():
-    assert list(ild_with_her2_therapy(context(drafts=(TDXD,)))) == []
+    assert list(tdxd_ild(context(drafts=(TDXD,)))) == []
     assert list(trastuzumab_discontinuation(context(ILD, drafts=(PERTUZUMAB,)))) == []
 
 
 def test_unverified_icd10_candidate_is_not_read_as_ild():
     icd_only = {**ILD, "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "J84.9"}]}}
-    assert list(ild_with_her2_therapy(context(icd_only, drafts=(TDXD,)))) == []
+    assert list(tdxd_ild(context(icd_only, drafts=(TDXD,)))) == []
 
 
 def test_trastuzumab_products_with_ild_are_discontinued():
