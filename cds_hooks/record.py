@@ -239,9 +239,13 @@ def _kept_value_sets(resource: Mapping[str, Any]) -> set[str]:
         return set()
     kept: set[str] = set()
     unlisted = []
-    for coding in (resource.get("code") or {}).get("coding") or []:
+    # Raw JSON from the client: a code, coding list or system of the wrong type is simply not a kept code.
+    code = resource.get("code")
+    codings = code.get("coding") if isinstance(code, dict) else None
+    for coding in codings if isinstance(codings, list) else ():
         if isinstance(coding, dict):
-            found = _KEPT_VALUE_SETS_BY_CODE.get((coding.get("system"), coding.get("code")))
+            written = (coding.get("system"), coding.get("code"))
+            found = _KEPT_VALUE_SETS_BY_CODE.get(written) if all(isinstance(part, str) for part in written) else None
             if found is None:
                 unlisted.append(coding)
             else:

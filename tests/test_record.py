@@ -28,6 +28,14 @@ def test_only_observations_the_rules_read_are_kept():
     assert kept_ids(record) == {"lvef"}
 
 
+def test_observations_with_malformed_codes_are_not_kept_and_do_not_break_the_others():
+    malformed = [{**observation(f"bad-{index}", "10230-1"), "code": code} for index, code in enumerate(
+        ["abc", ["10230-1"], {"coding": "10230-1"}, {"coding": [{"system": ["http://loinc.org"], "code": "10230-1"}]}]
+    )]
+    record = build_record({"obs": [*malformed, observation("lvef", "10230-1")]}, [])
+    assert kept_ids(record) == {"lvef"}
+
+
 def test_observations_are_modelled_only_when_read():
     broken = observation("bad", "29463-7", effectiveDateTime="2026-11-01", valueQuantity={"value": "heavy"})
     record = build_record({"obs": [broken, observation("lvef", "10230-1")]}, [])
