@@ -1,12 +1,13 @@
 """Clinical facts derived from the typed record, computed at most once per request and only when a rule asks.
 
-A fact is a function of `Facts` (the record, the reference date and the settings); `facts.get(fn)` computes
-it once per request, so rules share facts without ordering them or passing them around.
+A fact is a function of `Facts` (the record, the reference date and the settings) and of hashable arguments such
+as a dose day; `facts.get(fn, *args)` computes it once per request for each set of arguments, so rules share facts
+without ordering them or passing them around. Facts are frozen values: callers never change what they get.
 """
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Hashable, TypeVar
 
 from cds_hooks.facts import therapy
 from cds_hooks.record import PatientRecord
@@ -20,16 +21,26 @@ class Facts:
         self.record = record
         self.as_of = as_of
         self.settings = settings
-        self._cache: dict[Callable[..., Any], Any] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
 
-    def get(self, fact: Callable[["Facts"], T]) -> T:
-        if fact not in self._cache:
-            self._cache[fact] = fact(self)
-        return self._cache[fact]
+    def get(self, fact: Callable[..., T], *args: Hashable) -> T:
+        """fact(self, *args), computed once per request for these arguments."""
+        key = (fact, *args)
+        if key not in self._cache:
+            self._cache[key] = fact(self, *args)
+        return self._cache[key]
+
+    def on(self, day: date) -> "Facts":
+        """The facts as of another day (the weight on a past dose's day), kept for the request like any fact."""
+        return self if day == self.as_of else self.get(_facts_on, day)
 
     @property
     def exposures(self) -> tuple[therapy.Exposure, ...]:
         return self.get(_exposures)
+
+
+def _facts_on(facts: Facts, day: date) -> Facts:
+    return Facts(facts.record, day, facts.settings)
 
 
 def _exposures(facts: Facts) -> tuple[therapy.Exposure, ...]:

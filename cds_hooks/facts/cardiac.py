@@ -145,7 +145,7 @@ def next_lvef_due(facts: Facts) -> date | None:
 
 def heart_failure_conditions(facts: Facts) -> tuple[Condition, ...]:
     """Active heart failure or left ventricular systolic dysfunction Conditions."""
-    return disease.active_conditions(facts, "heart_failure") + disease.active_conditions(facts, "lv_systolic_dysfunction")
+    return facts.get(disease.active_conditions, "heart_failure") + facts.get(disease.active_conditions, "lv_systolic_dysfunction")
 
 
 def cumulative_doxorubicin(facts: Facts) -> DoxorubicinHistory:
@@ -253,7 +253,7 @@ def _administration_day(resource: Any) -> date | None:
 def _bsa_when_given(facts: Facts, last_dose: date | None) -> BodySize | None:
     """The BSA in use when the doses were given (lookback from the last dose), else the current one."""
     if last_dose is not None and last_dose < facts.as_of:
-        then = Facts(facts.record, last_dose, facts.settings).get(body_size.bsa_m2)
+        then = facts.on(last_dose).get(body_size.bsa_m2)
         if then is not None:
             return then
     return facts.get(body_size.bsa_m2)

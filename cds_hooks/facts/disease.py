@@ -62,9 +62,9 @@ def active_conditions(facts: Facts, value_set: str) -> tuple[Condition, ...]:
 def setting(facts: Facts) -> Setting:
     """Metastatic when a secondary cancer, a history of metastatic cancer or an M1 category is recorded (mCODE);
     early when breast cancer is recorded without any of these; unknown when the record names no breast cancer."""
-    if active_conditions(facts, "metastatic") or active_conditions(facts, "brain_metastasis") or facts.get(_m1_staging):
+    if facts.get(active_conditions, "metastatic") or facts.get(active_conditions, "brain_metastasis") or facts.get(_m1_staging):
         return "metastatic"
-    if any(active_conditions(facts, vs) for vs in ("breast_cancer", "her2_positive_breast_cancer", "her2_negative_breast_cancer")):
+    if any(facts.get(active_conditions, vs) for vs in ("breast_cancer", "her2_positive_breast_cancer", "her2_negative_breast_cancer")):
         return "early"
     return "unknown"
 
@@ -74,13 +74,13 @@ def setting(facts: Facts) -> Setting:
 
 def brain_metastases(facts: Facts) -> tuple[Condition, ...]:
     """Active brain metastasis conditions (HER2CLIMB rule)."""
-    return active_conditions(facts, "brain_metastasis")
+    return facts.get(active_conditions, "brain_metastasis")
 
 
 def metastatic_since(facts: Facts) -> date | None:
     """The earliest onset (else recorded) day of metastatic disease, from conditions and M1 staging."""
     days = [
-        day for condition in active_conditions(facts, "metastatic") + brain_metastases(facts)
+        day for condition in facts.get(active_conditions, "metastatic") + brain_metastases(facts)
         if (day := condition_day(condition)) is not None
     ]
     days += [day for observation in facts.get(_m1_staging) if (day := effective_day(observation)) is not None]
@@ -164,7 +164,7 @@ def neoadjuvant_therapy(facts: Facts) -> NeoadjuvantTherapy | None:
     surgery = facts.get(residual_disease_findings).day
     if surgery is None:
         return None
-    return therapy_before(facts, surgery)
+    return facts.get(therapy_before, surgery)
 
 
 def therapy_before(facts: Facts, day: date) -> NeoadjuvantTherapy:

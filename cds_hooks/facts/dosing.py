@@ -125,7 +125,7 @@ def weight_on(facts: Facts, day: date) -> BodySize | None:
     """body_size.weight_kg as of `day` (the same lookback and unit conversion)."""
     if day == facts.as_of:
         return facts.get(weight_kg)
-    return weight_kg(Facts(facts.record, day, facts.settings))
+    return facts.on(day).get(weight_kg)
 
 
 def last_recorded_weight(facts: Facts, order: DraftOrder) -> str | None:

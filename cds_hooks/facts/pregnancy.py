@@ -97,7 +97,7 @@ def pregnancy_evidence(facts: Facts, on: date | None = None) -> PregnancyEvidenc
     lookback at the earlier of today and `on`, so a start planned a few weeks ahead does not hide it.
     """
     day = on or facts.as_of
-    conditions = tuple(_recorded(c) for c in active_conditions(facts, "pregnancy") if _still_pregnant(c))
+    conditions = tuple(_recorded(c) for c in facts.get(active_conditions, "pregnancy") if _still_pregnant(c))
     until = max(day, facts.as_of)
     latest = next((r for r in facts.get(hcg_results) if r.interpretable and r.day is not None and r.day <= until), None)
     since = min(day, facts.as_of) - timedelta(days=facts.settings.pregnancy_test_lookback_days)

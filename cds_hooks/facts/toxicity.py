@@ -37,12 +37,12 @@ class Toxicity:
 
 def active_ild(facts: Facts) -> tuple[Toxicity, ...]:
     """Active interstitial lung disease or pneumonitis (value set `ild`), highest grade first."""
-    return _toxicities(active_conditions(facts, "ild"))
+    return _toxicities(facts.get(active_conditions, "ild"))
 
 
 def active_peripheral_neuropathy(facts: Facts) -> tuple[Toxicity, ...]:
     """Active peripheral neuropathy (value set `peripheral_neuropathy`), highest grade first."""
-    return _toxicities(active_conditions(facts, "peripheral_neuropathy"))
+    return _toxicities(facts.get(active_conditions, "peripheral_neuropathy"))
 
 
 def acute_reactions(facts: Facts) -> tuple[Toxicity, ...]:

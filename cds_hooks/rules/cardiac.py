@@ -469,7 +469,7 @@ def _assess(context: RuleContext, family: str) -> _Assessment | None:
     if not orders or latest is None:
         return None
     drop = series.drop_points
-    setting = disease.setting(context.facts)
+    setting = context.facts.get(disease.setting)
     ingredients = frozenset().union(*(o.ingredients for o in orders))
     verdicts: list[_Verdict] = []
     if family == "trastuzumab-pertuzumab":

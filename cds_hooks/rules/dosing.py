@@ -303,7 +303,7 @@ def _trastuzumab_issues(context: RuleContext, order: DraftOrder, dose: WeightBas
         issues.append(f"{level:g} mg/kg belongs to the {_schedule_name(interval)} schedule, but the order repeats every {ordered_interval} days")
     start, _ = planned_period(order, context.as_of)
     earlier = [e for e in context.facts.exposures if TRASTUZUMAB in e.ingredients and (e.start is None or e.start < start)]
-    last = last_given_day(context.facts, TRASTUZUMAB, start)
+    last = context.facts.get(last_given_day, TRASTUZUMAB, start)
     late = last is not None and (start - last).days > interval + MISSED_DOSE_GRACE_DAYS
     reload_to = None
     if phase == "maintenance" and not earlier:
@@ -469,7 +469,7 @@ def _orders_of(context: RuleContext, agent: str) -> list[DraftOrder]:
 def _reduced_to(context: RuleContext, order: DraftOrder, ingredient: str, full_dose: float) -> tuple[float, date] | None:
     """The lowest mg/kg recorded before this order and its day, when it is a reduction from the full dose."""
     start, _ = planned_period(order, context.as_of)
-    levels = previous_levels(context.facts, ingredient, start)
+    levels = context.facts.get(previous_levels, ingredient, start)
     lowest = min(levels, key=lambda d: d.mg_per_kg or 0.0, default=None)
     if lowest is None or lowest.mg_per_kg is None or lowest.mg_per_kg >= full_dose * (1 - DOSE_ROUNDING):
         return None

@@ -53,7 +53,7 @@ COUNT_NAMES = {"neutrophils": "absolute neutrophil count", "platelets": "platele
 def tdm1_thrombocytopenia(context: RuleContext) -> Iterator[Finding]:
     low: list[tuple[DraftOrder, CellCount]] = []
     for order in context.focus_orders_of({TDM1}):
-        count = labs_before(context.facts, planned_period(order, context.as_of)[0]).platelets
+        count = context.facts.get(labs_before, planned_period(order, context.as_of)[0]).platelets
         if count is not None and count.per_mm3 is not None and count.per_mm3 < HOLD_BELOW:
             low.append((order, count))
     if not low:
@@ -129,7 +129,7 @@ def tdxd_cytopenia(context: RuleContext) -> Iterator[Finding]:
 
 def _tdxd_dose(context: RuleContext, order: DraftOrder) -> _TdxdDose:
     dose_day = planned_period(order, context.as_of)[0]
-    labs = labs_before(context.facts, dose_day)
+    labs = context.facts.get(labs_before, dose_day)
     counts = {"neutrophils": labs.neutrophils, "platelets": labs.platelets}
     graded = {test: grade for test, count in counts.items() if (grade := _tdxd_grade(test, count)) is not None}
     unknown = tuple(test for test, count in counts.items() if count is None or count.per_mm3 is None)

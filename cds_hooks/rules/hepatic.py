@@ -95,7 +95,7 @@ def tdm1_labs_before_dose(context: RuleContext) -> Iterator[Finding]:
     to_order: dict[str, None] = {}
     for order in context.focus_orders_of({TDM1}):
         dose_day = planned_period(order, context.as_of)[0]
-        labs = labs_before(context.facts, dose_day)
+        labs = context.facts.get(labs_before, dose_day)
         missing = list(labs.missing_liver_tests) + (["platelets"] if labs.platelets is None else [])
         unconvertible = labs.platelets if labs.platelets is not None and labs.platelets.per_mm3 is None else None
         if not (missing or labs.liver_tests_without_uln or unconvertible):
@@ -142,7 +142,7 @@ def tdm1_start_not_studied(context: RuleContext) -> Iterator[Finding]:
         dose_day = planned_period(order, context.as_of)[0]
         if started_before(context.facts.exposures, TDM1, dose_day):
             continue
-        outside = _outside_studied_range(context, labs_before(context.facts, dose_day), dose_day)
+        outside = _outside_studied_range(context, context.facts.get(labs_before, dose_day), dose_day)
         if outside:
             evidence.update({order.reference, *(item["reference"] for item in outside)})
             starts.append({"order": order.text, "dose_day": dose_day, "outside": outside})
@@ -169,14 +169,14 @@ def tdm1_start_not_studied(context: RuleContext) -> Iterator[Finding]:
     ),
 )
 def tdm1_liver_toxicity(context: RuleContext) -> Iterator[Finding]:
-    disease_setting = setting(context.facts)
+    disease_setting = context.facts.get(setting)
     doses: list[dict[str, Any]] = []
     orders: list[DraftOrder] = []
     for order in context.focus_orders_of({TDM1}):
         dose_day = planned_period(order, context.as_of)[0]
         if not started_before(context.facts.exposures, TDM1, dose_day):
             continue
-        labs = labs_before(context.facts, dose_day)
+        labs = context.facts.get(labs_before, dose_day)
         graded = [item for result in labs.liver.values() if result is not None and (item := _graded(result, disease_setting))]
         hys_law = hys_law_pattern(labs)
         if graded or hys_law:

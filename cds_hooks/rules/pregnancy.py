@@ -92,7 +92,7 @@ def status_before_her2_start(context: RuleContext) -> Iterator[Finding]:
     lookback = context.settings.pregnancy_test_lookback_days
     problems: list[dict[str, Any]] = []
     for order, start in _her2_drafts(context):
-        if pregnancy_evidence(context.facts, start) is not None:
+        if context.facts.get(pregnancy_evidence, start) is not None:
             continue  # the critical pregnancy card already speaks for this order
         test = recent_pregnancy_test(context.facts, start)
         if test is not None and not test.interpretable:
@@ -137,7 +137,7 @@ def contraception_counselling(context: RuleContext) -> Iterator[Finding]:
     potential = context.facts.get(reproductive_potential)
     starts = [
         (order, start) for order, start in _her2_drafts(context)
-        if _first_dose(context, start) and pregnancy_evidence(context.facts, start) is None
+        if _first_dose(context, start) and context.facts.get(pregnancy_evidence, start) is None
     ]
     started = frozenset().union(*(order.ingredients for order, _ in starts))
     female_advice = potential.status != "no"
@@ -185,7 +185,7 @@ def contraception_after_therapy(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
     her2 = [e for e in facts.exposures if e.ingredients & HER2_AGENTS]
     # Therapy running today, or planned to start later, has not stopped.
-    if not her2 or any(e.end is None or e.end >= context.as_of for e in her2) or pregnancy_evidence(facts) is not None:
+    if not her2 or any(e.end is None or e.end >= context.as_of for e in her2) or facts.get(pregnancy_evidence) is not None:
         return
     potential = facts.get(reproductive_potential)
     tdxd = [e for e in her2 if TDXD in e.ingredients]
@@ -227,7 +227,7 @@ def _drafted_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
     drafts: list[tuple[DraftOrder, date]] = []
     evidence: PregnancyEvidence | None = None
     for order, start in _her2_drafts(context):
-        found = pregnancy_evidence(context.facts, start)
+        found = context.facts.get(pregnancy_evidence, start)
         if found is not None:
             evidence = evidence or found
             drafts.append((order, start))
@@ -247,7 +247,7 @@ def _drafted_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
 
 
 def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
-    evidence = pregnancy_evidence(context.facts)
+    evidence = context.facts.get(pregnancy_evidence)
     if evidence is None:
         return
     ongoing = [e for e in context.facts.exposures if e.ingredients & HER2_AGENTS and e.overlaps(context.as_of, context.as_of)]

@@ -93,7 +93,7 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
     residual = facts.get(residual_disease_findings)
     if residual.status == "pcr" or (residual.day is not None and start < residual.day):
         return
-    neoadjuvant = therapy_before(facts, residual.day or start)
+    neoadjuvant = facts.get(therapy_before, residual.day or start)
     if not neoadjuvant.taxane_and_trastuzumab:
         return
     weight = facts.get(weight_kg)
@@ -180,7 +180,7 @@ def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
         return
     start = min(planned_period(o, context.as_of)[0] for o in orders)
     residual = facts.get(residual_disease_findings)
-    neoadjuvant = therapy_before(facts, residual.day or start)
+    neoadjuvant = facts.get(therapy_before, residual.day or start)
     if residual.status == "pcr":
         reason = "pcr"
     elif residual.day is not None and not neoadjuvant.taxane_and_trastuzumab:
