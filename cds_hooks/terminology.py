@@ -89,23 +89,20 @@ def classify_medication(concept: Mapping[str, Any] | None) -> MedicationMatch | 
     """
     if not isinstance(concept, Mapping):
         return None
-    codings = tuple((_field(c, "system"), _field(c, "code"), _field(c, "display")) for c in _codings(concept))
-    text = concept.get("text")
-    try:
-        hash((codings, text))
-    except TypeError:
-        # A list or object where a string belongs cannot be a memo key; such a concept is classified afresh.
-        return _classify.__wrapped__(codings, text)
-    return _classify(codings, text)
+    # The matchers read strings only, so anything else is None here, and the key is always hashable for the memo.
+    codings = tuple(
+        (_string(_field(c, "system")), _string(_field(c, "code")), _string(_field(c, "display"))) for c in _codings(concept)
+    )
+    return _classify(codings, _string(concept.get("text")))
 
 
-_Coded = tuple[tuple[Any, Any, Any], ...]  # (system, code, display) of each coding
+_Coded = tuple[tuple[str | None, str | None, str | None], ...]  # (system, code, display) of each coding
 
 
 # A record repeats the same few drug concepts across hundreds of orders and administrations, and name matching
 # normalises Unicode: each distinct concept is classified once per process.
 @functools.lru_cache(maxsize=4096)
-def _classify(codings: _Coded, text: Any) -> MedicationMatch | None:
+def _classify(codings: _Coded, text: str | None) -> MedicationMatch | None:
     for matched_by, find in _MEDICATION_MATCHERS:
         hits = find(codings, text)
         if hits:
@@ -130,15 +127,15 @@ def ingredient_display(key: str) -> str:
         raise KeyError(f"unknown ingredient {key!r}") from None
 
 
-def _rxnorm_hits(codings: _Coded, text: Any) -> list[tuple[_Target, str]]:
+def _rxnorm_hits(codings: _Coded, text: str | None) -> list[tuple[_Target, str]]:
     return _code_hits(codings, _RXNORM_SYSTEMS, _MEDS.by_rxcui, str.strip)
 
 
-def _atc_hits(codings: _Coded, text: Any) -> list[tuple[_Target, str]]:
+def _atc_hits(codings: _Coded, text: str | None) -> list[tuple[_Target, str]]:
     return _code_hits(codings, _ATC_SYSTEMS, _MEDS.by_atc, lambda code: code.strip().upper())
 
 
-def _name_hits(codings: _Coded, text: Any) -> list[tuple[_Target, str]]:
+def _name_hits(codings: _Coded, text: str | None) -> list[tuple[_Target, str]]:
     texts = [display for _, _, display in codings] + [text]
     return [hit for text in texts if isinstance(text, str) and (hit := _match_name(text))]
 
@@ -287,6 +284,10 @@ def _codings(value: Any) -> list[Any]:
         return [value]
     codings = value["coding"]
     return [coding for coding in codings if isinstance(coding, Mapping)] if isinstance(codings, list) else []
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _field(element: Any, name: str) -> Any:

@@ -226,7 +226,7 @@ def _her2_anchor(facts: Facts) -> tuple[date | None, bool]:
     planned = [
         planned_period(order, facts.as_of)[0]
         for order in facts.record.draft_orders
-        if order.match is not None and order.match.ingredients & HER2_ANTIBODIES
+        if order.ingredients & HER2_ANTIBODIES
     ]
     return min(planned, default=None), False
 

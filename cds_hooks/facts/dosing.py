@@ -10,6 +10,7 @@ from cds_hooks.facts import Facts
 from cds_hooks.facts.body_size import BodySize, weight_kg
 from cds_hooks.dates import first_day
 from cds_hooks.facts.observations import latest_measurement
+from cds_hooks.facts.therapy import IGNORED_STATUSES
 from cds_hooks.record import DraftOrder, MedicationRecord
 
 DoseUnit = Literal["mg/kg", "mg", "mg/m2"]
@@ -28,7 +29,6 @@ _ROUTE_WORDS: dict[str, Route] = {
     "subcut": "subcutaneous", "sq": "subcutaneous",
 }
 _PERIOD_DAYS = {"d": 1, "wk": 7}
-_NOT_GIVEN = frozenset({"entered-in-error", "not-done", "not-taken", "cancelled", "draft"})
 HER2_AGENTS = terminology.ingredients_in_class("her2_directed")
 
 
@@ -182,7 +182,7 @@ def _recorded(medication: MedicationRecord) -> RecordedDose | None:
     if not medication.match.ingredients & HER2_AGENTS:
         return None
     resource = medication.resource
-    if str(resource.status) in _NOT_GIVEN:
+    if str(resource.status) in IGNORED_STATUSES:
         return None
     day, given, quantity = _dose_of(resource)
     converted = _in_known_unit(quantity)

@@ -69,11 +69,6 @@ def measurement(observation: Observation) -> Measurement | None:
     )
 
 
-def measurements(record: PatientRecord, value_set: str) -> tuple[Measurement, ...]:
-    """Numeric results of the value set, newest first."""
-    return tuple(m for o in observations_in(record, value_set) if (m := measurement(o)) is not None)
-
-
 def latest_measurement(record: PatientRecord, value_set: str, as_of: date, within_days: int | None = None) -> Measurement | None:
     """The newest numeric result on or before `as_of`, if it is no older than `within_days`."""
     oldest = as_of - timedelta(days=within_days) if within_days is not None else None

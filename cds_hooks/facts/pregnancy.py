@@ -11,7 +11,7 @@ from fhir.resources.R4B.observation import Observation
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
 from cds_hooks.dates import first_day, last_day
-from cds_hooks.facts.disease import active_conditions
+from cds_hooks.facts.disease import active_conditions, condition_day
 from cds_hooks.facts.observations import coded_value, effective_day, measurement, observations_in
 
 # Ages (inclusive, in whole years) at which a female patient is taken to be of reproductive potential. The labels
@@ -205,5 +205,4 @@ def _still_pregnant(condition: Condition) -> bool:
 def _recorded(condition: Condition) -> RecordedPregnancy:
     code = condition.code
     text = code.text or next((c.display for c in code.coding or [] if c.display), None) or "Pregnancy"
-    onset = first_day(condition.onsetDateTime) or (first_day(condition.onsetPeriod.start) if condition.onsetPeriod else None)
-    return RecordedPregnancy(reference=f"Condition/{condition.id}", text=text, since=onset or first_day(condition.recordedDate))
+    return RecordedPregnancy(reference=f"Condition/{condition.id}", text=text, since=condition_day(condition))

@@ -18,7 +18,7 @@ DOSE_COVERAGE = timedelta(days=20)
 
 # A MedicationRequest still in "draft" was never signed: an order someone began, not therapy given or running (the
 # drafts a clinician is signing now come in the request's draftOrders, not as exposures).
-_IGNORED_STATUSES = frozenset({"entered-in-error", "not-taken", "not-done", "cancelled", "draft"})
+IGNORED_STATUSES = frozenset({"entered-in-error", "not-taken", "not-done", "cancelled", "draft"})
 # Statuses meaning the therapy continues (or is planned) unless an end date says otherwise.
 _CONTINUING_STATUSES = frozenset({"active", "intended", "on-hold", "in-progress"})
 # UCUM units of Timing periods and Durations, in days (a month as 30 days, a year as 365).
@@ -149,7 +149,7 @@ def _days(value: Any, unit: Any) -> float | None:
 def _exposure(medication: MedicationRecord) -> Exposure | None:
     resource = medication.resource
     status = str(resource.status or "unknown")
-    if status in _IGNORED_STATUSES:
+    if status in IGNORED_STATUSES:
         return None
     start, recorded_end = _recorded_period(resource)
     resource_type = resource.get_resource_type()

@@ -50,7 +50,7 @@ def acute_reactions(facts: Facts) -> tuple[Toxicity, ...]:
     acute event is soon recorded as resolved, yet still happened."""
     conditions = [
         c for c in facts.record.conditions
-        if any(terminology.in_value_set(c.code.model_dump(exclude_none=True), value_set) for value_set in ACUTE_REACTIONS)
+        if any(terminology.in_value_set(c.code, value_set) for value_set in ACUTE_REACTIONS)
     ]
     found = [_toxicity(c) for c in conditions if _verification(c) not in _NOT_CONFIRMED]
     return tuple(sorted(found, key=lambda t: (t.onset is None, t.onset or date.min)))
