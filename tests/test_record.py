@@ -4,10 +4,13 @@ from __future__ import annotations
 import pytest
 
 from datetime import date
+from urllib.parse import parse_qsl
 
 from cds_hooks.facts.observations import effective_day
 from cds_hooks.protocol.errors import InvalidRequest
 from cds_hooks.record import OBSERVATION_VALUE_SETS, build_record, normalise_medication_order
+from cds_hooks.services import PREFETCH
+from cds_hooks.terminology import value_set_codes
 
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
@@ -147,3 +150,15 @@ def test_unreadable_draft_order_is_a_400_naming_the_order():
     with pytest.raises(InvalidRequest) as raised:
         build_record({}, drafts)
     assert "MedicationRequest/d" in raised.value.message
+
+
+def test_prefetch_asks_for_exactly_the_observation_codes_the_record_keeps():
+    # Two hand-kept lists: a value set added to one and not the other would never be fetched, or fetched and dropped.
+    queried = {
+        tuple(code.split("|", 1))
+        for query in PREFETCH.values() if query.startswith("Observation?")
+        for name, value in parse_qsl(query.split("?", 1)[1]) if name == "code"
+        for code in value.split(",")
+    }
+    kept = {pair for value_set in OBSERVATION_VALUE_SETS for pair in value_set_codes(value_set)}
+    assert queried == kept
