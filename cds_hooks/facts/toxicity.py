@@ -34,6 +34,10 @@ class Toxicity:
     severity_text: str | None
     onset: date | None
 
+    def card_values(self) -> dict[str, Any]:
+        """What a card shows of it."""
+        return {"text": self.text, "grade": self.grade, "severity": self.severity_text, "onset": self.onset}
+
 
 def active_ild(facts: Facts) -> tuple[Toxicity, ...]:
     """Active interstitial lung disease or pneumonitis (value set `ild`), highest grade first."""

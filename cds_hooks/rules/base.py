@@ -63,6 +63,11 @@ def names_of(items: Iterable[Any]) -> str:
     return " and ".join(sorted({item.text for item in items}))
 
 
+def listed(orders: Iterable[Any]) -> str:
+    """The orders' `.text` in their own order, comma-separated: "Enhertu, Kadcyla"."""
+    return ", ".join(order.text for order in orders)
+
+
 def ingredient_names(keys: Iterable[str]) -> str:
     """Ingredient keys as their display names, sorted and joined: "docetaxel and paclitaxel"."""
     return " and ".join(sorted(terminology.ingredient_display(key) for key in keys))

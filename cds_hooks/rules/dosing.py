@@ -302,7 +302,7 @@ def _trastuzumab_issues(context: RuleContext, order: DraftOrder, dose: WeightBas
     if ordered_interval is not None and ordered_interval != interval:
         issues.append(f"{level:g} mg/kg belongs to the {_schedule_name(interval)} schedule, but the order repeats every {ordered_interval} days")
     start, _ = planned_period(order, context.as_of)
-    earlier = [e for e in context.facts.exposures if TRASTUZUMAB in e.ingredients and (e.start is None or e.start < start)]
+    earlier = started_before(context.facts.exposures, TRASTUZUMAB, start)
     last = context.facts.get(last_given_day, TRASTUZUMAB, start)
     late = last is not None and (start - last).days > interval + MISSED_DOSE_GRACE_DAYS
     reload_to = None

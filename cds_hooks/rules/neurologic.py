@@ -5,7 +5,7 @@ from typing import Iterator
 
 from cds_hooks.facts.toxicity import active_peripheral_neuropathy, worst_grade
 from cds_hooks.protocol.request import ORDER_HOOKS
-from cds_hooks.rules.base import Finding, RuleContext, rule
+from cds_hooks.rules.base import Finding, RuleContext, listed, rule
 from cds_hooks.rules.proposals import remove_drafts
 
 TDM1 = "ado_trastuzumab_emtansine"
@@ -40,10 +40,10 @@ def tdm1_peripheral_neuropathy(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card="neurologic-tdm1-neuropathy",
         values={
-            "orders": ", ".join(order.text for order in orders),
+            "orders": listed(orders),
             "hold": hold,
             "grade": grade,
-            "conditions": [{"text": t.text, "grade": t.grade, "severity": t.severity_text, "onset": t.onset} for t in neuropathy],
+            "conditions": [t.card_values() for t in neuropathy],
         },
         suggestions=remove_drafts(orders) if hold else (),
         evidence=tuple(sorted({o.reference for o in orders} | {t.reference for t in neuropathy})),

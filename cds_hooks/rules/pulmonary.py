@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from cds_hooks import terminology
-from cds_hooks.facts.toxicity import Toxicity, active_ild, acute_reactions, worst_grade
+from cds_hooks.facts.toxicity import active_ild, acute_reactions, worst_grade
 from cds_hooks.protocol.request import ORDER_HOOKS
-from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, RuleContext, rule
+from cds_hooks.rules.base import Finding, RuleContext, listed, rule
 from cds_hooks.rules.proposals import remove_drafts
 
 TDXD = "fam_trastuzumab_deruxtecan"
@@ -64,7 +63,7 @@ def _ild_finding(context: RuleContext, drug: str, card: str) -> Iterator[Finding
     if ild:
         yield Finding(
             card=card,
-            values={"conditions": [_condition(t) for t in ild], "grade": worst_grade(ild), "orders": _listed(orders)},
+            values={"conditions": [t.card_values() for t in ild], "grade": worst_grade(ild), "orders": listed(orders)},
             suggestions=remove_drafts(orders),
             evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in ild})),
         )
@@ -97,26 +96,18 @@ def trastuzumab_discontinuation(context: RuleContext) -> Iterator[Finding]:
     reactions = context.facts.get(acute_reactions)
     after = [r for r in reactions if first is not None and r.onset is not None and r.onset >= first]
     undated = [r for r in reactions if r.onset is None]
-    values: dict[str, Any] = {"orders": _listed(orders), "first_trastuzumab": first}
+    values: dict[str, Any] = {"orders": listed(orders), "first_trastuzumab": first}
     if ild or after:
         yield Finding(
             card=DISCONTINUE_CARD,
-            values={**values, "ild": [_condition(t) for t in ild], "reactions": [_condition(t) for t in after],
-                    "undated": [_condition(t) for t in undated]},
+            values={**values, "ild": [t.card_values() for t in ild], "reactions": [t.card_values() for t in after],
+                    "undated": [t.card_values() for t in undated]},
             suggestions=remove_drafts(orders),
             evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in (*ild, *after)})),
         )
     elif undated and first is not None:
         yield Finding(
             card=UNDATED_CARD,
-            values={**values, "undated": [_condition(t) for t in undated]},
+            values={**values, "undated": [t.card_values() for t in undated]},
             evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in undated})),
         )
-
-
-def _listed(orders: list[DraftOrder]) -> str:
-    return ", ".join(order.text for order in orders)
-
-
-def _condition(toxicity: Toxicity) -> dict[str, Any]:
-    return {"text": toxicity.text, "grade": toxicity.grade, "severity": toxicity.severity_text, "onset": toxicity.onset}
