@@ -33,7 +33,7 @@ from typing import Any
 import requests
 
 from bench.generate import PATIENTS, patient_bundle, write_bodies
-from bench.servers import Server, free_port
+from bench.servers import THREADS, WORKERS, Server, free_port
 from cds_hooks.cases import card_id
 from cds_hooks.memory_fhir import InMemoryFhirStore
 from cds_hooks.prefetch import render_template
@@ -44,8 +44,6 @@ from tests.fhir_server import FhirTestServer
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENV_BIN = Path(sys.executable).parent
-WORKERS = 2
-THREADS = 4
 CONCURRENCY = (1, 8, 32)
 FHIR_DELAY_SECONDS = 0.020
 # The record's largest search (years of labs) fits one page, so "the slowest fetch" is one request.

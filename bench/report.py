@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
 
 from bench.generate import HOOKS, PATIENTS  # noqa: E402
+from bench.servers import THREADS, WORKERS  # noqa: E402
 
 if TYPE_CHECKING:
     from bench.benchmark import Results
@@ -53,10 +54,10 @@ def _markdown(results: "Results", machine: dict[str, str], quick: bool) -> str:
         f"the run took {results.seconds / 60:.1f} minutes." + (" **A --quick run: too few requests to judge.**" if quick else ""),
         "",
         *(f"- {name}: {value}" for name, value in machine.items()),
-        "- Both servers: gunicorn, gthread worker, 2 workers x 4 threads, on 127.0.0.1 with the load tool on the same machine.",
+        f"- Both servers: gunicorn, gthread worker, {WORKERS} workers x {THREADS} threads, on 127.0.0.1 with the load tool on the same machine.",
         "- The service runs as `cds-hooks serve` with `CDS_HOOKS_AUTH_REQUIRED=false` (no JWT check) and "
         "`CDS_HOOKS_DEVELOPMENT_MODE=true` (so it may fetch from the loopback FHIR endpoint), logging at INFO to a file; "
-        "the bare handler parses the body with `json.loads` and answers `{\"cards\": []}` (`bench/bare_app.py`).",
+        "the bare handler parses the body with the service's own `json_body()` and answers `{\"cards\": []}` (`bench/bare_app.py`).",
         "- Records (`bench/generate.py`): `her2pos`, a HER2-positive patient five and a half years into treatment "
         "(2,283 resources: vitals and labs at every visit, 179 medication records, LVEF every three months, HER2, "
         "staging, disease status); `no-oncology`, nine years of diabetes care (2,294 resources, no oncology data). "

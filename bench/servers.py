@@ -10,6 +10,9 @@ import subprocess
 import time
 from pathlib import Path
 
+# The gunicorn configuration the benchmark gives both servers.
+WORKERS = 2
+THREADS = 4
 START_TIMEOUT_SECONDS = 30
 # gunicorn gives its workers 10 s (graceful_timeout) to finish their requests after SIGTERM.
 STOP_TIMEOUT_SECONDS = 15
