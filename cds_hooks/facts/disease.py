@@ -117,7 +117,6 @@ class ResidualDisease:
 class NeoadjuvantTherapy:
     """HER2-directed and taxane exposures that started in the year before surgery."""
 
-    surgery_day: date
     taxanes: tuple[Exposure, ...]
     trastuzumab: tuple[Exposure, ...]
     pertuzumab: tuple[Exposure, ...]
@@ -171,7 +170,6 @@ def therapy_before(facts: Facts, day: date) -> NeoadjuvantTherapy:
     """Taxane, trastuzumab-product and pertuzumab exposures that started in the year before `day`."""
     before = [e for e in facts.exposures if e.start is not None and day - NEOADJUVANT_WINDOW <= e.start < day]
     return NeoadjuvantTherapy(
-        surgery_day=day,
         taxanes=tuple(e for e in before if e.ingredients & TAXANES),
         trastuzumab=tuple(e for e in before if e.ingredients & TRASTUZUMAB_PRODUCTS),
         pertuzumab=tuple(e for e in before if "pertuzumab" in e.ingredients),
