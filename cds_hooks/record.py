@@ -1,8 +1,9 @@
 """The typed patient record: raw FHIR JSON filtered to what the rules read, then built into R4B models.
 
 Building a `fhir.resources` model costs ~25x a json.loads (~85 µs an Observation), so resources are filtered by
-type and code on the raw JSON first, and Observations, which make up most of a long record, are modelled only
-when a fact reads them: the latest weight costs one model, not years of them.
+type and code on the raw JSON first. The resources a long record holds many of, Observations and the medication
+history, are built into the narrow views of cds_hooks.fhir_views (~5 µs each), and Observations only when a fact
+reads them: the latest weight costs one view, not years of them.
 """
 from __future__ import annotations
 
@@ -12,15 +13,13 @@ from datetime import date
 from typing import Any, Iterable, Iterator, Mapping
 
 from fhir.resources.R4B.condition import Condition
-from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.medicationrequest import MedicationRequest
-from fhir.resources.R4B.medicationstatement import MedicationStatement
-from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
 from cds_hooks import terminology
 from cds_hooks.dates import first_day
+from cds_hooks.fhir_views import HISTORY_VIEWS, HistoryEntry, Observation
 from cds_hooks.protocol.errors import InvalidRequest
 from cds_hooks.terminology import MedicationMatch
 
@@ -42,22 +41,17 @@ _KEPT_CONDITION_VALUE_SETS = frozenset(CONDITION_VALUE_SETS)
 # An Observation is kept when one of its codings is a code of these value sets as written; each such (system, code)
 # with the kept value sets it is in, looked up once here rather than for every Observation of every call.
 _KEPT_VALUE_SETS_BY_CODE = {
-    (system, code): terminology.value_sets_of({"system": system, "code": code}) & _KEPT_OBSERVATION_VALUE_SETS
+    (system, code): frozenset(terminology.value_sets_of({"system": system, "code": code}) & _KEPT_OBSERVATION_VALUE_SETS)
     for value_set in OBSERVATION_VALUE_SETS for system, code in terminology.value_set_codes(value_set)
-}
-MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
-_MODELS = {
-    "MedicationRequest": MedicationRequest,
-    "MedicationStatement": MedicationStatement,
-    "MedicationAdministration": MedicationAdministration,
 }
 
 
 @dataclass(frozen=True)
 class MedicationRecord:
-    """A medication resource from the record with the ingredient(s) it normalises to."""
+    """A medication resource from the record, as the view of the elements facts read, with the ingredient(s) it
+    normalises to."""
 
-    resource: MedicationRequest | MedicationStatement | MedicationAdministration
+    resource: HistoryEntry
     match: MedicationMatch
     text: str
 
@@ -176,13 +170,13 @@ def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Ite
     patient = next(iter(by_type.get("Patient", [])), None)
     conditions = [r for r in _unique(by_type.get("Condition", [])) if _is_relevant_condition(r)]
     medications: list[MedicationRecord] = []
-    for resource_type in MEDICATION_TYPES:
+    for resource_type, view in HISTORY_VIEWS.items():
         for resource in _unique(by_type.get(resource_type, [])):
             concept = _medication_concept(resource, medication_index)
             match = terminology.classify_medication(concept)
             if match is None:
                 continue
-            model = _model(_MODELS[resource_type], resource, unreadable)
+            model = _model(view, resource, unreadable)
             if model is not None:
                 medications.append(MedicationRecord(model, match, _concept_text(concept, match)))
 
@@ -222,38 +216,44 @@ def _effective_day(observation: Mapping[str, Any]) -> date | None:
 
 def _unique(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Resources of one type, each once even if two prefetch keys returned it."""
-    seen: set[str] = set()
+    seen: set[Any] = set()
     unique = []
     for resource in resources:
-        key = str(resource.get("id")) if resource.get("id") is not None else str(id(resource))
+        found = resource.get("id")
+        # Without an id a resource is its own key; an id of the wrong type is compared as text.
+        key = found if type(found) is str else id(resource) if found is None else str(found)
         if key not in seen:
             seen.add(key)
             unique.append(resource)
     return unique
 
 
-def _kept_value_sets(resource: Mapping[str, Any]) -> set[str]:
+def _kept_value_sets(resource: Mapping[str, Any]) -> frozenset[str]:
     """The kept value sets the Observation's code is in (terminology.value_sets_of); none unless one of its codings
-    is a kept code as written, or when it was entered in error."""
+    is a kept code as written, or when it was entered in error. Run on every Observation of the record."""
     if resource.get("status") == "entered-in-error":
-        return set()
-    kept: set[str] = set()
+        return _NONE
+    kept = _NONE
     unlisted = []
     # Raw JSON from the client: a code, coding list or system of the wrong type is simply not a kept code.
     code = resource.get("code")
-    codings = code.get("coding") if isinstance(code, dict) else None
-    for coding in codings if isinstance(codings, list) else ():
-        if isinstance(coding, dict):
-            written = (coding.get("system"), coding.get("code"))
-            found = _KEPT_VALUE_SETS_BY_CODE.get(written) if all(isinstance(part, str) for part in written) else None
+    codings = code.get("coding") if type(code) is dict else None
+    for coding in codings if type(codings) is list else ():
+        if type(coding) is dict:
+            try:
+                found = _KEPT_VALUE_SETS_BY_CODE.get((coding.get("system"), coding.get("code")))
+            except TypeError:  # a list or object where a string belongs: not a kept code
+                found = None
             if found is None:
                 unlisted.append(coding)
             else:
-                kept |= found
-    if kept:
-        for coding in unlisted:
-            kept |= terminology.value_sets_of(coding) & _KEPT_OBSERVATION_VALUE_SETS
+                kept = kept | found
+    if kept and unlisted:
+        kept = kept.union(*(terminology.value_sets_of(coding) & _KEPT_OBSERVATION_VALUE_SETS for coding in unlisted))
     return kept
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def _is_relevant_condition(resource: Mapping[str, Any]) -> bool:
@@ -286,7 +286,7 @@ def _error_fields(error: ValidationError) -> list[str]:
 
 
 def warm_up() -> None:
-    """Build one model of each type with the elements records carry, at start-up.
+    """Build one model of each `fhir.resources` type with the elements records carry, at start-up.
 
     pydantic finishes each model's validators lazily, ~3 ms per element type on first use; without this the
     first clinician after a restart would wait tens of milliseconds longer.
@@ -299,21 +299,11 @@ def warm_up() -> None:
                             "name": [{"given": ["w"], "family": "w"}], "identifier": [{"system": "urn:w", "value": "w"}]})
     Condition.model_validate({"resourceType": "Condition", "id": "w", "code": coded, "subject": subject, "clinicalStatus": coded,
                               "verificationStatus": coded, "onsetDateTime": "2026-01-01", "severity": coded, "stage": [{"summary": coded}]})
-    Observation.model_validate({"resourceType": "Observation", "id": "w", "status": "final", "code": coded, "subject": subject,
-                                "category": [coded], "effectiveDateTime": "2026-01-01T00:00:00Z", "valueCodeableConcept": coded,
-                                "referenceRange": [{"low": {"value": 0}, "high": {"value": 1}}], "component": [{"code": coded, "valueQuantity": {"value": 1}}]})
-    Observation.model_validate({"resourceType": "Observation", "id": "w", "status": "final", "code": coded, "valueQuantity": {"value": 1, "unit": "%"},
-                                "effectivePeriod": {"start": "2026-01-01"}})
     MedicationRequest.model_validate({"resourceType": "MedicationRequest", "id": "w", "status": "draft", "intent": "order", "subject": subject,
                                       "medicationCodeableConcept": coded, "authoredOn": "2026-01-01", "dosageInstruction": dosage,
                                       "category": [coded], "reasonCode": [coded], "note": [{"text": "w"}],
                                       "dispenseRequest": {"validityPeriod": {"start": "2026-01-01"}},
                                       "contained": [{"resourceType": "Medication", "id": "m", "code": coded}]})
-    MedicationStatement.model_validate({"resourceType": "MedicationStatement", "id": "w", "status": "active", "subject": subject,
-                                        "medicationCodeableConcept": coded, "effectivePeriod": {"start": "2026-01-01"}, "dosage": dosage})
-    MedicationAdministration.model_validate({"resourceType": "MedicationAdministration", "id": "w", "status": "completed", "subject": subject,
-                                             "medicationCodeableConcept": coded, "effectiveDateTime": "2026-01-01",
-                                             "dosage": {"dose": {"value": 1, "unit": "mg"}, "route": coded}})
 
 
 # --- medications -----------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 
+from cds_hooks import fhir_views
+
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ATC = "http://www.whocc.no/atc"
 LOINC = "http://loinc.org"
@@ -273,10 +275,10 @@ def _clinical_code(system: str, code: str) -> str:
 
 
 def _codings(value: Any) -> list[Any]:
-    """The codings of a CodeableConcept, or a Coding itself, as JSON or as models."""
+    """The codings of a CodeableConcept, or a Coding itself, as JSON, as models or as record views."""
     if value is None:
         return []
-    if isinstance(value, CodeableConcept):
+    if isinstance(value, (CodeableConcept, fhir_views.CodeableConcept)):
         return list(value.coding or [])
     if not isinstance(value, Mapping):
         return [value]

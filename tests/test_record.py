@@ -117,6 +117,46 @@ def test_invalid_resource_is_left_out_and_reported():
     assert record.unreadable == ["Observation/bad"]
 
 
+def administration(aid, **elements):
+    return {"resourceType": "MedicationAdministration", "id": aid, "status": "completed", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}]}, "effectiveDateTime": "2026-11-01",
+            "dosage": {"dose": {"value": 420, "unit": "mg"}}, **elements}
+
+
+def test_the_medication_history_is_read_through_views_of_the_elements_facts_read():
+    (given,) = build_record({"administrations": [administration("a")]}, []).medications
+    assert given.resource.get_resource_type() == "MedicationAdministration"
+    assert given.resource.effectiveDateTime == date(2026, 11, 1)
+    assert float(given.resource.dosage.dose.value) == 420 and given.resource.dosage.dose.unit == "mg"
+
+
+def test_an_error_in_an_element_no_fact_reads_does_not_hide_a_dose_given():
+    # A full R4 model rejects the whole administration for a malformed note; the dose was still given.
+    record = build_record({"administrations": [administration("a", note="not a list of annotations", unknownElement=1)]}, [])
+    assert [m.reference for m in record.medications] == ["MedicationAdministration/a"]
+    assert record.unreadable == []
+
+
+@pytest.mark.parametrize("elements", [
+    {"effectiveDateTime": "1 November"},
+    {"effectivePeriod": {"start": "2026-11-01"}},  # and effectiveDateTime: a choice element with two values
+    {"dosage": {"dose": {"value": "four hundred"}}},
+    {"status": None},
+])
+def test_a_medication_record_unreadable_where_facts_read_it_is_left_out_and_reported(elements):
+    resource = {key: value for key, value in administration("bad", **elements).items() if value is not None}
+    record = build_record({"administrations": [resource, administration("ok")]}, [])
+    assert [m.reference for m in record.medications] == ["MedicationAdministration/ok"]
+    assert record.unreadable == ["MedicationAdministration/bad"]
+
+
+def test_an_observation_with_two_values_is_left_out_and_reported():
+    both = observation("both", "10230-1", effectiveDateTime="2026-11-01", valueString="normal")
+    record = build_record({"obs": [both, observation("ok", "10230-1")]}, [])
+    assert [o.id for o in record.observations("lvef")] == ["ok"]
+    assert record.unreadable == ["Observation/both"]
+
+
 def test_sandbox_single_object_category_and_reason_become_arrays():
     order = normalise_medication_order({"resourceType": "MedicationRequest", "id": "d", "category": {"text": "community"},
                                         "reasonCode": {"text": "cancer"}, "subject": {"reference": "Patient/p"}})

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Callable, Mapping, TypeVar
 
-from fhir.resources.R4B.observation import Observation
-
+from cds_hooks.fhir_views import Observation
 from cds_hooks.facts import Facts
 from cds_hooks.facts.observations import measurement, results_in
 

@@ -5,9 +5,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Iterator
 
-from fhir.resources.R4B.observation import Observation
-
 from cds_hooks import terminology
+from cds_hooks.fhir_views import Observation
 from cds_hooks.dates import first_day
 from cds_hooks.record import PatientRecord
 

@@ -170,10 +170,10 @@ class _BaselineGap:
     thresholds="LVEF (any method, A3.2) dated within settings.baseline_lvef_lookback_days before the planned start, or later.",
 )
 def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
-    series = context.facts.get(lvef_series)
-    gaps = [gap for order in context.focus_orders if (gap := _baseline_gap(context, order, series)) is not None]
+    gaps = [gap for order in context.focus_orders if (gap := _baseline_gap(context, order)) is not None]
     if not gaps:
         return
+    series = context.facts.get(lvef_series)
     yield Finding(
         card="cardiac-baseline-lvef-missing",
         values={
@@ -236,8 +236,9 @@ def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
     )
 
 
-def _baseline_gap(context: RuleContext, order: DraftOrder, series: LvefSeries) -> _BaselineGap | None:
-    """The order starts a HER2 antibody or anthracycline the patient has not had, with no recent LVEF."""
+def _baseline_gap(context: RuleContext, order: DraftOrder) -> _BaselineGap | None:
+    """The order starts a HER2 antibody or anthracycline the patient has not had, with no recent LVEF (the LVEF
+    history is read only for such an order)."""
     if not order.ingredients & BASELINE_LVEF_AGENTS:
         return None
     start = planned_period(order, context.as_of)[0]
@@ -245,7 +246,7 @@ def _baseline_gap(context: RuleContext, order: DraftOrder, series: LvefSeries) -
     if not new_agents:
         return None
     window_start = start - timedelta(days=context.settings.baseline_lvef_lookback_days)
-    if any(result.day >= window_start for result in series.results):
+    if any(result.day >= window_start for result in context.facts.get(lvef_series).results):
         return None
     return _BaselineGap(order, start, frozenset(new_agents))
 
@@ -254,13 +255,12 @@ def _continuation_due(context: RuleContext, order: DraftOrder) -> date | None:
     """The planned start of a drafted HER2 antibody continuing prior HER2 antibody therapy, when LVEF is due by then."""
     if not order.ingredients & HER2_ANTIBODIES:
         return None
-    series = context.facts.get(lvef_series)
-    if _baseline_gap(context, order, series) is not None:
+    if _baseline_gap(context, order) is not None:
         return None
     start = planned_period(order, context.as_of)[0]
     if not _given_before(context, start) & HER2_ANTIBODIES:
         return None
-    last = series.last_measured
+    last = context.facts.get(lvef_series).last_measured
     if last is not None and last + timedelta(days=context.settings.lvef_monitoring_interval_days) > start:
         return None
     return start
@@ -464,9 +464,11 @@ def _assess(context: RuleContext, family: str) -> _Assessment | None:
     """The drafted orders of one drug family read against their LVEF tables; None without such an order or an LVEF."""
     members = _FAMILIES[family]
     orders = tuple(_family_drafts(context, members))
+    if not orders:
+        return None
     series = context.facts.get(lvef_series)
     latest = series.latest
-    if not orders or latest is None:
+    if latest is None:
         return None
     drop = series.drop_points
     setting = context.facts.get(disease.setting)

@@ -161,8 +161,10 @@ def _is_plain_trastuzumab(ingredients: frozenset[str]) -> bool:
 def _substitution_dose(context: RuleContext, order: DraftOrder) -> tuple[WeightBasedDose, str, str] | None:
     """The ordered mg/kg, the ordered product and the product the dose belongs to, when it is another product's (rule 1)."""
     agent = _agent(order)
+    if agent not in SUBSTITUTION_PATTERNS:
+        return None
     dose = context.facts.get(draft_doses).get(order.reference)
-    if agent is None or agent not in SUBSTITUTION_PATTERNS or dose is None:
+    if dose is None:
         return None
     other = next((product for level, product in SUBSTITUTION_PATTERNS[agent] if _near(dose.mg_per_kg, level)), None)
     return (dose, agent, other) if other else None
