@@ -5,8 +5,8 @@
 Both run under gunicorn with the same worker class, workers and threads. For each large record and hook:
 sequential latency over one kept-alive connection (requests alternate between the two servers), throughput
 with `hey` at several concurrencies (runs alternate too), and peak RSS per worker. Requests without prefetch
-make the service fetch from a local FHIR endpoint that waits FHIR_DELAY_SECONDS before each answer; their wall
-time is set against the slowest single fetch and the sum of all fetches. Writes bench/RESULTS.md and
+make the service fetch from a local FHIR endpoint (bench/fhir_endpoint.py) that waits FHIR_DELAY_SECONDS before
+each answer; their wall time is set against the slowest single fetch and the sum of all fetches. Writes bench/RESULTS.md and
 bench/latency.png. Authentication is off (CDS_HOOKS_AUTH_REQUIRED=false) for both.
 """
 from __future__ import annotations
@@ -35,19 +35,18 @@ import requests
 from bench.generate import PATIENTS, patient_bundle, write_bodies
 from bench.servers import THREADS, WORKERS, Server, free_port
 from cds_hooks.cases import card_id
+from bench.fhir_endpoint import ANSWERS_VARIABLE, BASE_PATH, prepare_answers
 from cds_hooks.memory_fhir import InMemoryFhirStore
 from cds_hooks.prefetch import render_template
 from cds_hooks.protocol.request import parse_hook_request
-from cds_hooks.services import SERVICES, service_for_hook
-from tests.fhir_server import FhirTestServer
+from cds_hooks.services import PREFETCH, service_for_hook
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENV_BIN = Path(sys.executable).parent
 CONCURRENCY = (1, 8, 32)
-FHIR_DELAY_SECONDS = 0.020
-# The record's largest search (years of labs) fits one page, so "the slowest fetch" is one request.
-FHIR_PAGE_SIZE = 5000
+# The FHIR endpoint sleeps in a thread per query: enough for every key of concurrent fallback requests.
+FHIR_ENDPOINT_THREADS = 32
 
 
 @dataclass(frozen=True)
@@ -108,6 +107,21 @@ def our_service(work: Path) -> Server:
     command = [str(VENV_BIN / "cds-hooks"), "serve", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(WORKERS), "--threads", str(THREADS)]
     return Server("service", command, port, work / "service.log", environment, ROOT, WORKERS)
+
+
+def fhir_endpoint(work: Path, bundles: dict[str, dict[str, Any]]) -> Server:
+    """The FHIR endpoint, its answers to every prefetch query of the records prepared first (each on one page)."""
+    answers = work / "fhir-answers.json"
+    resources = [entry["resource"] for bundle in bundles.values() for entry in bundle["entry"]]
+    prepare_answers(resources, [url for bundle in bundles.values() for url in prefetch_queries(bundle).values()], answers)
+    port = free_port()
+    command = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1",
+               "--threads", str(FHIR_ENDPOINT_THREADS), "--log-level", "warning", "bench.fhir_endpoint:app"]
+    return Server("fhir", command, port, work / "fhir.log", {**os.environ, ANSWERS_VARIABLE: str(answers)}, ROOT, 1)
+
+
+def fhir_base_url(server: Server) -> str:
+    return f"http://127.0.0.1:{server.port}{BASE_PATH}"
 
 
 def bare_handler(work: Path) -> Server:
@@ -178,21 +192,25 @@ def throughput(scenario: Scenario, servers: list[Server], seconds: float, result
     results.throughput[scenario.key] = dict(found)
 
 
-def fetch_times(patient: str, bundle: dict[str, Any], fhir: FhirTestServer, samples: int) -> dict[str, float]:
-    """Median time of each prefetch query on its own against the FHIR endpoint, over a kept-alive connection."""
-    store = InMemoryFhirStore.from_bundle(bundle)
+def prefetch_queries(bundle: dict[str, Any]) -> dict[str, str]:
+    """The relative FHIR URL of each prefetch key for the record's patient (every service shares PREFETCH)."""
     request = parse_hook_request(
-        {"hook": "patient-view", "hookInstance": "fetch-timing", "context": {"userId": "Practitioner/x", "patientId": store.patient_id()}},
+        {"hook": "patient-view", "hookInstance": "fetch-timing",
+         "context": {"userId": "Practitioner/x", "patientId": InMemoryFhirStore.from_bundle(bundle).patient_id()}},
         "patient-view",
     )
+    return {key: render_template(template, request) for key, template in PREFETCH.items()}
+
+
+def fetch_times(bundle: dict[str, Any], base_url: str, samples: int) -> dict[str, float]:
+    """Median time of each prefetch query on its own against the FHIR endpoint, over a kept-alive connection."""
     medians = {}
     with requests.Session() as session:
-        for key, template in SERVICES[0].prefetch.items():
-            url = f"{fhir.base_url}/{render_template(template, request)}"
+        for key, relative_url in prefetch_queries(bundle).items():
             times = []
             for _ in range(samples):
                 started = time.perf_counter()
-                session.get(url, headers={"Accept": "application/fhir+json"}, timeout=10).raise_for_status()
+                session.get(f"{base_url}/{relative_url}", headers={"Accept": "application/fhir+json"}, timeout=10).raise_for_status()
                 times.append((time.perf_counter() - started) * 1000)
             medians[key] = statistics.median(times)
     return medians
@@ -237,11 +255,10 @@ def run(plan: Plan) -> Results:
     started = time.monotonic()
     today = date.today()
     bundles = {name: patient_bundle(name, today) for name in PATIENTS}
-    resources = [entry["resource"] for bundle in bundles.values() for entry in bundle["entry"]]
-    with tempfile.TemporaryDirectory(prefix="cds-bench-") as folder, \
-            FhirTestServer(resources=resources, page_size=FHIR_PAGE_SIZE, delay_seconds=FHIR_DELAY_SECONDS) as fhir:
+    with tempfile.TemporaryDirectory(prefix="cds-bench-") as folder, fhir_endpoint(Path(folder), bundles) as fhir:
         work = Path(folder)
-        scenarios = [Scenario(patient, hook, mode, path) for patient, hook, mode, path in write_bodies(work, bundles, today, fhir.base_url)]
+        base_url = fhir_base_url(fhir)
+        scenarios = [Scenario(patient, hook, mode, path) for patient, hook, mode, path in write_bodies(work, bundles, today, base_url)]
         results = Results(datetime.now(timezone.utc), scenarios)
         for scenario in scenarios:
             results.body_bytes[scenario.key] = scenario.body.stat().st_size
@@ -250,7 +267,7 @@ def run(plan: Plan) -> Results:
                 results.prefetch_resources[scenario.key] = sum(len(value.get("entry", [])) if value.get("resourceType") == "Bundle" else 1
                                                                for value in prefetch.values() if value)
         for patient, bundle in bundles.items():
-            results.fetches[patient] = fetch_times(patient, bundle, fhir, plan.fetch_samples)
+            results.fetches[patient] = fetch_times(bundle, base_url, plan.fetch_samples)
         with our_service(work) as ours, bare_handler(work) as bare:
             servers = [ours, bare]
             for scenario in scenarios:

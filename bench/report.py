@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
 
+from bench.fhir_endpoint import FHIR_DELAY_SECONDS  # noqa: E402
 from bench.generate import HOOKS, PATIENTS  # noqa: E402
 from bench.servers import THREADS, WORKERS  # noqa: E402
 
@@ -93,7 +94,7 @@ def _markdown(results: "Results", machine: dict[str, str], quick: bool) -> str:
     lines += [
         "",
         "## Prefetch fallback: no prefetch, every key fetched from a FHIR endpoint that adds "
-        f"20 ms to each request ({len(results.fetches[PATIENTS[0]])} keys)",
+        f"{FHIR_DELAY_SECONDS * 1000:.0f} ms to each request ({len(results.fetches[PATIENTS[0]])} keys)",
         "",
         "Slowest and sum: each query timed alone against the endpoint (median); processing: our full-prefetch p50 "
         "for the same record and hook.",
