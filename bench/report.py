@@ -63,6 +63,8 @@ def _markdown(results: "Results", machine: dict[str, str], quick: bool) -> str:
         "(2,283 resources: vitals and labs at every visit, 179 medication records, LVEF every three months, HER2, "
         "staging, disease status); `no-oncology`, nine years of diabetes care (2,294 resources, no oncology data). "
         "Requests carry what an EHR prefetches from them through the service's templates.",
+        f"- FHIR endpoint for the fallback runs (`bench/fhir_endpoint.py`): its own gunicorn process answering each "
+        f"prefetch query with a searchset prepared at start-up, after {FHIR_DELAY_SECONDS * 1000:.0f} ms.",
         "",
         "## Sequential latency, full prefetch (ms, one kept-alive connection, requests alternating between the servers)",
         "",
