@@ -169,10 +169,13 @@ def tdm1_start_not_studied(context: RuleContext) -> Iterator[Finding]:
     ),
 )
 def tdm1_liver_toxicity(context: RuleContext) -> Iterator[Finding]:
+    tdm1_orders = context.focus_orders_of({TDM1})
+    if not tdm1_orders:
+        return
     disease_setting = context.facts.get(setting)
     doses: list[dict[str, Any]] = []
     orders: list[DraftOrder] = []
-    for order in context.focus_orders_of({TDM1}):
+    for order in tdm1_orders:
         dose_day = planned_period(order, context.as_of)[0]
         if not started_before(context.facts.exposures, TDM1, dose_day):
             continue

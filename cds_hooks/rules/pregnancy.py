@@ -247,11 +247,11 @@ def _drafted_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
 
 
 def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
-    evidence = context.facts.get(pregnancy_evidence)
-    if evidence is None:
-        return
     ongoing = [e for e in context.facts.exposures if e.ingredients & HER2_AGENTS and e.overlaps(context.as_of, context.as_of)]
     if not ongoing:
+        return
+    evidence = context.facts.get(pregnancy_evidence)
+    if evidence is None:
         return
     yield Finding(
         card=PREGNANT_CARD,

@@ -220,6 +220,9 @@ def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
 )
 def first_line_thp_preferred(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
+    # The orders first: they cost nothing to read, the disease setting and HER2 status read Observations.
+    if not context.focus_orders_of({TDM1} | TRASTUZUMAB_PRODUCTS):
+        return
     if facts.get(setting) != "metastatic" or not _her2_positive(facts):
         return
     line = facts.get(line_of_therapy)
@@ -299,6 +302,8 @@ def _pertuzumab_order(context: RuleContext, order: DraftOrder) -> dict[str, Any]
 )
 def second_line_after_progression(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
+    if not _may_be_next_line_order(context):
+        return
     worsened = facts.get(progression)
     if worsened is None or facts.get(setting) != "metastatic" or not _her2_positive(facts):
         return
@@ -340,6 +345,11 @@ def _line_values(lines: Iterable[TherapyLine]) -> list[dict[str, Any]]:
     return [{"number": item.number, "start": item.start, "end": item.end, "drugs": " + ".join(item.texts)} for item in lines]
 
 
+def _may_be_next_line_order(context: RuleContext) -> bool:
+    """What _next_line_order_context asks of the orders alone, checked before the facts that read Observations."""
+    return context.hook == "patient-view" or bool(context.focus_orders_of(HER2_DIRECTED))
+
+
 def _next_line_order_context(context: RuleContext, used: frozenset[str], preferred: set[str]) -> bool:
     """Patient-view always qualifies; an order qualifies when it is HER2-directed and not already a preferred,
     not-yet-used option (ordering the recommended drug needs no card)."""
@@ -375,10 +385,10 @@ def _early_recurrence(facts: Facts) -> bool:
 )
 def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
-    if facts.get(setting) != "metastatic" or not _her2_positive(facts) or facts.get(line_of_therapy) not in (0, None):
-        return
     first_line_orders = context.focus_orders_of(HER2_ANTIBODY_ORDER)
     if context.hook != "patient-view" and (not first_line_orders or any(o.ingredients & {TDM1, TDXD} for o in context.focus_orders)):
+        return
+    if facts.get(setting) != "metastatic" or not _her2_positive(facts) or facts.get(line_of_therapy) not in (0, None):
         return
     found = facts.get(recurrence)
     if found is not None:
@@ -427,6 +437,8 @@ def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
 )
 def brain_metastases_progression(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
+    if not _may_be_next_line_order(context) or not any(e.ingredients & HER2_DIRECTED for e in facts.exposures):
+        return
     worsened = facts.get(progression)
     brain = facts.get(brain_metastases)
     if worsened is None or not brain or not _her2_positive(facts):
@@ -518,9 +530,6 @@ def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
 )
 def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
-    current_setting = facts.get(setting)
-    if current_setting == "metastatic":
-        return
     if context.hook == "patient-view":
         course = _course_until(facts, context.as_of)
         if course is None or not any(e.end is None or e.end >= context.as_of for e in course):
@@ -537,6 +546,9 @@ def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
         until = max(_planned_end(o, context.as_of) for o in orders)
     course_start = min(e.start for e in course if e.start is not None)
     if until - course_start <= ADJUVANT_COURSE:
+        return
+    current_setting = facts.get(setting)
+    if current_setting == "metastatic":
         return
     yield Finding(
         card="sequencing-trastuzumab-duration",
@@ -566,9 +578,6 @@ def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
     thresholds=f"A fixed course: planned to end at least {SINGLE_CYCLE.days} days after its start (one 3-week cycle).",
 )
 def metastatic_no_fixed_duration(context: RuleContext) -> Iterator[Finding]:
-    current_setting = context.facts.get(setting)
-    if current_setting == "early":
-        return
     fixed = []
     for order in context.focus_orders_of(HER2_ANTIBODIES):
         start = planned_period(order, context.as_of)[0]
@@ -577,6 +586,9 @@ def metastatic_no_fixed_duration(context: RuleContext) -> Iterator[Finding]:
             fixed.append({"order": order.text, "start": start, "end": limit.end, "how": limit.how,
                           "reference": order.reference})
     if not fixed:
+        return
+    current_setting = context.facts.get(setting)
+    if current_setting == "early":
         return
     yield Finding(
         card="sequencing-metastatic-no-fixed-duration",
