@@ -58,7 +58,7 @@ def _markdown(results: "Results", machine: dict[str, str], quick: bool) -> str:
         f"- Both servers: gunicorn, gthread worker, {WORKERS} workers x {THREADS} threads, on 127.0.0.1 with the load tool on the same machine.",
         "- The service runs as `cds-hooks serve` with `CDS_HOOKS_AUTH_REQUIRED=false` (no JWT check) and "
         "`CDS_HOOKS_DEVELOPMENT_MODE=true` (so it may fetch from the loopback FHIR endpoint), logging at INFO to a file; "
-        "the bare handler parses the body with the service's own `json_body()` and answers `{\"cards\": []}` (`bench/bare_app.py`).",
+        "the bare handler parses the body with the service's own `json_body()` and answers `{\"cards\": []}` (`bench/bare_app.py`); both freeze the start-up heap for the garbage collector in each worker (`gc.freeze()`).",
         "- Records (`bench/generate.py`): `her2pos`, a HER2-positive patient five and a half years into treatment "
         "(2,283 resources: vitals and labs at every visit, 179 medication records, LVEF every three months, HER2, "
         "staging, disease status); `no-oncology`, nine years of diabetes care (2,294 resources, no oncology data). "
