@@ -32,10 +32,11 @@ from typing import Any
 
 import requests
 
+from bench.fhir_endpoint import ANSWERS_VARIABLE, BASE_PATH, prepare_answers
 from bench.generate import PATIENTS, patient_bundle, write_bodies
 from bench.servers import THREADS, WORKERS, Server, free_port
 from cds_hooks.cases import card_id
-from bench.fhir_endpoint import ANSWERS_VARIABLE, BASE_PATH, prepare_answers
+from cds_hooks.fhir_views import HISTORY_VIEWS
 from cds_hooks.memory_fhir import InMemoryFhirStore
 from cds_hooks.prefetch import render_template
 from cds_hooks.protocol.request import parse_hook_request
@@ -86,6 +87,7 @@ class Results:
     fetches: dict[str, dict[str, float]] = field(default_factory=dict)  # patient -> prefetch key -> median ms
     cards: dict[str, list[str]] = field(default_factory=dict)
     prefetch_resources: dict[str, int] = field(default_factory=dict)
+    record_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # patient -> (resources, medication records)
     body_bytes: dict[str, int] = field(default_factory=dict)
     steps: dict[str, dict[str, float]] = field(default_factory=dict)  # scenario -> engine step -> median ms
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
@@ -267,6 +269,8 @@ def run(plan: Plan) -> Results:
                 results.prefetch_resources[scenario.key] = sum(len(value.get("entry", [])) if value.get("resourceType") == "Bundle" else 1
                                                                for value in prefetch.values() if value)
         for patient, bundle in bundles.items():
+            types = [entry["resource"]["resourceType"] for entry in bundle["entry"]]
+            results.record_sizes[patient] = (len(types), sum(kind in HISTORY_VIEWS for kind in types))
             results.fetches[patient] = fetch_times(bundle, base_url, plan.fetch_samples)
         with our_service(work) as ours, bare_handler(work) as bare:
             servers = [ours, bare]

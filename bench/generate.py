@@ -397,7 +397,6 @@ def write_bodies(folder: Path, bundles: dict[str, dict[str, Any]], today: date, 
     """Write every request body for the records (by patient name) to `folder`; yields (patient, hook, prefetch mode, path)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, bundle in bundles.items():
-        (folder / f"{name}-record.json").write_text(json.dumps(bundle), "utf-8")
         for hook in HOOKS:
             for mode, server in (("full", None), ("none", fhir_server)):
                 path = folder / f"{name}-{hook}-{mode}.json"
@@ -414,5 +413,6 @@ if __name__ == "__main__":
     for patient, hook, mode, path in write_bodies(target, records, date.today(), "http://127.0.0.1:9999/fhir"):
         print(f"{path}: {path.stat().st_size / 1e6:.2f} MB")
     for name, record in records.items():
+        (target / f"{name}-record.json").write_text(json.dumps(record), "utf-8")
         counts = Counter(entry["resource"]["resourceType"] for entry in record["entry"])
         print(name, sum(counts.values()), dict(counts))

@@ -48,6 +48,7 @@ def _verdict(met: bool) -> str:
 def _markdown(results: "Results", machine: dict[str, str], quick: bool) -> str:
     full = [s for s in results.scenarios if s.mode == "full"]
     fallback = [s for s in results.scenarios if s.mode == "none"]
+    her2pos, no_oncology = results.record_sizes["her2pos"], results.record_sizes["no-oncology"]
     lines = [
         "# Benchmark: the service beside a bare Flask handler",
         "",
@@ -60,8 +61,9 @@ def _markdown(results: "Results", machine: dict[str, str], quick: bool) -> str:
         "`CDS_HOOKS_DEVELOPMENT_MODE=true` (so it may fetch from the loopback FHIR endpoint), logging at INFO to a file; "
         "the bare handler parses the body with the service's own `json_body()` and answers `{\"cards\": []}` (`bench/bare_app.py`); both freeze the start-up heap for the garbage collector in each worker (`gc.freeze()`).",
         "- Records (`bench/generate.py`): `her2pos`, a HER2-positive patient five and a half years into treatment "
-        "(2,283 resources: vitals and labs at every visit, 179 medication records, LVEF every three months, HER2, "
-        "staging, disease status); `no-oncology`, nine years of diabetes care (2,294 resources, no oncology data). "
+        f"({her2pos[0]:,} resources: vitals and labs at every visit, {her2pos[1]} medication records, LVEF every three "
+        f"months, HER2, staging, disease status); `no-oncology`, nine years of diabetes care ({no_oncology[0]:,} "
+        "resources, no oncology data). "
         "Requests carry what an EHR prefetches from them through the service's templates.",
         f"- FHIR endpoint for the fallback runs (`bench/fhir_endpoint.py`): its own gunicorn process answering each "
         f"prefetch query with a searchset prepared at start-up, after {FHIR_DELAY_SECONDS * 1000:.0f} ms.",
