@@ -76,6 +76,15 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
+def document(live_server: LiveServer) -> dict[str, Any]:
+    """The OpenAPI document the live server publishes."""
+    response = live_server.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    return response.json()
+
+
+@pytest.fixture
 def serve_app() -> Iterator[Callable[[Settings], str]]:
     """Serve further app instances (another worker, another configuration); returns each one's base URL."""
     started: list[Any] = []

@@ -6,9 +6,11 @@ import sqlite3
 
 import pytest
 
+from cds_hooks.cases import card_id
 from cds_hooks.services import PREFETCH
 
 from .conftest import FIXTURES, LiveServer
+from .test_cli import REQUEST
 
 SERVICE_IDS = {"her2-order-select", "her2-order-sign", "her2-patient-view"}
 
@@ -243,11 +245,11 @@ def issued_rows(settings):
 
 
 def test_every_card_issued_is_recorded_with_its_rule_and_nothing_about_the_patient(settings, live_server: LiveServer):
-    request = json.loads((FIXTURES / "requests" / "order-sign-trastuzumab-while-doxorubicin-active.json").read_text())
+    request = json.loads(REQUEST.read_text())
     cards = live_server.post("/cds-services/her2-order-sign", request).json()["cards"]
     rows = issued_rows(settings)
     assert sorted((r["card_uuid"], r["card_id"], r["indicator"]) for r in rows) == sorted(
-        (c["uuid"], c["source"]["topic"]["code"], c["indicator"]) for c in cards
+        (c["uuid"], card_id(c), c["indicator"]) for c in cards
     )
     assert {r["service_id"] for r in rows} == {"her2-order-sign"}
     by_card = {r["card_id"]: r["rule_id"] for r in rows}
@@ -264,7 +266,7 @@ def test_a_response_without_cards_records_nothing(settings, live_server: LiveSer
 def test_cards_are_answered_even_when_they_cannot_be_recorded(settings, live_server: LiveServer):
     with sqlite3.connect(settings.database_path) as connection:
         connection.execute("DROP TABLE issued_cards")
-    request = json.loads((FIXTURES / "requests" / "order-sign-trastuzumab-while-doxorubicin-active.json").read_text())
+    request = json.loads(REQUEST.read_text())
     response = live_server.post("/cds-services/her2-order-sign", request)
     assert response.status_code == 200 and response.json()["cards"]
 

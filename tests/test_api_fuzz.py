@@ -41,11 +41,6 @@ def settings(settings: Settings) -> Settings:
     return settings.replace(development_mode=False)
 
 
-@pytest.fixture
-def document(live_server: LiveServer) -> dict[str, Any]:
-    return live_server.get("/openapi.json").json()
-
-
 # --- the property --------------------------------------------------------------------------------------------------
 
 

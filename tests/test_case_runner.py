@@ -34,7 +34,7 @@ def engine():
 
 def wrong_expectation(tmp_path, expect):
     data = json.loads(FIRING.read_text())
-    data["patient"] = str(FIXTURES / "patients" / "her2pos-metastatic-on-doxorubicin.json")
+    data["patient"] = str(PATIENT)
     data["expect"] = expect
     path = tmp_path / "wrong-expectation.json"
     path.write_text(json.dumps(data))

@@ -14,7 +14,8 @@ from cds_hooks.rules import REGISTRY
 
 from .conftest import FIXTURES, SERVICE_LOG, LiveServer
 from .fhir_server import FhirTestServer
-from .test_cli import run_cli
+from .test_case_runner import PATIENT
+from .test_cli import REQUEST, run_cli
 
 CASES = load_cases([FIXTURES / "cases"])
 
@@ -59,8 +60,6 @@ def test_the_fixture_suite_passes_through_cds_hooks_test(tmp_path):
     assert {case.get("name") for case in suite.iter("testcase")} == {case.name for case in CASES}
 
 
-PATIENT = FIXTURES / "patients" / "her2pos-metastatic-on-doxorubicin.json"
-REQUEST = FIXTURES / "requests" / "order-sign-trastuzumab-while-doxorubicin-active.json"
 
 
 def test_a_case_written_for_an_earlier_day_moves_its_dates_forward(tmp_path):

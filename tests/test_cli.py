@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from cds_hooks.cases import card_id
 from cds_hooks.scenarios import ScenarioCatalog
 
 from .conftest import FIXTURES, ROOT, SERVICE_LOG
@@ -36,7 +37,7 @@ def test_run_prints_the_response_for_a_request_file(tmp_path):
     result = run_cli("run", str(REQUEST), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     cards = json.loads(result.stdout)["cards"]
-    assert ("anthracycline-with-trastuzumab", "critical") in [(c["source"]["topic"]["code"], c["indicator"]) for c in cards]
+    assert ("anthracycline-with-trastuzumab", "critical") in [(card_id(c), c["indicator"]) for c in cards]
 
 
 def test_run_reports_a_bad_request_file(tmp_path):
@@ -136,7 +137,7 @@ def test_non_editable_install_carries_cards_and_data(tmp_path):
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)}, capture_output=True, text=True, timeout=60,
     )
     assert check.returncode == 0, check.stderr
-    assert "anthracycline-with-trastuzumab" in [c["source"]["topic"]["code"] for c in json.loads(check.stdout)["cards"]]
+    assert "anthracycline-with-trastuzumab" in [card_id(c) for c in json.loads(check.stdout)["cards"]]
     # The preview page, its scripts and the fixture scenarios it offers ship too.
     preview = subprocess.run(
         [sys.executable, "-c", "import sys; from cds_hooks.app import create_app; from cds_hooks.settings import Settings; "

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from cds_hooks.cases import card_id
 from cds_hooks.feedback_report import parse_since
 
 from .conftest import LiveServer
@@ -35,7 +36,7 @@ def recorded(settings, live_server: LiveServer):
     this database never issued."""
     request = json.loads(REQUEST.read_text())
     responses = [live_server.post("/cds-services/her2-order-sign", request).json()["cards"] for _ in range(5)]
-    concurrent = [next(card for card in cards if card["source"]["topic"]["code"] == CONCURRENT) for cards in responses]
+    concurrent = [next(card for card in cards if card_id(card) == CONCURRENT) for cards in responses]
     reasons = concurrent[0]["overrideReasons"]
     items = [
         feedback(concurrent[0], "accepted"),
@@ -110,14 +111,15 @@ def test_since_reads_dates_and_date_times_as_utc_unless_an_offset_is_given():
 
 
 @pytest.mark.parametrize("since", ["yesterday", "2026-13-01", "01/11/2026"])
-def test_a_bad_since_is_refused_with_exit_2(tmp_path, recorded, since):
-    result = report(tmp_path, recorded, "--since", since)
+def test_a_bad_since_is_refused_with_exit_2(tmp_path, since):
+    # Refused before any database is opened, so none is needed.
+    result = run_cli("feedback-report", "--since", since, cwd=tmp_path)
     assert result.returncode == 2 and "--since takes a date such as 2026-01-31" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
-def test_an_unknown_format_is_refused_with_exit_2(tmp_path, recorded):
-    result = report(tmp_path, recorded, "--format", "xml")
+def test_an_unknown_format_is_refused_with_exit_2(tmp_path):
+    result = run_cli("feedback-report", "--format", "xml", cwd=tmp_path)
     assert result.returncode == 2 and "invalid choice: 'xml'" in result.stderr
 
 

@@ -14,12 +14,11 @@ import schemathesis
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode
 
-from cds_hooks.app import create_app
 from cds_hooks.cases import load_case
 from cds_hooks.services import SERVICES
 from cds_hooks.settings import Settings, TrustedIssuer
 
-from .conftest import FIXTURES, LiveServer, SigningKey, serve
+from .conftest import FIXTURES, LiveServer, SigningKey
 
 # One case per hook, each answered with cards, so the 200 schemas are checked on real cards.
 CASES = {
@@ -39,14 +38,6 @@ def response_validator(document: dict[str, Any], schema_name: str) -> jsonschema
 def flask_path(rule: str) -> str:
     """/cds-services/<service_id> -> /cds-services/{service_id}."""
     return re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule)
-
-
-@pytest.fixture
-def document(live_server: LiveServer) -> dict[str, Any]:
-    response = live_server.get("/openapi.json")
-    assert response.status_code == 200
-    assert response.headers["Content-Type"] == "application/json"
-    return response.json()
 
 
 def test_document_is_valid_openapi_3_1(document: dict[str, Any]):
@@ -91,16 +82,14 @@ def test_only_health_and_the_document_itself_are_open(document: dict[str, Any]):
     assert open_operations == {("get", "/healthz"), ("get", "/openapi.json")}
 
 
-def test_the_document_needs_no_token_when_authentication_is_on(settings: Settings, ec_key: SigningKey):
+def test_the_document_needs_no_token_when_authentication_is_on(settings: Settings, ec_key: SigningKey, serve_app):
     secured = settings.replace(
         auth_required=True, trusted_issuers=(TrustedIssuer(iss="https://ehr.example.org", keys=(ec_key.public_jwk(),)),),
         public_base_url="https://cds.example.org/her2",
     )
-    app = create_app(secured)
-    with serve(app) as base_url:
-        assert requests.get(base_url + "/cds-services", timeout=10).status_code == 401
-        response = requests.get(base_url + "/openapi.json", timeout=10)
-    app.extensions["cds_hooks.engine"].close()
+    base_url = serve_app(secured)
+    assert requests.get(base_url + "/cds-services", timeout=10).status_code == 401
+    response = requests.get(base_url + "/openapi.json", timeout=10)
     assert response.status_code == 200
     assert response.json()["servers"] == [{"url": "https://cds.example.org/her2"}]
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from cds_hooks.cases import load_case
+from cds_hooks.cases import card_id, load_case
 from cds_hooks.prefetch import FHIR_SERVER_NOT_ALLOWED
 from cds_hooks.settings import Settings
 
@@ -24,9 +24,8 @@ TOKEN = secret_token("secret-access-token-3f9a")
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings(database_path=tmp_path / "db.sqlite3", prefetch_budget_seconds=BUDGET,
-                    prefetch_max_response_bytes=RESPONSE_CAP, auth_required=False, development_mode=True)
+def settings(settings: Settings) -> Settings:
+    return settings.replace(prefetch_budget_seconds=BUDGET, prefetch_max_response_bytes=RESPONSE_CAP)
 
 
 def request_to(fhir_base: str) -> dict:
@@ -36,14 +35,14 @@ def request_to(fhir_base: str) -> dict:
     return request
 
 
-def timed_post(live_server: LiveServer, request: dict):
-    started = time.monotonic()
-    response = live_server.post(f"/cds-services/{CASE.service_id}", request)
-    return response, time.monotonic() - started
-
-
 def post_to(base_url: str, request: dict) -> requests.Response:
     return requests.post(f"{base_url}/cds-services/{CASE.service_id}", json=request, timeout=10)
+
+
+def timed_post(base_url: str, request: dict) -> tuple[requests.Response, float]:
+    started = time.monotonic()
+    response = post_to(base_url, request)
+    return response, time.monotonic() - started
 
 
 def reasons(response: requests.Response) -> set[str]:
@@ -56,17 +55,17 @@ def reasons(response: requests.Response) -> set[str]:
 def test_missing_prefetch_is_fetched_page_by_page_with_the_token(live_server: LiveServer, caplog):
     caplog.set_level(logging.DEBUG)
     with FhirTestServer(resources=CASE.store.resources, page_size=1) as fhir:
-        response, _ = timed_post(live_server, request_to(fhir.base_url))
+        response, _ = timed_post(live_server.base_url, request_to(fhir.base_url))
         recorded = list(fhir.requests)
     assert response.status_code == 200
-    assert "anthracycline-with-trastuzumab" in [c["source"]["topic"]["code"] for c in response.json()["cards"]]
+    assert "anthracycline-with-trastuzumab" in [card_id(c) for c in response.json()["cards"]]
     assert any("_page=" in r.path for r in recorded), "paging links were not followed"
     assert all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in recorded)
     assert TOKEN not in caplog.text and "Fixture-Doxorubicin" not in caplog.text
 
 
 def test_fhir_server_down_is_412_quickly(live_server: LiveServer):
-    response, elapsed = timed_post(live_server, request_to(unreachable_base_url()))
+    response, elapsed = timed_post(live_server.base_url, request_to(unreachable_base_url()))
     assert reasons(response) == {"connection refused"}
     assert elapsed < WITHIN_BUDGET
     assert TOKEN not in response.text
@@ -74,7 +73,7 @@ def test_fhir_server_down_is_412_quickly(live_server: LiveServer):
 
 def test_fhir_server_slower_than_the_budget_is_412_within_the_budget(live_server: LiveServer):
     with FhirTestServer(resources=CASE.store.resources, delay_seconds=3) as fhir:
-        response, elapsed = timed_post(live_server, request_to(fhir.base_url))
+        response, elapsed = timed_post(live_server.base_url, request_to(fhir.base_url))
     assert reasons(response) == {f"timed out after the {BUDGET} s prefetch budget"}
     assert BUDGET - 0.05 < elapsed < WITHIN_BUDGET
 
@@ -91,7 +90,7 @@ def test_fhir_server_slower_than_the_budget_is_412_within_the_budget(live_server
 )
 def test_fhir_server_fault_is_412_naming_it_within_the_budget(live_server: LiveServer, fault, reason):
     with FhirTestServer(resources=CASE.store.resources, **fault) as fhir:
-        response, elapsed = timed_post(live_server, request_to(fhir.base_url))
+        response, elapsed = timed_post(live_server.base_url, request_to(fhir.base_url))
     assert reason in reasons(response)
     assert elapsed < WITHIN_BUDGET
 
@@ -101,7 +100,7 @@ def test_partial_prefetch_only_fetches_what_is_missing(live_server: LiveServer):
     missing = request["prefetch"].pop("lvef")
     with FhirTestServer(resources=CASE.store.resources) as fhir:
         request["fhirServer"] = fhir.base_url
-        response, _ = timed_post(live_server, request)
+        response, _ = timed_post(live_server.base_url, request)
         paths = [r.path for r in fhir.requests]
     assert response.status_code == 200 and missing is not None
     assert len(paths) == 1 and paths[0].startswith("/fhir/Observation?")
@@ -113,7 +112,7 @@ def test_partial_prefetch_only_fetches_what_is_missing(live_server: LiveServer):
 def test_a_redirect_is_not_followed_so_another_server_never_gets_the_token(live_server: LiveServer):
     with FhirTestServer(resources=CASE.store.resources) as elsewhere:
         with FhirTestServer(redirect_to=elsewhere.base_url) as fhir:
-            response, elapsed = timed_post(live_server, request_to(fhir.base_url))
+            response, elapsed = timed_post(live_server.base_url, request_to(fhir.base_url))
             assert fhir.requests and all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in fhir.requests)
         assert elsewhere.requests == []
     assert reasons(response) == {"FHIR server answered 307 (redirects are not followed)"}
@@ -123,7 +122,7 @@ def test_a_redirect_is_not_followed_so_another_server_never_gets_the_token(live_
 def test_a_next_link_to_another_server_is_not_followed(live_server: LiveServer):
     with FhirTestServer(resources=CASE.store.resources) as elsewhere:
         with FhirTestServer(resources=CASE.store.resources, page_size=1, link_base=elsewhere.base_url) as fhir:
-            response, _ = timed_post(live_server, request_to(fhir.base_url))
+            response, _ = timed_post(live_server.base_url, request_to(fhir.base_url))
         assert elsewhere.requests == []
     assert "a next link points outside fhirServer" in reasons(response)
 
@@ -132,7 +131,7 @@ def test_a_next_link_naming_the_same_server_by_another_host_name_is_not_followed
     # localhost and 127.0.0.1 reach the same socket, but the token was given for the fhirServer as named.
     with FhirTestServer(resources=CASE.store.resources, page_size=1) as fhir:
         fhir.link_base = fhir.base_url.replace("127.0.0.1", "localhost")
-        response, _ = timed_post(live_server, request_to(fhir.base_url))
+        response, _ = timed_post(live_server.base_url, request_to(fhir.base_url))
         assert not any("_page=" in r.path for r in fhir.requests)
     assert "a next link points outside fhirServer" in reasons(response)
 
@@ -155,14 +154,14 @@ def test_a_listed_fhir_server_is_called_without_development_mode(settings: Setti
         response = post_to(base_url, request_to(fhir.base_url))
         assert fhir.requests
     assert response.status_code == 200
-    assert "anthracycline-with-trastuzumab" in [c["source"]["topic"]["code"] for c in response.json()["cards"]]
+    assert "anthracycline-with-trastuzumab" in [card_id(c) for c in response.json()["cards"]]
 
 
 def test_complete_prefetch_is_answered_whatever_the_fhir_server(settings: Settings, serve_app):
     base_url = serve_app(settings.replace(development_mode=False))
     response = post_to(base_url, CASE.request_for("full", "https://ehr.example.org/fhir"))
     assert response.status_code == 200
-    assert "anthracycline-with-trastuzumab" in [c["source"]["topic"]["code"] for c in response.json()["cards"]]
+    assert "anthracycline-with-trastuzumab" in [card_id(c) for c in response.json()["cards"]]
 
 
 # --- how many resources one call may bring ----------------------------------------------------------------------
@@ -178,8 +177,6 @@ def test_a_request_with_more_resources_than_allowed_is_413(settings: Settings, s
 def test_fetched_data_beyond_the_resource_count_is_412(settings: Settings, serve_app):
     base_url = serve_app(settings.replace(max_resources_per_request=3))
     with FhirTestServer(resources=CASE.store.resources, page_size=1) as fhir:
-        started = time.monotonic()
-        response = post_to(base_url, request_to(fhir.base_url))
-        elapsed = time.monotonic() - started
+        response, elapsed = timed_post(base_url, request_to(fhir.base_url))
     assert "this call's FHIR data is more than 3 resources" in reasons(response)
     assert elapsed < WITHIN_BUDGET

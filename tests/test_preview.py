@@ -11,6 +11,7 @@ from typing import Iterator
 import pytest
 import requests
 
+from cds_hooks.cases import card_id
 from cds_hooks.scenarios import ScenarioCatalog
 from cds_hooks.settings import Settings, TrustedIssuer
 
@@ -86,7 +87,7 @@ def test_a_draft_order_is_evaluated_for_the_patient_picked(preview_url):
         "patient": "her2pos-metastatic-on-doxorubicin", "hook": "order-select", "draftOrders": drafts})
     assert response.status_code == 200, response.text
     cards = response.json()["response"]["cards"]
-    assert (cards[0]["source"]["topic"]["code"], cards[0]["indicator"]) == ("anthracycline-with-trastuzumab", "critical")
+    assert (card_id(cards[0]), cards[0]["indicator"]) == ("anthracycline-with-trastuzumab", "critical")
 
 
 @pytest.mark.parametrize(("body", "message"), [

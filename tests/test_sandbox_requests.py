@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from cds_hooks.cases import card_id
+
 from .conftest import FIXTURES, LiveServer
 from .fhir_server import FhirTestServer
 
@@ -31,7 +33,7 @@ def fhir():
 
 def critical_anthracycline_card(response):
     assert response.status_code == 200, response.text
-    cards = [c for c in response.json()["cards"] if c["source"]["topic"]["code"] == "anthracycline-with-trastuzumab"]
+    cards = [c for c in response.json()["cards"] if card_id(c) == "anthracycline-with-trastuzumab"]
     assert len(cards) == 1
     assert cards[0]["indicator"] == "critical"
     return cards[0]
@@ -61,7 +63,7 @@ def test_rx_view_shape_with_single_object_category_and_reason(live_server: LiveS
 def test_rx_view_lapatinib_is_not_a_trastuzumab_product(live_server: LiveServer, fhir):
     response = live_server.post("/cds-services/her2-order-select", sandbox_request("order-select-lapatinib", fhir.base_url))
     assert response.status_code == 200
-    assert all(c["source"]["topic"]["code"] != "anthracycline-with-trastuzumab" for c in response.json()["cards"])
+    assert all(card_id(c) != "anthracycline-with-trastuzumab" for c in response.json()["cards"])
 
 
 def test_dstu2_medication_order_is_read(live_server: LiveServer, fhir):
