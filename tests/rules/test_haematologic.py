@@ -6,15 +6,9 @@ import pytest
 
 from cds_hooks.rules.haematologic import tdm1_thrombocytopenia, tdxd_cytopenia
 
-from .test_hepatic import LOINC, PRIOR_TDM1, RX, TDM1_DRAFT, context, lab
+from .test_hepatic import PRIOR_TDM1, RX, TDM1_DRAFT, context, lab
 
 TDXD_DRAFT = {**TDM1_DRAFT, "id": "draft-tdxd", "medicationCodeableConcept": {"coding": [{"system": RX, "code": "2267576"}], "text": "Enhertu"}}
-
-
-def neutrophils(value, unit="10*9/L", day="2026-11-28", code="751-8"):
-    return {"resourceType": "Observation", "id": f"anc-{value}", "status": "final", "subject": {"reference": "Patient/p"},
-            "code": {"coding": [{"system": LOINC, "code": code}]}, "effectiveDateTime": day,
-            "valueQuantity": {"value": value, "unit": unit, "code": unit}}
 
 
 @pytest.mark.parametrize("value, unit, card", [
@@ -51,13 +45,13 @@ def test_only_tdm1_orders_are_checked():
     (0.8, 20, "haematologic-tdxd-cytopenia-grade-4", 4),
 ])
 def test_tdxd_grades_by_the_enhertu_thresholds(anc, platelets, card, grade):
-    (finding,) = tdxd_cytopenia(context(neutrophils(anc), lab("platelets", platelets, "10*3/uL"), drafts=(TDXD_DRAFT,)))
+    (finding,) = tdxd_cytopenia(context(lab("neutrophils", anc, "10*9/L"), lab("platelets", platelets, "10*3/uL"), drafts=(TDXD_DRAFT,)))
     assert finding.card == card and finding.values["worst"]["grade"] == grade
     assert finding.suggestions[0].actions[0].resource_id == "MedicationRequest/draft-tdxd"
 
 
 def test_tdxd_counts_at_the_grade_3_limits_give_no_card():
-    assert list(tdxd_cytopenia(context(neutrophils(1.0), lab("platelets", 50, "10*3/uL"), drafts=(TDXD_DRAFT,)))) == []
+    assert list(tdxd_cytopenia(context(lab("neutrophils", 1.0, "10*9/L"), lab("platelets", 50, "10*3/uL"), drafts=(TDXD_DRAFT,)))) == []
 
 
 def test_tdxd_without_a_neutrophil_count_asks_for_one():
@@ -68,10 +62,10 @@ def test_tdxd_without_a_neutrophil_count_asks_for_one():
 
 
 def test_a_graded_count_is_reported_even_when_the_other_is_missing():
-    (finding,) = tdxd_cytopenia(context(neutrophils(0.7), drafts=(TDXD_DRAFT,)))
+    (finding,) = tdxd_cytopenia(context(lab("neutrophils", 0.7, "10*9/L"), drafts=(TDXD_DRAFT,)))
     assert finding.card == "haematologic-tdxd-cytopenia-grade-3"
     assert finding.values["doses"][0]["missing"] == ["platelet count"]
 
 
 def test_tdm1_orders_are_not_read_against_the_enhertu_table():
-    assert list(tdxd_cytopenia(context(neutrophils(0.3)))) == []
+    assert list(tdxd_cytopenia(context(lab("neutrophils", 0.3, "10*9/L")))) == []

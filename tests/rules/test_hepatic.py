@@ -19,7 +19,8 @@ LOINC = "http://loinc.org"
 SCT = "http://snomed.info/sct"
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 AS_OF = date(2026, 11, 22)
-CODES = {"ast": "1920-8", "alt": "1742-6", "bilirubin": "1975-2", "platelets": "777-3", "lvef": "10230-1"}
+CODES = {"ast": "1920-8", "alt": "1742-6", "bilirubin": "1975-2", "platelets": "777-3", "lvef": "10230-1",
+         "neutrophils": "751-8", "weight": "29463-7"}
 
 
 def lab(test, value, unit="U/L", high=None, day="2026-11-28"):
