@@ -36,12 +36,18 @@ def invoke(service_id: str):
     engine = _engine()
     engine.service(service_id)  # an unknown id is a 404 before the body is even read
     g.service_id = service_id
-    evaluation = engine.evaluate(service_id, json_body())
+    body = json_body()
+    evaluation = engine.evaluate(service_id, body)
     _record_issued(evaluation)
     g.card_ids = evaluation.card_ids
     g.timings_ms = evaluation.timings_ms
     g.fetched_keys = evaluation.fetched_keys
-    return jsonify(evaluation.body)
+    response = jsonify(evaluation.body)
+    # Freeing a large record's parsed body (~50,000 objects, ~2 ms for 2,000 resources) waits until the WSGI server
+    # has sent the cards and closes the response: the EHR is waiting for the cards, not for our memory.
+    held = [body]
+    response.call_on_close(held.clear)
+    return response
 
 
 @blueprint.post("/cds-services/<service_id>/feedback")
