@@ -1,18 +1,19 @@
-"""Narrow, validated views of the resources a long record holds many of: the medication history
-(MedicationAdministration, MedicationStatement, MedicationRequest) and Observations.
+"""Narrow, validated views of the record's resources: the medication history (MedicationAdministration,
+MedicationStatement, MedicationRequest), Observations, Conditions and the Patient.
 
 A long HER2 course is over a hundred administrations and years of LVEF results, which the facts read every one
 of (exposure periods, doses given, cumulative anthracycline, LVEF history), and a full `fhir.resources` model
 costs ~60 µs each. These views carry only the elements the facts read, under their FHIR names and with the
 primitive types of `fhir_core` (the same date, dateTime, instant and decimal validation as the full models), for
 ~5 µs each. Elements the facts do not read are not validated: an error in a note does not hide a dose that was
-given. Draft orders, Conditions and the Patient, few and read more widely, stay full models (cds_hooks.record).
+given, nor a malformed address the patient's age. Draft orders stay full models: suggestions copy them whole
+(cds_hooks.record).
 """
 from __future__ import annotations
 
 from typing import Any, ClassVar, Optional
 
-from fhir_core.types import CodeType, DateTimeType, DecimalType, InstantType, StringType, UriType
+from fhir_core.types import CodeType, DateTimeType, DateType, DecimalType, InstantType, StringType, UriType
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
@@ -43,6 +44,11 @@ class Ratio(_View):
 
 
 class ReferenceRange(_View):
+    low: Optional[Quantity] = None
+    high: Optional[Quantity] = None
+
+
+class Range(_View):
     low: Optional[Quantity] = None
     high: Optional[Quantity] = None
 
@@ -80,7 +86,6 @@ class AdministrationDosage(_View):
 class _Resource(_View):
     resourceType: str
     id: Optional[StringType] = None
-    status: CodeType
 
     def get_resource_type(self) -> str:
         """As a `fhir.resources` model answers, so readers shared with draft orders need not tell them apart."""
@@ -99,14 +104,18 @@ class _Resource(_View):
     CHOICES: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
 
-class _Effective(_Resource):
+class _Event(_Resource):
+    status: CodeType
+
+
+class _Effective(_Event):
     effectiveDateTime: Optional[DateTimeType] = None
     effectivePeriod: Optional[Period] = None
 
     CHOICES = (("effectiveDateTime", "effectivePeriod"),)
 
 
-class Observation(_Resource):
+class Observation(_Event):
     code: CodeableConcept
     effectiveDateTime: Optional[DateTimeType] = None
     effectivePeriod: Optional[Period] = None
@@ -132,15 +141,49 @@ class MedicationStatement(_Effective):
     dosage: Optional[list[Dosage]] = None
 
 
-class MedicationRequest(_Resource):
+class MedicationRequest(_Event):
     authoredOn: Optional[DateTimeType] = None
     dosageInstruction: Optional[list[Dosage]] = None
     dispenseRequest: Optional[DispenseRequest] = None
 
 
-HISTORY_VIEWS: dict[str, type[_Resource]] = {
+HISTORY_VIEWS: dict[str, type[_Event]] = {
     "MedicationRequest": MedicationRequest,
     "MedicationStatement": MedicationStatement,
     "MedicationAdministration": MedicationAdministration,
 }
 HistoryEntry = MedicationAdministration | MedicationStatement | MedicationRequest
+
+
+class ConditionStage(_View):
+    summary: Optional[CodeableConcept] = None
+
+
+class Condition(_Resource):
+    clinicalStatus: Optional[CodeableConcept] = None
+    verificationStatus: Optional[CodeableConcept] = None
+    severity: Optional[CodeableConcept] = None
+    code: Optional[CodeableConcept] = None
+    stage: Optional[list[ConditionStage]] = None
+    onsetDateTime: Optional[DateTimeType] = None
+    onsetAge: Optional[Quantity] = None
+    onsetPeriod: Optional[Period] = None
+    onsetRange: Optional[Range] = None
+    onsetString: Optional[StringType] = None
+    # Read only for whether the condition has ended (a pregnancy that is over).
+    abatementDateTime: Optional[DateTimeType] = None
+    abatementAge: Optional[Quantity] = None
+    abatementPeriod: Optional[Period] = None
+    abatementRange: Optional[Range] = None
+    abatementString: Optional[StringType] = None
+    recordedDate: Optional[DateTimeType] = None
+
+    CHOICES = (
+        ("onsetDateTime", "onsetAge", "onsetPeriod", "onsetRange", "onsetString"),
+        ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString"),
+    )
+
+
+class Patient(_Resource):
+    gender: Optional[CodeType] = None
+    birthDate: Optional[DateType] = None

@@ -1,9 +1,9 @@
-"""The typed patient record: raw FHIR JSON filtered to what the rules read, then built into R4B models.
+"""The typed patient record: raw FHIR JSON filtered to what the rules read, then built into validated views.
 
 Building a `fhir.resources` model costs ~25x a json.loads (~85 µs an Observation), so resources are filtered by
-type and code on the raw JSON first. The resources a long record holds many of, Observations and the medication
-history, are built into the narrow views of cds_hooks.fhir_views (~5 µs each), and Observations only when a fact
-reads them: the latest weight costs one view, not years of them.
+type and code on the raw JSON first, and what is kept is built into the narrow views of cds_hooks.fhir_views
+(~5 µs each); Observations only when a fact reads them: the latest weight costs one view, not years of them.
+Draft orders, a few per call, are full R4B MedicationRequest models, since suggestions copy them whole.
 """
 from __future__ import annotations
 
@@ -12,14 +12,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Iterable, Iterator, Mapping
 
-from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.medicationrequest import MedicationRequest
-from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
 from cds_hooks import terminology
 from cds_hooks.dates import first_day
-from cds_hooks.fhir_views import HISTORY_VIEWS, HistoryEntry, Observation
+from cds_hooks.fhir_views import HISTORY_VIEWS, Condition, HistoryEntry, Observation, Patient
 from cds_hooks.protocol.errors import InvalidRequest
 from cds_hooks.terminology import MedicationMatch
 
@@ -286,7 +284,7 @@ def _error_fields(error: ValidationError) -> list[str]:
 
 
 def warm_up() -> None:
-    """Build one model of each `fhir.resources` type with the elements records carry, at start-up.
+    """Build one model of each type a record holds (full models and views) with the elements records carry, at start-up.
 
     pydantic finishes each model's validators lazily, ~3 ms per element type on first use; without this the
     first clinician after a restart would wait tens of milliseconds longer.
@@ -298,7 +296,8 @@ def warm_up() -> None:
     Patient.model_validate({"resourceType": "Patient", "id": "w", "gender": "female", "birthDate": "1970-01-01",
                             "name": [{"given": ["w"], "family": "w"}], "identifier": [{"system": "urn:w", "value": "w"}]})
     Condition.model_validate({"resourceType": "Condition", "id": "w", "code": coded, "subject": subject, "clinicalStatus": coded,
-                              "verificationStatus": coded, "onsetDateTime": "2026-01-01", "severity": coded, "stage": [{"summary": coded}]})
+                              "verificationStatus": coded, "onsetDateTime": "2026-01-01", "severity": coded, "stage": [{"summary": coded}],
+                              "abatementAge": {"value": 1, "unit": "a"}, "recordedDate": "2026-01-01"})
     MedicationRequest.model_validate({"resourceType": "MedicationRequest", "id": "w", "status": "draft", "intent": "order", "subject": subject,
                                       "medicationCodeableConcept": coded, "authoredOn": "2026-01-01", "dosageInstruction": dosage,
                                       "category": [coded], "reasonCode": [coded], "note": [{"text": "w"}],

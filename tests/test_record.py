@@ -157,6 +157,43 @@ def test_an_observation_with_two_values_is_left_out_and_reported():
     assert record.unreadable == ["Observation/both"]
 
 
+def condition(cid, value_set="breast_cancer", **elements):
+    system, code = sorted(value_set_codes(value_set))[0]
+    return {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p"},
+            "code": {"coding": [{"system": system, "code": code}]}, "onsetDateTime": "2021-03-04", **elements}
+
+
+def test_conditions_and_the_patient_are_read_through_views_of_the_elements_facts_read():
+    patient = {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1980-02-03"}
+    record = build_record({"patient": [patient], "conditions": [condition("c", recordedDate="2021-03-05")]}, [])
+    assert (record.patient.gender, record.patient.birthDate) == ("female", date(1980, 2, 3))
+    (kept,) = record.conditions
+    assert (kept.id, kept.onsetDateTime, kept.recordedDate, kept.abatementDateTime) == ("c", date(2021, 3, 4), date(2021, 3, 5), None)
+
+
+def test_an_error_in_an_element_no_fact_reads_does_not_hide_a_condition_or_the_patients_age():
+    # A full R4 model rejects both: a Condition needs a subject, and telecom is a list of ContactPoints.
+    patient = {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "1980-02-03", "telecom": "555-0100"}
+    without_subject = {key: value for key, value in condition("c").items() if key != "subject"}
+    record = build_record({"patient": [patient], "conditions": [without_subject]}, [])
+    assert record.patient.birthDate == date(1980, 2, 3)
+    assert [c.id for c in record.conditions] == ["c"]
+    assert record.unreadable == []
+
+
+@pytest.mark.parametrize("elements", [
+    {"onsetDateTime": "spring 2021"},
+    {"onsetString": "spring 2021"},  # and onsetDateTime: a choice element with two values
+    {"abatementDateTime": "2022-01-01", "abatementString": "after delivery"},
+    {"clinicalStatus": "active"},
+    {"stage": [{"summary": {"text": ["Grade 3"]}}]},
+])
+def test_a_condition_unreadable_where_facts_read_it_is_left_out_and_reported(elements):
+    record = build_record({"conditions": [condition("bad", **elements), condition("ok")]}, [])
+    assert [c.id for c in record.conditions] == ["ok"]
+    assert record.unreadable == ["Condition/bad"]
+
+
 def test_sandbox_single_object_category_and_reason_become_arrays():
     order = normalise_medication_order({"resourceType": "MedicationRequest", "id": "d", "category": {"text": "community"},
                                         "reasonCode": {"text": "cancer"}, "subject": {"reference": "Patient/p"}})

@@ -6,14 +6,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from fhir.resources.R4B.condition import Condition
-
 from cds_hooks import terminology
 from cds_hooks.facts import Facts, body_size, disease
 from cds_hooks.facts.body_size import BodySize
 from cds_hooks.dates import first_day
 from cds_hooks.facts.observations import effective_day, measurement, observations_in
 from cds_hooks.facts.therapy import Exposure, planned_period
+from cds_hooks.fhir_views import Condition
 
 HER2_ANTIBODIES = terminology.ingredients_in_class("her2_antibody")
 ANTHRACYCLINES = terminology.ingredients_in_class("anthracycline")

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from fhir.resources.R4B.condition import Condition
-
 from cds_hooks import terminology
-from cds_hooks.fhir_views import Observation
+from cds_hooks.fhir_views import Condition, Observation
 from cds_hooks.facts import Facts
 from cds_hooks.dates import add_months, first_day
 from cds_hooks.facts.observations import coded_value, effective_day, observations_in, results_in

@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from fhir.resources.R4B.condition import Condition
-
 from cds_hooks import terminology
-from cds_hooks.fhir_views import Observation
+from cds_hooks.fhir_views import Condition, Observation
 from cds_hooks.facts import Facts
 from cds_hooks.dates import first_day
 from cds_hooks.facts.observations import coded_value, effective_day, measurement, observations_in

@@ -5,10 +5,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
-from fhir.resources.R4B.condition import Condition
-
 from cds_hooks import terminology
-from cds_hooks.fhir_views import Observation
+from cds_hooks.fhir_views import Condition, Observation
 from cds_hooks.facts import Facts
 from cds_hooks.dates import first_day, last_day
 from cds_hooks.facts.disease import active_conditions, condition_day

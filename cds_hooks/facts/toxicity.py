@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable
 
-from fhir.resources.R4B.condition import Condition
-
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
 from cds_hooks.dates import first_day
 from cds_hooks.facts.disease import active_conditions
+from cds_hooks.fhir_views import Condition
 
 # The clinical reference gives no code system for toxicity grades, so a grade is read only where it is written
 # out as one: "Grade 3", "CTCAE grade 3", "CTCAE v5.0 grade 3" or "G3", as the whole text, display or code of

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Iterator
 
-from fhir.resources.R4B.condition import Condition
-
 from cds_hooks import terminology
 from cds_hooks.facts import disease
 from cds_hooks.facts.body_size import BodySize, bsa_m2
@@ -26,6 +24,7 @@ from cds_hooks.facts.cardiac import (
 )
 from cds_hooks.dates import first_day
 from cds_hooks.facts.therapy import planned_period
+from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, names_of, rule

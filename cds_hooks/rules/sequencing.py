@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any, Iterable, Iterator
 
-from fhir.resources.R4B.condition import Condition
-
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
 from cds_hooks.facts.body_size import weight_kg
@@ -31,6 +29,7 @@ from cds_hooks.facts.disease import (
 )
 from cds_hooks.facts.her2 import her2_status
 from cds_hooks.facts.therapy import Exposure, course_limit, planned_period
+from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, names_of, rule
