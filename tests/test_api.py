@@ -5,6 +5,7 @@ import json
 import sqlite3
 
 import pytest
+import requests
 
 from cds_hooks.cases import card_id
 from cds_hooks.services import PREFETCH
@@ -164,6 +165,27 @@ def test_body_over_the_size_cap_is_413(live_server: LiveServer):
     request = patient_view_request()
     request["padding"] = "x" * (6 * 1024 * 1024)
     response = live_server.post("/cds-services/her2-patient-view", request)
+    assert response.status_code == 413
+    assert response.json()["error"] == "request-entity-too-large"
+
+
+def chunked_post(live_server: LiveServer, path: str, body: bytes, chunk_bytes: int) -> requests.Response:
+    # A generator body makes requests send it chunked, without a Content-Length.
+    chunks = (body[start:start + chunk_bytes] for start in range(0, len(body), chunk_bytes))
+    return live_server.session.post(live_server.base_url + path, data=chunks, headers={"Content-Type": "application/json"}, timeout=10)
+
+
+def test_a_chunked_body_is_read_whole(live_server: LiveServer):
+    body = json.dumps(order_select_request(["MedicationRequest/draft-1"])).encode()
+    response = chunked_post(live_server, "/cds-services/her2-order-select", body, chunk_bytes=100)
+    assert response.status_code == 200
+    assert response.json() == {"cards": []}
+
+
+def test_a_chunked_body_over_the_size_cap_is_413(live_server: LiveServer):
+    request = patient_view_request()
+    request["padding"] = "x" * (6 * 1024 * 1024)
+    response = chunked_post(live_server, "/cds-services/her2-patient-view", json.dumps(request).encode(), chunk_bytes=1024 * 1024)
     assert response.status_code == 413
     assert response.json()["error"] == "request-entity-too-large"
 
