@@ -284,15 +284,16 @@ def metastatic_lines(facts: Facts) -> tuple[TherapyLine, ...]:
         return ()
     dated = [e for e in facts.exposures if e.start is not None and e.start >= since]
     groups: list[list[Exposure]] = []
+    # The current line's HER2-directed drugs, kept as it grows: a line of maintenance is a hundred administrations.
+    current_her2: frozenset[str] = frozenset()
     for exposure in (e for e in dated if e.ingredients & HER2_DIRECTED):
-        current = groups[-1] if groups else None
-        if current is not None and (
-            _start(exposure) - _start(current[0]) <= REGIMEN_START_WINDOW
-            or exposure.ingredients & HER2_DIRECTED <= _her2_of(current)
-        ):
-            current.append(exposure)
+        her2 = exposure.ingredients & HER2_DIRECTED
+        if groups and (_start(exposure) - _start(groups[-1][0]) <= REGIMEN_START_WINDOW or her2 <= current_her2):
+            groups[-1].append(exposure)
+            current_her2 |= her2
         else:
             groups.append([exposure])
+            current_her2 = her2
     return tuple(_line(number, group, dated) for number, group in enumerate(groups, start=1))
 
 
@@ -350,9 +351,8 @@ def within_months(earlier: date, later: date, months: int) -> bool:
 
 def _line(number: int, group: list[Exposure], dated: list[Exposure]) -> TherapyLine:
     start = _start(group[0])
-    in_group = set(group)
-    partners = [e for e in dated if not e.ingredients & HER2_DIRECTED and e not in in_group
-                and abs((_start(e) - start).days) <= REGIMEN_START_WINDOW.days]
+    # A line's own exposures are all HER2-directed, so its partners are the others that start with it.
+    partners = [e for e in dated if not e.ingredients & HER2_DIRECTED and abs((_start(e) - start).days) <= REGIMEN_START_WINDOW.days]
     members = group + partners
     ends = [e.end for e in members]
     return TherapyLine(
