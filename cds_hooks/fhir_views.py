@@ -6,19 +6,50 @@ of (exposure periods, doses given, cumulative anthracycline, LVEF history), and 
 costs ~60 µs each. These views carry only the elements the facts read, under their FHIR names and with the
 primitive types of `fhir_core` (the same date, dateTime, instant and decimal validation as the full models), for
 ~5 µs each. Elements the facts do not read are not validated: an error in a note does not hide a dose that was
-given, nor a malformed address the patient's age. Draft orders stay full models: suggestions copy them whole
+given, nor a malformed address the patient's age. Two things the full models check stay checked: a choice
+element ([x]) with two values, whichever of them facts read, and dates (written as JSON strings). Draft orders stay full models: suggestions copy them whole
 (cds_hooks.record).
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional
+from typing import Annotated, Any, ClassVar, Optional
 
 from fhir_core.types import CodeType, DateTimeType, DateType, DecimalType, InstantType, StringType, UriType
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+
+
+def _json_string(value: Any) -> Any:
+    # FHIR JSON writes dates and times as strings. fhir_core also takes a number as epoch seconds, which makes
+    # 20261110 a day in 1970; and record.py orders a series by the day read from the JSON string before modelling.
+    if not isinstance(value, str):
+        raise ValueError("a FHIR date or time is a JSON string")
+    return value
+
+
+# fhir_core's date, dateTime and instant, from JSON strings only.
+Date = Annotated[DateType, BeforeValidator(_json_string)]
+DateTime = Annotated[DateTimeType, BeforeValidator(_json_string)]
+Instant = Annotated[InstantType, BeforeValidator(_json_string)]
 
 
 class _View(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _WithChoices(_View):
+    """An element with choice elements ([x]). Every type a choice allows is listed, those no fact reads as `Any`:
+    a resource with two values for one choice says two different things, and is left out whichever one is read."""
+
+    @model_validator(mode="after")
+    def _one_element_per_choice(self) -> Any:
+        for choice in self.CHOICES:
+            present = [name for name in choice if getattr(self, name) is not None]
+            if len(present) > 1:
+                raise ValueError(f"{' and '.join(present)} are both present; a choice element takes one")
+        return self
+
+    # The choice elements of the type, each as the names of all its elements.
+    CHOICES: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
 
 class Quantity(_View):
@@ -54,20 +85,27 @@ class Range(_View):
 
 
 class Period(_View):
-    start: Optional[DateTimeType] = None
-    end: Optional[DateTimeType] = None
+    start: Optional[DateTime] = None
+    end: Optional[DateTime] = None
 
 
-class TimingRepeat(_View):
+class TimingRepeat(_WithChoices):
     boundsPeriod: Optional[Period] = None
+    boundsDuration: Any = None
+    boundsRange: Any = None
+
+    CHOICES = (("boundsPeriod", "boundsDuration", "boundsRange"),)
 
 
 class Timing(_View):
     repeat: Optional[TimingRepeat] = None
 
 
-class DoseAndRate(_View):
+class DoseAndRate(_WithChoices):
     doseQuantity: Optional[Quantity] = None
+    doseRange: Any = None
+
+    CHOICES = (("doseQuantity", "doseRange"),)
 
 
 class Dosage(_View):
@@ -83,7 +121,7 @@ class AdministrationDosage(_View):
     dose: Optional[Quantity] = None
 
 
-class _Resource(_View):
+class _Resource(_WithChoices):
     resourceType: str
     id: Optional[StringType] = None
 
@@ -91,45 +129,50 @@ class _Resource(_View):
         """As a `fhir.resources` model answers, so readers shared with draft orders need not tell them apart."""
         return self.resourceType
 
-    @model_validator(mode="after")
-    def _one_element_per_choice(self) -> Any:
-        # A choice element ([x]) holds one value: a resource with two says two different things.
-        for choice in self.CHOICES:
-            present = [name for name in choice if getattr(self, name) is not None]
-            if len(present) > 1:
-                raise ValueError(f"{' and '.join(present)} are both present; a choice element takes one")
-        return self
-
-    # The choice elements ([x]) of the type, each as the names of its elements here.
-    CHOICES: ClassVar[tuple[tuple[str, ...], ...]] = ()
-
 
 class _Event(_Resource):
     status: CodeType
 
 
-class _Effective(_Event):
-    effectiveDateTime: Optional[DateTimeType] = None
+class _MedicationEvent(_Event):
+    # Read from the JSON by cds_hooks.record, which follows the reference.
+    medicationCodeableConcept: Any = None
+    medicationReference: Any = None
+
+    CHOICES: ClassVar[tuple[tuple[str, ...], ...]] = (("medicationCodeableConcept", "medicationReference"),)
+
+
+class _Effective(_MedicationEvent):
+    effectiveDateTime: Optional[DateTime] = None
     effectivePeriod: Optional[Period] = None
 
-    CHOICES = (("effectiveDateTime", "effectivePeriod"),)
+    CHOICES = _MedicationEvent.CHOICES + (("effectiveDateTime", "effectivePeriod"),)
 
 
 class Observation(_Event):
     code: CodeableConcept
-    effectiveDateTime: Optional[DateTimeType] = None
+    effectiveDateTime: Optional[DateTime] = None
     effectivePeriod: Optional[Period] = None
-    effectiveInstant: Optional[InstantType] = None
-    issued: Optional[InstantType] = None
+    effectiveInstant: Optional[Instant] = None
+    effectiveTiming: Any = None
+    issued: Optional[Instant] = None
     valueQuantity: Optional[Quantity] = None
     valueCodeableConcept: Optional[CodeableConcept] = None
     valueString: Optional[StringType] = None
     valueRatio: Optional[Ratio] = None
+    valueBoolean: Any = None
+    valueInteger: Any = None
+    valueRange: Any = None
+    valueSampledData: Any = None
+    valueTime: Any = None
+    valueDateTime: Any = None
+    valuePeriod: Any = None
     referenceRange: Optional[list[ReferenceRange]] = None
 
     CHOICES = (
-        ("effectiveDateTime", "effectivePeriod", "effectiveInstant"),
-        ("valueQuantity", "valueCodeableConcept", "valueString", "valueRatio"),
+        ("effectiveDateTime", "effectivePeriod", "effectiveInstant", "effectiveTiming"),
+        ("valueQuantity", "valueCodeableConcept", "valueString", "valueRatio", "valueBoolean", "valueInteger",
+         "valueRange", "valueSampledData", "valueTime", "valueDateTime", "valuePeriod"),
     )
 
 
@@ -141,8 +184,8 @@ class MedicationStatement(_Effective):
     dosage: Optional[list[Dosage]] = None
 
 
-class MedicationRequest(_Event):
-    authoredOn: Optional[DateTimeType] = None
+class MedicationRequest(_MedicationEvent):
+    authoredOn: Optional[DateTime] = None
     dosageInstruction: Optional[list[Dosage]] = None
     dispenseRequest: Optional[DispenseRequest] = None
 
@@ -165,18 +208,18 @@ class Condition(_Resource):
     severity: Optional[CodeableConcept] = None
     code: Optional[CodeableConcept] = None
     stage: Optional[list[ConditionStage]] = None
-    onsetDateTime: Optional[DateTimeType] = None
+    onsetDateTime: Optional[DateTime] = None
     onsetAge: Optional[Quantity] = None
     onsetPeriod: Optional[Period] = None
     onsetRange: Optional[Range] = None
     onsetString: Optional[StringType] = None
     # Read only for whether the condition has ended (a pregnancy that is over).
-    abatementDateTime: Optional[DateTimeType] = None
+    abatementDateTime: Optional[DateTime] = None
     abatementAge: Optional[Quantity] = None
     abatementPeriod: Optional[Period] = None
     abatementRange: Optional[Range] = None
     abatementString: Optional[StringType] = None
-    recordedDate: Optional[DateTimeType] = None
+    recordedDate: Optional[DateTime] = None
 
     CHOICES = (
         ("onsetDateTime", "onsetAge", "onsetPeriod", "onsetRange", "onsetString"),
@@ -186,4 +229,4 @@ class Condition(_Resource):
 
 class Patient(_Resource):
     gender: Optional[CodeType] = None
-    birthDate: Optional[DateType] = None
+    birthDate: Optional[Date] = None

@@ -150,6 +150,57 @@ def test_a_medication_record_unreadable_where_facts_read_it_is_left_out_and_repo
     assert record.unreadable == ["MedicationAdministration/bad"]
 
 
+@pytest.mark.parametrize("when", [
+    {"effectiveDateTime": 1793491200},  # fhir_core would read epoch seconds: 2026-11-01
+    {"effectiveDateTime": 20261110},  # ... and this as a day in 1970
+    {"effectivePeriod": {"start": 1793491200}},
+    {"issued": 1793491200000},
+])
+def test_a_date_written_as_a_json_number_is_unreadable_not_a_guess(when):
+    # The series is ordered by the day read from the JSON string before modelling; a number has no such day, and
+    # was ordered as undated, after older results, while the model gave it a date.
+    older = observation("older", "10230-1", effectiveDateTime="2026-06-01")
+    record = build_record({"obs": [older, observation("number", "10230-1", **when)]}, [])
+    assert [o.id for o in record.observations("lvef")] == ["older"]
+    assert record.unreadable == ["Observation/number"]
+
+
+DAYS_AS_WRITTEN = [
+    {"effectiveDateTime": value} for value in (
+        "2026", "2026-03", "2026-03-01", "2026-03-01T00:00:00Z", "2026-03-01T23:59:59-12:00", "2026-03-01T00:30:00+14:00",
+        "2026-03-01T10:00:00.123456+05:30", "2026-02-29", "2026-3-1", "2026-03-01T25:00:00Z", "March 2026", "",
+    )
+] + [
+    {"effectivePeriod": {"start": "2026-03-01T08:00:00+01:00"}}, {"effectivePeriod": {"end": "2026-03-01"}},
+    {"effectiveInstant": "2026-03-01T08:00:00Z"}, {"effectiveInstant": "2026-03-01"}, {"issued": "2026-03-01T08:00:00-03:00"}, {},
+]
+
+
+@pytest.mark.parametrize("when", DAYS_AS_WRITTEN)
+def test_the_day_a_series_is_ordered_by_is_the_day_the_model_gives(when):
+    (entry,) = build_record({"obs": [observation("o", "10230-1", **when)]}, []).observation_index.series("lvef")
+    model = entry.model()
+    if model is not None:
+        assert entry.day == effective_day(model)
+
+
+@pytest.mark.parametrize("resource", [
+    observation("o", "10230-1", valueInteger=60),  # besides its valueQuantity
+    observation("o", "10230-1", effectiveDateTime="2026-11-01", effectiveTiming={"event": ["2026-11-01"]}),
+    administration("o", medicationReference={"reference": "Medication/m"}),
+    {"resourceType": "MedicationStatement", "id": "o", "status": "completed", "effectiveDateTime": "2026-11-01",
+     "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}]},
+     "dosage": [{"doseAndRate": [{"doseQuantity": {"value": 420, "unit": "mg"}, "doseRange": {"low": {"value": 840, "unit": "mg"}}}]}]},
+    {"resourceType": "MedicationRequest", "id": "o", "status": "active", "intent": "order",
+     "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}]},
+     "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-11-01"}, "boundsDuration": {"value": 1, "unit": "a"}}}}]},
+], ids=["value", "effective", "medication", "dose", "bounds"])
+def test_a_choice_element_with_two_values_leaves_the_resource_out_whichever_one_facts_read(resource):
+    record = build_record({"resources": [resource]}, [])
+    assert list(record.observations("lvef")) == [] and record.medications == ()
+    assert record.unreadable == [f"{resource['resourceType']}/o"]
+
+
 def test_an_observation_with_two_values_is_left_out_and_reported():
     both = observation("both", "10230-1", effectiveDateTime="2026-11-01", valueString="normal")
     record = build_record({"obs": [both, observation("ok", "10230-1")]}, [])
