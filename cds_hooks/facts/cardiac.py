@@ -151,6 +151,8 @@ def cumulative_doxorubicin(facts: Facts) -> DoxorubicinHistory:
     """Doxorubicin mg/m2 given so far: administered mg / BSA, or the mg/m2 doses as recorded."""
     per_m2 = 0.0
     mg = 0.0
+    doses = 0
+    # The days of the doses that record one: an administration without a date still counts in the total.
     days: list[date] = []
     missing: list[str] = []
     others: dict[str, list[tuple[float, str] | None]] = {}
@@ -166,6 +168,7 @@ def cumulative_doxorubicin(facts: Facts) -> DoxorubicinHistory:
             for ingredient in anthracyclines:
                 others.setdefault(ingredient, []).append(dose)
             continue
+        doses += 1
         day = _administration_day(resource)
         if day is not None:
             days.append(day)
@@ -182,7 +185,7 @@ def cumulative_doxorubicin(facts: Facts) -> DoxorubicinHistory:
     total = None if missing else round(per_m2 + (mg / bsa.value if bsa else 0.0), 1)
     return DoxorubicinHistory(
         mg_per_m2=total,
-        doses=len(days),
+        doses=doses,
         first_day=min(days, default=None),
         last_day=max(days, default=None),
         bsa=bsa,

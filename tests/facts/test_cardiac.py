@@ -205,6 +205,12 @@ def test_a_statement_covering_recorded_administrations_is_not_missing():
     assert cumulative_doxorubicin_mg_per_m2(facts) == 60.0
 
 
+def test_an_administration_without_a_date_counts_as_a_dose_in_the_total():
+    undated = {key: value for key, value in administration("b", "doxorubicin", "", 60, "mg/m2").items() if key != "effectiveDateTime"}
+    history = cumulative_doxorubicin(facts_for(administration("a", "doxorubicin", "2026-08-01", 60, "mg/m2"), undated))
+    assert (history.mg_per_m2, history.doses, history.first_day, history.last_day) == (120.0, 2, date(2026, 8, 1), date(2026, 8, 1))
+
+
 def test_other_anthracyclines_are_reported_unconverted():
     facts = facts_for(administration("e1", "epirubicin", "2025-01-01", 100, "mg/m2"),
                       administration("e2", "epirubicin", "2025-01-22", 100, "mg/m2"))
