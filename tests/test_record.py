@@ -6,6 +6,7 @@ import pytest
 from datetime import date
 from urllib.parse import parse_qsl
 
+from cds_hooks import terminology
 from cds_hooks.facts.observations import effective_day
 from cds_hooks.protocol.errors import InvalidRequest
 from cds_hooks.record import OBSERVATION_VALUE_SETS, build_record, normalise_medication_order
@@ -243,6 +244,14 @@ def test_a_condition_unreadable_where_facts_read_it_is_left_out_and_reported(ele
     record = build_record({"conditions": [condition("bad", **elements), condition("ok")]}, [])
     assert [c.id for c in record.conditions] == ["ok"]
     assert record.unreadable == ["Condition/bad"]
+
+
+def test_kept_observation_codes_are_matched_as_written():
+    # record.py keeps Observations by (system, code) exactly as written, before any model. ICD-10-CM codes are
+    # matched after normalising (dots, case) and by category prefix, which that filter would miss.
+    assert not {name for name, _ in terminology._ICD10CM_PREFIXES} & set(OBSERVATION_VALUE_SETS)
+    assert not [(value_set, code) for value_set in OBSERVATION_VALUE_SETS
+                for system, code in value_set_codes(value_set) if system == terminology.ICD10CM]
 
 
 def test_sandbox_single_object_category_and_reason_become_arrays():
