@@ -7,8 +7,8 @@ costs ~60 µs each. These views carry only the elements the facts read, under th
 primitive types of `fhir_core` (the same date, dateTime, instant and decimal validation as the full models), for
 ~5 µs each. Elements the facts do not read are not validated: an error in a note does not hide a dose that was
 given, nor a malformed address the patient's age. Two things the full models check stay checked: a choice
-element ([x]) with two values, whichever of them facts read, and dates (written as JSON strings). Draft orders stay full models: suggestions copy them whole
-(cds_hooks.record).
+element ([x]) with two values, whichever of them facts read, and dates (written as JSON strings). Draft orders
+stay full models: suggestions copy them whole (cds_hooks.record).
 """
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ class _MedicationEvent(_Event):
     medicationCodeableConcept: Any = None
     medicationReference: Any = None
 
-    CHOICES: ClassVar[tuple[tuple[str, ...], ...]] = (("medicationCodeableConcept", "medicationReference"),)
+    CHOICES = (("medicationCodeableConcept", "medicationReference"),)
 
 
 class _Effective(_MedicationEvent):
