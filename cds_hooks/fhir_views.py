@@ -226,6 +226,21 @@ class Condition(_Resource):
         ("abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString"),
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _only_types_the_choices_take(cls, data: Any) -> Any:
+        # An onset or abatement of a type R4 does not have (STU3's abatementBoolean, a typo such as
+        # abatementDatetime) would read as none: a pregnancy or heart failure that has ended would count as current.
+        # Elsewhere a value of an unknown type reads as no value, which facts report as missing; here it would not.
+        if isinstance(data, dict):
+            for key in data:
+                if isinstance(key, str) and key.startswith(("onset", "abatement")) and key not in _CONDITION_CHOICE_NAMES:
+                    raise ValueError(f"{key} is not a type its choice element takes")
+        return data
+
+
+_CONDITION_CHOICE_NAMES = frozenset(name for choice in Condition.CHOICES for name in choice)
+
 
 class Patient(_Resource):
     gender: Optional[CodeType] = None

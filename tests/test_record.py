@@ -233,12 +233,21 @@ def test_an_error_in_an_element_no_fact_reads_does_not_hide_a_condition_or_the_p
     assert record.unreadable == []
 
 
+def test_a_patient_unreadable_where_facts_read_it_is_left_out_and_reported():
+    patient = {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "3 February 1980"}
+    record = build_record({"patient": [patient]}, [])
+    assert record.patient is None
+    assert record.unreadable == ["Patient/p"]
+
+
 @pytest.mark.parametrize("elements", [
     {"onsetDateTime": "spring 2021"},
     {"onsetString": "spring 2021"},  # and onsetDateTime: a choice element with two values
     {"abatementDateTime": "2022-01-01", "abatementString": "after delivery"},
     {"clinicalStatus": "active"},
     {"stage": [{"summary": {"text": ["Grade 3"]}}]},
+    {"abatementBoolean": True},  # STU3: read as no end at all, it would keep a past pregnancy current
+    {"abatementDatetime": "2022-01-01"},
 ])
 def test_a_condition_unreadable_where_facts_read_it_is_left_out_and_reported(elements):
     record = build_record({"conditions": [condition("bad", **elements), condition("ok")]}, [])

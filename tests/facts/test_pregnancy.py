@@ -75,6 +75,29 @@ def test_active_pregnancy_condition_is_evidence_but_an_ended_or_refuted_one_is_n
     assert pregnancy_evidence(facts_with(pregnancy(verificationStatus=refuted))) is None
 
 
+@pytest.mark.parametrize("ended", [
+    {"abatementDateTime": "2026-11-01"},
+    {"abatementAge": {"value": 34, "unit": "a", "system": "http://unitsofmeasure.org", "code": "a"}},
+    {"abatementPeriod": {"start": "2026-10-30", "end": "2026-11-01"}},
+    {"abatementRange": {"low": {"value": 33, "unit": "a"}, "high": {"value": 34, "unit": "a"}}},
+    {"abatementString": "delivered"},
+])
+def test_a_pregnancy_ended_by_any_type_of_abatement_is_not_current(ended):
+    assert pregnancy_evidence(facts_with(pregnancy(**ended))) is None
+
+
+@pytest.mark.parametrize("onset", [
+    {"onsetPeriod": {"start": "2026-10-01"}},
+    {"onsetAge": {"value": 33, "unit": "a"}},
+    {"onsetRange": {"low": {"value": 33, "unit": "a"}}},
+    {"onsetString": "early October"},
+])
+def test_a_pregnancy_with_any_type_of_onset_is_current(onset):
+    condition = {key: value for key, value in pregnancy(**onset).items() if key != "onsetDateTime"}
+    evidence = pregnancy_evidence(facts_with(condition))
+    assert evidence is not None and evidence.references == ("Condition/c1",)
+
+
 def test_recent_positive_test_is_evidence_until_a_newer_negative_supersedes_it():
     positive = urine("pos", "2026-11-18", POSITIVE)
     assert pregnancy_evidence(facts_with(positive)).positive_test.reference == "Observation/pos"
