@@ -74,14 +74,13 @@ class Ratio(_View):
     denominator: Optional[Quantity] = None
 
 
-class ReferenceRange(_View):
-    low: Optional[Quantity] = None
-    high: Optional[Quantity] = None
-
-
 class Range(_View):
     low: Optional[Quantity] = None
     high: Optional[Quantity] = None
+
+
+class ReferenceRange(Range):
+    """Observation.referenceRange: its low and high are the elements facts read."""
 
 
 class Period(_View):
