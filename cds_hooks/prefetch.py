@@ -5,7 +5,6 @@ Data is fetched only from an allowed fhirServer (Settings.allows_fhir_server), a
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -18,6 +17,7 @@ from urllib.parse import quote, urljoin
 import requests
 import urllib3.exceptions
 
+from cds_hooks import json_text
 from cds_hooks.bounded_read import BodyTooLarge, BodyTooSlow, read_bounded
 from cds_hooks.protocol.errors import PrefetchUnavailable, TooManyResources
 from cds_hooks.protocol.request import HookRequest
@@ -380,7 +380,7 @@ def _result_by_deadline(future: Future[_Fetched], timeout_reason: str) -> _Fetch
 
 def _fhir_resource(body: bytes) -> dict:
     try:
-        resource = json.loads(body)
+        resource = json_text.loads(body)
     except ValueError:
         raise _KeyFailed("response is not JSON") from None
     if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):

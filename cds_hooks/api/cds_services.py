@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from cds_hooks import json_text
 from cds_hooks.engine import Engine, Evaluation
 from cds_hooks.feedback import FeedbackStore, parse_feedback
 from cds_hooks.protocol.errors import InvalidRequest, UnsupportedMediaType
@@ -83,7 +84,7 @@ def json_body() -> Any:
     if not raw:
         raise InvalidRequest("the request body is empty; a JSON object is required")
     try:
-        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_number)
+        return json_text.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_number)
     except UnicodeDecodeError:
         raise InvalidRequest("the request body is not UTF-8 text") from None
     except json.JSONDecodeError as error:
