@@ -310,7 +310,7 @@ def machine() -> dict[str, str]:
     memory_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")))
     debian = Path("/etc/debian_version").read_text().strip() if Path("/etc/debian_version").exists() else "?"
     hey = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "hey"], capture_output=True, text=True).stdout or "?"
-    versions = {name: metadata.version(name) for name in ("flask", "gunicorn", "fhir.resources", "pydantic", "werkzeug")}
+    versions = {name: metadata.version(name) for name in ("flask", "gunicorn", "fhir.resources", "pydantic", "werkzeug", "msgspec")}
     return {
         "CPU": f"{cpu}, {os.cpu_count()} cores",
         "memory": f"{memory_kb / 1024 / 1024:.1f} GiB",
