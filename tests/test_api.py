@@ -1,6 +1,7 @@
 """The HTTP surface over real HTTP: discovery, invocation errors, CORS, feedback and the record of issued cards."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 
@@ -167,6 +168,17 @@ def test_body_over_the_size_cap_is_413(live_server: LiveServer):
     response = live_server.post("/cds-services/her2-patient-view", request)
     assert response.status_code == 413
     assert response.json()["error"] == "request-entity-too-large"
+
+
+def test_a_declared_length_up_to_the_cap_is_read_and_one_byte_more_is_413(settings, serve_app):
+    body = json.dumps(order_select_request(["MedicationRequest/draft-1"])).encode()
+    url = serve_app(dataclasses.replace(settings, max_body_bytes=len(body))) + "/cds-services/her2-order-select"
+    headers = {"Content-Type": "application/json"}
+    with requests.Session() as session:
+        at_the_cap = session.post(url, data=body, headers=headers, timeout=10)
+        over_it = session.post(url, data=body + b" ", headers=headers, timeout=10)
+    assert at_the_cap.status_code == 200 and at_the_cap.json() == {"cards": []}
+    assert over_it.status_code == 413 and over_it.json()["error"] == "request-entity-too-large"
 
 
 def chunked_post(live_server: LiveServer, path: str, body: bytes, chunk_bytes: int) -> requests.Response:
