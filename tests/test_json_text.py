@@ -44,6 +44,27 @@ def test_what_msgspec_refuses_is_read_by_json_loads(text: bytes):
 
 
 @pytest.mark.parametrize("text", [
+    # Exponents of six digits and more, brought back into range by the digits before them: msgspec's own conversion
+    # reads only five exponent digits and gave 1e+299, 1.0 and 55.0 where json.loads gives inf, inf and 0.0.
+    b"0." + b"0" * 9700 + b"1e100000", b"0." + b"0" * 12344 + b"1e123456", b"55" + b"0" * 10000 + b"e-100000",
+    b"0." + b"0" * 99999 + b"1e100000", b"[1e0000000000000000001, -2.5E-0000000000000000000003]",
+])
+def test_long_exponents_read_as_json_loads_reads_them(text: bytes):
+    assert _same(json_text.loads(text), json.loads(text))
+
+
+def test_a_long_exponent_out_of_range_still_meets_the_callers_options():
+    def refuse(text):
+        number = float(text)
+        if not math.isfinite(number):
+            raise ValueError(f"{text[:10]} is out of range")
+        return number
+
+    with pytest.raises(ValueError, match="out of range"):
+        json_text.loads(b"0." + b"0" * 9700 + b"1e100000", parse_float=refuse)
+
+
+@pytest.mark.parametrize("text", [
     b'01', b'1.', b'.5', b'+1', b'[1 2]', b'{"a":1,}', b"{'a':1}", b'"a\x01b"', b'"\\x41"', b'tru', b'{"a":1} x',
     b'\xc2\xa01', b'"\xc3\x28"', b'', b'9' * 4301,
 ])
