@@ -16,6 +16,7 @@ from urllib.parse import quote, urljoin
 
 import requests
 import urllib3.exceptions
+from requests.auth import AuthBase
 
 from cds_hooks import json_text
 from cds_hooks.bounded_read import BodyTooLarge, BodyTooSlow, read_bounded
@@ -320,7 +321,8 @@ class PrefetchResolver:
         try:
             # The timeout bounds connecting and each socket read; _read_body bounds the whole body. Redirects are
             # never followed, even on the same server: each hop would need the allow-list and token checks again.
-            with self._session().get(url, headers=headers, timeout=remaining, stream=True, allow_redirects=False) as response:
+            with self._session().get(url, headers=headers, auth=_HEADERS_ONLY, timeout=remaining, stream=True,
+                                     allow_redirects=False) as response:
                 if not_found_is_empty and response.status_code in (404, 410):
                     return None
                 if not 200 <= response.status_code < 300:
@@ -361,6 +363,18 @@ class PrefetchResolver:
 
     def _timeout_reason(self) -> str:
         return f"timed out after the {self.settings.prefetch_budget_seconds} s prefetch budget"
+
+
+class _HeadersOnly(AuthBase):
+    """A FHIR call's auth: the request as built, with the EHR's token (or none) in its headers. Given no auth,
+    requests would read ~/.netrc (or $NETRC), and credentials found there for the host replace the Authorization
+    header: the FHIR server would get the operator's password instead of the EHR's token, or with no token at all."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+_HEADERS_ONLY = _HeadersOnly()
 
 
 def _result_by_deadline(future: Future[_Fetched], timeout_reason: str) -> _Fetched:

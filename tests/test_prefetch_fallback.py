@@ -64,6 +64,27 @@ def test_missing_prefetch_is_fetched_page_by_page_with_the_token(live_server: Li
     assert TOKEN not in caplog.text and "Fixture-Doxorubicin" not in caplog.text
 
 
+@pytest.mark.parametrize("with_token", [True, False], ids=["ehr-token", "no-token"])
+def test_netrc_credentials_never_replace_the_ehr_token_nor_stand_in_for_it(live_server: LiveServer, tmp_path, monkeypatch, with_token):
+    # requests reads ~/.netrc (or $NETRC) for a call given no auth of its own, and its credentials replace an
+    # Authorization header: the FHIR server must get the EHR's token, and no credentials when the EHR gave none.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1\nlogin operator\npassword operator-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with FhirTestServer(resources=CASE.store.resources) as fhir, requests.Session() as client:
+        client.trust_env = False  # the test's own call to the service carries no netrc credentials either
+        request = request_to(fhir.base_url)
+        if not with_token:
+            del request["fhirAuthorization"]
+        response = client.post(f"{live_server.base_url}/cds-services/{CASE.service_id}", json=request, timeout=10)
+        recorded = list(fhir.requests)
+    assert response.status_code == 200, response.text
+    assert recorded
+    expected = f"Bearer {TOKEN}" if with_token else None
+    assert [r.headers.get("Authorization") for r in recorded] == [expected] * len(recorded)
+
+
 def test_fhir_server_down_is_412_quickly(live_server: LiveServer):
     response, elapsed = timed_post(live_server.base_url, request_to(unreachable_base_url()))
     assert reasons(response) == {"connection refused"}
