@@ -7,13 +7,14 @@ Draft orders, a few per call, are full R4B MedicationRequest models, since sugge
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 from typing import Any, Iterable, Iterator, Mapping
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from cds_hooks import terminology
 from cds_hooks.dates import first_day
@@ -378,19 +379,56 @@ def _is_medication_order(resource: Mapping[str, Any]) -> bool:
 def _draft_order(resource: dict[str, Any], index: Mapping[str, Mapping[str, Any]]) -> DraftOrder:
     reference = f"{resource['resourceType']}/{resource.get('id')}"
     normalised = normalise_medication_order(resource)
-    try:
-        model = MedicationRequest.model_validate(normalised)
-    except ValidationError:
-        try:
-            model = MedicationRequest.model_validate({k: v for k, v in normalised.items() if k in _ESSENTIAL_FIELDS})
-        except ValidationError as error:
-            raise InvalidRequest(
-                f"draft order {reference} is not a MedicationRequest we can read",
-                details=[f"{reference}: invalid field {field}" for field in _error_fields(error)],
-            ) from None
+    model, problems = _read_draft(normalised)
+    if model is None:
+        model, problems = _read_draft({k: v for k, v in normalised.items() if k in _ESSENTIAL_FIELDS})
+    if model is None:
+        raise InvalidRequest(
+            f"draft order {reference} is not a MedicationRequest we can read",
+            details=[f"{reference}: {problem}" for problem in problems],
+        )
     concept = _medication_concept(normalised, index)
     match = terminology.classify_medication(concept)
     return DraftOrder(reference=reference, resource=model, match=match, text=_concept_text(concept, match))
+
+
+def _read_draft(order: dict[str, Any]) -> tuple[MedicationRequest | None, list[str]]:
+    """The order as a full model, or None and what stops it: invalid fields, or a date written as a JSON number."""
+    try:
+        model = MedicationRequest.model_validate(order)
+    except ValidationError as error:
+        return None, [f"invalid field {field}" for field in _error_fields(error)]
+    numbers = _dates_written_as_numbers(model, order)
+    if numbers:
+        return None, [f"{path} is a date written as a number (FHIR JSON writes dates as strings)" for path in numbers]
+    return model, []
+
+
+def _dates_written_as_numbers(model: Any, value: Any, path: str = "") -> list[str]:
+    """Where the model holds a date, dateTime, instant or time that the JSON gave as a number.
+
+    fhir_core takes a number there as epoch seconds and keeps no trace of it: a bounds start of 20261123 would be
+    a day in 1970, moving the planned first dose decades back. The record's views refuse such values
+    (fhir_views._json_string); this holds draft orders, full models, to the same rule.
+    """
+    if isinstance(model, BaseModel) and isinstance(value, dict):
+        names = _field_names(type(model))
+        return [
+            found
+            for key, item in value.items() if type(item) is not str and key in names  # a string is never the problem
+            for found in _dates_written_as_numbers(getattr(model, names[key]), item, f"{path}.{key}" if path else key)
+        ]
+    if isinstance(model, list) and isinstance(value, list) and len(model) == len(value):
+        return [found for i, (element, item) in enumerate(zip(model, value)) for found in _dates_written_as_numbers(element, item, f"{path}[{i}]")]
+    if isinstance(model, (date, time)) and not isinstance(value, str):  # a datetime is a date
+        return [path]
+    return []
+
+
+@functools.cache
+def _field_names(model_type: type[BaseModel]) -> dict[str, str]:
+    """A model type's attribute names by their JSON names ("class" is the attribute `class_fhir`)."""
+    return {field.alias or name: name for name, field in model_type.model_fields.items()}
 
 
 def normalise_medication_order(resource: Mapping[str, Any]) -> dict[str, Any]:

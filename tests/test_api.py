@@ -165,6 +165,22 @@ def test_bundle_without_type_is_accepted(live_server: LiveServer):
     assert response.json() == {"cards": []}
 
 
+def test_a_draft_whose_dates_are_json_numbers_is_400_not_read_as_1970(live_server: LiveServer):
+    # Read as epoch seconds, this planned start fell in 1970, before every LVEF on record, and the "measure a baseline
+    # LVEF" card this request gets was silently not shown.
+    request = json.loads(REQUEST.read_text())
+    draft = request["context"]["draftOrders"]["entry"][0]["resource"]
+    as_sent = live_server.post("/cds-services/her2-order-sign", request)
+    assert "cardiac-baseline-lvef-missing" in [card_id(card) for card in as_sent.json()["cards"]]
+    draft["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"] = 20261123
+    response = live_server.post("/cds-services/her2-order-sign", request)
+    assert response.status_code == 400
+    assert response.json()["details"] == [
+        "MedicationRequest/draft-trastuzumab: dosageInstruction[0].timing.repeat.boundsPeriod.start is a date written as a "
+        "number (FHIR JSON writes dates as strings)"
+    ]
+
+
 def test_body_over_the_size_cap_is_413(live_server: LiveServer):
     request = patient_view_request()
     request["padding"] = "x" * (6 * 1024 * 1024)

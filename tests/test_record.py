@@ -1,6 +1,8 @@
 """The typed record: what is kept, what is dropped before modelling, and how client shapes are normalised."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from datetime import date
@@ -296,6 +298,53 @@ def test_unreadable_draft_order_is_a_400_naming_the_order():
     with pytest.raises(InvalidRequest) as raised:
         build_record({}, drafts)
     assert "MedicationRequest/d" in raised.value.message
+
+
+TRASTUZUMAB_DRAFT = {
+    "resourceType": "MedicationRequest", "id": "d", "subject": {"reference": "Patient/p"}, "authoredOn": "2026-11-22",
+    "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}]},
+    "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-11-23"}, "frequency": 1, "period": 3, "periodUnit": "wk"}},
+                           "doseAndRate": [{"doseQuantity": {"value": 8, "unit": "mg/kg"}}]}],
+}
+
+
+def with_value(resource, path, value):
+    copy = json.loads(json.dumps(resource))
+    *parents, last = path
+    target = copy
+    for step in parents:
+        target = target[step]
+    target[last] = value
+    return copy
+
+
+@pytest.mark.parametrize("path, number, shown", [
+    # fhir_core reads these as epoch seconds: 20261123 is 1970-08-23, a planned start five decades before the record.
+    (("dosageInstruction", 0, "timing", "repeat", "boundsPeriod", "start"), 20261123, "dosageInstruction[0].timing.repeat.boundsPeriod.start"),
+    (("authoredOn",), 1795392000, "authoredOn"),
+    (("dispenseRequest",), {"validityPeriod": {"end": 1795392000.5}}, "dispenseRequest.validityPeriod.end"),
+    (("dosageInstruction", 0, "timing", "event"), ["2026-11-23", 1795392000], "dosageInstruction[0].timing.event[1]"),
+    (("dosageInstruction", 0, "timing", "repeat", "timeOfDay"), [3600], "dosageInstruction[0].timing.repeat.timeOfDay[0]"),
+])
+def test_a_draft_with_a_date_written_as_a_number_is_a_400_naming_it(path, number, shown):
+    with pytest.raises(InvalidRequest) as raised:
+        build_record({}, [with_value(TRASTUZUMAB_DRAFT, path, number)])
+    assert raised.value.message == "draft order MedicationRequest/d is not a MedicationRequest we can read"
+    assert raised.value.details == [f"MedicationRequest/d: {shown} is a date written as a number (FHIR JSON writes dates as strings)"]
+
+
+def test_numbers_where_fhir_has_numbers_and_dates_as_strings_are_read():
+    (order,) = build_record({}, [TRASTUZUMAB_DRAFT]).draft_orders
+    repeat = order.resource.dosageInstruction[0].timing.repeat
+    assert (repeat.frequency, repeat.period, str(repeat.boundsPeriod.start)) == (1, 3, "2026-11-23")
+    assert float(order.resource.dosageInstruction[0].doseAndRate[0].doseQuantity.value) == 8
+
+
+def test_a_date_written_as_a_number_outside_the_essentials_is_left_out_like_any_invalid_element():
+    # The draft is rebuilt from its essential fields, as for any invalid element outside them; its start is still read.
+    (order,) = build_record({}, [{**TRASTUZUMAB_DRAFT, "meta": {"lastUpdated": 1795392000}}]).draft_orders
+    assert order.resource.meta is None
+    assert str(order.resource.dosageInstruction[0].timing.repeat.boundsPeriod.start) == "2026-11-23"
 
 
 def test_prefetch_asks_for_exactly_the_observation_codes_the_record_keeps():
