@@ -12,7 +12,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Mapping
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -184,6 +184,7 @@ class PrefetchResolver:
         # One pool per process, shared by all requests, so a burst of calls cannot start unbounded threads.
         self._executor = ThreadPoolExecutor(settings.prefetch_threads, thread_name_prefix="prefetch")
         self._local = threading.local()
+        self._environments: dict[tuple[str, str], dict[str, Any]] = {}
 
     def resolve(self, request: HookRequest, templates: Mapping[str, str]) -> PrefetchResult:
         """Every template key's resources, from the request's prefetch or fetched; raise PrefetchUnavailable."""
@@ -322,7 +323,7 @@ class PrefetchResolver:
             # The timeout bounds connecting and each socket read; _read_body bounds the whole body. Redirects are
             # never followed, even on the same server: each hop would need the allow-list and token checks again.
             with self._session().get(url, headers=headers, auth=_HEADERS_ONLY, timeout=remaining, stream=True,
-                                     allow_redirects=False) as response:
+                                     allow_redirects=False, **self._environment(url)) as response:
                 if not_found_is_empty and response.status_code in (404, 410):
                     return None
                 if not 200 <= response.status_code < 300:
@@ -349,7 +350,21 @@ class PrefetchResolver:
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            # The environment is read once per server by _environment, instead of on every call (~0.15 ms of each).
+            session.trust_env = False
         return session
+
+    def _environment(self, url: str) -> dict[str, Any]:
+        """The proxies, CA bundle and client certificate that requests takes from the environment (HTTPS_PROXY,
+        NO_PROXY, REQUESTS_CA_BUNDLE, ...) for this URL's scheme and host, as requests itself works them out; they
+        depend on nothing else, and a running server's environment does not change."""
+        origin = urlsplit(url)[:2]
+        found = self._environments.get(origin)
+        if found is None:
+            with requests.Session() as reader:
+                merged = reader.merge_environment_settings(url, {}, None, None, None)
+            found = self._environments[origin] = {name: merged[name] for name in ("proxies", "verify", "cert")}
+        return found
 
     def _on_server(self, link: str, fhir_server: str) -> str:
         """The absolute URL of a `next` link, which must stay on fhirServer: the EHR's token goes with it."""

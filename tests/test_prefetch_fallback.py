@@ -85,6 +85,29 @@ def test_netrc_credentials_never_replace_the_ehr_token_nor_stand_in_for_it(live_
     assert [r.headers.get("Authorization") for r in recorded] == [expected] * len(recorded)
 
 
+@pytest.mark.parametrize("no_proxy", ["", "127.0.0.1"], ids=["through-the-proxy", "no-proxy-bypasses-it"])
+def test_the_environments_proxy_settings_apply_to_fhir_calls(live_server: LiveServer, monkeypatch, no_proxy):
+    # The service reads the environment once per FHIR server rather than on every call (requests' trust_env is
+    # off); HTTP_PROXY and NO_PROXY must still mean what they mean to requests. The "proxy" is a second FHIR test
+    # server: it answers the absolute URLs a client sends a proxy from the same resources.
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with FhirTestServer(resources=CASE.store.resources) as fhir, FhirTestServer(resources=CASE.store.resources) as proxy, \
+            requests.Session() as client:
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url.removesuffix("/fhir"))
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+        client.trust_env = False  # the test's own call goes straight to the service
+        response = client.post(f"{live_server.base_url}/cds-services/{CASE.service_id}", json=request_to(fhir.base_url), timeout=10)
+        direct, proxied, fhir_base = list(fhir.requests), list(proxy.requests), fhir.base_url
+    assert response.status_code == 200, response.text
+    if no_proxy:
+        assert direct and not proxied
+    else:
+        assert proxied and not direct
+        assert all(r.path.startswith(fhir_base + "/") for r in proxied)
+        assert all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in proxied)
+
+
 def test_fhir_server_down_is_412_quickly(live_server: LiveServer):
     response, elapsed = timed_post(live_server.base_url, request_to(unreachable_base_url()))
     assert reasons(response) == {"connection refused"}
