@@ -4,7 +4,7 @@
 
 Both run under gunicorn with the same worker class, workers and threads. For each large record and hook:
 sequential latency over one kept-alive connection (requests alternate between the two servers), throughput
-with `hey` at several concurrencies (runs alternate too), and peak RSS per worker. Requests without prefetch
+with `hey` at several concurrencies (the median of three rounds, runs alternating), and peak RSS per worker. Requests without prefetch
 make the service fetch from a local FHIR endpoint (bench/fhir_endpoint.py) that waits FHIR_DELAY_SECONDS before
 each answer; their wall time is set against the slowest single fetch and the sum of all fetches. Writes bench/RESULTS.md and
 bench/latency.png. Authentication is off (CDS_HOOKS_AUTH_REQUIRED=false) for both.
@@ -57,9 +57,11 @@ class Plan:
     fallback: int = 200
     fetch_samples: int = 30
     load_seconds: float = 4.0
+    # One `hey` run on this 2-core machine varies by up to 2x from the next: each figure is a median of rounds.
+    load_rounds: int = 3
 
 
-QUICK = Plan(warm_up=5, sequential=40, fallback=20, fetch_samples=5, load_seconds=1.0)
+QUICK = Plan(warm_up=5, sequential=40, fallback=20, fetch_samples=5, load_seconds=1.0, load_rounds=1)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class Results:
     body_bytes: dict[str, int] = field(default_factory=dict)
     steps: dict[str, dict[str, float]] = field(default_factory=dict)  # scenario -> engine step -> median ms
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
+    load_runs: tuple[int, float] = (0, 0.0)  # rounds of `hey`, seconds each
     seconds: float = 0.0
 
 
@@ -176,22 +179,25 @@ def sequential(scenario: Scenario, servers: list[Server], warm_up: int, count: i
     results.latency[scenario.key] = timings
 
 
-def throughput(scenario: Scenario, servers: list[Server], seconds: float, results: Results) -> None:
-    """Requests per second with `hey` at each concurrency; the servers take turns at each level."""
-    found: dict[str, dict[int, float]] = defaultdict(dict)
+def throughput(scenario: Scenario, servers: list[Server], seconds: float, rounds: int, results: Results) -> None:
+    """Median requests per second with `hey` over `rounds` runs at each concurrency; the servers take turns in each."""
+    runs: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for concurrency in CONCURRENCY:
-        for server in servers:
-            url = f"http://127.0.0.1:{server.port}/cds-services/{scenario.service_id}"
-            output = subprocess.run(
-                ["hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST", "-T", "application/json",
-                 "-D", str(scenario.body), url],
-                check=True, capture_output=True, text=True,
-            ).stdout
-            statuses = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", output))
-            if set(statuses) != {"200"} or "Error distribution" in output:
-                raise RuntimeError(f"hey against {server.name} for {scenario.key}: {output[-1500:]}")
-            found[server.name][concurrency] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    results.throughput[scenario.key] = dict(found)
+        for _ in range(rounds):
+            for server in servers:
+                url = f"http://127.0.0.1:{server.port}/cds-services/{scenario.service_id}"
+                output = subprocess.run(
+                    ["hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST", "-T", "application/json",
+                     "-D", str(scenario.body), url],
+                    check=True, capture_output=True, text=True,
+                ).stdout
+                statuses = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", output))
+                if set(statuses) != {"200"} or "Error distribution" in output:
+                    raise RuntimeError(f"hey against {server.name} for {scenario.key}: {output[-1500:]}")
+                runs[server.name][concurrency].append(float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)))
+    results.throughput[scenario.key] = {
+        name: {concurrency: statistics.median(rates) for concurrency, rates in by_level.items()} for name, by_level in runs.items()
+    }
 
 
 def prefetch_queries(bundle: dict[str, Any]) -> dict[str, str]:
@@ -281,10 +287,11 @@ def run(plan: Plan) -> Results:
                 else:
                     print(f"fallback {scenario.key}", file=sys.stderr)
                     sequential(scenario, [ours], plan.warm_up // 5, plan.fallback, results)
+            results.load_runs = (plan.load_rounds, plan.load_seconds)
             for scenario in scenarios:
                 if scenario.mode == "full":
                     print(f"throughput {scenario.key}", file=sys.stderr)
-                    throughput(scenario, servers, plan.load_seconds, results)
+                    throughput(scenario, servers, plan.load_seconds, plan.load_rounds, results)
             results.rss_mb = {server.name: peak_rss_mb(server) for server in servers}
         results.steps = engine_steps(work / "service.log")
     results.seconds = time.monotonic() - started

@@ -91,6 +91,9 @@ def _markdown(results: "Results", machine: dict[str, str], quick: bool) -> str:
         "",
         "## Throughput, full prefetch (requests per second with `hey`, keep-alive)",
         "",
+        (f"Each figure is the median of {results.load_runs[0]} runs of {results.load_runs[1]:g} s; the servers take turns in each round."
+         if results.load_runs[0] > 1 else f"Each figure is one run of {results.load_runs[1]:g} s; the servers take turns."),
+        "",
         "| record | hook | " + " | ".join(f"c={c} ours | bare | ratio" for c in sorted(next(iter(results.throughput.values()))["service"])) + " |",
         "|---|---|" + "---:|---:|---:|" * len(next(iter(results.throughput.values()))["service"]),
     ]
