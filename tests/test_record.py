@@ -1,7 +1,7 @@
 """The typed record: what is kept, what is dropped before modelling, and how client shapes are normalised."""
 from __future__ import annotations
 
-import json
+import copy
 
 import pytest
 
@@ -309,13 +309,13 @@ TRASTUZUMAB_DRAFT = {
 
 
 def with_value(resource, path, value):
-    copy = json.loads(json.dumps(resource))
+    changed = copy.deepcopy(resource)
     *parents, last = path
-    target = copy
+    target = changed
     for step in parents:
         target = target[step]
     target[last] = value
-    return copy
+    return changed
 
 
 @pytest.mark.parametrize("path, number, shown", [
