@@ -64,9 +64,8 @@ class ReplayCache:
     """Every (iss, jti) accepted and not yet expired, in the service's SQLite file so all gunicorn workers share it."""
 
     def __init__(self, path: Path, leeway_seconds: float) -> None:
-        self._connections = ThreadConnections(path)
+        self._connections = ThreadConnections(path, _REPLAY_SCHEMA)
         self._leeway = leeway_seconds
-        self._connections.get().executescript(_REPLAY_SCHEMA)
 
     def first_use(self, iss: str, jti: str, exp: float) -> bool:
         """Record the token; False if the same issuer's jti is already recorded (a replay)."""

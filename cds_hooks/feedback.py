@@ -200,8 +200,7 @@ class FeedbackStore:
         self.path = Path(path)
         # Statistics, not clinical data: losing the last seconds of them to a power failure is acceptable, an fsync
         # on every card-bearing response is not (it was most of the recording's cost).
-        self._connections = ThreadConnections(self.path, sync_every_commit=False)
-        self._connection().executescript(_SCHEMA)
+        self._connections = ThreadConnections(self.path, _SCHEMA, sync_every_commit=False)
 
     def _connection(self) -> sqlite3.Connection:
         return self._connections.get()
