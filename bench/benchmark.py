@@ -134,7 +134,7 @@ def bare_handler(work: Path) -> Server:
     # The options `cds-hooks serve` gives gunicorn.
     command = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
                "--workers", str(WORKERS), "--threads", str(THREADS), "--timeout", "30", "--graceful-timeout", "10",
-               "--log-level", "warning", "bench.bare_app:app"]
+               "--reuse-port", "--log-level", "warning", "bench.bare_app:app"]
     return Server("bare", command, port, work / "bare.log", dict(os.environ), ROOT, WORKERS)
 
 

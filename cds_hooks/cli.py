@@ -6,6 +6,7 @@ import argparse
 import gc
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -116,6 +117,12 @@ def _serve(arguments: argparse.Namespace, settings: Settings) -> int:
         print(f"cds-hooks serve: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
+    in_use = _port_in_use(arguments.host, arguments.port)
+    if in_use:
+        print(f"cds-hooks serve: {arguments.host}:{arguments.port} is not free ({in_use}); is the service already running?",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+
     options = {
         "bind": f"{_bracket_ipv6(arguments.host)}:{arguments.port}",
         "workers": arguments.workers or settings.workers,
@@ -123,6 +130,9 @@ def _serve(arguments: argparse.Namespace, settings: Settings) -> int:
         "worker_class": "gthread",
         # Each worker builds its own app after the fork, so its prefetch thread pool is its own.
         "preload_app": False,
+        # Each worker listens on the port itself, and the kernel spreads connections over them. With one shared
+        # socket, one worker took all eight connections of a load test and the other idled (bench/RESULTS.md).
+        "reuse_port": True,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": None,
@@ -280,6 +290,19 @@ def _feedback_report(arguments: argparse.Namespace, settings: Settings) -> int:
 def _service_for(body: Any) -> str | None:
     service = service_for_hook(body.get("hook")) if isinstance(body, dict) else None
     return service.id if service else None
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why host:port cannot be bound, or None. With reuse_port, a second instance on the same port would otherwise
+    share it with the first without a word, and a request would reach either one."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def _bracket_ipv6(host: str) -> str:

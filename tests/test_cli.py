@@ -114,6 +114,20 @@ def test_serve_runs_under_gunicorn_from_any_folder(tmp_path):
     assert "Booting worker" in stderr or "Listening at" in stderr
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["another program", "another instance (SO_REUSEPORT)"])
+def test_serve_refuses_a_port_that_is_taken(tmp_path, shared):
+    # The workers listen with SO_REUSEPORT: without this check a second instance would share the port with the first.
+    with socket.socket() as taken:
+        if shared:
+            taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run_cli("serve", "--port", str(taken.getsockname()[1]), cwd=tmp_path,
+                         env={"CDS_HOOKS_AUTH_REQUIRED": "false", "CDS_HOOKS_DATABASE_PATH": str(tmp_path / "db.sqlite3")})
+    assert result.returncode == 2
+    assert "is not free" in result.stderr and "already running" in result.stderr
+
+
 def test_serve_refuses_development_mode_on_a_host_other_machines_reach(tmp_path):
     result = run_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), cwd=tmp_path,
                      env={"CDS_HOOKS_DEVELOPMENT_MODE": "true", "CDS_HOOKS_AUTH_REQUIRED": "false"})
