@@ -14,6 +14,7 @@ from cds_hooks.api.errors import register_error_handlers
 from cds_hooks.api.openapi import blueprint as openapi
 from cds_hooks.api.preview import blueprint as preview
 from cds_hooks.auth import require_client_tokens
+from cds_hooks.compute_turn import TurnPerRequest
 from cds_hooks.engine import Engine
 from cds_hooks.feedback import FeedbackStore
 from cds_hooks.scenarios import ScenarioCatalog
@@ -84,4 +85,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         log.info("request", extra=fields)
         return response
 
+    app.wsgi_app = TurnPerRequest(app.wsgi_app, settings.max_body_bytes)
     return app

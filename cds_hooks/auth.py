@@ -20,6 +20,7 @@ import urllib3
 from flask import Flask, Response, g, jsonify, request
 
 from cds_hooks.bounded_read import BodyTooLarge, BodyTooSlow, read_bounded
+from cds_hooks.compute_turn import COMPUTE_TURN
 from cds_hooks.database import ThreadConnections
 from cds_hooks.json_files import UnreadableJsonFile, read_json_file
 from cds_hooks.settings import ASYMMETRIC_ALGORITHMS, Settings, TrustedIssuer, is_loopback
@@ -103,7 +104,8 @@ class IssuerKeys:
         key = self._keys.get(kid)
         if self._static or (key is not None and not self._stale()):
             return key
-        with self._lock:
+        # Out of the compute turn: this waits on the client's JWKS host, or on the thread that is fetching from it.
+        with COMPUTE_TURN.paused(), self._lock:
             key = self._keys.get(kid)  # another thread may have refetched while this one waited
             if (key is None or self._stale()) and self._may_fetch():
                 self._refresh()

@@ -19,6 +19,7 @@ import urllib3.exceptions
 
 from cds_hooks import json_text
 from cds_hooks.bounded_read import BodyTooLarge, BodyTooSlow, read_bounded
+from cds_hooks.compute_turn import COMPUTE_TURN
 from cds_hooks.protocol.errors import PrefetchUnavailable, TooManyResources
 from cds_hooks.protocol.request import HookRequest
 from cds_hooks.settings import Endpoint, Settings
@@ -267,7 +268,9 @@ class PrefetchResolver:
             self._executor.submit(self._fetch_key, fetch, request.fhir_server, headers, deadline, count): fetch
             for fetch in fetches
         }
-        wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        # The fetches parse their answers in turns of their own (_get): this request must not hold one meanwhile.
+        with COMPUTE_TURN.paused():
+            wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         resolved: dict[str, list[dict]] = {}
         for future, fetch in futures.items():
             try:
@@ -332,7 +335,10 @@ class PrefetchResolver:
             raise _KeyFailed(self._timeout_reason()) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
             raise _KeyFailed("connection refused" if _is_refused(error) else "connection to the FHIR server failed") from None
-        return _fhir_resource(body)
+        # Parsing is computing: in a turn, like the requests (compute_turn). Without it, eight clients of a prefetch
+        # fallback got ~15 % fewer answers per second than with no turns at all.
+        with COMPUTE_TURN.turn():
+            return _fhir_resource(body)
 
     def _read_body(self, response: requests.Response, deadline: float) -> bytes:
         """The response body, refused once it exceeds the size limit or outlasts the budget."""

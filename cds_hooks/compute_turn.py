@@ -1,0 +1,119 @@
+"""One request at a time computes in a worker process; the others wait for their turn, not for the GIL.
+
+A gunicorn worker runs several threads so that it can wait on the network for several calls at once. Only one of
+them computes at a time anyway (the GIL). Left to the GIL, the calls of a worker were interleaved: every 5 ms, and at
+every socket read, log line or SQLite write of another thread. On a 2,000-resource record, with eight clients, a call
+then cost ~15.7 ms of CPU against ~11.5 ms when each call ran in a turn, and the service answered ~25 % fewer calls
+per second (bench/RESULTS.md).
+
+A request takes the turn once its body is in memory, and keeps it until the app has built its answer. It gives the
+turn away while it waits on something slower than itself: the FHIR server in a prefetch fallback, or a client's JWK
+Set. A body that is not in memory yet is never read in a turn, so a slow client cannot hold one.
+
+The rule for code run in a turn: never wait for a thread that may itself be waiting for the turn. Wrap such a wait
+in `COMPUTE_TURN.paused()`, as `auth.IssuerKeys.get` does around its lock. `cds-hooks run`, `cds-hooks test` and
+tests that call the engine directly never hold the turn; `paused()` then does nothing.
+"""
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+class ComputeTurn:
+    """A lock that knows whether the current thread holds it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder = threading.local()
+
+    def take(self) -> None:
+        self._lock.acquire()
+        self._holder.held = True
+
+    def end(self) -> None:
+        self._holder.held = False
+        self._lock.release()
+
+    def held(self) -> bool:
+        return getattr(self._holder, "held", False)
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        self.take()
+        try:
+            yield
+        finally:
+            self.end()
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Let other requests compute while this one waits; take the turn back afterwards."""
+        if not self.held():
+            yield
+            return
+        self.end()
+        try:
+            yield
+        finally:
+            self.take()
+
+
+# The GIL is one per process, and so is the turn.
+COMPUTE_TURN = ComputeTurn()
+
+
+class TurnPerRequest:
+    """WSGI middleware: reads a request's body, then runs the app in the process's compute turn.
+
+    The answer is built, and the request's parsed body freed, within the turn; it is sent after. Freeing the body of
+    a 2,000-resource record after sending it (~50,000 objects) made no difference to a single client's wait, and
+    with eight clients it cost as much CPU as having no turn (bench/, 165 against 216 calls per second).
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], max_body_bytes: int) -> None:
+        self._app = app
+        self._max_body_bytes = max_body_bytes
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not _read_body_first(environ, self._max_body_bytes):
+            return self._app(environ, start_response)
+        with COMPUTE_TURN.turn():
+            return self._app(environ, start_response)
+
+
+def _read_body_first(environ: dict[str, Any], max_body_bytes: int) -> bool:
+    """Put a body of declared length into memory; False when the app is left to read it (chunked, over the cap,
+    or unreadable: the app then meets the same error it would have met reading it itself)."""
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return False
+    declared = environ.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit() or int(declared) > max_body_bytes:
+        return False
+    length = int(declared)
+    if length == 0:
+        return True
+    try:
+        body = environ["wsgi.input"].read(length)
+    except Exception as error:  # a client that went away or sent less: the app answers it as it always has
+        environ["wsgi.input"] = _FailedRead(error)
+        return False
+    environ["wsgi.input"] = io.BytesIO(body)
+    return True
+
+
+class _FailedRead(io.RawIOBase):
+    """The request's input stream after reading it failed: every read fails the same way."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self._error = error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise self._error

@@ -1,0 +1,99 @@
+"""The compute turn: one request computes at a time in a process, and nobody holds the turn while waiting on the
+network, neither for a FHIR server in a prefetch fallback nor for a client still sending its body."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from cds_hooks.cases import load_case
+from cds_hooks.compute_turn import ComputeTurn
+
+from .conftest import FIXTURES, LiveServer
+from .fhir_server import FhirTestServer
+
+CASE = load_case(FIXTURES / "cases" / "anthracycline-trastuzumab-draft-while-doxorubicin-active.json")
+SLOW_SECONDS = 0.8
+# A call that must not wait behind the slow one: far less than SLOW_SECONDS, with room for a loaded test machine.
+QUICK_SECONDS = 0.4
+
+
+def post(base_url: str, request: dict) -> tuple[requests.Response, float]:
+    started = time.monotonic()
+    response = requests.post(f"{base_url}/cds-services/{CASE.service_id}", json=request, timeout=10)
+    return response, time.monotonic() - started
+
+
+def test_a_call_waiting_on_a_slow_fhir_server_does_not_hold_up_the_others(live_server: LiveServer):
+    with FhirTestServer(resources=CASE.store.resources, delay_seconds=SLOW_SECONDS) as fhir:
+        slow: list[tuple[requests.Response, float]] = []
+        waiting = threading.Thread(target=lambda: slow.append(post(live_server.base_url, CASE.request_for("none", fhir.base_url))))
+        waiting.start()
+        deadline = time.monotonic() + 5
+        while not fhir.requests and time.monotonic() < deadline:  # the slow call is now waiting on the FHIR server
+            time.sleep(0.01)
+        quick, quick_seconds = post(live_server.base_url, CASE.request_for("full"))
+        waiting.join(timeout=10)
+    assert quick.status_code == 200 and slow[0][0].status_code == 200
+    assert slow[0][1] >= SLOW_SECONDS
+    assert quick_seconds < QUICK_SECONDS
+
+
+def test_a_client_still_sending_its_body_does_not_hold_up_the_others(live_server: LiveServer):
+    body = json.dumps(CASE.request_for("full")).encode()
+    address = urlsplit(live_server.base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as uploading:
+        uploading.sendall(
+            f"POST /cds-services/{CASE.service_id} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2]
+        )
+        time.sleep(0.1)  # the server has started reading this body
+        quick, quick_seconds = post(live_server.base_url, CASE.request_for("full"))
+        uploading.sendall(body[len(body) // 2:])
+        assert uploading.recv(64).startswith(b"HTTP/1.1 200")
+    assert quick.status_code == 200
+    assert quick_seconds < QUICK_SECONDS
+
+
+def test_a_paused_turn_lets_another_thread_compute_and_is_taken_back():
+    turn = ComputeTurn()
+    events: list[str] = []
+    other_may_start = threading.Event()
+
+    def other() -> None:
+        other_may_start.wait()
+        with turn.turn():
+            events.append("other computed")
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with turn.turn():
+        other_may_start.set()
+        time.sleep(0.05)
+        events.append("held")  # the other thread cannot have computed while this one holds the turn
+        with turn.paused():
+            thread.join(timeout=5)
+        assert turn.held()
+    assert events == ["held", "other computed"]
+
+
+def test_pausing_without_the_turn_does_nothing():
+    turn = ComputeTurn()
+    with turn.paused():
+        assert not turn.held()
+    assert not turn.held()
+
+
+@pytest.mark.parametrize("declared", ["abc", "-1"])
+def test_an_unreadable_content_length_is_left_to_the_server_and_the_app(live_server: LiveServer, declared: str):
+    address = urlsplit(live_server.base_url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
+        connection.sendall(f"POST /cds-services/{CASE.service_id} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+                           f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n{{}}".encode())
+        status_line = connection.recv(64)
+    assert status_line.split(b" ")[1].startswith(b"4")
