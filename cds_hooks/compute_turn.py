@@ -3,8 +3,8 @@
 A gunicorn worker runs several threads so that it can wait on the network for several calls at once. Only one of
 them computes at a time anyway (the GIL). Left to the GIL, the calls of a worker were interleaved: every 5 ms, and at
 every socket read, log line or SQLite write of another thread. On a 2,000-resource record, with eight clients, a call
-then cost ~15.7 ms of CPU against ~11.5 ms when each call ran in a turn, and the service answered ~25 % fewer calls
-per second (bench/RESULTS.md).
+then cost ~13 ms of CPU against ~10.7 ms when each call ran in a turn, and the service answered ~18 % fewer calls
+per second (same-run A/B with `hey`, issue 6).
 
 A request takes the turn once its body is in memory, and keeps it until the app has built its answer. It gives the
 turn away while it waits on something slower than itself: the FHIR server in a prefetch fallback, or a client's JWK
