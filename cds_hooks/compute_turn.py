@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from werkzeug.wsgi import get_content_length
+
 
 class ComputeTurn:
     """A lock that knows whether the current thread holds it."""
@@ -86,16 +88,14 @@ class TurnPerRequest:
 
 
 def _read_body_first(environ: dict[str, Any], max_body_bytes: int) -> bool:
-    """Put a body of declared length into memory; False when the app is left to read it (chunked, over the cap,
-    or unreadable: the app then meets the same error it would have met reading it itself)."""
-    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+    """Put a body of declared length up to the cap into memory; False when the app is left to read it (chunked, over
+    the cap, or unreadable: the app then meets the same error it would have met reading it)."""
+    length = get_content_length(environ)  # as the app reads it (request.content_length)
+    if length is None:
+        # A body in chunks, which the app reads itself, or no body at all.
+        return "HTTP_TRANSFER_ENCODING" not in environ
+    if length > max_body_bytes:
         return False
-    declared = environ.get("CONTENT_LENGTH") or "0"
-    if not declared.isdigit() or int(declared) > max_body_bytes:
-        return False
-    length = int(declared)
-    if length == 0:
-        return True
     try:
         body = environ["wsgi.input"].read(length)
     except Exception as error:  # a client that went away or sent less: the app answers it as it always has

@@ -11,22 +11,21 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from cds_hooks.cases import load_case
 from cds_hooks.compute_turn import ComputeTurn
 
-from .conftest import FIXTURES, LiveServer
+from .conftest import LiveServer
 from .fhir_server import FhirTestServer
+from .test_prefetch_fallback import CASE, timed_post as post
 
-CASE = load_case(FIXTURES / "cases" / "anthracycline-trastuzumab-draft-while-doxorubicin-active.json")
 SLOW_SECONDS = 0.8
 # A call that must not wait behind the slow one: far less than SLOW_SECONDS, with room for a loaded test machine.
 QUICK_SECONDS = 0.4
 
 
-def post(base_url: str, request: dict) -> tuple[requests.Response, float]:
-    started = time.monotonic()
-    response = requests.post(f"{base_url}/cds-services/{CASE.service_id}", json=request, timeout=10)
-    return response, time.monotonic() - started
+def request_head(base_url: str, content_length: object) -> bytes:
+    """The start of a service call sent by hand, up to the body."""
+    return (f"POST /cds-services/{CASE.service_id} HTTP/1.1\r\nHost: {urlsplit(base_url).netloc}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n").encode()
 
 
 def test_a_call_waiting_on_a_slow_fhir_server_does_not_hold_up_the_others(live_server: LiveServer):
@@ -48,10 +47,7 @@ def test_a_client_still_sending_its_body_does_not_hold_up_the_others(live_server
     body = json.dumps(CASE.request_for("full")).encode()
     address = urlsplit(live_server.base_url)
     with socket.create_connection((address.hostname, address.port), timeout=10) as uploading:
-        uploading.sendall(
-            f"POST /cds-services/{CASE.service_id} HTTP/1.1\r\nHost: {address.netloc}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2]
-        )
+        uploading.sendall(request_head(live_server.base_url, len(body)) + body[: len(body) // 2])
         time.sleep(0.1)  # the server has started reading this body
         quick, quick_seconds = post(live_server.base_url, CASE.request_for("full"))
         uploading.sendall(body[len(body) // 2:])
@@ -93,7 +89,6 @@ def test_pausing_without_the_turn_does_nothing():
 def test_an_unreadable_content_length_is_left_to_the_server_and_the_app(live_server: LiveServer, declared: str):
     address = urlsplit(live_server.base_url)
     with socket.create_connection((address.hostname, address.port), timeout=10) as connection:
-        connection.sendall(f"POST /cds-services/{CASE.service_id} HTTP/1.1\r\nHost: {address.netloc}\r\n"
-                           f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n{{}}".encode())
+        connection.sendall(request_head(live_server.base_url, declared) + b"{}")
         status_line = connection.recv(64)
     assert status_line.split(b" ")[1].startswith(b"4")
