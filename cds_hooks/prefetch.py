@@ -102,13 +102,14 @@ def resources_in(resource: dict) -> list[dict]:
     entries = resource.get("entry")
     if not isinstance(entries, list):
         return []
-    return [
-        entry["resource"]
-        for entry in entries
-        if isinstance(entry, dict)
-        and isinstance(entry.get("resource"), dict)
-        and (entry.get("search") or {}).get("mode") != "outcome"
-    ]
+    found = []
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(resource := entry.get("resource"), dict):
+            search = entry.get("search")
+            # A search element that is not an object does not say the entry is an outcome: its resource is read.
+            if not (isinstance(search, dict) and search.get("mode") == "outcome"):
+                found.append(resource)
+    return found
 
 
 def is_operation_outcome(value: Any) -> bool:

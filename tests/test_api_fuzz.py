@@ -343,6 +343,19 @@ def break_prefetch_key(draw: st.DrawFn, request: dict[str, Any]) -> None:
         del prefetch[key]
 
 
+def break_bundle_entry(draw: st.DrawFn, request: dict[str, Any]) -> None:
+    """An entry's search element (match, include, outcome) or its fullUrl, as odd values."""
+    entries = [
+        entry for bundle in _object(request.get("prefetch")).values() if isinstance(bundle, dict)
+        for entry in (bundle.get("entry") if isinstance(bundle.get("entry"), list) else []) if isinstance(entry, dict)
+    ]
+    if not entries:
+        return
+    entry = draw(st.sampled_from(entries))
+    entry[draw(st.sampled_from(["search", "fullUrl"]))] = draw(st.one_of(
+        odd_values, st.fixed_dictionaries({"mode": st.one_of(st.sampled_from(["match", "include", "outcome"]), odd_values)})))
+
+
 def break_resource_field(draw: st.DrawFn, request: dict[str, Any]) -> None:
     resources = _resources(request)
     if not resources:
@@ -390,7 +403,7 @@ def add_record_resource(draw: st.DrawFn, request: dict[str, Any]) -> None:
 
 
 MUTATIONS: list[Callable[[st.DrawFn, dict[str, Any]], None]] = [
-    break_top_level, break_context, break_prefetch_key, break_resource_field, break_resource_field,
+    break_top_level, break_context, break_prefetch_key, break_bundle_entry, break_resource_field, break_resource_field,
     add_draft_order, add_draft_order, add_record_resource, add_record_resource,
 ]
 

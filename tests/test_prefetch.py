@@ -180,6 +180,19 @@ def test_fully_supplied_prefetch_makes_no_http_call(resolver_with):
     assert result.fetched_keys == ()
 
 
+def test_a_search_element_that_is_not_an_object_is_not_an_outcome(resolver_with):
+    # It made the service fail with a 500 before.
+    supplied = {
+        "conditions": {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": condition("c1"), "search": "match"}, {"resource": condition("c2"), "search": ["outcome"]}],
+        },
+    }
+    result = resolver_with().resolve(hook_request(supplied), {"conditions": CONDITIONS})
+    assert ids(result.resources["conditions"]) == ["c1", "c2"]
+
+
 def test_null_means_no_data_and_is_not_fetched(resolver_with):
     with FhirTestServer([condition("c1")]) as server:
         result = resolver_with().resolve(hook_request({"conditions": None}, server.base_url), {"conditions": CONDITIONS})
