@@ -105,23 +105,33 @@ class _LazyObservation:
 
 class _ObservationIndex:
     """The kept Observations by value set, grouped the first time a fact reads one and each value set sorted the
-    first time it is read: a call whose rules read no Observation never looks at years of vitals and labs."""
+    first time it is read: a call whose rules read no Observation never looks at years of vitals and labs, and
+    one that reads LVEF and weight never dates or models the labs."""
 
     def __init__(self, observations: list[dict[str, Any]], unreadable: list[str]) -> None:
         self._observations = observations
         self._unreadable = unreadable
-        self._groups: dict[str, list[_LazyObservation]] | None = None
+        self._groups: dict[str, list[dict[str, Any]]] | None = None
+        # One entry per resource, shared by the value sets its codings are in, so it is modelled once.
+        self._entries: dict[int, _LazyObservation] = {}
         self._series: dict[str, tuple[_LazyObservation, ...]] = {}
 
     def series(self, value_set: str) -> tuple[_LazyObservation, ...]:
         """The value set's kept Observations, newest first (undated last, else in record order)."""
         if value_set not in self._series:
             if self._groups is None:
-                self._groups = _by_value_set(self._observations, self._unreadable)
+                self._groups = _by_value_set(self._observations)
+            entries = [self._entry(resource) for resource in self._groups.get(value_set, ())]
             # A stable sort: Observations of one day stay in record order.
-            entries = self._groups.get(value_set, [])
             self._series[value_set] = tuple(sorted(entries, key=lambda e: e.day or date.min, reverse=True))
         return self._series[value_set]
+
+    def _entry(self, resource: dict[str, Any]) -> _LazyObservation:
+        # The resources outlive the index (it holds the list), so their ids are not reused while it exists.
+        entry = self._entries.get(id(resource))
+        if entry is None:
+            entry = self._entries[id(resource)] = _LazyObservation(resource, self._unreadable)
+        return entry
 
 
 @dataclass(frozen=True)
@@ -189,16 +199,12 @@ def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Ite
     )
 
 
-def _by_value_set(observations: list[dict[str, Any]], unreadable: list[str]) -> dict[str, list[_LazyObservation]]:
-    """The kept Observations of each kept value set, in record order; one lazy model per resource, shared by its
-    value sets."""
-    groups: dict[str, list[_LazyObservation]] = {}
+def _by_value_set(observations: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The kept Observations of each kept value set, in record order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
     for resource in _unique(observations):
-        value_sets = _kept_value_sets(resource)
-        if value_sets:
-            entry = _LazyObservation(resource, unreadable)
-            for value_set in value_sets:
-                groups.setdefault(value_set, []).append(entry)
+        for value_set in _kept_value_sets(resource):
+            groups.setdefault(value_set, []).append(resource)
     return groups
 
 
