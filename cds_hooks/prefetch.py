@@ -104,11 +104,11 @@ def resources_in(resource: dict) -> list[dict]:
         return []
     found = []
     for entry in entries:
-        if isinstance(entry, dict) and isinstance(resource := entry.get("resource"), dict):
+        if isinstance(entry, dict) and isinstance(entry_resource := entry.get("resource"), dict):
             search = entry.get("search")
             # A search element that is not an object does not say the entry is an outcome: its resource is read.
             if not (isinstance(search, dict) and search.get("mode") == "outcome"):
-                found.append(resource)
+                found.append(entry_resource)
     return found
 
 
