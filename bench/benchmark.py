@@ -35,17 +35,23 @@ import requests
 from bench.fhir_endpoint import ANSWERS_VARIABLE, BASE_PATH, prepare_answers
 from bench.generate import PATIENTS, patient_bundle, write_bodies
 from bench.servers import THREADS, WORKERS, Server, free_port
+from cds_hooks import json_text
 from cds_hooks.cases import card_id
+from cds_hooks.engine import Engine
 from cds_hooks.fhir_views import HISTORY_VIEWS
 from cds_hooks.memory_fhir import InMemoryFhirStore
 from cds_hooks.prefetch import render_template
 from cds_hooks.protocol.request import parse_hook_request
 from cds_hooks.services import PREFETCH, service_for_hook
+from cds_hooks.settings import Settings
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENV_BIN = Path(sys.executable).parent
 CONCURRENCY = (1, 8, 32)
+# The case whose parse and evaluation, timed in the benchmark's own process, say how fast the host was.
+HOST_SPEED_CASE = "her2pos-order-select-full"
+HOST_SPEED_SAMPLES = 50
 # The FHIR endpoint sleeps in a thread per query: enough for every key of concurrent fallback requests.
 FHIR_ENDPOINT_THREADS = 32
 
@@ -59,9 +65,10 @@ class Plan:
     load_seconds: float = 4.0
     # One `hey` run on this 2-core machine varies by up to 2x from the next: each figure is a median of rounds.
     load_rounds: int = 3
+    host_speed_samples: int = HOST_SPEED_SAMPLES
 
 
-QUICK = Plan(warm_up=5, sequential=40, fallback=20, fetch_samples=5, load_seconds=1.0, load_rounds=1)
+QUICK = Plan(warm_up=5, sequential=40, fallback=20, fetch_samples=5, load_seconds=1.0, load_rounds=1, host_speed_samples=5)
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,9 @@ class Results:
     steps: dict[str, dict[str, float]] = field(default_factory=dict)  # scenario -> engine step -> median ms
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
     load_runs: tuple[int, float] = (0, 0.0)  # rounds of `hey`, seconds each
+    revision: str = "unknown"  # the commit measured
+    host_speed: dict[str, tuple[float, float]] = field(default_factory=dict)  # "start"/"end" -> (parse ms, evaluate ms)
+    host_speed_samples: int = 0
     seconds: float = 0.0
 
 
@@ -247,6 +257,44 @@ def peak_rss_mb(server: Server) -> list[float]:
     return [kib / 1024 for pid, kib in peaks.items() if pid != server.master_pid]
 
 
+def host_speed(scenario: Scenario, work: Path, samples: int) -> tuple[float, float]:
+    """Median ms, in this process with no server busy: parsing the scenario's body, and `Engine.evaluate` on it.
+
+    The same code runs slower on a busier host, and its ratios to the bare handler get worse with it (this 2-core
+    VM has measured the bare handler's p50 at 4.4 and at 6.8 ms within one day); taken at the start and the end of
+    a run, these say whether two runs can be compared.
+    """
+    body = scenario.body.read_bytes()
+    engine = Engine(Settings(database_path=work / "host-speed.sqlite3", auth_required=False))
+    parse_ms, evaluate_ms = [], []
+    try:
+        for index in range(samples + 5):
+            started = time.perf_counter()
+            request = json_text.loads(body)
+            parsed = time.perf_counter()
+            engine.evaluate(scenario.service_id, request)
+            if index >= 5:  # the first calls build what each process builds once
+                parse_ms.append((parsed - started) * 1000)
+                evaluate_ms.append((time.perf_counter() - parsed) * 1000)
+            del request
+    finally:
+        engine.close()
+    return statistics.median(parse_ms), statistics.median(evaluate_ms)
+
+
+def revision() -> str:
+    """The commit measured, marked when the service's code differs from it."""
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--", "cds_hooks", "cards", "setup.cfg", "bench/benchmark.py", "bench/bare_app.py")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{commit}, with uncommitted changes" if changed else commit
+
+
 def ensure_hey() -> None:
     if shutil.which("hey"):
         return
@@ -267,7 +315,10 @@ def run(plan: Plan) -> Results:
         work = Path(folder)
         base_url = fhir_base_url(fhir)
         scenarios = [Scenario(patient, hook, mode, path) for patient, hook, mode, path in write_bodies(work, bundles, today, base_url)]
-        results = Results(datetime.now(timezone.utc), scenarios)
+        results = Results(datetime.now(timezone.utc), scenarios, revision=revision())
+        speed_case = next(s for s in scenarios if s.key == HOST_SPEED_CASE)
+        results.host_speed_samples = plan.host_speed_samples
+        results.host_speed["start"] = host_speed(speed_case, work, plan.host_speed_samples)
         for scenario in scenarios:
             results.body_bytes[scenario.key] = scenario.body.stat().st_size
             if scenario.mode == "full":
@@ -293,6 +344,7 @@ def run(plan: Plan) -> Results:
                     print(f"throughput {scenario.key}", file=sys.stderr)
                     throughput(scenario, servers, plan.load_seconds, plan.load_rounds, results)
             results.rss_mb = {server.name: peak_rss_mb(server) for server in servers}
+        results.host_speed["end"] = host_speed(speed_case, work, plan.host_speed_samples)
         results.steps = engine_steps(work / "service.log")
     results.seconds = time.monotonic() - started
     return results
