@@ -99,6 +99,18 @@ class HostSpeed:
     evaluate: float
 
 
+@dataclass(frozen=True)
+class HostSpeedCheck:
+    """A run's host-speed timings: `case` timed `samples` times at the start and at the end, idling `idle_seconds`
+    before each parse after idle."""
+
+    case: str
+    samples: int
+    idle_seconds: float
+    start: HostSpeed
+    end: HostSpeed
+
+
 @dataclass
 class Results:
     started: datetime
@@ -114,8 +126,7 @@ class Results:
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
     load_runs: tuple[int, float] = (0, 0.0)  # rounds of `hey`, seconds each
     revision: str = "unknown"  # the commit measured
-    host_speed: dict[str, HostSpeed] = field(default_factory=dict)  # at the "start" and the "end" of the run
-    host_speed_samples: int = 0
+    host_speed: HostSpeedCheck | None = None
     seconds: float = 0.0
 
 
@@ -336,8 +347,7 @@ def run(plan: Plan) -> Results:
         scenarios = [Scenario(patient, hook, mode, path) for patient, hook, mode, path in write_bodies(work, bundles, today, base_url)]
         results = Results(datetime.now(timezone.utc), scenarios, revision=revision())
         speed_case = next(s for s in scenarios if s.key == HOST_SPEED_CASE)
-        results.host_speed_samples = plan.host_speed_samples
-        results.host_speed["start"] = host_speed(speed_case, work, plan.host_speed_samples)
+        speed_at_start = host_speed(speed_case, work, plan.host_speed_samples)
         for scenario in scenarios:
             results.body_bytes[scenario.key] = scenario.body.stat().st_size
             if scenario.mode == "full":
@@ -363,7 +373,8 @@ def run(plan: Plan) -> Results:
                     print(f"throughput {scenario.key}", file=sys.stderr)
                     throughput(scenario, servers, plan.load_seconds, plan.load_rounds, results)
             results.rss_mb = {server.name: peak_rss_mb(server) for server in servers}
-        results.host_speed["end"] = host_speed(speed_case, work, plan.host_speed_samples)
+        results.host_speed = HostSpeedCheck(HOST_SPEED_CASE, plan.host_speed_samples, IDLE_SECONDS, speed_at_start,
+                                            host_speed(speed_case, work, plan.host_speed_samples))
         results.steps = engine_steps(work / "service.log")
     results.seconds = time.monotonic() - started
     return results

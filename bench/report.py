@@ -37,13 +37,13 @@ def write_report(results: "Results", folder: Path, machine: dict[str, str], quic
 
 
 def _host_speed_line(results: "Results") -> str:
-    from bench.benchmark import HOST_SPEED_CASE, IDLE_SECONDS
-
-    start, end = results.host_speed["start"], results.host_speed["end"]
+    check = results.host_speed
+    assert check is not None  # every run times it
+    start, end = check.start, check.end
     return (
         f"- host speed, in the benchmark's own process before the servers are loaded and after them (medians of "
-        f"{results.host_speed_samples} calls on `{HOST_SPEED_CASE}`, start / end): parsing the body back to back "
-        f"{start.parse:.2f} / {end.parse:.2f} ms, after the CPU idled {IDLE_SECONDS * 1000:.0f} ms "
+        f"{check.samples} calls on `{check.case}`, start / end): parsing the body back to back "
+        f"{start.parse:.2f} / {end.parse:.2f} ms, after the CPU idled {check.idle_seconds * 1000:.0f} ms "
         f"{start.parse_after_idle:.2f} / {end.parse_after_idle:.2f} ms; `Engine.evaluate` back to back "
         f"{start.evaluate:.2f} / {end.evaluate:.2f} ms. Each server idles between the sequential runs' requests, so "
         "the parse after idling is closer to what they meet; compare two runs only when these agree."
