@@ -269,10 +269,16 @@ def _is_relevant_condition(resource: Mapping[str, Any]) -> bool:
 
 def _first_code(concept: Any) -> str | None:
     if isinstance(concept, dict):
-        for coding in concept.get("coding") or []:
+        for coding in _json_list(concept.get("coding")):
             if isinstance(coding, dict) and coding.get("code"):
                 return coding["code"]
     return None
+
+
+def _json_list(value: Any) -> list[Any]:
+    """A JSON array of the client's, or none: a number or object where FHIR has an array is not iterated (it answered
+    500), and a string would be read one character at a time."""
+    return value if isinstance(value, list) else []
 
 
 def _model(model_type: type, resource: dict[str, Any], unreadable: list[str]) -> Any:
@@ -338,7 +344,7 @@ def _medication_concept(resource: Mapping[str, Any], index: Mapping[str, Mapping
     medication = None
     if isinstance(target, str) and target.startswith("#"):
         medication = next(
-            (c for c in resource.get("contained") or [] if isinstance(c, dict) and c.get("id") == target[1:]), None
+            (c for c in _json_list(resource.get("contained")) if isinstance(c, dict) and c.get("id") == target[1:]), None
         )
     elif isinstance(target, str):
         medication = index.get(target) or index.get(_strip_base(target))
@@ -360,7 +366,7 @@ def _concept_text(concept: Mapping[str, Any] | None, match: MedicationMatch | No
     if concept:
         if isinstance(concept.get("text"), str) and concept["text"].strip():
             return concept["text"].strip()
-        for coding in concept.get("coding") or []:
+        for coding in _json_list(concept.get("coding")):
             if isinstance(coding, dict) and isinstance(coding.get("display"), str) and coding["display"].strip():
                 return coding["display"].strip()
     if match:

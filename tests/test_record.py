@@ -107,6 +107,14 @@ def test_medication_reference_is_resolved_from_contained_and_included_resources(
     }
 
 
+@pytest.mark.parametrize("contained", [5, {"resourceType": "Medication", "id": "c"}, "c"])
+def test_a_contained_element_that_is_not_an_array_names_no_medication(contained):
+    # A number there answered 500.
+    request = {"resourceType": "MedicationRequest", "id": "r", "status": "active", "intent": "order", "subject": {"reference": "Patient/p"},
+               "contained": contained, "medicationReference": {"reference": "#c"}}
+    assert build_record({"requests": [request]}, []).medications == ()
+
+
 def test_same_resource_from_two_prefetch_keys_counts_once():
     lvef = observation("lvef", "10230-1")
     assert len(list(build_record({"a": [lvef], "b": [dict(lvef)]}, []).observations("lvef"))) == 1
@@ -250,6 +258,7 @@ def test_a_patient_unreadable_where_facts_read_it_is_left_out_and_reported():
     {"stage": [{"summary": {"text": ["Grade 3"]}}]},
     {"abatementBoolean": True},  # STU3: read as no end at all, it would keep a past pregnancy current
     {"abatementDatetime": "2022-01-01"},
+    {"verificationStatus": {"coding": 5}},  # it answered 500 before the views were reached
 ])
 def test_a_condition_unreadable_where_facts_read_it_is_left_out_and_reported(elements):
     record = build_record({"conditions": [condition("bad", **elements), condition("ok")]}, [])
