@@ -35,6 +35,7 @@ import requests
 from bench.fhir_endpoint import ANSWERS_VARIABLE, BASE_PATH, prepare_answers
 from bench.generate import PATIENTS, patient_bundle, write_bodies
 from bench.servers import THREADS, WORKERS, Server, free_port
+from bench.timing import parse_and_evaluate
 from cds_hooks import json_text
 from cds_hooks.cases import card_id
 from cds_hooks.engine import Engine
@@ -290,26 +291,20 @@ def host_speed(scenario: Scenario, work: Path, samples: int) -> HostSpeed:
     """
     body = scenario.body.read_bytes()
     engine = Engine(Settings(database_path=work / "host-speed.sqlite3", auth_required=False))
-    parse_ms, idle_parse_ms, evaluate_ms = [], [], []
     try:
-        for index in range(samples + 5):
-            started = time.perf_counter()
-            request = json_text.loads(body)
-            parsed = time.perf_counter()
-            engine.evaluate(scenario.service_id, request)
-            if index >= 5:  # the first calls build what each process builds once
-                parse_ms.append((parsed - started) * 1000)
-                evaluate_ms.append((time.perf_counter() - parsed) * 1000)
-            del request
+        parse_and_evaluate(engine, scenario.service_id, body, samples=5)  # what each process builds on first use
+        back_to_back = parse_and_evaluate(engine, scenario.service_id, body, samples)
     finally:
         engine.close()
+    idle_parse_ms = []
     for _ in range(samples):
         time.sleep(IDLE_SECONDS)
         started = time.perf_counter()
         request = json_text.loads(body)
         idle_parse_ms.append((time.perf_counter() - started) * 1000)
         del request
-    return HostSpeed(statistics.median(parse_ms), statistics.median(idle_parse_ms), statistics.median(evaluate_ms))
+    return HostSpeed(statistics.median(back_to_back.parse_ms), statistics.median(idle_parse_ms),
+                     statistics.median(back_to_back.evaluate_ms))
 
 
 def revision() -> str:
@@ -319,7 +314,8 @@ def revision() -> str:
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--", "cds_hooks", "cards", "setup.cfg", "bench/benchmark.py", "bench/bare_app.py")
+        changed = git("status", "--porcelain", "--", "cds_hooks", "cards", "setup.cfg", "bench/benchmark.py", "bench/bare_app.py",
+                      "bench/timing.py")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return f"{commit}, with uncommitted changes" if changed else commit

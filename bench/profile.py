@@ -19,7 +19,7 @@ from pathlib import Path
 from pyinstrument import Profiler
 
 from bench.generate import HOOKS, hook_request, patient_bundle
-from cds_hooks import json_text
+from bench.timing import parse_and_evaluate
 from cds_hooks.app import create_app
 from cds_hooks.services import service_for_hook
 from cds_hooks.settings import Settings
@@ -51,17 +51,7 @@ def _profile_hook(app, client, service_id: str, body: bytes) -> str:
 
     for _ in range(WARM_UP):
         call()
-    engine = app.extensions["cds_hooks.engine"]
-    steps: dict[str, list[float]] = {}
-    parse_ms = []
-    for _ in range(50):
-        started = time.perf_counter()
-        request = json_text.loads(body)
-        parse_ms.append((time.perf_counter() - started) * 1000)
-        for step, milliseconds in engine.evaluate(service_id, request).timings_ms.items():
-            steps.setdefault(step, []).append(milliseconds)
-        # Freed here, not when the next parse rebinds the name, so the parse time does not include freeing this one.
-        del request
+    timings = parse_and_evaluate(app.extensions["cds_hooks.engine"], service_id, body, samples=50)
     wall = []
     profiler = Profiler(interval=0.0002)
     profiler.start()
@@ -70,11 +60,11 @@ def _profile_hook(app, client, service_id: str, body: bytes) -> str:
         call()
         wall.append((time.perf_counter() - started) * 1000)
     profiler.stop()
-    medians = ", ".join(f"{step} {statistics.median(values):.2f}" for step, values in steps.items())
+    medians = ", ".join(f"{step} {statistics.median(values):.2f}" for step, values in timings.steps_ms.items())
     return (
         f"=== {service_id}: {len(body) / 1e6:.2f} MB request, {PROFILED} requests through the Flask test client ===\n"
         f"median per request: {statistics.median(wall):.2f} ms through Flask (under the profiler); "
-        f"parsing the body alone (json_text.loads) {statistics.median(parse_ms):.2f} ms\n"
+        f"parsing the body alone (json_text.loads) {statistics.median(timings.parse_ms):.2f} ms\n"
         f"engine steps, median ms: {medians}\n\n"
         + profiler.output_text(unicode=True, color=False, processor_options={"filter_threshold": 0.01})
     )

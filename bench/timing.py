@@ -1,0 +1,33 @@
+"""The service's own work on one request body, timed in this process without HTTP: the parse, then
+`Engine.evaluate` with its step timings. Used by the benchmark's host-speed line and by the profile."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from cds_hooks import json_text
+from cds_hooks.engine import Engine
+
+
+@dataclass(frozen=True)
+class Timings:
+    parse_ms: list[float]
+    evaluate_ms: list[float]
+    steps_ms: dict[str, list[float]]  # engine step -> ms of each call
+
+
+def parse_and_evaluate(engine: Engine, service_id: str, body: bytes, samples: int) -> Timings:
+    """`samples` calls, one after another."""
+    timings = Timings([], [], {})
+    for _ in range(samples):
+        started = time.perf_counter()
+        request = json_text.loads(body)
+        parsed = time.perf_counter()
+        evaluation = engine.evaluate(service_id, request)
+        timings.evaluate_ms.append((time.perf_counter() - parsed) * 1000)
+        timings.parse_ms.append((parsed - started) * 1000)
+        for step, milliseconds in evaluation.timings_ms.items():
+            timings.steps_ms.setdefault(step, []).append(milliseconds)
+        # Freed here, not when the next parse rebinds the name, so the parse time does not include freeing this one.
+        del request
+    return timings
