@@ -314,8 +314,9 @@ def revision() -> str:
 
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--", "cds_hooks", "cards", "setup.cfg", "bench/benchmark.py", "bench/bare_app.py",
-                      "bench/timing.py")
+        # The service and the whole harness; not what the benchmark writes itself.
+        changed = git("status", "--porcelain", "--", "cds_hooks", "cards", "setup.cfg", "bench", ":!bench/RESULTS.md",
+                      ":!bench/latency.png", ":!bench/profile-*.txt")
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return f"{commit}, with uncommitted changes" if changed else commit
