@@ -76,7 +76,8 @@ def _markdown(results: "Results", machine: dict[str, str], quick: bool) -> str:
         "- The service runs as `cds-hooks serve` with `CDS_HOOKS_AUTH_REQUIRED=false` (no JWT check) and "
         "`CDS_HOOKS_DEVELOPMENT_MODE=true` (so it may fetch from the loopback FHIR endpoint), logging at INFO to a file; "
         "the bare handler parses the body with the service's own `json_body()` and answers `{\"cards\": []}` (`bench/bare_app.py`); both freeze the start-up heap for the garbage collector in each worker (`gc.freeze()`). "
-        "Both free a call's parsed body before the answer is sent. The service computes one request at a time per worker "
+        "The service frees a call's parsed body after the answer is sent, in a compute turn; the bare handler as its view "
+        "returns, as a plain Flask handler does (the throughput runs count both). The service computes one request at a time per worker "
         "(`cds_hooks/compute_turn.py`); the bare handler's threads interleave as gunicorn runs them.",
         "- Records (`bench/generate.py`): `her2pos`, a HER2-positive patient five and a half years into treatment "
         f"({her2pos[0]:,} resources: vitals and labs at every visit, {her2pos[1]} medication records, LVEF every three "

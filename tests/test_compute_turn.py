@@ -2,6 +2,7 @@
 network, neither for a FHIR server in a prefetch fallback nor for a client still sending its body."""
 from __future__ import annotations
 
+import io
 import json
 import socket
 import threading
@@ -11,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from cds_hooks.compute_turn import ComputeTurn
+from cds_hooks.compute_turn import COMPUTE_TURN, ComputeTurn, TurnPerRequest
 from cds_hooks.settings import Settings
 
 from .conftest import LiveServer
@@ -84,6 +85,31 @@ def test_a_paused_turn_lets_another_thread_compute_and_is_taken_back():
             thread.join(timeout=5)
         assert turn.held()
     assert events == ["held", "other computed"]
+
+
+def test_the_answer_is_built_in_the_turn_sent_outside_it_and_closed_in_a_turn_again():
+    seen: dict[str, bool] = {}
+
+    class Answer:
+        def __iter__(self):
+            seen["sent in the turn"] = COMPUTE_TURN.held()
+            return iter([b"{}"])
+
+        def close(self) -> None:  # where the service frees the call's parsed body
+            seen["closed in the turn"] = COMPUTE_TURN.held()
+
+    def app(environ, start_response):
+        seen["built in the turn"] = COMPUTE_TURN.held()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return Answer()
+
+    body = b'{"hook": "patient-view"}'
+    environ = {"REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+    answer = TurnPerRequest(app, max_body_bytes=1024)(environ, lambda status, headers: None)
+    assert b"".join(answer) == b"{}"
+    answer.close()
+    assert seen == {"built in the turn": True, "sent in the turn": False, "closed in the turn": True}
+    assert not COMPUTE_TURN.held()
 
 
 def test_pausing_without_the_turn_does_nothing():
