@@ -35,8 +35,7 @@ import requests
 from bench.fhir_endpoint import ANSWERS_VARIABLE, BASE_PATH, prepare_answers
 from bench.generate import PATIENTS, patient_bundle, write_bodies
 from bench.servers import THREADS, WORKERS, Server, free_port
-from bench.timing import parse_and_evaluate
-from cds_hooks import json_text
+from bench.timing import parse_after_idle, parse_and_evaluate
 from cds_hooks.cases import card_id
 from cds_hooks.engine import Engine
 from cds_hooks.fhir_views import HISTORY_VIEWS
@@ -296,13 +295,7 @@ def host_speed(scenario: Scenario, work: Path, samples: int) -> HostSpeed:
         back_to_back = parse_and_evaluate(engine, scenario.service_id, body, samples)
     finally:
         engine.close()
-    idle_parse_ms = []
-    for _ in range(samples):
-        time.sleep(IDLE_SECONDS)
-        started = time.perf_counter()
-        request = json_text.loads(body)
-        idle_parse_ms.append((time.perf_counter() - started) * 1000)
-        del request
+    idle_parse_ms = parse_after_idle(body, samples, IDLE_SECONDS)
     return HostSpeed(statistics.median(back_to_back.parse_ms), statistics.median(idle_parse_ms),
                      statistics.median(back_to_back.evaluate_ms))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cds_hooks import json_text
 from cds_hooks.engine import Engine
@@ -20,14 +21,30 @@ def parse_and_evaluate(engine: Engine, service_id: str, body: bytes, samples: in
     """`samples` calls, one after another."""
     timings = Timings([], [], {})
     for _ in range(samples):
+        request, parse_ms = _timed_parse(body)
         started = time.perf_counter()
-        request = json_text.loads(body)
-        parsed = time.perf_counter()
         evaluation = engine.evaluate(service_id, request)
-        timings.evaluate_ms.append((time.perf_counter() - parsed) * 1000)
-        timings.parse_ms.append((parsed - started) * 1000)
+        timings.evaluate_ms.append((time.perf_counter() - started) * 1000)
+        timings.parse_ms.append(parse_ms)
         for step, milliseconds in evaluation.timings_ms.items():
             timings.steps_ms.setdefault(step, []).append(milliseconds)
         # Freed here, not when the next parse rebinds the name, so the parse time does not include freeing this one.
         del request
     return timings
+
+
+def parse_after_idle(body: bytes, samples: int, idle_seconds: float) -> list[float]:
+    """ms of `samples` parses, each after the CPU idled `idle_seconds`, as a server's does between requests."""
+    parse_ms = []
+    for _ in range(samples):
+        time.sleep(idle_seconds)
+        request, milliseconds = _timed_parse(body)
+        parse_ms.append(milliseconds)
+        del request
+    return parse_ms
+
+
+def _timed_parse(body: bytes) -> tuple[Any, float]:
+    started = time.perf_counter()
+    request = json_text.loads(body)
+    return request, (time.perf_counter() - started) * 1000

@@ -6,9 +6,10 @@ every socket read, log line or SQLite write of another thread. On a 2,000-resour
 then cost ~13 ms of CPU against ~10.7 ms when each call ran in a turn, and the service answered ~18 % fewer calls
 per second (same-run A/B with `hey`, issue 6).
 
-A request takes the turn once its body is in memory, and keeps it until the app has built its answer. It gives the
-turn away while it waits on something slower than itself: the FHIR server in a prefetch fallback, or a client's JWK
-Set. A body that is not in memory yet is never read in a turn, so a slow client cannot hold one.
+A request takes the turn once its body is in memory, and keeps it until the app has built its answer; the answer is
+sent outside the turn, and closed (where the app frees the call's memory) in a turn again. A request gives the turn
+away while it waits on something slower than itself: the FHIR server in a prefetch fallback, or a client's JWK Set.
+A body that is not in memory yet is never read in a turn, so a slow client cannot hold one.
 
 The rule for code run in a turn: never wait for a thread that may itself be waiting for the turn. Wrap such a wait
 in `COMPUTE_TURN.paused()`, as `auth.IssuerKeys.get` does around its lock. `cds-hooks run`, `cds-hooks test` and
