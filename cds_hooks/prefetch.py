@@ -319,14 +319,8 @@ class PrefetchResolver:
 
     def _get(self, url: str, headers: Mapping[str, str], deadline: float, not_found_is_empty: bool) -> dict | None:
         """One FHIR resource from `url`, or None for a read that found nothing."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _KeyFailed(self._timeout_reason())
         try:
-            # The timeout bounds connecting and each socket read; _read_body bounds the whole body. Redirects are
-            # never followed, even on the same server: each hop would need the allow-list and token checks again.
-            with self._session().get(url, headers=headers, timeout=remaining, stream=True, allow_redirects=False,
-                                     **self._environment(url)) as response:
+            with self._response(url, headers, deadline) as response:
                 if not_found_is_empty and response.status_code in (404, 410):
                     return None
                 if not 200 <= response.status_code < 300:
@@ -335,11 +329,39 @@ class PrefetchResolver:
         except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
             raise _KeyFailed(self._timeout_reason()) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
-            raise _KeyFailed("connection refused" if _is_refused(error) else "connection to the FHIR server failed") from None
+            refused = _caused_by(error, ConnectionRefusedError)
+            raise _KeyFailed("connection refused" if refused else "connection to the FHIR server failed") from None
         # Parsing is computing: in a turn, like the requests (compute_turn). Without it, eight clients of a prefetch
         # fallback got ~13 % fewer answers per second than with no turns at all.
         with COMPUTE_TURN.turn():
             return _fhir_resource(body)
+
+    def _response(self, url: str, headers: Mapping[str, str], deadline: float) -> requests.Response:
+        """The answer to a GET of `url`, its body still unread.
+
+        A server may close a kept-alive connection just as we reuse it (its idle timeout fires): the GET then ends
+        with the connection closed before any answer. RFC 9110 (9.2.2) lets a client repeat an idempotent request
+        after such a failure, so the GET is sent once more, on a new connection. A timeout is not retried: it has
+        spent the budget.
+        """
+        def send() -> requests.Response:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _KeyFailed(self._timeout_reason())
+            # The timeout bounds connecting and each socket read; _read_body bounds the whole body. Redirects are
+            # never followed, even on the same server: each hop would need the allow-list and token checks again.
+            return self._session().get(url, headers=headers, timeout=remaining, stream=True, allow_redirects=False,
+                                       **self._environment(url))
+
+        try:
+            return send()
+        except requests.ConnectionError as error:
+            # urllib3's ProtocolError: the connection was open and closed with no answer (a refused or failed
+            # connect is a NewConnectionError instead).
+            if not _caused_by(error, urllib3.exceptions.ProtocolError):
+                raise
+        log.debug("FHIR server closed the connection unanswered; GET sent again")
+        return send()
 
     def _read_body(self, response: requests.Response, deadline: float) -> bytes:
         """The response body, refused once it exceeds the size limit or outlasts the budget."""
@@ -422,15 +444,15 @@ def _status_reason(status: int) -> str:
     return f"FHIR server answered {status}"
 
 
-def _is_refused(error: BaseException) -> bool:
-    """True when a connection error was caused by nothing listening on the FHIR server's port."""
+def _caused_by(error: BaseException, cause: type[BaseException]) -> bool:
+    """True when `error` is or wraps an exception of type `cause`."""
     seen: set[int] = set()
     pending: list[Any] = [error]
     while pending:
         current = pending.pop()
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
-        if isinstance(current, ConnectionRefusedError):
+        if isinstance(current, cause):
             return True
         seen.add(id(current))
         # requests and urllib3 wrap the socket error in arguments, `reason` and exception chains.

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Literal, Mapping
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from requests.structures import CaseInsensitiveDict
@@ -71,6 +71,9 @@ class FhirTestServer:
       link_base              paging links name this base instead of the server's own (a proxy that rewrites badly)
       redirect_to            answer every call 307 to the same path under this base
       required_token         answer 401 unless `Authorization: Bearer <required_token>` is sent
+      close_unanswered       "reused": read a kept-alive connection's second request and close it unanswered, as a
+                             server does whose idle timeout fires just as the client reuses the connection;
+                             "every": close every connection unanswered
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class FhirTestServer:
         link_base: str | None = None,
         redirect_to: str | None = None,
         required_token: str | None = None,
+        close_unanswered: Literal["reused", "every"] | None = None,
     ) -> None:
         self.store = InMemoryFhirStore(resources)
         self.page_size = page_size
@@ -99,6 +103,7 @@ class FhirTestServer:
         self.link_base = link_base
         self.redirect_to = redirect_to
         self.required_token = required_token
+        self.close_unanswered = close_unanswered
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         # Set on stop, so delayed and dripping handlers end at once instead of holding the port.
@@ -270,6 +275,10 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        self.requests_on_connection = 0
+
     def do_GET(self) -> None:
         self._handle(b"")
 
@@ -286,6 +295,10 @@ class _Handler(BaseHTTPRequestHandler):
         fhir.record(
             RecordedRequest(self.command, self.path, CaseInsensitiveDict(self.headers.items()), body, self.client_address[1])
         )
+        self.requests_on_connection += 1
+        if fhir.close_unanswered == "every" or (fhir.close_unanswered == "reused" and self.requests_on_connection > 1):
+            self.close_connection = True
+            return
         if fhir.delay_seconds and not fhir.pause(fhir.delay_seconds):
             self.close_connection = True
             return

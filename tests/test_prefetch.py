@@ -453,6 +453,25 @@ def test_server_down_is_unavailable_quickly(resolver_with):
     assert reasons == {"patient": "connection refused"}
 
 
+def test_a_kept_alive_connection_closed_unanswered_is_asked_again_on_a_new_one(resolver_with):
+    # The server closes each connection as its second request arrives: pages 2 and 3 each come on a second try.
+    resources = [lvef(i) for i in range(120)]
+    with FhirTestServer(resources, page_size=50, close_unanswered="reused") as server:
+        result = resolver_with().resolve(hook_request(fhir_server=server.base_url), {"lvef": LVEF_SERIES})
+        sent = server.requests
+    assert [request.query.get("_page", ["1"])[0] for request in sent] == ["1", "2", "2", "3", "3"]
+    assert len({request.client_port for request in sent}) == 3
+    assert ids(result.resources["lvef"]) == [f"lvef-{PATIENT_ID}-{i}" for i in range(120)]
+
+
+def test_a_server_that_closes_every_connection_unanswered_is_asked_twice_then_unavailable(resolver_with):
+    with FhirTestServer([patient()], close_unanswered="every") as server:
+        reasons = unavailable(resolver_with(), hook_request(fhir_server=server.base_url), {"patient": PATIENT_READ})
+        sent = server.requests
+    assert reasons == {"patient": "connection to the FHIR server failed"}
+    assert [request.path for request in sent] == [f"/fhir/Patient/{PATIENT_ID}"] * 2
+
+
 def test_slow_server_is_abandoned_when_the_budget_ends(resolver_with):
     with FhirTestServer([patient()], delay_seconds=3.0) as server:
         started = time.monotonic()
