@@ -22,7 +22,10 @@ from cds_hooks.services import SERVICES, SERVICES_BY_ID, ServiceDefinition
 from cds_hooks.settings import Settings
 
 log = logging.getLogger(__name__)
+# The engine's own cards, which belong to no rule: a check that failed, and records that were left out.
 RULE_FAILURE_CARD = "rule-evaluation-failed"
+RECORD_UNREADABLE_CARD = "record-unreadable"
+ENGINE_CARDS = (RULE_FAILURE_CARD, RECORD_UNREADABLE_CARD)
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,7 @@ class IssuedCard:
 
     uuid: str
     card_id: str
-    # None for the engine's own rule-evaluation-failed card.
+    # None for the engine's own cards (ENGINE_CARDS).
     rule_id: str | None
     indicator: str
 
@@ -71,8 +74,7 @@ class Engine:
         """Fail at start-up, not mid-request, when a rule names a card that cards/ does not have."""
         missing = {card for rule in REGISTRY for card in rule.cards if card not in self.renderer.templates}
         missing |= {card for template in self.renderer.templates.values() for card in template.absorbs if card not in self.renderer.templates}
-        if RULE_FAILURE_CARD not in self.renderer.templates:
-            missing.add(RULE_FAILURE_CARD)
+        missing |= {card for card in ENGINE_CARDS if card not in self.renderer.templates}
         if missing:
             raise RuntimeError(f"cards/ lacks card files: {', '.join(sorted(missing))}")
 
@@ -122,7 +124,7 @@ class Engine:
         )
 
     def _findings(self, context: RuleContext) -> Iterable[tuple[str | None, Finding]]:
-        """Each finding with the id of the rule that made it (None for the rule-failure card)."""
+        """Each finding with the id of the rule that made it (None for the engine's own cards)."""
         failed: list[Rule] = []
         for rule in self.rules_by_hook[context.hook]:
             try:
@@ -136,6 +138,14 @@ class Engine:
             yield from ((rule.id, finding) for finding in findings)
         if failed:
             yield None, Finding(card=RULE_FAILURE_CARD, values={"rules": [rule.title for rule in failed]})
+        # After every rule: an Observation joins the list when a fact first reads it.
+        unreadable = context.record.unreadable
+        if unreadable:
+            yield None, Finding(
+                card=RECORD_UNREADABLE_CARD,
+                values={"records": [f"{resource.name} ({resource.reference})" for resource in unreadable]},
+                evidence=tuple(resource.reference for resource in unreadable),
+            )
 
     def _without_absorbed(self, findings: list[tuple[str | None, Finding]]) -> list[tuple[str | None, Finding]]:
         """Related findings merge: a card that another shown card absorbs (cards/ `absorbs`) is left out."""

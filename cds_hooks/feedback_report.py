@@ -13,7 +13,7 @@ from typing import Any
 from cds_hooks.feedback import CardOutcomes, FeedbackSummary, OverrideReasonCount
 
 FORMATS = ("table", "json", "csv")
-NO_RULE = "-"  # the engine's own rule-evaluation-failed card belongs to no rule
+NO_RULE = "-"  # the engine's own cards (engine.ENGINE_CARDS) belong to no rule
 
 
 class ChartUnavailable(RuntimeError):

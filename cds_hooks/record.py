@@ -75,6 +75,15 @@ class DraftOrder:
         return self.match.ingredients if self.match is not None else frozenset()
 
 
+@dataclass(frozen=True)
+class UnreadableResource:
+    """A resource the checks would have read, left out because it is not valid FHIR R4."""
+
+    reference: str
+    # What the record calls it (the medication, test or diagnosis as written), for the clinician to find it.
+    name: str
+
+
 _NOT_READ = object()
 
 
@@ -83,7 +92,7 @@ class _LazyObservation:
 
     __slots__ = ("raw", "_day", "_model", "_built", "_unreadable")
 
-    def __init__(self, raw: dict[str, Any], unreadable: list[str]) -> None:
+    def __init__(self, raw: dict[str, Any], unreadable: list[UnreadableResource]) -> None:
         self.raw = raw
         self._unreadable = unreadable
         self._day: Any = _NOT_READ
@@ -108,7 +117,7 @@ class _ObservationIndex:
     first time it is read: a call whose rules read no Observation never looks at years of vitals and labs, and
     one that reads LVEF and weight never dates or models the labs."""
 
-    def __init__(self, observations: list[dict[str, Any]], unreadable: list[str]) -> None:
+    def __init__(self, observations: list[dict[str, Any]], unreadable: list[UnreadableResource]) -> None:
         self._observations = observations
         self._unreadable = unreadable
         self._groups: dict[str, list[dict[str, Any]]] | None = None
@@ -142,9 +151,9 @@ class PatientRecord:
     draft_orders: tuple[DraftOrder, ...]
     # The Observations of OBSERVATION_VALUE_SETS, modelled when read.
     observation_index: _ObservationIndex = field(repr=False)
-    # "Type/id" of resources that looked relevant but were not valid FHIR R4 and were left out; an Observation
-    # is added when a fact first reads it.
-    unreadable: list[str]
+    # Resources that looked relevant but were not valid FHIR R4 and were left out; an Observation is added when a
+    # fact first reads it.
+    unreadable: list[UnreadableResource]
 
     def observations(self, value_set: str, newest: date | None = None, oldest: date | None = None) -> Iterator[Observation]:
         """The value set's valid Observations, newest first (undated last, else in record order), modelled as read.
@@ -174,7 +183,7 @@ def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Ite
                 by_type.setdefault(resource_type, []).append(resource)
     drafts = list(draft_orders)
     medication_index = _medication_index(by_type.get("Medication", []) + drafts)
-    unreadable: list[str] = []
+    unreadable: list[UnreadableResource] = []
 
     patient = next(iter(by_type.get("Patient", [])), None)
     conditions = [r for r in _unique(by_type.get("Condition", [])) if _is_relevant_condition(r)]
@@ -185,12 +194,13 @@ def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Ite
             match = terminology.classify_medication(concept)
             if match is None:
                 continue
-            model = _model(view, resource, unreadable)
+            text = _concept_text(concept, match)
+            model = _model(view, resource, unreadable, name=text)
             if model is not None:
-                medications.append(MedicationRecord(model, match, _concept_text(concept, match)))
+                medications.append(MedicationRecord(model, match, text))
 
     return PatientRecord(
-        patient=_model(Patient, patient, unreadable) if patient else None,
+        patient=_model(Patient, patient, unreadable, name="the patient's sex and date of birth") if patient else None,
         conditions=tuple(m for m in (_model(Condition, r, unreadable) for r in conditions) if m),
         medications=tuple(medications),
         draft_orders=tuple(_draft_order(resource, medication_index) for resource in drafts if _is_medication_order(resource)),
@@ -281,12 +291,15 @@ def _json_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _model(model_type: type, resource: dict[str, Any], unreadable: list[str]) -> Any:
+def _model(model_type: type, resource: dict[str, Any], unreadable: list[UnreadableResource], name: str | None = None) -> Any:
+    """The resource as `model_type`, or None when it is not valid; then it is added to `unreadable` under `name`,
+    else under the text of its code."""
     try:
         return model_type.model_validate(resource)
     except ValidationError as error:
-        reference = f"{resource.get('resourceType')}/{resource.get('id')}"
-        unreadable.append(reference)
+        resource_type = resource.get("resourceType")
+        name = name or _concept_name(resource.get("code")) or f"an unnamed {resource_type}"
+        unreadable.append(UnreadableResource(f"{resource_type}/{resource.get('id')}", name))
         # Field locations only: the error text itself can quote patient data.
         log.warning("left out invalid resource", extra={"resource_type": resource.get("resourceType"), "fields": _error_fields(error)})
         return None
@@ -363,15 +376,24 @@ def _strip_base(reference: str) -> str:
 
 def _concept_text(concept: Mapping[str, Any] | None, match: MedicationMatch | None) -> str:
     """What the clinician would call this medication: the order's own text, else the ingredient name."""
-    if concept:
-        if isinstance(concept.get("text"), str) and concept["text"].strip():
-            return concept["text"].strip()
-        for coding in _json_list(concept.get("coding")):
-            if isinstance(coding, dict) and isinstance(coding.get("display"), str) and coding["display"].strip():
-                return coding["display"].strip()
+    name = _concept_name(concept)
+    if name is not None:
+        return name
     if match:
         return " + ".join(terminology.ingredient_display(key) for key in sorted(match.ingredients))
     return "unnamed medication"
+
+
+def _concept_name(concept: Any) -> str | None:
+    """A CodeableConcept's text as the client wrote it, else its first coding's display; None without either."""
+    if not isinstance(concept, dict):
+        return None
+    if isinstance(concept.get("text"), str) and concept["text"].strip():
+        return concept["text"].strip()
+    for coding in _json_list(concept.get("coding")):
+        if isinstance(coding, dict) and isinstance(coding.get("display"), str) and coding["display"].strip():
+            return coding["display"].strip()
+    return None
 
 
 # --- draft orders: R4, STU3 and DSTU2 shapes -------------------------------------------------------

@@ -27,6 +27,10 @@ def kept_ids(record):
     return {o.id for value_set in OBSERVATION_VALUE_SETS for o in record.observations(value_set)}
 
 
+def unreadable(record):
+    return [resource.reference for resource in record.unreadable]
+
+
 def test_only_observations_the_rules_read_are_kept():
     resources = [observation("lvef", "10230-1"), observation("glucose", "2345-7"), observation("race", "2106-3", system="urn:oid:2.16.840.1.113883.6.238"),
                  observation("void", "10230-1", status="entered-in-error")]
@@ -45,11 +49,11 @@ def test_observations_with_malformed_codes_are_not_kept_and_do_not_break_the_oth
 def test_observations_are_modelled_only_when_read():
     broken = observation("bad", "29463-7", effectiveDateTime="2026-11-01", valueQuantity={"value": "heavy"})
     record = build_record({"obs": [broken, observation("lvef", "10230-1")]}, [])
-    assert record.unreadable == []
+    assert unreadable(record) == []
     assert [o.id for o in record.observations("lvef")] == ["lvef"]
-    assert record.unreadable == []
+    assert unreadable(record) == []
     assert list(record.observations("body_weight")) == []
-    assert record.unreadable == ["Observation/bad"]
+    assert unreadable(record) == ["Observation/bad"]
 
 
 def test_a_series_is_newest_first_by_the_day_the_model_gives():
@@ -125,7 +129,7 @@ def test_invalid_resource_is_left_out_and_reported():
     broken["effectiveDateTime"] = "not a date"
     record = build_record({"obs": [broken, observation("ok", "10230-1")]}, [])
     assert [o.id for o in record.observations("lvef")] == ["ok"]
-    assert record.unreadable == ["Observation/bad"]
+    assert unreadable(record) == ["Observation/bad"]
 
 
 def administration(aid, **elements):
@@ -145,7 +149,7 @@ def test_an_error_in_an_element_no_fact_reads_does_not_hide_a_dose_given():
     # A full R4 model rejects the whole administration for a malformed note; the dose was still given.
     record = build_record({"administrations": [administration("a", note="not a list of annotations", unknownElement=1)]}, [])
     assert [m.reference for m in record.medications] == ["MedicationAdministration/a"]
-    assert record.unreadable == []
+    assert unreadable(record) == []
 
 
 @pytest.mark.parametrize("elements", [
@@ -158,7 +162,7 @@ def test_a_medication_record_unreadable_where_facts_read_it_is_left_out_and_repo
     resource = {key: value for key, value in administration("bad", **elements).items() if value is not None}
     record = build_record({"administrations": [resource, administration("ok")]}, [])
     assert [m.reference for m in record.medications] == ["MedicationAdministration/ok"]
-    assert record.unreadable == ["MedicationAdministration/bad"]
+    assert unreadable(record) == ["MedicationAdministration/bad"]
 
 
 @pytest.mark.parametrize("when", [
@@ -173,7 +177,7 @@ def test_a_date_written_as_a_json_number_is_unreadable_not_a_guess(when):
     older = observation("older", "10230-1", effectiveDateTime="2026-06-01")
     record = build_record({"obs": [older, observation("number", "10230-1", **when)]}, [])
     assert [o.id for o in record.observations("lvef")] == ["older"]
-    assert record.unreadable == ["Observation/number"]
+    assert unreadable(record) == ["Observation/number"]
 
 
 DAYS_AS_WRITTEN = [
@@ -209,14 +213,14 @@ def test_the_day_a_series_is_ordered_by_is_the_day_the_model_gives(when):
 def test_a_choice_element_with_two_values_leaves_the_resource_out_whichever_one_facts_read(resource):
     record = build_record({"resources": [resource]}, [])
     assert list(record.observations("lvef")) == [] and record.medications == ()
-    assert record.unreadable == [f"{resource['resourceType']}/o"]
+    assert unreadable(record) == [f"{resource['resourceType']}/o"]
 
 
 def test_an_observation_with_two_values_is_left_out_and_reported():
     both = observation("both", "10230-1", effectiveDateTime="2026-11-01", valueString="normal")
     record = build_record({"obs": [both, observation("ok", "10230-1")]}, [])
     assert [o.id for o in record.observations("lvef")] == ["ok"]
-    assert record.unreadable == ["Observation/both"]
+    assert unreadable(record) == ["Observation/both"]
 
 
 def condition(cid, value_set="breast_cancer", **elements):
@@ -240,14 +244,14 @@ def test_an_error_in_an_element_no_fact_reads_does_not_hide_a_condition_or_the_p
     record = build_record({"patient": [patient], "conditions": [without_subject]}, [])
     assert record.patient.birthDate == date(1980, 2, 3)
     assert [c.id for c in record.conditions] == ["c"]
-    assert record.unreadable == []
+    assert unreadable(record) == []
 
 
 def test_a_patient_unreadable_where_facts_read_it_is_left_out_and_reported():
     patient = {"resourceType": "Patient", "id": "p", "gender": "female", "birthDate": "3 February 1980"}
     record = build_record({"patient": [patient]}, [])
     assert record.patient is None
-    assert record.unreadable == ["Patient/p"]
+    assert unreadable(record) == ["Patient/p"]
 
 
 @pytest.mark.parametrize("elements", [
@@ -263,7 +267,35 @@ def test_a_patient_unreadable_where_facts_read_it_is_left_out_and_reported():
 def test_a_condition_unreadable_where_facts_read_it_is_left_out_and_reported(elements):
     record = build_record({"conditions": [condition("bad", **elements), condition("ok")]}, [])
     assert [c.id for c in record.conditions] == ["ok"]
-    assert record.unreadable == ["Condition/bad"]
+    assert unreadable(record) == ["Condition/bad"]
+
+
+def test_an_unreadable_resource_is_named_as_the_record_names_it():
+    # The clinician has to find it in the chart: the medication's text, else its display, else the ingredient.
+    medications = [
+        administration("text", effectiveDateTime="1 November", medicationCodeableConcept={
+            "coding": [{"system": RX, "code": "3639", "display": "doxorubicin"}], "text": "Adriamycin 50 mg"}),
+        administration("display", effectiveDateTime="1 November", medicationCodeableConcept={
+            "coding": [{"system": RX, "code": "3639", "display": "doxorubicin"}]}),
+        administration("code-only", effectiveDateTime="1 November"),
+    ]
+    lvef = observation("lvef", "10230-1", effectiveDateTime="1 November")
+    lvef["code"]["coding"][0]["display"] = "Left ventricular Ejection fraction"
+    patient = {"resourceType": "Patient", "id": "p", "birthDate": "3 February 1980"}
+    named = condition("named", onsetDateTime="spring 2021")
+    named["code"]["text"] = "Breast cancer, left"
+    conditions = [named, condition("coded-only", onsetDateTime="spring 2021")]
+    record = build_record({"meds": medications, "obs": [lvef], "patient": [patient], "conditions": conditions}, [])
+    list(record.observations("lvef"))
+    assert [(resource.reference, resource.name) for resource in record.unreadable] == [
+        ("MedicationAdministration/text", "Adriamycin 50 mg"),
+        ("MedicationAdministration/display", "doxorubicin"),
+        ("MedicationAdministration/code-only", "trastuzumab"),
+        ("Patient/p", "the patient's sex and date of birth"),
+        ("Condition/named", "Breast cancer, left"),
+        ("Condition/coded-only", "an unnamed Condition"),
+        ("Observation/lvef", "Left ventricular Ejection fraction"),
+    ]
 
 
 def test_kept_observation_codes_are_matched_as_written():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from cds_hooks.engine import ENGINE_CARDS
 from cds_hooks.protocol.cards import to_json
 from cds_hooks.render import CardContentError, CardRenderer, compile_card, escape_markdown
 from cds_hooks.rules import REGISTRY
@@ -14,7 +15,7 @@ RENDERER = CardRenderer.load()
 def test_every_rule_card_exists_and_every_card_is_used():
     declared = {card for rule in REGISTRY for card in rule.cards}
     assert declared <= set(RENDERER.templates)
-    assert set(RENDERER.templates) - declared == {"rule-evaluation-failed"}
+    assert set(RENDERER.templates) - declared == set(ENGINE_CARDS)
 
 
 @pytest.mark.parametrize("card_id", sorted(RENDERER.templates))
