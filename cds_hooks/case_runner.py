@@ -51,9 +51,9 @@ CLIENT_TOKEN_LIFETIME_SECONDS = 300
 def run_against_url(session: requests.Session, base_url: str, case: Case, authorization: Authorization | None = None) -> CaseResult:
     started = time.perf_counter()
     url = f"{base_url.rstrip('/')}/cds-services/{case.service_id}"
-    headers = {"Authorization": authorization(url)} if authorization else None
+    auth = _AuthorizationHeader(authorization(url)) if authorization else None
     try:
-        response = session.post(url, json=case.request_for("full"), headers=headers, timeout=30)
+        response = session.post(url, json=case.request_for("full"), auth=auth, timeout=30)
         try:
             body: Any = response.json()
         except ValueError:
@@ -62,6 +62,18 @@ def run_against_url(session: requests.Session, base_url: str, case: Case, author
     except requests.RequestException as error:
         status, body = 0, {"error": "unreachable", "message": type(error).__name__}
     return _result(case, status, body, started)
+
+
+class _AuthorizationHeader(requests.auth.AuthBase):
+    """The Authorization header, given to requests as the call's `auth`: requests reads ~/.netrc (or $NETRC) for a
+    call without `auth` of its own, and credentials it finds for the host would replace a header set directly."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self.value
+        return request
 
 
 @dataclass(frozen=True)

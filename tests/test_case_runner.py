@@ -186,11 +186,20 @@ def test_cli_signs_a_new_client_token_for_every_call(tmp_path, ec_key: SigningKe
     assert signed.stdout.splitlines()[-1] == "3 passed, 0 failed"
 
 
-def test_cli_sends_a_fixed_bearer_token_from_the_environment(tmp_path, ec_key: SigningKey, authenticating_server: str):
+@pytest.mark.parametrize("with_netrc", [False, True], ids=["no-netrc", "netrc-for-the-host"])
+def test_cli_sends_a_fixed_bearer_token_from_the_environment(tmp_path, ec_key: SigningKey, authenticating_server: str, with_netrc):
+    # requests reads ~/.netrc (or $NETRC) for a call given no auth of its own, and its credentials for the host
+    # replace an Authorization header: the service would get the operator's password instead of the token.
+    env = {}
+    if with_netrc:
+        netrc = tmp_path / "netrc"
+        netrc.write_text("machine 127.0.0.1\nlogin operator\npassword operator-secret\n")
+        netrc.chmod(0o600)
+        env["NETRC"] = str(netrc)
     cases = hospital_folder(tmp_path)
     token = ec_key.token(CLIENT_ISS, f"{authenticating_server}/cds-services/her2-order-sign")
     result = run_cli("test", str(cases / "order-sign"), "--url", authenticating_server, cwd=tmp_path,
-                     env={"CDS_HOOKS_TEST_BEARER_TOKEN": token})
+                     env={"CDS_HOOKS_TEST_BEARER_TOKEN": token, **env})
     assert result.returncode == 0, result.stdout + result.stderr
     assert token not in result.stdout + result.stderr
 
