@@ -9,6 +9,7 @@ from typing import Any
 from cds_hooks import terminology
 from cds_hooks.facts import Facts, body_size, disease
 from cds_hooks.facts.body_size import BodySize
+from cds_hooks.facts.dosing import dose_in_known_unit
 from cds_hooks.dates import first_day
 from cds_hooks.facts.observations import effective_day, measurement, observations_in
 from cds_hooks.facts.therapy import Exposure, planned_period
@@ -21,8 +22,6 @@ DOXORUBICIN = "doxorubicin"
 _PERCENT_UNITS = frozenset({"%", "percent"})
 # Administrations that record a dose the patient received.
 _GIVEN_STATUSES = frozenset({"completed", "in-progress"})
-_MG_FACTORS = {"mg": 1.0, "g": 1000.0}
-_MG_PER_M2_UNITS = frozenset({"mg/m2", "mg/m^2", "mg/m²", "mg/(m2)"})
 # Records of therapy that is only planned: no dose has been given, so they neither anchor the baseline nor make
 # a drafted drug a continuation. (Unsigned drafts in the record are no exposure at all: facts.therapy.)
 _PLANNED_STATUSES = frozenset({"intended"})
@@ -200,15 +199,10 @@ def cumulative_doxorubicin_mg_per_m2(facts: Facts) -> float | None:
 
 
 def dose_of(quantity: Any) -> tuple[float, str] | None:
-    """A dose Quantity as (value, "mg") or (value, "mg/m2"); None for other units or no value."""
-    if quantity is None or quantity.value is None:
-        return None
-    unit = (quantity.code or quantity.unit or "").strip()
-    if unit in _MG_FACTORS:
-        return float(quantity.value) * _MG_FACTORS[unit], "mg"
-    if unit in _MG_PER_M2_UNITS:
-        return float(quantity.value), "mg/m2"
-    return None
+    """A dose Quantity as (value, "mg") or (value, "mg/m2"), its unit read as every dose is; None for other units
+    (mg/kg among them) or no value."""
+    dose = dose_in_known_unit(quantity)
+    return dose if dose is not None and dose[1] != "mg/kg" else None
 
 
 def _lvef_result(observation: Any) -> LvefResult | None:

@@ -16,11 +16,12 @@ from cds_hooks.record import DraftOrder, MedicationRecord
 DoseUnit = Literal["mg/kg", "mg", "mg/m2"]
 Route = Literal["intravenous", "subcutaneous"]
 
-# UCUM codes and printed units seen for doses, with the unit they mean and the factor to it.
+# UCUM codes and printed units seen for doses, lower-cased, with the unit they mean and the factor to it. The one
+# table for every dose the facts read: ordered, given, and summed as cumulative doxorubicin (facts.cardiac).
 _UNITS: dict[str, tuple[DoseUnit, float]] = {
     "mg/kg": ("mg/kg", 1.0), "mg/kg{dose}": ("mg/kg", 1.0),
     "mg": ("mg", 1.0), "g": ("mg", 1000.0),
-    "mg/m2": ("mg/m2", 1.0), "mg/m^2": ("mg/m2", 1.0), "mg/m²": ("mg/m2", 1.0),
+    "mg/m2": ("mg/m2", 1.0), "mg/m^2": ("mg/m2", 1.0), "mg/m²": ("mg/m2", 1.0), "mg/(m2)": ("mg/m2", 1.0),
 }
 # Route words as EHRs print them (route text or coding display); codes alone are not read (see report).
 _ROUTE_WORDS: dict[str, Route] = {
@@ -87,7 +88,7 @@ def ordered_dose(order: DraftOrder) -> OrderedDose | None:
         return None
     dosage = dosages[0]
     quantity = _dose_quantity(dosage)
-    converted = _in_known_unit(quantity)
+    converted = dose_in_known_unit(quantity)
     if converted is None:
         return None
     route, route_text = order_route(order)
@@ -185,7 +186,7 @@ def _recorded(medication: MedicationRecord) -> RecordedDose | None:
     if str(resource.status) in IGNORED_STATUSES:
         return None
     day, given, quantity = _dose_of(resource)
-    converted = _in_known_unit(quantity)
+    converted = dose_in_known_unit(quantity)
     value, unit = converted if converted else (None, None)
     return RecordedDose(medication.match.ingredients, medication.reference, day, given, value, unit)
 
@@ -218,7 +219,9 @@ def _dose_quantity(dosage: Any) -> Any:
     return rates[0].doseQuantity if rates else None
 
 
-def _in_known_unit(quantity: Any) -> tuple[float, DoseUnit] | None:
+def dose_in_known_unit(quantity: Any) -> tuple[float, DoseUnit] | None:
+    """A dose Quantity as (value, unit) in mg, mg/kg or mg/m2, read from its code, else its printed unit; None for
+    other units or no value."""
     if quantity is None or quantity.value is None:
         return None
     for written in (quantity.code, quantity.unit):

@@ -183,6 +183,18 @@ def test_mg_per_m2_doses_are_summed_as_recorded_and_grams_converted():
     assert cumulative_doxorubicin_mg_per_m2(facts) == 120.0
 
 
+@pytest.mark.parametrize("dose", [
+    {"value": 60, "unit": "MG/M2"},
+    {"value": 60, "code": "mg/(m2)"},
+    {"value": 60, "code": "{dose}", "unit": "mg/m2"},  # a code that is not the unit; the printed unit is
+], ids=["printed-in-capitals", "ucum-parenthesised", "unit-after-an-unknown-code"])
+def test_a_recorded_dose_unit_is_read_as_the_dosing_facts_read_it(dose):
+    written = administration("b", "doxorubicin", "2026-10-22")
+    written["dosage"] = {"dose": dose}
+    facts = facts_for(administration("a", "doxorubicin", "2026-10-01", 60, "mg/m2"), written)
+    assert cumulative_doxorubicin_mg_per_m2(facts) == 120.0
+
+
 @pytest.mark.parametrize(
     "resources, missing",
     [

@@ -47,6 +47,7 @@ def test_ordered_dose_units_route_and_interval():
     dose = ordered_dose(order)
     assert (dose.value, dose.unit, dose.route, dose.interval_days) == (3.6, "mg/kg", "intravenous", 21)
     assert ordered_dose(facts_with(drafts=[draft(0.5, "g")]).record.draft_orders[0]).describe() == "500 mg"
+    assert ordered_dose(facts_with(drafts=[draft(90, "mg/(m2)")]).record.draft_orders[0]).unit == "mg/m2"
     assert ordered_dose(facts_with(drafts=[draft(2, "vials")]).record.draft_orders[0]) is None
     assert ordered_dose(facts_with(drafts=[draft()]).record.draft_orders[0]) is None
 
