@@ -301,7 +301,7 @@ def _model(model_type: type, resource: dict[str, Any], unreadable: list[Unreadab
         name = name or _concept_name(resource.get("code")) or f"an unnamed {resource_type}"
         unreadable.append(UnreadableResource(f"{resource_type}/{resource.get('id')}", name))
         # Field locations only: the error text itself can quote patient data.
-        log.warning("left out invalid resource", extra={"resource_type": resource.get("resourceType"), "fields": _error_fields(error)})
+        log.warning("left out invalid resource", extra={"resource_type": resource_type, "fields": _error_fields(error)})
         return None
 
 

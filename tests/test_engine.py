@@ -1,5 +1,6 @@
 """The engine's guarantees that no single rule can break: a rule that fails or floods is replaced by one card
-saying which check did not run, and the other rules still answer."""
+saying which check did not run, and the other rules still answer; a record left out as invalid is named on a card
+of its own."""
 from __future__ import annotations
 
 import dataclasses
