@@ -58,9 +58,14 @@ class RuleContext:
         return [order for order in self.focus_orders if order.ingredients & wanted]
 
 
+def joined(names: Iterable[str]) -> str:
+    """Distinct names, sorted and joined for card text: "Herzuma and Perjeta"."""
+    return " and ".join(sorted(set(names)))
+
+
 def names_of(items: Iterable[Any]) -> str:
-    """The distinct `.text` of orders or exposures, sorted and joined for card text: "Herzuma and Perjeta"."""
-    return " and ".join(sorted({item.text for item in items}))
+    """The distinct `.text` of orders or exposures, joined: "Herzuma and Perjeta"."""
+    return joined(item.text for item in items)
 
 
 def listed(orders: Iterable[Any]) -> str:
@@ -70,7 +75,7 @@ def listed(orders: Iterable[Any]) -> str:
 
 def ingredient_names(keys: Iterable[str]) -> str:
     """Ingredient keys as their display names, sorted and joined: "docetaxel and paclitaxel"."""
-    return " and ".join(sorted(terminology.ingredient_display(key) for key in keys))
+    return joined(terminology.ingredient_display(key) for key in keys)
 
 
 RuleFunction = Callable[[RuleContext], Iterable[Finding]]

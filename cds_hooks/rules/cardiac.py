@@ -27,7 +27,7 @@ from cds_hooks.facts.therapy import planned_period
 from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, names_of, rule
+from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, joined, names_of, rule
 from cds_hooks.rules.proposals import loinc, remove_drafts, service_request
 
 ANTHRACYCLINES = terminology.ingredients_in_class("anthracycline")
@@ -73,8 +73,8 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
         card="anthracycline-with-trastuzumab",
         values={
             "pairs": list(pairs.values()),
-            "her2_drugs": " and ".join(sorted(names["her2"])),
-            "anthracyclines": " and ".join(sorted(names["anthracycline"])),
+            "her2_drugs": joined(names["her2"]),
+            "anthracyclines": joined(names["anthracycline"]),
         },
         suggestions=remove_drafts(removable.values()),
         evidence=tuple(sorted({reference for key in pairs for reference in key})),
@@ -209,7 +209,7 @@ def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
             return
         series = context.facts.get(lvef_series)
         current = context.facts.get(current_her2_antibody_therapy)
-        drugs = sorted({e.text for e in current})
+        drugs = names_of(current)
         evidence = tuple(e.source for e in current)
         orders: list[dict[str, object]] = []
     else:
@@ -217,14 +217,14 @@ def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
         if not due_orders:
             return
         series = context.facts.get(lvef_series)
-        drugs = sorted({order.text for order, _ in due_orders})
+        drugs = names_of(order for order, _ in due_orders)
         evidence = tuple(order.reference for order, _ in due_orders)
         orders = [{"order": order.text, "start": start} for order, start in due_orders]
         due = series.last_measured + timedelta(days=context.settings.lvef_monitoring_interval_days) if series.last_measured else None
     yield Finding(
         card="cardiac-lvef-due",
         values={
-            "drugs": " and ".join(drugs),
+            "drugs": drugs,
             "latest": _lvef_view(series.latest) if series.latest else None,
             "due": due,
             "interval_days": context.settings.lvef_monitoring_interval_days,
