@@ -128,7 +128,8 @@ def tdm1_labs_before_dose(context: RuleContext) -> Iterator[Finding]:
     cards=("hepatic-tdm1-not-studied",),
     trigger=(
         "A drafted T-DM1 with no T-DM1 recorded before its planned start, and a pre-dose AST or ALT > 2.5× ULN, total "
-        "bilirubin > 1.5× ULN, platelets < 100,000/mm³, or the latest LVEF < 50%."
+        "bilirubin > 1.5× ULN, platelets < 100,000/mm³, or the latest LVEF < 50%. A start with grade 4 liver tests or "
+        "the Hy's-law pattern is left to the critical card of hepatic.tdm1-liver-toxicity, which shows these values too."
     ),
     thresholds=(
         "Labs: latest within settings.lab_lookback_days before the planned start, ULN from the result's own reference "
@@ -142,8 +143,10 @@ def tdm1_start_not_studied(context: RuleContext) -> Iterator[Finding]:
         dose_day = planned_period(order, context.as_of)[0]
         if started_before(context.facts.exposures, TDM1, dose_day):
             continue
-        outside = _outside_studied_range(context, context.facts.get(labs_before, dose_day), dose_day)
-        if outside:
+        labs = context.facts.get(labs_before, dose_day)
+        outside = _outside_studied_range(context, labs, dose_day)
+        # "Weigh the risk" beside "do not start" would contradict it: the critical card shows these values instead.
+        if outside and not _start_at_discontinuation_level(labs, context.facts.get(setting)):
             evidence.update({order.reference, *(item["reference"] for item in outside)})
             starts.append({"order": order.text, "dose_day": dose_day, "outside": outside})
     if starts:
@@ -158,14 +161,16 @@ def tdm1_start_not_studied(context: RuleContext) -> Iterator[Finding]:
     cards=("hepatic-tdm1-liver-toxicity", "hepatic-tdm1-liver-discontinue"),
     trigger=(
         "A drafted T-DM1 for a patient already given T-DM1, with a pre-dose AST, ALT or total bilirubin in a "
-        "dose-modification band of the metastatic (MBC) or early breast cancer (EBC) table, or AST or ALT > 3× ULN "
-        "with total bilirubin > 2× ULN."
+        "dose-modification band of the metastatic (MBC) or early breast cancer (EBC) table; or any drafted T-DM1, the "
+        "first included, with a grade 4 AST, ALT or total bilirubin, or AST or ALT > 3× ULN with total bilirubin > 2× ULN."
     ),
     thresholds=(
         "MBC: AST/ALT > 2.5–5× same dose, > 5–20× hold then reduce, > 20× discontinue; bilirubin > 1.5–3× hold then same "
         "dose, > 3–10× hold then reduce, > 10× discontinue. EBC (verify): AST > 3–5× hold then same dose, ALT > 3–20× "
         "hold then reduce, bilirubin > 1–2× hold then reduce, > 2× discontinue. Setting unknown: the stricter table. "
-        "Critical for grade 4 or Hy's law. Latest result of each test within settings.lab_lookback_days before the dose."
+        "Critical for grade 4 or Hy's law. Before a first dose only grade 4 and Hy's law apply (critical: do not start); "
+        "lower values there are hepatic.tdm1-start-not-studied's. Latest result of each test within "
+        "settings.lab_lookback_days before the dose."
     ),
 )
 def tdm1_liver_toxicity(context: RuleContext) -> Iterator[Finding]:
@@ -175,20 +180,27 @@ def tdm1_liver_toxicity(context: RuleContext) -> Iterator[Finding]:
     disease_setting = context.facts.get(setting)
     doses: list[dict[str, Any]] = []
     orders: list[DraftOrder] = []
+    evidence: set[str] = set()
     for order in tdm1_orders:
         dose_day = planned_period(order, context.as_of)[0]
-        if not started_before(context.facts.exposures, TDM1, dose_day):
-            continue
+        first_dose = not started_before(context.facts.exposures, TDM1, dose_day)
         labs = context.facts.get(labs_before, dose_day)
-        graded = [item for result in labs.liver.values() if result is not None and (item := _graded(result, disease_setting))]
-        hys_law = hys_law_pattern(labs)
+        graded, hys_law = _liver_toxicity(labs, disease_setting, first_dose)
         if graded or hys_law:
             orders.append(order)
+            shown = {item["reference"] for item in graded} | {result.reference for result in hys_law or ()}
+            # Rule 23 leaves a first dose at this level to this card, so its other values outside those studied show here.
+            not_studied = [
+                item for item in _outside_studied_range(context, labs, dose_day) if item["reference"] not in shown
+            ] if first_dose else []
+            evidence.update({order.reference, *shown, *(item["reference"] for item in not_studied)})
             doses.append({
                 "order": order.text,
                 "dose_day": dose_day,
+                "first_dose": first_dose,
                 "results": graded,
                 "hys_law": {"transaminase": _liver_values(hys_law[0]), "bilirubin": _liver_values(hys_law[1])} if hys_law else None,
+                "not_studied": not_studied,
             })
     if not doses:
         return
@@ -196,6 +208,8 @@ def tdm1_liver_toxicity(context: RuleContext) -> Iterator[Finding]:
     hys_law_found = next((dose["hys_law"] for dose in doses if dose["hys_law"]), None)
     critical = hys_law_found is not None or any(item["grade_4"] for item in results)
     strictest = DISCONTINUE if critical else max(item["strictness"] for item in results)
+    first_doses_only = all(dose["first_dose"] for dose in doses)
+    why = "do not start" if first_doses_only else "discontinue" if strictest == DISCONTINUE else "hold"
     yield Finding(
         card="hepatic-tdm1-liver-discontinue" if critical else "hepatic-tdm1-liver-toxicity",
         values={
@@ -203,12 +217,31 @@ def tdm1_liver_toxicity(context: RuleContext) -> Iterator[Finding]:
             "setting": disease_setting,
             "worst": max(results, key=lambda item: (item["strictness"], item["grade_4"], item["multiple"])) if results else None,
             "hys_law": hys_law_found,
+            "first_doses_only": first_doses_only,
         },
-        suggestions=(
-            remove_drafts(orders, why="discontinue" if strictest == DISCONTINUE else "hold") if strictest > SAME_DOSE else ()
-        ),
-        evidence=tuple(sorted({o.reference for o in orders} | {item["reference"] for item in results})),
+        suggestions=remove_drafts(orders, why=why) if strictest > SAME_DOSE else (),
+        evidence=tuple(sorted(evidence)),
     )
+
+
+def _liver_toxicity(
+    labs: PreDoseLabs, disease_setting: str, first_dose: bool
+) -> tuple[list[dict[str, Any]], tuple[LiverTest, LiverTest] | None]:
+    """The graded results and the Hy's-law pattern the liver-toxicity cards show for one dose.
+
+    The tables grade values during treatment. Before a first dose only their permanent-discontinuation level (grade 4,
+    Hy's law) applies: starting there is the same imminent harm. Lower values there are rule 23's untested start.
+    """
+    graded = [item for result in labs.liver.values() if result is not None and (item := _graded(result, disease_setting))]
+    if first_dose:
+        graded = [item for item in graded if item["grade_4"]]
+    return graded, hys_law_pattern(labs)
+
+
+def _start_at_discontinuation_level(labs: PreDoseLabs, disease_setting: str) -> bool:
+    """Whether the liver-toxicity rule takes this first dose (grade 4 or Hy's law) with its critical card."""
+    graded, hys_law = _liver_toxicity(labs, disease_setting, first_dose=True)
+    return bool(graded) or hys_law is not None
 
 
 def _outside_studied_range(context: RuleContext, labs: PreDoseLabs, dose_day: date) -> list[dict[str, Any]]:

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from cds_hooks.facts import Facts
 from cds_hooks.record import build_record
+from cds_hooks.render import CardRenderer
 from cds_hooks.rules.base import RuleContext
 from cds_hooks.rules.hepatic import (
     DISCONTINUE,
@@ -19,6 +22,7 @@ LOINC = "http://loinc.org"
 SCT = "http://snomed.info/sct"
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 AS_OF = date(2026, 11, 22)
+RENDERER = CardRenderer.load()
 CODES = {"ast": "1920-8", "alt": "1742-6", "bilirubin": "1975-2", "platelets": "777-3", "lvef": "10230-1",
          "neutrophils": "751-8", "weight": "29463-7"}
 
@@ -126,5 +130,40 @@ def test_hys_law_is_critical_with_a_delete_suggestion():
     assert suggestion.actions[0].type == "delete" and suggestion.actions[0].resource_id == "MedicationRequest/draft-tdm1"
 
 
-def test_dose_modification_tables_do_not_apply_to_a_first_dose():
-    assert list(tdm1_liver_toxicity(context(*METASTATIC, *normal(ast=900)))) == []
+def test_first_dose_with_grade_4_liver_tests_is_critical_and_says_do_not_start():
+    start = context(*METASTATIC, *normal(ast=900))                                     # 22.5x, no T-DM1 before
+    (finding,) = tdm1_liver_toxicity(start)
+    assert finding.card == "hepatic-tdm1-liver-discontinue"
+    assert [item["name"] for item in finding.values["doses"][0]["results"]] == ["AST"]
+    (suggestion,) = finding.suggestions
+    assert suggestion.values["why"] == "do not start"
+    assert suggestion.actions[0].type == "delete" and suggestion.actions[0].resource_id == "MedicationRequest/draft-tdm1"
+    card = RENDERER.render(finding)
+    assert card.summary == "Grade 4 liver tests (AST 22.5× ULN) before a first T-DM1 dose: do not start"
+    assert card.suggestions[0].label == "Remove the Kadcyla order (do not start T-DM1)"
+    # The critical card speaks for this start; "weigh the risk" beside it would contradict it.
+    assert list(tdm1_start_not_studied(start)) == []
+
+
+def test_first_dose_with_the_hys_law_pattern_is_critical_and_shows_the_other_untested_values():
+    lvef = lab("lvef", 45, "%", day="2026-11-01")
+    start = context(lvef, *METASTATIC, *normal(ast=130, alt=110, bilirubin=3.0, platelets=90))   # AST 3.25x, bilirubin 2.5x
+    (finding,) = tdm1_liver_toxicity(start)
+    assert finding.card == "hepatic-tdm1-liver-discontinue"
+    (dose,) = finding.values["doses"]
+    assert dose["results"] == [] and dose["hys_law"]["transaminase"]["name"] == "AST"
+    assert [item["name"] for item in dose["not_studied"]] == ["ALT", "platelets", "LVEF"]     # AST and bilirubin: Hy's law
+    assert "Observation/lvef-45" in finding.evidence
+    assert "LVEF **45%** on 2026-11-01; not studied" in RENDERER.render(finding).detail
+    assert list(tdm1_start_not_studied(start)) == []
+
+
+@pytest.mark.parametrize("conditions, labs", [
+    (METASTATIC, normal(ast=800, bilirubin=2.4)),  # AST 20x (grade 3), bilirubin 2x: neither grade 4 nor Hy's law
+    (EARLY, normal(bilirubin=6.0)),                # 5x: the EBC table discontinues on treatment, but it is not grade 4
+])
+def test_first_dose_below_grade_4_and_hys_law_gets_only_the_untested_start_warning(conditions, labs):
+    start = context(*conditions, *labs)
+    assert list(tdm1_liver_toxicity(start)) == []
+    (finding,) = tdm1_start_not_studied(start)
+    assert finding.card == "hepatic-tdm1-not-studied"
