@@ -51,10 +51,20 @@ _Reading = Literal["residual", "none", "unknown"]
 
 def active_conditions(facts: Facts, value_set: str) -> tuple[Condition, ...]:
     """Conditions in the value set that are not recorded as inactive, resolved or in remission."""
-    return tuple(
-        c for c in facts.record.conditions
-        if _clinical_status(c) not in _INACTIVE and terminology.in_value_set(c.code, value_set)
-    )
+    return tuple(c for c in facts.record.conditions if is_active(c) and terminology.in_value_set(c.code, value_set))
+
+
+def is_active(condition: Condition) -> bool:
+    """Not recorded as inactive, resolved or in remission (a condition with no clinical status counts as active)."""
+    return clinical_status(condition) not in _INACTIVE
+
+
+def clinical_status(condition: Condition) -> str | None:
+    """The clinicalStatus code as recorded ("active", "resolved", ...); None when there is none."""
+    status = condition.clinicalStatus
+    if status is None or not status.coding:
+        return None
+    return status.coding[0].code
 
 
 def setting(facts: Facts) -> Setting:
@@ -373,10 +383,3 @@ def _her2_of(group: list[Exposure]) -> frozenset[str]:
 def _start(exposure: Exposure) -> date:
     assert exposure.start is not None  # only dated exposures are grouped
     return exposure.start
-
-
-def _clinical_status(condition: Condition) -> str | None:
-    status = condition.clinicalStatus
-    if status is None or not status.coding:
-        return None
-    return status.coding[0].code

@@ -1,5 +1,5 @@
 """Treatment toxicities recorded as Conditions (ILD/pneumonitis, peripheral neuropathy, and the acute reactions
-after which trastuzumab is stopped) with their grade when the record states one."""
+after which trastuzumab is stopped) with their grade when the record states one, and when they began and ended."""
 from __future__ import annotations
 
 import re
@@ -9,8 +9,8 @@ from typing import Any, Iterable
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
-from cds_hooks.dates import first_day
-from cds_hooks.facts.disease import active_conditions
+from cds_hooks.dates import first_day, last_day
+from cds_hooks.facts.disease import active_conditions, clinical_status, is_active
 from cds_hooks.fhir_views import Condition
 
 # The clinical reference gives no code system for toxicity grades, so a grade is read only where it is written
@@ -31,16 +31,37 @@ class Toxicity:
     grade: int | None
     # What the record says about severity when it is not a grade (e.g. "Severe"), for the card to quote.
     severity_text: str | None
-    onset: date | None
+    # The first day the recorded onset (onsetDateTime or onsetPeriod.start) can mean; None when not recorded.
+    began: date | None
+    recorded: date | None
+    # clinicalStatus as recorded; None when not recorded (then the condition counts as active).
+    status: str | None
+    active: bool
+    # The last day the recorded abatement (abatementDateTime or abatementPeriod.end) can mean; None when not recorded.
+    resolved_on: date | None
+
+    @property
+    def onset(self) -> date | None:
+        """When it happened, else the day it was charted: enough to place it before or after a drug."""
+        return self.began or self.recorded
+
+    @property
+    def days_to_resolution(self) -> int | None:
+        """Days from onset (not the day it was charted) to resolution, from the widest reading of both dates so a
+        resolution never looks quicker than it may have been; None unless both are recorded."""
+        return (self.resolved_on - self.began).days if self.began and self.resolved_on else None
 
     def card_values(self) -> dict[str, Any]:
         """What a card shows of it."""
-        return {"text": self.text, "grade": self.grade, "severity": self.severity_text, "onset": self.onset}
+        return {"text": self.text, "reference": self.reference, "grade": self.grade, "severity": self.severity_text,
+                "onset": self.onset, "began": self.began, "status": self.status, "active": self.active,
+                "resolved_on": self.resolved_on, "days_to_resolution": self.days_to_resolution}
 
 
-def active_ild(facts: Facts) -> tuple[Toxicity, ...]:
-    """Active interstitial lung disease or pneumonitis (value set `ild`), highest grade first."""
-    return _toxicities(facts.get(active_conditions, "ild"))
+def ild_episodes(facts: Facts) -> tuple[Toxicity, ...]:
+    """Interstitial lung disease or pneumonitis (value set `ild`) whatever its clinical status, highest grade first
+    (ungraded last), current before past: the labels stop the drugs permanently, so a resolved episode still counts."""
+    return _toxicities(c for c in facts.record.conditions if terminology.in_value_set(c.code, "ild"))
 
 
 def active_peripheral_neuropathy(facts: Facts) -> tuple[Toxicity, ...]:
@@ -55,8 +76,12 @@ def acute_reactions(facts: Facts) -> tuple[Toxicity, ...]:
         c for c in facts.record.conditions
         if any(terminology.in_value_set(c.code, value_set) for value_set in ACUTE_REACTIONS)
     ]
-    found = [_toxicity(c) for c in conditions if _verification(c) not in _NOT_CONFIRMED]
-    return tuple(sorted(found, key=lambda t: (t.onset is None, t.onset or date.min)))
+    return oldest_first(_toxicity(c) for c in conditions if _verification(c) not in _NOT_CONFIRMED)
+
+
+def oldest_first(toxicities: Iterable[Toxicity]) -> tuple[Toxicity, ...]:
+    """By onset, undated last."""
+    return tuple(sorted(toxicities, key=lambda t: (t.onset is None, t.onset or date.min)))
 
 
 def worst_grade(toxicities: Iterable[Toxicity]) -> int | None:
@@ -66,7 +91,7 @@ def worst_grade(toxicities: Iterable[Toxicity]) -> int | None:
 
 def _toxicities(conditions: Iterable[Condition]) -> tuple[Toxicity, ...]:
     found = [_toxicity(c) for c in conditions if _verification(c) not in _NOT_CONFIRMED]
-    return tuple(sorted(found, key=lambda t: t.grade or 0, reverse=True))
+    return tuple(sorted(found, key=lambda t: (t.grade or 0, t.active), reverse=True))
 
 
 def _toxicity(condition: Condition) -> Toxicity:
@@ -80,7 +105,13 @@ def _toxicity(condition: Condition) -> Toxicity:
         reference=f"Condition/{condition.id}",
         grade=max(grades) if grades else None,
         severity_text=_text(severity) if severity is not None and _grade(severity) is None else None,
-        onset=first_day(condition.onsetDateTime or condition.recordedDate),
+        began=first_day(condition.onsetDateTime or (condition.onsetPeriod.start if condition.onsetPeriod else None)),
+        recorded=first_day(condition.recordedDate),
+        status=clinical_status(condition),
+        active=is_active(condition),
+        resolved_on=last_day(
+            condition.abatementDateTime or (condition.abatementPeriod.end if condition.abatementPeriod else None)
+        ),
     )
 
 

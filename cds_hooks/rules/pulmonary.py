@@ -1,11 +1,15 @@
 """Lung toxicity and the reactions that stop trastuzumab (clinical reference Part B3, rules 31-33): ILD and
-pneumonitis with T-DXd or T-DM1; for trastuzumab, interstitial pneumonitis, ARDS, anaphylaxis or angioedema."""
+pneumonitis with T-DXd or T-DM1, past episodes included, and the T-DXd dose after a resolved grade 1 episode; for
+trastuzumab, interstitial pneumonitis, ARDS, anaphylaxis or angioedema."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from datetime import date
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 from cds_hooks import terminology
-from cds_hooks.facts.toxicity import active_ild, acute_reactions, worst_grade
+from cds_hooks.facts.dosing import dose_written, last_given_day, previous_levels
+from cds_hooks.facts.therapy import planned_period
+from cds_hooks.facts.toxicity import Toxicity, acute_reactions, ild_episodes, oldest_first, worst_grade
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.rules.base import Finding, RuleContext, listed, rule
 from cds_hooks.rules.proposals import remove_drafts
@@ -16,6 +20,20 @@ TDM1 = "ado_trastuzumab_emtansine"
 TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
 DISCONTINUE_CARD = "pulmonary-trastuzumab-discontinue"
 UNDATED_CARD = "pulmonary-trastuzumab-reaction-undated"
+RESUMPTION_CARD = "pulmonary-tdxd-resumption-after-grade-1-ild"
+# Rule 31: grade >= 2 stops T-DXd for good, grade 1 interrupts it; after grade 1, the same dose if it resolved
+# within 28 days, else one level lower.
+DISCONTINUE_FROM_GRADE = 2
+SAME_DOSE_WITHIN_DAYS = 28
+
+TdxdAction = Literal["discontinue", "ungraded", "interrupt"]
+# In order of precedence, what an episode asks of the next T-DXd dose. An ungraded episode may have been grade 2 or
+# worse, so it holds T-DXd until graded, past or not; a past grade 1 episode asks nothing (T-DXd may resume).
+_TDXD_ACTIONS: tuple[tuple[TdxdAction, Callable[[Toxicity], bool]], ...] = (
+    ("discontinue", lambda t: t.grade is not None and t.grade >= DISCONTINUE_FROM_GRADE),
+    ("ungraded", lambda t: t.grade is None),
+    ("interrupt", lambda t: t.active),
+)
 
 
 # One rule per drug, as their label actions differ: with both drafted, each gets its own card.
@@ -32,13 +50,73 @@ _GRADE_READ = (
     hooks=ORDER_HOOKS,
     cards=("pulmonary-tdxd-ild",),
     trigger=(
-        "A drafted fam-trastuzumab deruxtecan while an active, not refuted Condition in the ILD/pneumonitis value set "
-        "is recorded."
+        "A drafted fam-trastuzumab deruxtecan while a not refuted Condition in the ILD/pneumonitis value set is "
+        "recorded: active at any grade, or past (inactive, resolved, remission) at grade >= 2 or without a grade."
     ),
-    thresholds=f"Any active ILD/pneumonitis: grade 1 interrupt, grade >= 2 permanently discontinue; {_GRADE_READ}.",
+    thresholds=(
+        f"Grade >= 2, current or past: permanently discontinue; no grade (possibly >= 2): do not give until graded; "
+        f"active grade 1: interrupt; {_GRADE_READ}."
+    ),
 )
 def tdxd_ild(context: RuleContext) -> Iterator[Finding]:
-    yield from _ild_finding(context, TDXD, "pulmonary-tdxd-ild")
+    orders = context.focus_orders_of({TDXD})
+    episodes = context.facts.get(ild_episodes) if orders else ()
+    decision = _tdxd_decision(episodes)
+    if decision is not None:
+        action, deciding = decision
+        yield Finding(
+            card="pulmonary-tdxd-ild",
+            values={**_ild_values(episodes, orders), "action": action, "deciding": deciding.card_values()},
+            suggestions=remove_drafts(orders),
+            evidence=_evidence(orders, episodes),
+        )
+
+
+@rule(
+    id="pulmonary.tdxd-resumption-after-grade-1-ild",
+    numbers=(31,),
+    title="T-DXd resumed after a grade 1 ILD or pneumonitis that took over 28 days to resolve, or whose dates are missing",
+    hooks=ORDER_HOOKS,
+    cards=(RESUMPTION_CARD,),
+    trigger=(
+        "A drafted fam-trastuzumab deruxtecan when every not refuted ILD/pneumonitis Condition is grade 1 and "
+        "inactive, resolved or in remission, no T-DXd dose is recorded after the latest one resolved (or began, when "
+        "its resolution is undated), and it took more than 28 days from onset to resolution or either date is missing."
+    ),
+    thresholds=(
+        "Resolved within 28 days of onset: same dose, no card; later: reduce one level (5.4 -> 4.4 -> 3.2 mg/kg -> "
+        "discontinue). Onset from onsetDateTime or onsetPeriod.start, resolution from abatementDateTime or "
+        "abatementPeriod.end, partial dates read at their widest."
+    ),
+)
+def tdxd_resumption_after_grade_1_ild(context: RuleContext) -> Iterator[Finding]:
+    orders = context.focus_orders_of({TDXD})
+    episodes = context.facts.get(ild_episodes) if orders else ()
+    if not episodes or _tdxd_decision(episodes) is not None:
+        return
+    # An undated episode may be the latest: the dose cannot be judged from an older one.
+    latest = max(episodes, key=lambda t: t.onset or date.max)
+    days = latest.days_to_resolution
+    if days is not None and days <= SAME_DOSE_WITHIN_DAYS:
+        return
+    # Only the first dose after the episode chooses the level; later doses keep it (rule 4, dosing.tdxd-dose).
+    since = latest.resolved_on or latest.onset
+    given = context.facts.get(last_given_day, TDXD, date.max)
+    if since is not None and given is not None and given > since:
+        return
+    start = min(planned_period(order, context.as_of)[0] for order in orders)
+    levels = context.facts.get(previous_levels, TDXD, start)
+    yield Finding(
+        card=RESUMPTION_CARD,
+        values={
+            "orders": listed(orders),
+            "ordered": [{"order": order.text, "dose": dose_written(order)} for order in orders],
+            "episode": latest.card_values(),
+            "same_dose_within_days": SAME_DOSE_WITHIN_DAYS,
+            "last_level": {"mg_per_kg": levels[-1].mg_per_kg, "day": levels[-1].day} if levels else None,
+        },
+        evidence=_evidence(orders, (latest,)),
+    )
 
 
 @rule(
@@ -48,25 +126,36 @@ def tdxd_ild(context: RuleContext) -> Iterator[Finding]:
     hooks=ORDER_HOOKS,
     cards=("pulmonary-tdm1-ild",),
     trigger=(
-        "A drafted ado-trastuzumab emtansine while an active, not refuted Condition in the ILD/pneumonitis value set "
-        "is recorded."
+        "A drafted ado-trastuzumab emtansine while a not refuted Condition in the ILD/pneumonitis value set is "
+        "recorded, whatever its clinical status (a resolved episode still rules T-DM1 out)."
     ),
-    thresholds=f"Any active ILD/pneumonitis: permanently discontinue; {_GRADE_READ}.",
+    thresholds=f"Any ILD/pneumonitis, current or past: permanently discontinue; {_GRADE_READ}.",
 )
 def tdm1_ild(context: RuleContext) -> Iterator[Finding]:
-    yield from _ild_finding(context, TDM1, "pulmonary-tdm1-ild")
-
-
-def _ild_finding(context: RuleContext, drug: str, card: str) -> Iterator[Finding]:
-    orders = context.focus_orders_of({drug})
-    ild = context.facts.get(active_ild) if orders else ()
-    if ild:
+    orders = context.focus_orders_of({TDM1})
+    episodes = context.facts.get(ild_episodes) if orders else ()
+    if episodes:
         yield Finding(
-            card=card,
-            values={"conditions": [t.card_values() for t in ild], "grade": worst_grade(ild), "orders": listed(orders)},
+            card="pulmonary-tdm1-ild",
+            values={**_ild_values(episodes, orders), "all_past": not any(t.active for t in episodes),
+                    "deciding": episodes[0].card_values()},
             suggestions=remove_drafts(orders),
-            evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in ild})),
+            evidence=_evidence(orders, episodes),
         )
+
+
+def _tdxd_decision(episodes: Sequence[Toxicity]) -> tuple[TdxdAction, Toxicity] | None:
+    """What the episodes ask of the next T-DXd dose, and the episode that asks it (the first so asking, highest grade
+    first); None when they ask nothing."""
+    return next(((action, t) for action, asks in _TDXD_ACTIONS for t in episodes if asks(t)), None)
+
+
+def _ild_values(episodes: Sequence[Toxicity], orders: Sequence[Any]) -> dict[str, Any]:
+    return {"conditions": [t.card_values() for t in episodes], "grade": worst_grade(episodes), "orders": listed(orders)}
+
+
+def _evidence(orders: Sequence[Any], toxicities: Sequence[Toxicity]) -> tuple[str, ...]:
+    return tuple(sorted({order.reference for order in orders} | {t.reference for t in toxicities}))
 
 
 @rule(
@@ -77,23 +166,26 @@ def _ild_finding(context: RuleContext, drug: str, card: str) -> Iterator[Finding
     cards=(DISCONTINUE_CARD, UNDATED_CARD),
     trigger=(
         "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo) while an active, not refuted ILD/pneumonitis "
-        "Condition is recorded, or an anaphylaxis, angioedema or ARDS Condition (any clinical status, not refuted) "
-        "dated on or after the first trastuzumab on record. Such a reaction without a date, for a patient given "
-        "trastuzumab before, gets a card asking whether it followed trastuzumab."
+        "Condition is recorded, or an anaphylaxis, angioedema or ARDS Condition (any clinical status, not refuted) or "
+        "a past (inactive, resolved, remission) ILD/pneumonitis dated on or after the first trastuzumab on record. "
+        "Such a reaction or past episode without a date, for a patient given trastuzumab before, gets a card asking "
+        "whether it followed trastuzumab."
     ),
     thresholds=(
-        "Reaction date: onsetDateTime, else recordedDate; a reaction dated before the first trastuzumab predates it and "
-        "does not fire."
+        "Reaction date: onsetDateTime or onsetPeriod.start, else recordedDate; a reaction dated before the first "
+        "trastuzumab predates it and does not fire."
     ),
 )
 def trastuzumab_discontinuation(context: RuleContext) -> Iterator[Finding]:
     orders = context.focus_orders_of(TRASTUZUMAB_PRODUCTS)
     if not orders:
         return
-    ild = context.facts.get(active_ild)
+    episodes = context.facts.get(ild_episodes)
+    ild = [t for t in episodes if t.active]
     starts = [e.start for e in context.facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS and e.start is not None]
     first = min(starts, default=None)
-    reactions = context.facts.get(acute_reactions)
+    # A past episode, like an acute reaction, stops trastuzumab when it happened on trastuzumab.
+    reactions = oldest_first((*context.facts.get(acute_reactions), *(t for t in episodes if not t.active)))
     after = [r for r in reactions if first is not None and r.onset is not None and r.onset >= first]
     undated = [r for r in reactions if r.onset is None]
     values: dict[str, Any] = {"orders": listed(orders), "first_trastuzumab": first}
@@ -103,11 +195,11 @@ def trastuzumab_discontinuation(context: RuleContext) -> Iterator[Finding]:
             values={**values, "ild": [t.card_values() for t in ild], "reactions": [t.card_values() for t in after],
                     "undated": [t.card_values() for t in undated]},
             suggestions=remove_drafts(orders),
-            evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in (*ild, *after)})),
+            evidence=_evidence(orders, (*ild, *after)),
         )
     elif undated and first is not None:
         yield Finding(
             card=UNDATED_CARD,
             values={**values, "undated": [t.card_values() for t in undated]},
-            evidence=tuple(sorted({order.reference for order in orders} | {t.reference for t in undated})),
+            evidence=_evidence(orders, undated),
         )

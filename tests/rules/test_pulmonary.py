@@ -1,8 +1,11 @@
-"""Rules 31-33: ILD/pneumonitis with T-DXd or T-DM1, one rule and card per drug; trastuzumab after ILD, ARDS, anaphylaxis or
-angioedema."""
+"""Rules 31-33: ILD/pneumonitis with T-DXd or T-DM1, one rule and card per drug, past episodes included; the T-DXd dose
+after a resolved grade 1 episode; trastuzumab after ILD, ARDS, anaphylaxis or angioedema."""
 from __future__ import annotations
 
-from cds_hooks.rules.pulmonary import tdm1_ild, tdxd_ild, trastuzumab_discontinuation
+import pytest
+
+from cds_hooks.render import CardRenderer
+from cds_hooks.rules.pulmonary import tdm1_ild, tdxd_ild, tdxd_resumption_after_grade_1_ild, trastuzumab_discontinuation
 
 from .test_hepatic import RX, SCT, TDM1_DRAFT, context
 
@@ -10,6 +13,7 @@ ILD = {"resourceType": "Condition", "id": "ild", "subject": {"reference": "Patie
        "clinicalStatus": {"coding": [{"code": "active"}]},
        "code": {"coding": [{"system": SCT, "code": "233703007"}]},
        "stage": [{"summary": {"text": "Grade 1"}}]}
+RENDERER = CardRenderer.load()
 PRIOR_TRASTUZUMAB = {"resourceType": "MedicationAdministration", "id": "h1", "status": "completed", "subject": {"reference": "Patient/p"},
                      "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}]}, "effectiveDateTime": "2026-06-01"}
 
@@ -29,6 +33,20 @@ TDXD = draft("tdxd", {"coding": [{"system": RX, "code": "2267576"}], "text": "En
 PHESGO = draft("phesgo", {"text": "Phesgo"})
 HERCEPTIN = draft("herceptin", {"coding": [{"system": RX, "code": "224905"}], "text": "Herceptin"})
 PERTUZUMAB = draft("pertuzumab", {"coding": [{"system": RX, "code": "1298944"}]})
+HERZUMA = draft("herzuma", {"coding": [{"system": RX, "code": "2107053"}], "text": "Herzuma"})
+
+
+def episode(eid, grade="Grade 1", status="resolved", verification="confirmed", code="233703007", **dates):
+    """An ILD (233703007) or pneumonitis (205237003) Condition; `dates` are onset/abatement elements."""
+    condition = {"resourceType": "Condition", "id": eid, "subject": {"reference": "Patient/p"},
+                 "clinicalStatus": {"coding": [{"code": status}]}, "verificationStatus": {"coding": [{"code": verification}]},
+                 "code": {"coding": [{"system": SCT, "code": code}], "text": f"Pneumonitis {eid}"}, **dates}
+    return {**condition, "stage": [{"summary": {"text": grade}}]} if grade else condition
+
+
+def rendered(finding):
+    card = RENDERER.render(finding)
+    return card.summary, card.detail
 
 
 def test_each_conjugate_gets_its_own_card():
@@ -71,3 +89,98 @@ def test_an_undated_reaction_asks_only_when_trastuzumab_was_given():
     (finding,) = trastuzumab_discontinuation(context(PRIOR_TRASTUZUMAB, reaction("41291007"), drafts=(HERCEPTIN,)))
     assert finding.card == "pulmonary-trastuzumab-reaction-undated" and finding.suggestions == ()
     assert list(trastuzumab_discontinuation(context(reaction("41291007"), drafts=(HERCEPTIN,)))) == []
+
+
+@pytest.mark.parametrize("grade, action", [("Grade 2", "discontinue"), ("Grade 3", "discontinue"), (None, "ungraded")])
+def test_tdxd_after_a_resolved_grade_2_or_ungraded_episode_is_not_given(grade, action):
+    past = episode("past", grade, onsetDateTime="2026-06-01", abatementDateTime="2026-08-03")
+    (finding,) = tdxd_ild(context(past, drafts=(TDXD,)))
+    assert finding.card == "pulmonary-tdxd-ild" and finding.values["action"] == action
+    summary, detail = rendered(finding)
+    assert "past episode, ended 2026-08-03" in summary
+    assert "past episode** (onset 2026-06-01, ended 2026-08-03, recorded as resolved)" in detail
+
+
+@pytest.mark.parametrize("status", ["inactive", "resolved", "remission"])
+def test_tdxd_after_a_past_grade_1_episode_gets_no_stop_card(status):
+    assert list(tdxd_ild(context(episode("past", "Grade 1", status), drafts=(TDXD,)))) == []
+
+
+def test_an_ungraded_episode_beside_a_grade_1_one_may_be_grade_2():
+    mixed = context(episode("ild", "Grade 1", "active"), episode("pneu", None, "active", code="205237003"), drafts=(TDXD,))
+    (finding,) = tdxd_ild(mixed)
+    assert finding.values["action"] == "ungraded" and finding.values["grade"] == 1
+    summary, detail = rendered(finding)
+    assert "grade not recorded" in summary and "interrupt" not in summary
+    assert "The grade is not recorded: do not give" in detail
+
+
+def test_a_grade_2_episode_decides_over_ungraded_and_grade_1_ones():
+    (finding,) = tdxd_ild(context(episode("g1", "Grade 1", "active"), episode("none", None, "active"),
+                                  episode("g2", "Grade 2", "resolved"), drafts=(TDXD,)))
+    assert finding.values["action"] == "discontinue" and finding.values["grade"] == 2
+    (finding,) = tdxd_ild(context(episode("g1", "Grade 1", "active"), drafts=(TDXD,)))
+    assert finding.values["action"] == "interrupt"
+
+
+def test_tdm1_after_any_past_episode_is_discontinued():
+    past = episode("past", "Grade 1", "resolved", onsetDateTime="2026-06-01", abatementDateTime="2026-06-20")
+    (finding,) = tdm1_ild(context(past))
+    assert finding.card == "pulmonary-tdm1-ild"
+    summary, detail = rendered(finding)
+    assert "past episode, ended 2026-06-20" in summary
+    assert "past episode** (onset 2026-06-01, ended 2026-06-20, recorded as resolved)" in detail
+
+
+def test_refuted_or_entered_in_error_episodes_are_ignored():
+    wrong = (episode("refuted", "Grade 2", "resolved", "refuted"), episode("error", None, "active", "entered-in-error"))
+    for ild_rule, drafts in ((tdxd_ild, (TDXD,)), (tdm1_ild, (TDM1_DRAFT,)), (trastuzumab_discontinuation, (HERZUMA,))):
+        assert list(ild_rule(context(PRIOR_TRASTUZUMAB, *wrong, drafts=drafts))) == []
+
+
+def test_trastuzumab_after_a_resolved_pneumonitis_that_followed_it_is_discontinued():
+    past = episode("past", None, code="205237003", onsetDateTime="2026-07-01", abatementDateTime="2026-08-01")
+    (finding,) = trastuzumab_discontinuation(context(PRIOR_TRASTUZUMAB, past, drafts=(HERZUMA,)))
+    assert finding.card == "pulmonary-trastuzumab-discontinue"
+    assert [r["reference"] for r in finding.values["reactions"]] == ["Condition/past"]
+    summary, detail = rendered(finding)
+    assert "Pneumonitis past on 2026-07-01 (past episode, ended 2026-08-01)" in summary
+    assert "(past episode, ended 2026-08-01, recorded as resolved)" in detail
+
+
+def test_trastuzumab_after_a_past_pneumonitis_before_it_or_undated():
+    before = episode("before", onsetDateTime="2020-01-01", abatementDateTime="2020-02-01")
+    assert list(trastuzumab_discontinuation(context(PRIOR_TRASTUZUMAB, before, drafts=(HERZUMA,)))) == []
+    (finding,) = trastuzumab_discontinuation(context(PRIOR_TRASTUZUMAB, episode("undated"), drafts=(HERZUMA,)))
+    assert finding.card == "pulmonary-trastuzumab-reaction-undated"
+    assert "Pneumonitis undated" in rendered(finding)[1]
+
+
+PRIOR_TDXD = {"resourceType": "MedicationAdministration", "id": "tdxd-given", "status": "completed", "subject": {"reference": "Patient/p"},
+              "medicationCodeableConcept": {"coding": [{"system": RX, "code": "2267576"}]}, "effectiveDateTime": "2026-08-01",
+              "dosage": {"dose": {"value": 5.4, "unit": "mg/kg", "system": "http://unitsofmeasure.org", "code": "mg/kg"}}}
+
+
+def test_tdxd_after_a_grade_1_episode_that_took_over_28_days_to_resolve_is_reduced():
+    slow = episode("slow", onsetDateTime="2026-09-01", abatementDateTime="2026-10-20")
+    (finding,) = tdxd_resumption_after_grade_1_ild(context(PRIOR_TDXD, slow, drafts=(TDXD,)))
+    assert finding.card == "pulmonary-tdxd-resumption-after-grade-1-ild"
+    assert finding.values["episode"]["days_to_resolution"] == 49
+    assert finding.values["last_level"]["mg_per_kg"] == 5.4
+    summary, detail = rendered(finding)
+    assert "49 days" in summary and "reduce one dose level" in detail
+
+
+def test_tdxd_after_a_grade_1_episode_with_no_resolution_date_asks_for_it():
+    undated = episode("undated", onsetDateTime="2026-09-01")
+    (finding,) = tdxd_resumption_after_grade_1_ild(context(undated, drafts=(TDXD,)))
+    assert finding.values["episode"]["days_to_resolution"] is None and finding.values["last_level"] is None
+    assert "not recorded" in rendered(finding)[0]
+
+
+def test_no_resumption_card_within_28_days_once_resumed_or_when_the_stop_card_speaks():
+    quick = episode("quick", onsetDateTime="2026-09-01", abatementDateTime="2026-09-29")
+    slow = episode("slow", onsetDateTime="2026-09-01", abatementDateTime="2026-10-20")
+    resumed = {**PRIOR_TDXD, "id": "resumed", "effectiveDateTime": "2026-11-01"}
+    for resources in ((quick,), (slow, resumed), (slow, episode("now", status="active")), (slow, episode("g2", "Grade 2"))):
+        assert list(tdxd_resumption_after_grade_1_ild(context(*resources, drafts=(TDXD,)))) == []
