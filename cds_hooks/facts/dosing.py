@@ -54,6 +54,11 @@ class WeightBasedDose:
     # The weight the mg/kg was computed from, or that an mg/kg order will be computed with; None if none.
     weight: BodySize | None
 
+    @property
+    def converted_from_mg(self) -> bool:
+        """Ordered in mg, so the mg/kg is a quotient of a dose that may have been rounded to vials."""
+        return self.ordered.unit == "mg"
+
     def describe(self) -> str:
         if self.ordered.unit == "mg/kg":
             return self.ordered.describe()
@@ -79,6 +84,20 @@ class DoseLevel:
     reference: str
     day: date
     mg_per_kg: float
+    # Recorded in mg and divided by that day's weight (see WeightBasedDose.converted_from_mg).
+    converted_from_mg: bool
+
+
+@dataclass(frozen=True)
+class LastDoseDay:
+    """The day of the last dose of an ingredient, and the record that dates it."""
+
+    day: date
+    # True: a dose given that day (administration, single-date statement). False: no dose given is recorded, and
+    # the day is the recorded end of a statement's or request's period: the therapy stopped then, so the last
+    # dose was on or before it.
+    given: bool
+    source: str
 
 
 def ordered_dose(order: DraftOrder) -> OrderedDose | None:
@@ -169,14 +188,29 @@ def previous_levels(facts: Facts, ingredient: str, before: date) -> tuple[DoseLe
     for dose in facts.get(recorded_doses):
         if ingredient in dose.ingredients and dose.day is not None and dose.day < before:
             if (mg_per_kg := _mg_per_kg(facts, dose)) is not None:
-                levels.append(DoseLevel(dose.reference, dose.day, mg_per_kg))
+                levels.append(DoseLevel(dose.reference, dose.day, mg_per_kg, dose.unit == "mg"))
     return tuple(levels)
 
 
-def last_given_day(facts: Facts, ingredient: str, before: date) -> date | None:
-    """The newest day a dose of the ingredient was given (administration or single-date statement) before `before`."""
-    days = [d.day for d in facts.get(recorded_doses) if ingredient in d.ingredients and d.given and d.day and d.day < before]
-    return max(days, default=None)
+def last_dose_day(facts: Facts, ingredient: str, before: date) -> LastDoseDay | None:
+    """The last dose of the ingredient before `before`, from the best evidence the record has: the newest dose given
+    (administration or single-date statement), else the newest recorded end of its therapy (`Exposure.last_dose` of
+    a statement or request; EHRs that send no administrations often record only that), unless a later therapy of the
+    ingredient started after it. None when neither is dated."""
+    given = [(d.day, d.reference) for d in facts.get(recorded_doses)
+             if ingredient in d.ingredients and d.given and d.day is not None and d.day < before]
+    if given:
+        day, source = max(given)
+        return LastDoseDay(day, True, source)
+    ended = [(e.last_dose, e.source) for e in facts.exposures
+             if ingredient in e.ingredients and e.last_dose is not None and e.last_dose < before]
+    if ended:
+        day, source = max(ended)
+        # A therapy of the ingredient that started after that end (the next order or statement) continued it, and
+        # the record does not date its doses: the end no longer dates the last dose.
+        if not any(ingredient in e.ingredients and e.start is not None and day < e.start < before for e in facts.exposures):
+            return LastDoseDay(day, False, source)
+    return None
 
 
 def _recorded(medication: MedicationRecord) -> RecordedDose | None:

@@ -91,11 +91,16 @@ def last_dose_of(found: Iterable[Exposure]) -> LastDose | None:
 
 
 def started_before(found: Iterable[Exposure], ingredient: str, day: date) -> bool:
-    """Whether the ingredient is recorded as started before `day`, i.e. an order for `day` continues or restarts it.
+    """Whether the ingredient is recorded as started before `day`, i.e. an order for `day` continues or restarts it."""
+    return bool(exposures_started_before(found, ingredient, day))
+
+
+def exposures_started_before(found: Iterable[Exposure], ingredient: str, day: date) -> tuple[Exposure, ...]:
+    """The exposures to the ingredient that started before `day`.
 
     An undated record counts as before: it cannot show that this is the first dose.
     """
-    return any(ingredient in e.ingredients and (e.start is None or e.start < day) for e in found)
+    return tuple(e for e in found if ingredient in e.ingredients and (e.start is None or e.start < day))
 
 
 def planned_period(order: DraftOrder, as_of: date) -> tuple[date, date | None]:

@@ -7,11 +7,13 @@ from typing import Any, Iterator, Mapping
 
 from cds_hooks import terminology
 from cds_hooks.facts.dosing import (
+    DoseLevel,
     DoseUnit,
+    LastDoseDay,
     WeightBasedDose,
     draft_doses,
     dose_written,
-    last_given_day,
+    last_dose_day,
     last_recorded_weight,
     order_day,
     order_route,
@@ -19,7 +21,7 @@ from cds_hooks.facts.dosing import (
     ordered_dose,
     previous_levels,
 )
-from cds_hooks.facts.therapy import planned_period, started_before
+from cds_hooks.facts.therapy import exposures_started_before, planned_period, started_before
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
@@ -53,9 +55,13 @@ SUBSTITUTION_PATTERNS: Mapping[str, tuple[tuple[float, str], ...]] = {
     TRASTUZUMAB: ((3.6, TDM1),),
     TDXD: ((3.6, TDM1),),
 }
-# A dose computed from mg and weight is rounded to vials: within 5% of a label level counts as that level.
-# Local pharmacy policy, not a label figure; the T-DM1 maximum (rule 2) is applied without it.
-DOSE_ROUNDING = 0.05
+# A weight-based dose ordered or recorded in mg was computed from mg/kg and rounded to vials, so within 5% of a label
+# level (or of a recorded level) counts as that level: local pharmacy policy, not a label figure. Nothing rounds a
+# dose written in mg/kg or a fixed dose (pertuzumab): those must be the level itself. `_allowance` chooses for mg/kg
+# doses; the T-DM1 maximum (rule 2) has no allowance in either unit.
+VIAL_ROUNDING = 0.05
+# A relative difference that is only binary floating point, not a different dose.
+FLOAT_NOISE = 1e-9
 
 
 # --- rule 1 ---------------------------------------------------------------------------------------
@@ -72,7 +78,10 @@ DOSE_ROUNDING = 0.05
         "T-DXd draft while a trastuzumab product is drafted too or still active; or a dose that belongs to another "
         "product (T-DM1 at 4/6/8 or 5.4 mg/kg, trastuzumab or T-DXd at 3.6 mg/kg)."
     ),
-    thresholds="Dose patterns within 5% (vial rounding); mg converted with the latest weight within weight_lookback_days.",
+    thresholds=(
+        "Dose patterns exact for doses written in mg/kg, within 5% for mg converted with the latest weight within "
+        "weight_lookback_days (vial rounding)."
+    ),
 )
 def product_identity(context: RuleContext) -> Iterator[Finding]:
     orders = []
@@ -166,7 +175,8 @@ def _substitution_dose(context: RuleContext, order: DraftOrder) -> tuple[WeightB
     dose = context.facts.get(draft_doses).get(order.reference)
     if dose is None:
         return None
-    other = next((product for level, product in SUBSTITUTION_PATTERNS[agent] if _near(dose.mg_per_kg, level)), None)
+    allowance = _allowance(dose)
+    other = next((product for level, product in SUBSTITUTION_PATTERNS[agent] if _near(dose.mg_per_kg, level, allowance)), None)
     return (dose, agent, other) if other else None
 
 
@@ -180,14 +190,14 @@ def _substitution_dose(context: RuleContext, order: DraftOrder) -> tuple[WeightB
     hooks=ORDER_HOOKS,
     cards=("dosing-tdm1-overdose",),
     trigger="A T-DM1 draft above 3.6 mg/kg (ordered in mg/kg, or mg divided by the latest weight).",
-    thresholds="> 3.6 mg/kg, no rounding allowance; weight within weight_lookback_days of the order date.",
+    thresholds="> 3.6 mg/kg, no rounding allowance in either unit; weight within weight_lookback_days of the order date.",
 )
 def tdm1_maximum_dose(context: RuleContext) -> Iterator[Finding]:
     over = []
     for order in _orders_of(context, TDM1):
         dose = context.facts.get(draft_doses).get(order.reference)
         # Also when rule 1 reads the dose as another product's: the overdose is a separate, certain harm.
-        if dose is not None and round(dose.mg_per_kg, 2) > TDM1_MAX:
+        if dose is not None and _exceeds_tdm1_maximum(dose):
             over.append((order, dose))
     if not over:
         return
@@ -208,19 +218,22 @@ def tdm1_maximum_dose(context: RuleContext) -> Iterator[Finding]:
     hooks=ORDER_HOOKS,
     cards=("dosing-tdm1-reduction",),
     trigger="A T-DM1 draft above the lowest level given or prescribed before (after a reduction below 3.6), or below 2.4 mg/kg.",
-    thresholds="Ladder 3.6 -> 3.0 -> 2.4 mg/kg, then discontinue; no re-escalation; levels within 5%.",
+    thresholds=(
+        "Ladder 3.6 -> 3.0 -> 2.4 mg/kg, then discontinue; no re-escalation; exact for doses written in mg/kg, within 5% "
+        "when the draft or the recorded level was in mg (vial rounding)."
+    ),
 )
 def tdm1_dose_reduction(context: RuleContext) -> Iterator[Finding]:
     orders, suggestions = [], []
     for order in _orders_of(context, TDM1):
         dose = context.facts.get(draft_doses).get(order.reference)
-        if dose is None or round(dose.mg_per_kg, 2) > TDM1_MAX or _substitution_dose(context, order) is not None:
+        if dose is None or _exceeds_tdm1_maximum(dose) or _substitution_dose(context, order) is not None:
             continue
         reduced = _reduced_to(context, order, TDM1, TDM1_MAX)
-        if reduced is not None and dose.mg_per_kg > reduced[0] * (1 + DOSE_ROUNDING):
-            orders.append(_dose_values(order, dose) | {"problem": "re-escalation", "reduced_to": reduced[0], "reduced_on": reduced[1]})
-            suggestions.append(_set_dose(order, reduced[0], "mg/kg", recommended=True))
-        elif dose.mg_per_kg < TDM1_LOWEST * (1 - DOSE_ROUNDING):
+        if reduced is not None and _re_escalated(dose, reduced):
+            orders.append(_dose_values(order, dose) | _reduction_values(reduced))
+            suggestions.append(_set_dose(order, reduced.mg_per_kg, "mg/kg", recommended=True))
+        elif dose.mg_per_kg < TDM1_LOWEST * (1 - _allowance(dose)):
             orders.append(_dose_values(order, dose) | {"problem": "below-lowest"})
             suggestions.append(remove_draft(order))
     if orders:
@@ -238,7 +251,10 @@ def tdm1_dose_reduction(context: RuleContext) -> Iterator[Finding]:
     hooks=ORDER_HOOKS,
     cards=("dosing-tdxd-dose",),
     trigger="A T-DXd draft not at 5.4, 4.4 or 3.2 mg/kg (6.4 mg/kg named as the gastric dose), or above a level reduced to before.",
-    thresholds="Breast 5.4 mg/kg q3w; reductions 4.4 -> 3.2 -> discontinue; no re-escalation; levels within 5%.",
+    thresholds=(
+        "Breast 5.4 mg/kg q3w; reductions 4.4 -> 3.2 -> discontinue; no re-escalation; exact for doses written in mg/kg, "
+        "within 5% when the draft or the recorded level was in mg (vial rounding)."
+    ),
 )
 def tdxd_dose(context: RuleContext) -> Iterator[Finding]:
     orders, suggestions = [], []
@@ -247,13 +263,13 @@ def tdxd_dose(context: RuleContext) -> Iterator[Finding]:
         if dose is None or _substitution_dose(context, order) is not None:
             continue
         reduced = _reduced_to(context, order, TDXD, TDXD_BREAST_LEVELS[0])
-        if reduced is not None and dose.mg_per_kg > reduced[0] * (1 + DOSE_ROUNDING):
-            orders.append(_dose_values(order, dose) | {"problem": "re-escalation", "reduced_to": reduced[0], "reduced_on": reduced[1]})
-            suggestions.append(_set_dose(order, reduced[0], "mg/kg", recommended=True))
-        elif _near(dose.mg_per_kg, TDXD_GASTRIC):
+        if reduced is not None and _re_escalated(dose, reduced):
+            orders.append(_dose_values(order, dose) | _reduction_values(reduced))
+            suggestions.append(_set_dose(order, reduced.mg_per_kg, "mg/kg", recommended=True))
+        elif _near(dose.mg_per_kg, TDXD_GASTRIC, _allowance(dose)):
             orders.append(_dose_values(order, dose) | {"problem": "gastric"})
             suggestions.append(_set_dose(order, TDXD_BREAST_LEVELS[0], "mg/kg", recommended=True))
-        elif _level(dose.mg_per_kg, TDXD_BREAST_LEVELS) is None:
+        elif _level(dose.mg_per_kg, TDXD_BREAST_LEVELS, _allowance(dose)) is None:
             # Which level was meant is unknown, so no corrected dose is offered.
             orders.append(_dose_values(order, dose) | {"problem": "not-a-level"})
     if orders:
@@ -275,7 +291,11 @@ def tdxd_dose(context: RuleContext) -> Iterator[Finding]:
         "does not fit its dose, a maintenance dose with no earlier trastuzumab or after a dose missed by more than "
         "a week, or a loading dose when the last dose was on time."
     ),
-    thresholds="Levels within 5%; missed = more than interval + 7 days since the last recorded dose (label wording to verify).",
+    thresholds=(
+        "Levels exact for doses written in mg/kg, within 5% for mg converted with the weight (vial rounding); missed = "
+        "more than interval + 7 days since the last dose given, else since the recorded end of the therapy (label "
+        "wording to verify); a loading dose is questioned only from a dose given."
+    ),
 )
 def trastuzumab_schedule(context: RuleContext) -> Iterator[Finding]:
     orders, suggestions = [], []
@@ -295,30 +315,68 @@ def trastuzumab_schedule(context: RuleContext) -> Iterator[Finding]:
 
 def _trastuzumab_issues(context: RuleContext, order: DraftOrder, dose: WeightBasedDose) -> tuple[list[str], float | None]:
     """What does not fit the label schedules, and the loading dose to suggest when a re-load is due."""
-    level = _level(dose.mg_per_kg, tuple(TRASTUZUMAB_SCHEDULES))
-    if level is None:
+    schedule = _trastuzumab_level(dose)
+    if schedule is None:
         return [f"{dose.mg_per_kg:g} mg/kg is none of 8, 6, 4 or 2 mg/kg"], None
-    phase, interval = TRASTUZUMAB_SCHEDULES[level]
+    level, phase, interval = schedule
     issues = []
     ordered_interval = dose.ordered.interval_days
     if ordered_interval is not None and ordered_interval != interval:
         issues.append(f"{level:g} mg/kg belongs to the {_schedule_name(interval)} schedule, but the order repeats every {ordered_interval} days")
     start, _ = planned_period(order, context.as_of)
     earlier = started_before(context.facts.exposures, TRASTUZUMAB, start)
-    last = context.facts.get(last_given_day, TRASTUZUMAB, start)
-    late = last is not None and (start - last).days > interval + MISSED_DOSE_GRACE_DAYS
+    last = context.facts.get(last_dose_day, TRASTUZUMAB, start)
+    late = last is not None and (start - last.day).days > interval + MISSED_DOSE_GRACE_DAYS
     reload_to = None
     if phase == "maintenance" and not earlier:
         issues.append(f"no earlier trastuzumab is on record: a first dose is the loading dose ({TRASTUZUMAB_LOADING[interval]:g} mg/kg)")
         reload_to = TRASTUZUMAB_LOADING[interval]
-    elif phase == "maintenance" and late:
-        issues.append(f"the last recorded dose was on {last.isoformat()}, {(start - last).days} days before the planned "  # type: ignore[union-attr]
-                      f"start {start.isoformat()}: missed by more than a week, which calls for a re-load (label section 2; verify)")
+    elif phase == "maintenance" and last is not None and late:
+        issues.append(f"{_last_dose_text(last, start)}: missed by more than a week, which calls for a re-load "
+                      "(label section 2; verify)")
         reload_to = TRASTUZUMAB_LOADING[interval]
-    elif phase == "loading" and last is not None and not late:
-        issues.append(f"a loading dose, but the last dose was given on {last.isoformat()}, {(start - last).days} days "
-                      f"before the planned start {start.isoformat()} (not missed by more than a week)")
+    # A recorded end shows when the therapy stopped, not that the last dose was that recent: it can show a dose was
+    # missed, but only a dose given shows that a re-load is not needed.
+    elif phase == "loading" and last is not None and last.given and not late:
+        issues.append(f"a loading dose, but {_last_dose_text(last, start)} (not missed by more than a week)")
     return issues, reload_to
+
+
+def _trastuzumab_level(dose: WeightBasedDose) -> tuple[float, str, int] | None:
+    """The label level the dose is, its phase (loading or maintenance) and its interval in days; None for no level."""
+    level = _level(dose.mg_per_kg, tuple(TRASTUZUMAB_SCHEDULES), _allowance(dose))
+    return None if level is None else (level, *TRASTUZUMAB_SCHEDULES[level])
+
+
+def _last_dose_text(last: LastDoseDay, start: date) -> str:
+    """The last dose, the record that dates it and the days to the planned start, as the card names them."""
+    when = f"{last.day.isoformat()}, {(start - last.day).days} days before the planned start {start.isoformat()}"
+    if last.given:
+        return f"the last recorded dose ({last.source}) was given on {when}"
+    return (f"no dose given is recorded; the trastuzumab therapy on record ({last.source}) ended on {when}, and the last "
+            "dose was on or before that day")
+
+
+def _undated_last_dose_reason(context: RuleContext, order: DraftOrder) -> str | None:
+    """Why rule 5 cannot tell whether a dose was missed by more than a week: a trastuzumab maintenance dose after
+    earlier trastuzumab, when the record dates neither a dose given nor the end of that therapy. None otherwise."""
+    dose = context.facts.get(draft_doses).get(order.reference) if _agent(order) == TRASTUZUMAB else None
+    schedule = _trastuzumab_level(dose) if dose is not None else None
+    if schedule is None or schedule[1] != "maintenance":
+        return None
+    start, _ = planned_period(order, context.as_of)
+    if context.facts.get(last_dose_day, TRASTUZUMAB, start) is not None:
+        return None
+    earlier = exposures_started_before(context.facts.exposures, TRASTUZUMAB, start)
+    # An active order or statement is the record's own account that the therapy continues. EHRs that send no
+    # administrations show every patient on trastuzumab this way; a warning on each cycle there would be overridden
+    # by habit. Stopped, completed, on-hold or unknown therapy with no end date does not say when doses stopped.
+    if not earlier or any(e.status == "active" and e.overlaps(start) for e in earlier):
+        return None
+    therapy = "; ".join(f"{e.source}, {e.status}" + (f", since {e.start.isoformat()}" if e.start else "") for e in earlier)
+    return (f"trastuzumab is on record ({therapy}) but the record dates neither a dose given nor the end of that "
+            f"therapy before the planned start {start.isoformat()}: whether a dose was missed by more than a week, which "
+            "calls for a re-load (label section 2; verify), could not be checked")
 
 
 def _schedule_name(interval: int) -> str:
@@ -338,7 +396,7 @@ def _schedule_name(interval: int) -> str:
         "An IV pertuzumab draft not in mg, not 840 or 420 mg, not repeated every 3 weeks, or 420 mg with no "
         "earlier pertuzumab on record."
     ),
-    thresholds="840 mg load, 420 mg q3w; no dose reductions.",
+    thresholds="840 mg load, 420 mg q3w, exactly (a fixed dose is not rounded); no dose reductions.",
 )
 def pertuzumab_dose(context: RuleContext) -> Iterator[Finding]:
     orders, suggestions = [], []
@@ -349,10 +407,10 @@ def pertuzumab_dose(context: RuleContext) -> Iterator[Finding]:
         issues = []
         if dose.unit != "mg":
             issues.append(f"ordered as {dose.describe()}: pertuzumab is a fixed dose in mg, not weight- or BSA-based")
-        elif _level(dose.value, (PERTUZUMAB_LOAD_MG, PERTUZUMAB_MAINTENANCE_MG)) is None:
+        elif _level(dose.value, (PERTUZUMAB_LOAD_MG, PERTUZUMAB_MAINTENANCE_MG), FLOAT_NOISE) is None:
             issues.append(f"{dose.describe()} is neither the 840 mg loading dose nor the 420 mg maintenance dose; "
                           "pertuzumab has no dose reductions")
-        elif _near(dose.value, PERTUZUMAB_MAINTENANCE_MG) and not started_before(
+        elif _near(dose.value, PERTUZUMAB_MAINTENANCE_MG, FLOAT_NOISE) and not started_before(
                 context.facts.exposures, PERTUZUMAB, planned_period(order, context.as_of)[0]):
             issues.append("420 mg, but no earlier pertuzumab is on record: the first dose is 840 mg")
             suggestions.append(_set_dose(order, PERTUZUMAB_LOAD_MG, "mg"))
@@ -404,26 +462,31 @@ def subcutaneous_product(context: RuleContext) -> Iterator[Finding]:
 @rule(
     id="dosing.dose-not-checked",
     numbers=(8,),
-    title="HER2 agent dose could not be checked (no current weight or no structured dose)",
+    title="HER2 agent dose could not be checked (no current weight, no structured dose or no dated last dose)",
     hooks=ORDER_HOOKS,
     cards=("dosing-dose-not-checked",),
     trigger=(
         "A weight-based HER2 agent (IV trastuzumab, T-DM1, T-DXd) drafted with no body weight within "
-        "weight_lookback_days, or dosed in mg/m2; at order-sign also any HER2 agent draft with no dose quantity "
-        "in mg, mg/kg or mg/m2."
+        "weight_lookback_days, or dosed in mg/m2; an IV trastuzumab maintenance dose after earlier trastuzumab when the "
+        "record dates neither a dose given nor the end of the therapy and no active order or statement shows it "
+        "continuing; at order-sign also any HER2 agent draft with no dose quantity in mg, mg/kg or mg/m2."
     ),
     thresholds="weight_lookback_days (local policy; the labels give none) before the order date.",
 )
 def dose_not_checked(context: RuleContext) -> Iterator[Finding]:
-    orders = []
+    orders, last_dose_unknown = [], False
     for order in context.focus_orders:
         reasons = _unchecked_reasons(context, order)
+        if (undated := _undated_last_dose_reason(context, order)) is not None:
+            reasons.append(undated)
+            last_dose_unknown = True
         if reasons:
             orders.append((order, reasons))
     if orders:
         yield Finding(card="dosing-dose-not-checked",
                       values={"orders": [{"order": order.text, "reasons": reasons} for order, reasons in orders],
-                              "lookback_days": context.settings.weight_lookback_days},
+                              "lookback_days": context.settings.weight_lookback_days,
+                              "last_dose_unknown": last_dose_unknown},
                       evidence=tuple(order.reference for order, _ in orders))
 
 
@@ -468,22 +531,40 @@ def _orders_of(context: RuleContext, agent: str) -> list[DraftOrder]:
     return [order for order in context.focus_orders if _agent(order) == agent]
 
 
-def _reduced_to(context: RuleContext, order: DraftOrder, ingredient: str, full_dose: float) -> tuple[float, date] | None:
-    """The lowest mg/kg recorded before this order and its day, when it is a reduction from the full dose."""
+def _reduced_to(context: RuleContext, order: DraftOrder, ingredient: str, full_dose: float) -> DoseLevel | None:
+    """The lowest level recorded before this order, when it is a reduction from the full dose."""
     start, _ = planned_period(order, context.as_of)
-    levels = context.facts.get(previous_levels, ingredient, start)
-    lowest = min(levels, key=lambda d: d.mg_per_kg or 0.0, default=None)
-    if lowest is None or lowest.mg_per_kg is None or lowest.mg_per_kg >= full_dose * (1 - DOSE_ROUNDING):
+    lowest = min(context.facts.get(previous_levels, ingredient, start), key=lambda level: level.mg_per_kg, default=None)
+    if lowest is None or lowest.mg_per_kg >= full_dose * (1 - _allowance(lowest)):
         return None
-    return lowest.mg_per_kg, lowest.day  # type: ignore[return-value]
+    return lowest
 
 
-def _near(dose: float, level: float) -> bool:
-    return abs(dose - level) <= level * DOSE_ROUNDING
+def _re_escalated(dose: WeightBasedDose, reduced: DoseLevel) -> bool:
+    return dose.mg_per_kg > reduced.mg_per_kg * (1 + _allowance(dose, reduced))
 
 
-def _level(dose: float, levels: tuple[float, ...]) -> float | None:
-    return next((level for level in levels if _near(dose, level)), None)
+def _reduction_values(reduced: DoseLevel) -> dict[str, Any]:
+    return {"problem": "re-escalation", "reduced_to": reduced.mg_per_kg, "reduced_on": reduced.day}
+
+
+def _exceeds_tdm1_maximum(dose: WeightBasedDose) -> bool:
+    """Above 3.6 mg/kg with no rounding allowance: the label says "do not exceed"."""
+    return dose.mg_per_kg > TDM1_MAX * (1 + FLOAT_NOISE)
+
+
+def _allowance(*doses: WeightBasedDose | DoseLevel) -> float:
+    """How far (relative) doses may be from a level, or from each other, and still count as the same: vial rounding
+    when any of them was ordered or recorded in mg and converted with a weight, else floating-point noise only."""
+    return VIAL_ROUNDING if any(dose.converted_from_mg for dose in doses) else FLOAT_NOISE
+
+
+def _near(value: float, level: float, allowance: float) -> bool:
+    return abs(value - level) <= level * allowance
+
+
+def _level(value: float, levels: tuple[float, ...], allowance: float) -> float | None:
+    return next((level for level in levels if _near(value, level, allowance)), None)
 
 
 def _display(ingredient: str) -> str:

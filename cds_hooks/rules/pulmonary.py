@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any, Callable, Iterator, Literal, Sequence
 
 from cds_hooks import terminology
-from cds_hooks.facts.dosing import dose_written, last_given_day, previous_levels
+from cds_hooks.facts.dosing import dose_written, last_dose_day, previous_levels
 from cds_hooks.facts.therapy import planned_period
 from cds_hooks.facts.toxicity import Toxicity, acute_reactions, ild_episodes, oldest_first, worst_grade
 from cds_hooks.protocol.request import ORDER_HOOKS
@@ -101,8 +101,8 @@ def tdxd_resumption_after_grade_1_ild(context: RuleContext) -> Iterator[Finding]
         return
     # Only the first dose after the episode chooses the level; later doses keep it (rule 4, dosing.tdxd-dose).
     since = latest.resolved_on or latest.onset
-    given = context.facts.get(last_given_day, TDXD, date.max)
-    if since is not None and given is not None and given > since:
+    last = context.facts.get(last_dose_day, TDXD, date.max)
+    if since is not None and last is not None and last.day > since:
         return
     start = min(planned_period(order, context.as_of)[0] for order in orders)
     levels = context.facts.get(previous_levels, TDXD, start)

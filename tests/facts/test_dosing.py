@@ -6,7 +6,7 @@ from datetime import date
 from cds_hooks.facts import Facts
 from cds_hooks.facts.dosing import (
     dose_mg_per_kg,
-    last_given_day,
+    last_dose_day,
     order_route,
     ordered_dose,
     previous_levels,
@@ -76,7 +76,43 @@ def test_mg_needs_a_weight_within_the_lookback_of_the_order_date():
 def test_mg_per_kg_order_needs_no_weight_to_be_read():
     facts = facts_with(drafts=[draft(3.6, "mg/kg")])
     dose = dose_mg_per_kg(facts, facts.record.draft_orders[0])
-    assert (dose.mg_per_kg, dose.weight) == (3.6, None)
+    assert (dose.mg_per_kg, dose.weight, dose.converted_from_mg) == (3.6, None, False)
+
+
+def test_a_dose_converted_from_mg_says_so():
+    facts = facts_with(weight("2026-08-25"), weight("2026-11-10"), administration("a1", "2026-09-01", 204, "mg"),
+                       administration("a2", "2026-09-22", 3.0, "mg/kg"), drafts=[draft(245, "mg")])
+    assert dose_mg_per_kg(facts, facts.record.draft_orders[0]).converted_from_mg
+    levels = previous_levels(facts, "ado_trastuzumab_emtansine", date(2026, 11, 23))
+    assert [(d.mg_per_kg, d.converted_from_mg) for d in levels] == [(3.0, True), (3.0, False)]
+
+
+def statement(sid, status, **effective):
+    return {"resourceType": "MedicationStatement", "id": sid, "status": status, "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": TDM1, **effective}
+
+
+def test_last_dose_day_is_a_dose_given_else_the_recorded_end_of_the_therapy():
+    ended = statement("s1", "completed", effectivePeriod={"start": "2026-03-02", "end": "2026-10-20"})
+    given = administration("a1", "2026-09-01", 3.6, "mg/kg")
+    last = last_dose_day(facts_with(ended, given), "ado_trastuzumab_emtansine", date(2026, 11, 23))
+    assert (last.day, last.given, last.source) == (date(2026, 9, 1), True, "MedicationAdministration/a1")
+    last = last_dose_day(facts_with(ended), "ado_trastuzumab_emtansine", date(2026, 11, 23))
+    assert (last.day, last.given, last.source) == (date(2026, 10, 20), False, "MedicationStatement/s1")
+    # An end on or after the day asked about, or a therapy with no end, dates nothing before it.
+    assert last_dose_day(facts_with(ended), "ado_trastuzumab_emtansine", date(2026, 10, 20)) is None
+    stopped = statement("s2", "stopped", effectivePeriod={"start": "2026-03-02"})
+    assert last_dose_day(facts_with(stopped), "ado_trastuzumab_emtansine", date(2026, 11, 23)) is None
+
+
+def test_a_therapy_started_after_a_recorded_end_leaves_the_last_dose_undated():
+    ended = statement("s1", "completed", effectivePeriod={"start": "2026-03-02", "end": "2026-07-20"})
+    # The next order, active with no administrations sent: it continued the therapy, so July 20 is not the last dose.
+    continued = {"resourceType": "MedicationRequest", "id": "r2", "status": "active", "intent": "order",
+                 "subject": {"reference": "Patient/p"}, "medicationCodeableConcept": TDM1, "authoredOn": "2026-08-03"}
+    assert last_dose_day(facts_with(ended, continued), "ado_trastuzumab_emtansine", date(2026, 11, 23)) is None
+    # Started after the day asked about: it says nothing of the doses before that day.
+    assert last_dose_day(facts_with(ended, continued), "ado_trastuzumab_emtansine", date(2026, 8, 1)).day == date(2026, 7, 20)
 
 
 def test_history_converts_mg_with_the_weight_of_that_day_and_skips_errors():
@@ -86,5 +122,5 @@ def test_history_converts_mg_with_the_weight_of_that_day_and_skips_errors():
     assert [d.reference for d in facts.get(recorded_doses)] == ["MedicationAdministration/a1", "MedicationAdministration/a2"]
     levels = previous_levels(facts, "ado_trastuzumab_emtansine", date(2026, 11, 23))
     assert [d.mg_per_kg for d in levels] == [3.6, 3.0]
-    assert last_given_day(facts, "ado_trastuzumab_emtansine", date(2026, 11, 23)) == date(2026, 9, 1)
+    assert last_dose_day(facts, "ado_trastuzumab_emtansine", date(2026, 11, 23)).day == date(2026, 9, 1)
     assert previous_levels(facts, "ado_trastuzumab_emtansine", date(2026, 9, 1))[-1].day == date(2026, 8, 11)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from cds_hooks.facts.therapy import DOSE_COVERAGE, exposures, last_dose_of, planned_period
+from cds_hooks.facts.therapy import DOSE_COVERAGE, exposures, exposures_started_before, last_dose_of, planned_period, started_before
 from cds_hooks.record import build_record
 
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -92,3 +92,14 @@ def test_a_later_course_without_an_end_leaves_the_last_dose_open_from_its_start(
                "medicationCodeableConcept": DOXORUBICIN, "authoredOn": "2026-10-20"}
     last = last_dose_of(exposures(record_with(administration("a1", "2026-09-01"), stopped)))
     assert (last.day, last.at_least, last.sources) == (None, date(2026, 10, 20), ("MedicationRequest/r",))
+
+
+def test_exposures_started_before_a_day_include_undated_ones():
+    undated = statement("active")
+    later = administration("a1", "2026-11-30")
+    earlier = administration("a0", "2026-10-26")
+    found = exposures(record_with(undated, later, earlier))
+    assert [e.source for e in exposures_started_before(found, "doxorubicin", date(2026, 11, 23))] == [
+        "MedicationStatement/s-active", "MedicationAdministration/a0"]
+    assert started_before(found, "doxorubicin", date(2026, 11, 23))
+    assert exposures_started_before(found, "trastuzumab", date(2026, 11, 23)) == ()

@@ -40,6 +40,14 @@ def administration(aid, drug, day, value, unit="mg/kg"):
             "medicationCodeableConcept": DRUGS[drug], "effectiveDateTime": day, "dosage": {"dose": {"value": value, "unit": unit}}}
 
 
+def trastuzumab_request(rid, status, start="2026-03-02", end=None):
+    bounds = {"start": start, **({"end": end} if end else {})}
+    return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order", "subject": {"reference": "Patient/p"},
+            "authoredOn": start, "medicationCodeableConcept": DRUGS["trastuzumab"],
+            "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": bounds, "frequency": 1, "period": 3, "periodUnit": "wk"}},
+                                   "doseAndRate": [{"doseQuantity": {"value": 6, "unit": "mg/kg"}}]}]}
+
+
 def context(*resources, drafts=(), hook="order-sign") -> RuleContext:
     record = build_record({"all": list(resources)}, list(drafts))
     today = date(2026, 11, 22)
@@ -106,6 +114,39 @@ def test_tdm1_re_escalation_is_measured_from_the_lowest_recorded_level():
     assert cards(dosing.tdm1_dose_reduction, context(weight(), drafts=[draft("a", "tdm1", 3.6)])) == []
 
 
+def test_tdm1_dose_written_in_mg_per_kg_is_compared_with_the_lowest_level_exactly():
+    (finding,) = cards(dosing.tdm1_dose_reduction, context(weight(), drafts=[draft("a", "tdm1", 2.3)]))
+    assert (finding.values["orders"][0]["problem"], finding.values["orders"][0]["dose"]) == ("below-lowest", "2.3 mg/kg")
+    # 160 mg at 68 kg is 2.35 mg/kg: 2.4 mg/kg rounded to vials.
+    assert cards(dosing.tdm1_dose_reduction, context(weight(), drafts=[draft("a", "tdm1", 160, "mg")])) == []
+
+
+def test_tdm1_re_escalation_is_exact_unless_a_dose_was_converted_from_mg():
+    history = (administration("x1", "tdm1", "2026-08-11", 3.6), administration("x2", "tdm1", "2026-09-01", 2.4))
+    (finding,) = cards(dosing.tdm1_dose_reduction, context(weight(), *history, drafts=[draft("a", "tdm1", 2.5)]))
+    assert finding.values["orders"][0]["problem"] == "re-escalation"
+    # 170 mg at 68 kg is 2.5 mg/kg, within vial rounding of 2.4 mg/kg.
+    assert cards(dosing.tdm1_dose_reduction, context(weight(), *history, drafts=[draft("a", "tdm1", 170, "mg")])) == []
+    # A reduction given in mg is a level only beyond vial rounding: 240 mg at 68 kg (3.53 mg/kg) is 3.6 mg/kg.
+    rounded = administration("x3", "tdm1", "2026-09-22", 240, "mg")
+    assert cards(dosing.tdm1_dose_reduction, context(weight(), rounded, drafts=[draft("a", "tdm1", 3.6)])) == []
+
+
+def test_tdm1_maximum_has_no_allowance_for_a_dose_written_in_mg_per_kg():
+    (finding,) = cards(dosing.tdm1_maximum_dose, context(weight(), drafts=[draft("a", "tdm1", 3.604)]))
+    assert finding.values["orders"][0]["dose"] == "3.604 mg/kg"
+
+
+def test_tdxd_dose_written_in_mg_per_kg_must_be_a_breast_level():
+    (finding,) = cards(dosing.tdxd_dose, context(weight(), drafts=[draft("a", "tdxd", 5.6)]))
+    assert (finding.values["orders"][0]["problem"], finding.values["orders"][0]["dose"]) == ("not-a-level", "5.6 mg/kg")
+    # 380 mg at 68 kg is 5.59 mg/kg: 5.4 mg/kg rounded to vials.
+    assert cards(dosing.tdxd_dose, context(weight(), drafts=[draft("a", "tdxd", 380, "mg")])) == []
+    reduced = (administration("x1", "tdxd", "2026-09-01", 5.4), administration("x2", "tdxd", "2026-09-22", 4.4))
+    (finding,) = cards(dosing.tdxd_dose, context(weight(), *reduced, drafts=[draft("a", "tdxd", 4.6)]))
+    assert (finding.values["orders"][0]["problem"], finding.values["orders"][0]["reduced_to"]) == ("re-escalation", 4.4)
+
+
 def test_tdxd_levels():
     assert cards(dosing.tdxd_dose, context(weight(), drafts=[draft("a", "tdxd", 4.4)])) == []
     (finding,) = cards(dosing.tdxd_dose, context(weight(), drafts=[draft("a", "tdxd", 5.0)]))
@@ -132,6 +173,43 @@ def test_trastuzumab_loading_dose_when_the_last_dose_was_on_time():
 def test_trastuzumab_dose_off_every_level():
     (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), drafts=[draft("a", "trastuzumab", 5)]))
     assert finding.values["orders"][0]["issues"] == ["5 mg/kg is none of 8, 6, 4 or 2 mg/kg"]
+
+
+def test_trastuzumab_level_written_in_mg_per_kg_is_exact():
+    on_time = administration("h1", "trastuzumab", "2026-11-02", 6)
+    (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), on_time, drafts=[draft("a", "trastuzumab", 6.3)]))
+    assert finding.values["orders"][0]["issues"] == ["6.3 mg/kg is none of 8, 6, 4 or 2 mg/kg"]
+    # 420 mg at 68 kg is 6.18 mg/kg: 6 mg/kg rounded to vials.
+    assert cards(dosing.trastuzumab_schedule, context(weight(), on_time, drafts=[draft("a", "trastuzumab", 420, "mg")])) == []
+
+
+def test_recorded_end_of_trastuzumab_therapy_dates_the_last_dose_when_no_dose_given_is_recorded():
+    stopped = trastuzumab_request("r", "stopped", end="2026-08-03")
+    (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), stopped, drafts=[draft("a", "trastuzumab", 6)]))
+    (issue,) = finding.values["orders"][0]["issues"]
+    assert "MedicationRequest/r" in issue and "ended on 2026-08-03, 112 days before the planned start 2026-11-23" in issue
+    assert finding.suggestions[0].values["new_dose"] == "8 mg/kg"
+    statement = {"resourceType": "MedicationStatement", "id": "s", "status": "completed", "subject": {"reference": "Patient/p"},
+                 "medicationCodeableConcept": DRUGS["trastuzumab"], "effectivePeriod": {"start": "2026-03-02", "end": "2026-08-03"}}
+    assert cards(dosing.trastuzumab_schedule, context(weight(), statement, drafts=[draft("a", "trastuzumab", 6)]))
+    # 28 days after the recorded end is not more than a week late; a loading dose is not questioned from an end date,
+    # which shows when the therapy stopped but not that the last dose was recent.
+    recent = trastuzumab_request("r", "completed", end="2026-10-26")
+    assert cards(dosing.trastuzumab_schedule, context(weight(), recent, drafts=[draft("a", "trastuzumab", 6)])) == []
+    assert cards(dosing.trastuzumab_schedule, context(weight(), recent, drafts=[draft("a", "trastuzumab", 8)])) == []
+
+
+def test_a_dose_given_outranks_the_recorded_end_of_an_order():
+    history = (administration("h1", "trastuzumab", "2026-11-02", 6), trastuzumab_request("r", "stopped", end="2026-08-03"))
+    assert cards(dosing.trastuzumab_schedule, context(weight(), *history, drafts=[draft("a", "trastuzumab", 6)])) == []
+    (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), *history, drafts=[draft("a", "trastuzumab", 8)]))
+    assert "MedicationAdministration/h1" in finding.values["orders"][0]["issues"][0]
+
+
+def test_pertuzumab_is_a_fixed_dose_with_no_rounding_allowance():
+    ctx = context(administration("p1", "pertuzumab", "2026-11-02", 840, "mg"), drafts=[draft("a", "pertuzumab", 400, "mg")])
+    (finding,) = cards(dosing.pertuzumab_dose, ctx)
+    assert finding.values["orders"][0]["dose"] == "400 mg"
 
 
 def test_pertuzumab_weekly_and_maintenance_after_a_load():
@@ -161,6 +239,21 @@ def test_missing_weight_and_unstructured_dose():
 
 def test_an_order_without_a_dose_is_not_flagged_while_still_being_selected():
     assert cards(dosing.dose_not_checked, context(weight(), drafts=[draft("b", "pertuzumab")], hook="order-select")) == []
+
+
+def test_trastuzumab_maintenance_when_the_record_dates_no_last_dose():
+    stopped = trastuzumab_request("r", "stopped")
+    (finding,) = cards(dosing.dose_not_checked, context(weight(), stopped, drafts=[draft("a", "trastuzumab", 6)]))
+    (reason,) = finding.values["orders"][0]["reasons"]
+    assert reason.startswith("trastuzumab is on record (MedicationRequest/r, stopped, since 2026-03-02) but the record dates")
+    assert "re-load" in reason
+    held = trastuzumab_request("r", "on-hold")
+    assert cards(dosing.dose_not_checked, context(weight(), held, drafts=[draft("a", "trastuzumab", 6)]))
+    # A loading dose needs no last dose; an active order is the record's account that the therapy continues.
+    assert cards(dosing.dose_not_checked, context(weight(), stopped, drafts=[draft("a", "trastuzumab", 8)])) == []
+    active = trastuzumab_request("r", "active")
+    assert cards(dosing.dose_not_checked, context(weight(), active, drafts=[draft("a", "trastuzumab", 6)])) == []
+    assert cards(dosing.trastuzumab_schedule, context(weight(), stopped, drafts=[draft("a", "trastuzumab", 6)])) == []
 
 
 def test_mg_per_m2_for_a_weight_based_agent():
