@@ -34,7 +34,8 @@ _TTYS = frozenset({"IN", "PIN", "MIN", "BN", "SCD", "SBD", "SCD/SBD", "unknown"}
 _ATC_LEVEL_5 = re.compile(r"[A-Z]\d\d[A-Z][A-Z]\d\d")
 _RXCUI = re.compile(r"\d+")
 _NUMBER_AND_UNIT = re.compile(r"\d+(?:\.\d+)?(.*)")
-_TRAILING_BRAND = re.compile(r"(.*?)\s*\[([^\[\]]*)\]")
+# A bracketed part: RxNorm's brand ("... Injection [Herzuma]") or a name in parentheses ("trastuzumab (Herceptin)").
+_BRACKETED = re.compile(r"\(([^()\[\]]*)\)|\[([^()\[\]]*)\]")
 # Every dash look-alike counts as a hyphen; the soft hyphen is invisible, so it is dropped.
 _DASHES = {**dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"), "-"), 0xAD: None}
 
@@ -66,9 +67,12 @@ class _MedicationIndex:
     by_rxcui: Mapping[str, _Target]
     by_atc: Mapping[str, _Target]
     by_name: Mapping[tuple[str, ...], tuple[_Target, str]]
+    by_components: Mapping[frozenset[tuple[str, ...]], tuple[_Target, str]]
+    names: frozenset[tuple[str, ...]]  # every name the text reader knows: by_name's and the components'
     longest_name: int
-    tail_words: frozenset[str]
+    dose_words: frozenset[str]
     units: frozenset[str]
+    joiners: frozenset[str]
     classes: Mapping[str, frozenset[str]]
     displays: Mapping[str, str]
 
@@ -161,39 +165,74 @@ _MEDICATION_MATCHERS = (("rxnorm", _rxnorm_hits), ("atc", _atc_hits), ("name", _
 
 
 def _match_name(text: str) -> tuple[_Target, str] | None:
-    """Read `text` as `[NAME] [strength and dose form words] [[BRAND]]`, with every token accounted for.
+    """Read `text` as known names among strength, dose form and joiner words, with every word accounted for.
 
-    NAME is the longest known name at the start of the text; a trailing bracketed BRAND (RxNorm SBD
-    style) must be a known name of the same drug. Nothing is ever searched for inside the text, so
+    Names are read longest first where they start and never searched for inside a word, so
     "anti-trastuzumab antibody" and "doxorubicinol" match nothing, and "ado-trastuzumab emtansine"
-    can only ever be T-DM1.
+    can only ever be T-DM1. Several names are one product only when they are exactly its components
+    ("5 ML hyaluronidase-oysk 2000 UNT/ML / trastuzumab 120 MG/ML Injection" is Herceptin Hylecta, never
+    trastuzumab). A bracketed part ("... Injection [Herzuma]", "trastuzumab (Herceptin)") must name the
+    same drug as the rest.
     """
-    head, brand = _split_brand(_normalise(text))
-    tokens = _tokens(head)
-    leading, length = _leading_name(tokens)
-    if not all(_is_tail_token(token) for token in tokens[length:]):
+    normalised = _normalise(text)
+    outside = _BRACKETED.sub(" ", normalised)
+    if any(bracket in outside for bracket in "()[]"):
         return None
-    if brand is None:
-        return leading
-    branded = _MEDS.by_name.get(_tokens(brand))
-    if branded is None or (leading is not None and leading[0] != branded[0]):
+    outside_names = _names_in(_tokens(outside))
+    if outside_names is None:
         return None
-    return leading or branded
+    bracketed = [match.group(1) or match.group(2) or "" for match in _BRACKETED.finditer(normalised)]
+    # Without a name outside the brackets, the rest is only a strength and dose form ("150 MG Injection [Ogivri]").
+    hits = [_drug_named(outside_names)] if outside_names else []
+    hits += [_drug_named(_names_in(_tokens(part))) for part in bracketed]
+    if not hits or None in hits or len({target for target, _ in hits}) > 1:
+        return None
+    return hits[0]
 
 
-def _leading_name(tokens: tuple[str, ...]) -> tuple[tuple[_Target, str] | None, int]:
-    """The longest known name the tokens start with, and its length in tokens."""
-    for length in range(min(_MEDS.longest_name, len(tokens)), 0, -1):
-        hit = _MEDS.by_name.get(tokens[:length])
-        if hit:
-            return hit, length
-    return None, 0
+def _drug_named(names: tuple[tuple[str, ...], ...] | None) -> tuple[_Target, str] | None:
+    """The drug one name means, or the product whose components the names are, each once."""
+    if not names:
+        return None
+    if len(names) == 1:
+        return _MEDS.by_name.get(names[0])
+    return _MEDS.by_components.get(frozenset(names)) if len(set(names)) == len(names) else None
 
 
-def _is_tail_token(token: str) -> bool:
-    if token in _MEDS.tail_words or token in _MEDS.units:
+def _names_in(tokens: tuple[str, ...]) -> tuple[tuple[str, ...], ...] | None:
+    """The known names the tokens spell, in order; None if a token is in no name and not a dose or joiner word."""
+    names = []
+    start = 0
+    while start < len(tokens):
+        length = _name_length_at(tokens, start)
+        if length:
+            names.append(tokens[start : start + length])
+            start += length
+        # A joiner at either end means a cut-off text: "trastuzumab and" may have been Herceptin Hylecta.
+        elif _is_dose_token(tokens[start]) or (tokens[start] in _MEDS.joiners and 0 < start < len(tokens) - 1):
+            start += 1
+        else:
+            return None
+    return tuple(names)
+
+
+def _name_length_at(tokens: tuple[str, ...], start: int) -> int:
+    """The length in tokens of the longest known name starting at `start`; 0 if none does."""
+    for length in range(min(_MEDS.longest_name, len(tokens) - start), 0, -1):
+        if tokens[start : start + length] in _MEDS.names:
+            return length
+    return 0
+
+
+def _is_dose_token(token: str) -> bool:
+    """A strength or dose form word, or a ratio of them ("mg/ml", the "mg/600" of "1200 mg/600 mg")."""
+    return all(_is_dose_word(part) for part in token.split("/"))
+
+
+def _is_dose_word(word: str) -> bool:
+    if word in _MEDS.dose_words or word in _MEDS.units:
         return True
-    number = _NUMBER_AND_UNIT.fullmatch(token)
+    number = _NUMBER_AND_UNIT.fullmatch(word)
     return number is not None and (not number.group(1) or number.group(1) in _MEDS.units)
 
 
@@ -206,11 +245,6 @@ def _normalise(text: str) -> str:
 def _tokens(normalised: str) -> tuple[str, ...]:
     # A hyphen separates words like a space does: "ado-trastuzumab" and "ado trastuzumab" are the same name.
     return tuple(normalised.replace("-", " ").split())
-
-
-def _split_brand(normalised: str) -> tuple[str, str | None]:
-    bracketed = _TRAILING_BRAND.fullmatch(normalised)
-    return (bracketed.group(1), bracketed.group(2)) if bracketed else (normalised, None)
 
 
 # --- value sets -----------------------------------------------------------------------------------
@@ -317,9 +351,10 @@ def _check_keys(entry: Any, where: str, required: set[str], optional: frozenset[
 def _index_medications(data: Mapping[str, Any]) -> _MedicationIndex:
     _check_keys(data, "medications", {"classes", "rejected_rxcuis", "name_matching", "ingredients", "products"})
     ingredients, products, rejected = data["ingredients"], data["products"], data["rejected_rxcuis"]
-    owners: dict[str, dict[Any, _Target]] = {"RxNorm code": {}, "ATC code": {}, "name": {}}
+    owners: dict[str, dict[Any, _Target]] = {"RxNorm code": {}, "ATC code": {}, "name": {}, "components": {}}
     by_rxcui: dict[str, _Target] = {}
     by_name: dict[tuple[str, ...], tuple[_Target, str]] = {}
+    by_components: dict[frozenset[tuple[str, ...]], tuple[_Target, str]] = {}
     members: dict[str, set[str]] = {name: set() for name in data["classes"]}
 
     def claim(kind: str, key: Any, target: _Target, where: str) -> None:
@@ -348,9 +383,7 @@ def _index_medications(data: Mapping[str, Any]) -> _MedicationIndex:
         if not entry["names"]:
             raise TerminologyDataError(f"{where}: at least one name is needed")
         for name in entry["names"]:
-            tokens = _tokens(_normalise(name)) if isinstance(name, str) else ()
-            if not tokens or any("[" in token or "]" in token for token in tokens):
-                raise TerminologyDataError(f"{where}: invalid name {name!r}")
+            tokens = _name_tokens(name, where)
             claim("name", tokens, target, where)
             by_name[tokens] = (target, _normalise(name))
 
@@ -362,28 +395,62 @@ def _index_medications(data: Mapping[str, Any]) -> _MedicationIndex:
                 raise TerminologyDataError(f"{where}: unknown class {name!r}")
             members[name].add(key)
         index_entry(key, entry, _Target(frozenset({key}), None, False), where)
+    combinations = []
     for key, entry in products.items():
         where = f"products.{key}"
-        _check_keys(entry, where, {"display", "ingredients", "subcutaneous_fixed_dose", "rxnorm", "atc", "names"})
+        required = {"display", "ingredients", "subcutaneous_fixed_dose", "rxnorm", "atc", "names", "components"}
+        _check_keys(entry, where, required)
         if key in ingredients or not entry["ingredients"] or not set(entry["ingredients"]) <= ingredients.keys():
             raise TerminologyDataError(f"{where}: key clashes with an ingredient, or unknown/empty ingredients")
         if not isinstance(entry["subcutaneous_fixed_dose"], bool):
             raise TerminologyDataError(f"{where}: subcutaneous_fixed_dose must be true or false")
-        index_entry(key, entry, _Target(frozenset(entry["ingredients"]), key, entry["subcutaneous_fixed_dose"]), where)
+        target = _Target(frozenset(entry["ingredients"]), key, entry["subcutaneous_fixed_dose"])
+        index_entry(key, entry, target, where)
+        combinations.append((entry["components"], target, where))
+    # Checked once every name is known: a component that names a drug must name one of the product's ingredients.
+    for components, target, where in combinations:
+        key, name = _components_key(components, target, by_name, where)
+        claim("components", key, target, where)
+        by_components[key] = (target, name)
 
     _check_classes(data["classes"], members, ingredients)
     matching = data["name_matching"]
-    _check_keys(matching, "name_matching", {"units", "dose_form_words", "salt_words"})
+    _check_keys(matching, "name_matching", {"units", "joiners", "dose_form_words", "salt_words"})
+    names = frozenset(by_name).union(*by_components)
     return _MedicationIndex(
         by_rxcui=by_rxcui,
         by_atc=dict(owners["ATC code"]),
         by_name=by_name,
-        longest_name=max(map(len, by_name)),
-        tail_words=frozenset(matching["dose_form_words"]) | frozenset(matching["salt_words"]),
+        by_components=by_components,
+        names=names,
+        longest_name=max(map(len, names)),
+        dose_words=frozenset(matching["dose_form_words"]) | frozenset(matching["salt_words"]),
         units=frozenset(matching["units"]),
+        joiners=frozenset(matching["joiners"]),
         classes={name: frozenset(keys) for name, keys in members.items()},
         displays={key: entry["display"] for key, entry in ingredients.items()},
     )
+
+
+def _name_tokens(name: Any, where: str) -> tuple[str, ...]:
+    tokens = _tokens(_normalise(name)) if isinstance(name, str) else ()
+    if not tokens or any(bracket in token for token in tokens for bracket in "()[]"):
+        raise TerminologyDataError(f"{where}: invalid name {name!r}")
+    return tokens
+
+
+def _components_key(
+    components: Any, target: _Target, by_name: Mapping[tuple[str, ...], tuple[_Target, str]], where: str
+) -> tuple[frozenset[tuple[str, ...]], str]:
+    """A product's component names as the text reader finds them, and as written; they must name its ingredients."""
+    names = [_name_tokens(name, where) for name in components] if isinstance(components, list) else []
+    if len(set(names)) < 2:
+        raise TerminologyDataError(f"{where}: components must be two or more different names")
+    drugs = [by_name[name][0] for name in names if name in by_name]
+    named = frozenset().union(*(drug.ingredients for drug in drugs))
+    if any(drug.product is not None for drug in drugs) or named != target.ingredients:
+        raise TerminologyDataError(f"{where}: the components that name drugs must name exactly its ingredients")
+    return frozenset(names), " / ".join(map(_normalise, components))
 
 
 def _check_classes(spec: Mapping[str, Any], members: Mapping[str, set[str]], ingredients: Mapping[str, Any]) -> None:

@@ -186,7 +186,12 @@ def test_hylecta_by_rxnorm_is_a_subcutaneous_trastuzumab_product():
         ("Kadcyla 160mg", TDM1),
         ("fam-trastuzumab deruxtecan-nxki", TDXD),
         ("trastuzumab deruxtecan", TDXD),
+        ("trastuzumab deruxtecan-nxki", TDXD),  # the INN with the FDA suffix, without the "fam-" prefix
+        ("Trastuzumab Deruxtecan-NXKI 100 mg powder for solution", TDXD),
         ("ENHERTU", TDXD),
+        ("Enhertu (fam-trastuzumab deruxtecan-nxki)", TDXD),
+        ("Kadcyla (ado-trastuzumab emtansine) 160 mg", TDM1),
+        ("5 ML ado-trastuzumab emtansine 20 MG/ML Injection", TDM1),
         ("Trastuzumab-pkrb", "trastuzumab"),
         ("HERZUMA", "trastuzumab"),
         ("Trastuzumab-pkrb 150 MG Injection [Herzuma]", "trastuzumab"),
@@ -194,6 +199,10 @@ def test_hylecta_by_rxnorm_is_a_subcutaneous_trastuzumab_product():
         ("trastuzumab", "trastuzumab"),
         ("Trastuzumab 440 mg powder for concentrate for solution for infusion", "trastuzumab"),
         ("Herceptin", "trastuzumab"),
+        ("trastuzumab (Herceptin)", "trastuzumab"),
+        ("Herzuma (trastuzumab-pkrb)", "trastuzumab"),
+        ("14 ML pertuzumab 30 MG/ML Injection [Perjeta]", "pertuzumab"),
+        ("10 ML doxorubicin hydrochloride 2 MG/ML Injection", "doxorubicin"),  # the reference's SCD 1790099
         ("Doxil", "doxorubicin"),
         ("doxorubicin hydrochloride 2 mg/ml injection", "doxorubicin"),
         ("nab-paclitaxel", "paclitaxel"),
@@ -222,6 +231,37 @@ def test_name_fallback(name, ingredient):
         "trastuzumab 100 MG Injection [Kadcyla]",  # name and bracketed brand disagree
         "trastuzumab 150 MG Injection [Unknownbrand]",
         "history of trastuzumab",
+        # The three trastuzumab drugs: a suffix, a prefix or a bracketed name never carries one over to another.
+        "trastuzumab deruxtecan-abcd",  # an unlisted suffix
+        "trastuzumab emtansine-nxki",  # T-DXd's suffix on T-DM1's name
+        "fam-trastuzumab",
+        "deruxtecan",
+        "trastuzumab (Kadcyla)",
+        "trastuzumab (Enhertu)",
+        "Enhertu (trastuzumab)",
+        "ado-trastuzumab emtansine (Herceptin)",
+        "Kadcyla [Enhertu]",
+        "trastuzumab 150 mg/pertuzumab",  # a ratio holds strengths, never a name
+        "trastuzumab (biosimilar)",
+        "trastuzumab (Herceptin",
+        "trastuzumab ()",
+        # Several names are one product only when they are exactly its components.
+        "pertuzumab / trastuzumab",  # two IV drugs, not Phesgo
+        "pertuzumab-trastuzumab",
+        "hyaluronidase-zzxf / trastuzumab",  # Phesgo's enzyme without pertuzumab
+        "hyaluronidase-oysk / pertuzumab / trastuzumab",  # Hylecta's enzyme with pertuzumab
+        "pertuzumab / trastuzumab / hyaluronidase-zzxf / docetaxel",
+        "hyaluronidase-oysk 2000 UNT/ML",
+        "trastuzumab emtansine / hyaluronidase-oysk",  # T-DM1 is no component of Hylecta
+        "ado-trastuzumab emtansine / trastuzumab",
+        "trastuzumab / trastuzumab",
+        "14 ML pertuzumab 30 MG/ML Injection [Phesgo]",  # one ingredient under the combination's brand
+        "5 ML trastuzumab 120 MG/ML Injection [Herceptin Hylecta]",  # IV trastuzumab under the subcutaneous brand
+        "5 ML hyaluronidase-oysk 2000 UNT/ML / trastuzumab 120 MG/ML Injection [Herceptin]",
+        "hyaluronidase-zzxf 2000 UNT/ML / pertuzumab 80 MG/ML / trastuzumab 40 MG/ML Injection [Herceptin Hylecta]",
+        # A joiner stands between two words.
+        "trastuzumab and",
+        "/ trastuzumab",
     ],
 )
 def test_near_misses_match_nothing(name):
@@ -238,13 +278,30 @@ def test_names_that_disagree_give_none():
     assert classify_medication(concept) is None
 
 
-def test_phesgo_and_hylecta_by_name():
-    phesgo = classify_medication(text("Phesgo 1200 mg/600 mg"))
-    assert phesgo is None  # "1200 mg/600 mg" is not a listed unit: strict, never a guess
-    phesgo = classify_medication(text("PHESGO"))
-    assert (phesgo.ingredients, phesgo.product, phesgo.subcutaneous_fixed_dose) == ({"pertuzumab", "trastuzumab"}, "phesgo", True)
-    hylecta = classify_medication(text("Herceptin Hylecta 600 mg"))
-    assert (hylecta.ingredients, hylecta.product, hylecta.subcutaneous_fixed_dose) == ({"trastuzumab"}, "herceptin_hylecta", True)
+PHESGO = ({"pertuzumab", "trastuzumab"}, "phesgo", True)
+HYLECTA = ({"trastuzumab"}, "herceptin_hylecta", True)
+
+
+@pytest.mark.parametrize(
+    ("name", "product"),
+    [
+        ("PHESGO", PHESGO),
+        ("Phesgo 1200 mg/600 mg", PHESGO),
+        # RxNorm's clinical drug name lists the ingredients alphabetically; the strengths do not matter here.
+        ("hyaluronidase-zzxf 2000 UNT/ML / pertuzumab 80 MG/ML / trastuzumab 40 MG/ML Injection [Phesgo]", PHESGO),
+        ("pertuzumab, trastuzumab, and hyaluronidase-zzxf", PHESGO),
+        ("pertuzumab / trastuzumab / hyaluronidase-zzxf", PHESGO),
+        ("pertuzumab-trastuzumab-hyaluronidase-zzxf (Phesgo)", PHESGO),
+        ("Herceptin Hylecta 600 mg", HYLECTA),
+        ("5 ML hyaluronidase-oysk 2000 UNT/ML / trastuzumab 120 MG/ML Injection", HYLECTA),  # the reference's SCD 2119714
+        ("5 ML hyaluronidase-oysk 2000 UNT/ML / trastuzumab 120 MG/ML Injection [Herceptin Hylecta]", HYLECTA),
+        ("Trastuzumab-hyaluronidase-oysk", HYLECTA),
+        ("trastuzumab and hyaluronidase-oysk", HYLECTA),
+    ],
+)
+def test_subcutaneous_combinations_by_name(name, product):
+    match = classify_medication(text(name))
+    assert (match.ingredients, match.product, match.subcutaneous_fixed_dose, match.matched_by) == (*product, "name")
 
 
 @pytest.mark.parametrize("concept", [None, {}, {"text": None}, {"coding": None}, {"coding": "224905"}, "224905",
@@ -420,6 +477,12 @@ def rxnorm_entry(code):
         pytest.param(lambda m: m["ingredients"]["pertuzumab"]["rxnorm"].append(rxnorm_entry("1298065")), "rejected", id="made-up RxCUI"),
         pytest.param(lambda m: m["ingredients"]["pertuzumab"]["rxnorm"][0].update(code=1298944), "quoted", id="unquoted RxCUI"),
         pytest.param(lambda m: m["products"]["phesgo"]["ingredients"].append("hyaluronidase"), "ingredients", id="unknown product ingredient"),
+        pytest.param(lambda m: m["products"]["phesgo"]["components"].remove("pertuzumab"), "components", id="component missing"),
+        pytest.param(lambda m: m["products"]["phesgo"]["components"].append("docetaxel"), "components", id="component not an ingredient"),
+        pytest.param(lambda m: m["products"]["herceptin_hylecta"]["components"].append("ado-trastuzumab emtansine"), "components",
+                     id="T-DM1 as a Hylecta component"),
+        pytest.param(lambda m: m["products"]["herceptin_hylecta"].update(components=["trastuzumab"]), "two or more", id="one component"),
+        pytest.param(lambda m: m["ingredients"]["trastuzumab"]["names"].append("trastuzumab (IV)"), "invalid name", id="bracket in a name"),
     ],
 )
 def test_wrong_medication_data_is_refused(medications, edit, error):
