@@ -161,6 +161,8 @@ class Settings:
     # Lookback windows are local policy; the labels say only "before each dose" or "every 3 months".
     weight_lookback_days: int = 30
     lab_lookback_days: int = 7
+    # The window for a pregnancy test before a HER2 agent starts; a positive test counts as pregnancy beyond it
+    # (facts.pregnancy.POSITIVE_TEST_MONTHS).
     pregnancy_test_lookback_days: int = 7
     baseline_lvef_lookback_days: int = 90
     lvef_monitoring_interval_days: int = 84

@@ -1,4 +1,5 @@
-"""Pregnancy facts (Part B4): pregnancy evidence, hCG results read against their own ranges, reproductive potential."""
+"""Pregnancy facts (Part B4): pregnancy evidence, hCG results read against their own ranges, reproductive potential,
+and when a HER2 agent starts therapy (the labels' "before starting")."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,14 +9,34 @@ from typing import Any, Literal
 from cds_hooks import terminology
 from cds_hooks.fhir_views import Condition, Observation
 from cds_hooks.facts import Facts
-from cds_hooks.dates import first_day, last_day
+from cds_hooks.dates import add_months, first_day, last_day
 from cds_hooks.facts.disease import active_conditions, condition_day
 from cds_hooks.facts.observations import coded_value, effective_day, measurement, observations_in
+from cds_hooks.facts.therapy import LastDose, last_dose_of, started_before
+
+# The HER2 agents whose labels carry the embryo-fetal toxicity boxed warning (Part B intro and B4): trastuzumab and
+# its biosimilars (with Hylecta and Phesgo, which normalise to their ingredients), T-DM1, T-DXd and pertuzumab.
+HER2_AGENTS = (
+    terminology.ingredients_in_class("trastuzumab_product")
+    | terminology.ingredients_in_class("antibody_drug_conjugate")
+    | {"pertuzumab"}
+)
 
 # Ages (inclusive, in whole years) at which a female patient is taken to be of reproductive potential. The labels
 # name "females of reproductive potential" without ages, so this is local policy, chosen wide on purpose: a
 # needless pregnancy check costs less than a missed pregnancy. Menopause and sterilisation are not read.
 REPRODUCTIVE_AGE_YEARS = (12, 55)
+
+# How long a positive test is taken to show a current pregnancy when nothing later answers it. A pregnancy lasts at
+# most about 42 weeks from the last period and hCG turns positive about 4 weeks in, so the pregnancy a test showed is
+# over within about 38 weeks; 10 calendar months (at least 43 weeks) is longer on purpose, since treating a
+# pregnancy as over too early is the costlier mistake. Local policy: the reference gives no figure.
+POSITIVE_TEST_MONTHS = 10
+
+# A HER2 agent given after this long with none running starts a new course, which the labels ask to be preceded by a
+# pregnancy test ("before starting"): a pregnancy begun in such a break can show on a test by the restart, while a
+# cycle delayed by a week or two belongs to the same course. Local policy, like the test lookback.
+THERAPY_BREAK = timedelta(days=28)
 
 # Generic LOINC (and Synthea SNOMED) Positive/Negative answers; of that value set only these two meanings apply to hCG.
 _ANSWERS_VALUE_SET = "her2_answers"
@@ -51,7 +72,7 @@ class RecordedPregnancy:
 
 @dataclass(frozen=True)
 class PregnancyEvidence:
-    """Why the patient is taken to be pregnant: a recorded pregnancy, a recent positive test, or both."""
+    """Why the patient is taken to be pregnant: a recorded pregnancy, a positive test nothing later answers, or both."""
 
     conditions: tuple[RecordedPregnancy, ...]
     positive_test: HcgResult | None
@@ -62,6 +83,18 @@ class PregnancyEvidence:
     def references(self) -> tuple[str, ...]:
         tests = (self.positive_test.reference,) if self.positive_test else ()
         return tuple(c.reference for c in self.conditions) + tests
+
+
+@dataclass(frozen=True)
+class Her2Start:
+    """Why a drafted HER2 agent starts therapy: the first dose of an agent, or HER2 therapy resumed after a break."""
+
+    # The ordered HER2 agents (ingredient keys) with no earlier record; empty when each was given before.
+    new_agents: frozenset[str]
+    # The last HER2 dose on record before the start; None when no HER2 agent was recorded before.
+    previous: LastDose | None
+    # No HER2 agent ran in the THERAPY_BREAK before the start.
+    after_break: bool
 
 
 @dataclass(frozen=True)
@@ -89,20 +122,38 @@ def recent_pregnancy_test(facts: Facts, on: date | None = None) -> HcgResult | N
 
 
 def pregnancy_evidence(facts: Facts, on: date | None = None) -> PregnancyEvidence | None:
-    """An active pregnancy Condition, or a positive test within the lookback that no newer negative test supersedes.
+    """An active pregnancy Condition, or a positive test that nothing later answers and that a pregnancy could still
+    follow: no more than POSITIVE_TEST_MONTHS old at the earlier of today and `on`.
 
-    `on` is the planned start of a drafted dose (default today). A positive test counts when it is no older than the
-    lookback at the earlier of today and `on`, so a start planned a few weeks ahead does not hide it.
+    `on` is the planned start of a drafted dose (default today); a start planned weeks ahead does not hide a test.
     """
-    day = on or facts.as_of
     conditions = tuple(_recorded(c) for c in facts.get(active_conditions, "pregnancy") if _still_pregnant(c))
-    until = max(day, facts.as_of)
-    latest = next((r for r in facts.get(hcg_results) if r.interpretable and r.day is not None and r.day <= until), None)
-    since = min(day, facts.as_of) - timedelta(days=facts.settings.pregnancy_test_lookback_days)
-    positive = latest if latest is not None and latest.reading == "positive" and latest.day >= since else None
+    positive = facts.get(_unanswered_positive_test, on)
+    if positive is not None and not _could_be_current(facts, positive, on):
+        positive = None
     if not conditions and positive is None:
         return None
-    return PregnancyEvidence(conditions=conditions, positive_test=positive, latest_test=latest)
+    return PregnancyEvidence(conditions=conditions, positive_test=positive, latest_test=facts.get(_latest_readable_test, on))
+
+
+def lapsed_positive_test(facts: Facts, on: date | None = None) -> HcgResult | None:
+    """A positive test that nothing later answers but older than a pregnancy lasts: the pregnancy it showed is over,
+    the record does not say how, and so it cannot tell whether the patient is pregnant now."""
+    positive = facts.get(_unanswered_positive_test, on)
+    return positive if positive is not None and not _could_be_current(facts, positive, on) else None
+
+
+def her2_start(facts: Facts, agents: frozenset[str], on: date) -> Her2Start | None:
+    """Whether a HER2 order of these ingredients planned for `on` starts therapy; None when it continues a course.
+
+    An undated earlier record counts as given before, as in `started_before`.
+    """
+    earlier = [e for e in facts.exposures if e.ingredients & HER2_AGENTS and (e.start is None or e.start < on)]
+    new_agents = frozenset(a for a in agents & HER2_AGENTS if not started_before(facts.exposures, a, on))
+    after_break = bool(earlier) and not any(e.overlaps(on - THERAPY_BREAK, on - timedelta(days=1)) for e in earlier)
+    if not new_agents and not after_break:
+        return None
+    return Her2Start(new_agents=new_agents, previous=last_dose_of(earlier), after_break=after_break)
 
 
 def reproductive_potential(facts: Facts) -> ReproductivePotential:
@@ -122,6 +173,41 @@ def reproductive_potential(facts: Facts) -> ReproductivePotential:
     if gender == "female" and in_range:
         return ReproductivePotential("yes", gender, age, described)
     return ReproductivePotential("unknown", gender, age, described)
+
+
+def _latest_readable_test(facts: Facts, on: date | None) -> HcgResult | None:
+    """The newest test read as positive or negative, up to the later of today and `on` (a test taken since a planned
+    start that is already past still precedes the first dose)."""
+    until = max(on or facts.as_of, facts.as_of)
+    return next((r for r in facts.get(hcg_results) if r.interpretable and r.day is not None and r.day <= until), None)
+
+
+def _unanswered_positive_test(facts: Facts, on: date | None) -> HcgResult | None:
+    """The newest readable test when it is positive and no pregnancy is recorded as ended on or after its day."""
+    latest = facts.get(_latest_readable_test, on)
+    if latest is None or latest.reading != "positive":
+        return None
+    answered = any(end >= latest.day for end in facts.get(_pregnancy_end_days))
+    return None if answered else latest
+
+
+def _could_be_current(facts: Facts, positive: HcgResult, on: date | None) -> bool:
+    return add_months(positive.day, POSITIVE_TEST_MONTHS) >= min(on or facts.as_of, facts.as_of)
+
+
+def _pregnancy_end_days(facts: Facts) -> tuple[date, ...]:
+    """For each pregnancy the record shows as over (resolved or inactive, ended, or refuted), the earliest day its end
+    can be: the abatement, else its onset (it ended after it began). Undated ones cannot be placed and are left out."""
+    current = facts.get(active_conditions, "pregnancy")
+    ended = [c for c in facts.record.conditions if terminology.in_value_set(c.code, "pregnancy")
+             and not (c in current and _still_pregnant(c))]
+    days = (max(filter(None, (_abatement_day(c), condition_day(c))), default=None) for c in ended)
+    return tuple(day for day in days if day is not None)
+
+
+def _abatement_day(condition: Condition) -> date | None:
+    period = condition.abatementPeriod
+    return first_day(condition.abatementDateTime) or (first_day(period.start) or last_day(period.end) if period else None)
 
 
 def _age(birth: date | None, on: date) -> int | None:

@@ -4,13 +4,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any, Iterator
 
-from cds_hooks import terminology
 from cds_hooks.dates import add_months
 from cds_hooks.facts.pregnancy import (
+    HER2_AGENTS,
+    POSITIVE_TEST_MONTHS,
     REPRODUCTIVE_AGE_YEARS,
+    THERAPY_BREAK,
     HcgResult,
+    Her2Start,
     PregnancyEvidence,
     hcg_results,
+    her2_start,
+    lapsed_positive_test,
     pregnancy_evidence,
     recent_pregnancy_test,
     reproductive_potential,
@@ -18,15 +23,15 @@ from cds_hooks.facts.pregnancy import (
 from cds_hooks.facts.therapy import Exposure, last_dose_of, planned_period
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, names_of, rule
+from cds_hooks.rules.base import (
+    Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, names_of, rule,
+)
 from cds_hooks.rules.proposals import loinc, remove_drafts, service_request
 
-# The reference's HER2-agent set (Part B intro): trastuzumab and biosimilars (with Hylecta and Phesgo, which
-# normalise to their ingredients), T-DM1, T-DXd and pertuzumab.
-HER2_AGENTS = (
-    terminology.ingredients_in_class("trastuzumab_product")
-    | terminology.ingredients_in_class("antibody_drug_conjugate")
-    | {"pertuzumab"}
+# What "starts" a HER2 agent for rules 36-37, in words for the catalogue.
+_START = (
+    "the first dose of the ordered agent on record, or any HER2 agent after "
+    f"{THERAPY_BREAK.days} days or more with none running"
 )
 PREGNANT_CARD = "pregnancy-her2-agent-in-pregnancy"
 STATUS_CARD = "pregnancy-status-before-her2-start"
@@ -56,12 +61,13 @@ _PREGNANCY_TESTS = {
     trigger=(
         "A drafted HER2 agent (trastuzumab products incl. Hylecta and Phesgo, pertuzumab, T-DM1, T-DXd) while the patient "
         "is pregnant; on patient-view, pregnancy while a HER2 agent is recorded as ongoing. Pregnant = an active, "
-        "unrefuted pregnancy Condition (SNOMED 77386006) without an end date, or a positive hCG that no newer negative "
-        "test supersedes."
+        "unrefuted pregnancy Condition (SNOMED 77386006) without an end date, or a positive hCG that nothing later "
+        "answers: no newer readable test, and no pregnancy recorded as ended (or refuted) on or after its day."
     ),
     thresholds=(
         "Positive hCG: coded Positive (qualitative) or above the result's own reference range high (quantitative), "
-        "no older than pregnancy_test_lookback_days before the earlier of today and the planned start."
+        f"counted for {POSITIVE_TEST_MONTHS} calendar months at the earlier of today and the planned start (longer "
+        "than a pregnancy can last after a positive test; local policy)."
     ),
 )
 def her2_agent_in_pregnancy(context: RuleContext) -> Iterator[Finding]:
@@ -79,36 +85,53 @@ def her2_agent_in_pregnancy(context: RuleContext) -> Iterator[Finding]:
     cards=(STATUS_CARD,),
     trigger=(
         "A drafted HER2 agent for a patient who may be of reproductive potential (female aged "
-        f"{REPRODUCTIVE_AGE_YEARS[0]}-{REPRODUCTIVE_AGE_YEARS[1]}, or gender or birth date unknown), when it is the "
-        "first HER2 agent on record and no pregnancy test falls in the window, or when the newest test in the window "
-        "cannot be read as positive or negative."
+        f"{REPRODUCTIVE_AGE_YEARS[0]}-{REPRODUCTIVE_AGE_YEARS[1]}, or gender or birth date unknown), when it starts "
+        f"({_START}) and no pregnancy test falls in the window; on any order, when the newest test in the window cannot "
+        "be read as positive or negative, or when the newest readable test is a positive one too old to show a current "
+        "pregnancy and no outcome is recorded."
     ),
-    thresholds="Window: pregnancy_test_lookback_days before the planned start (local policy; the labels say only 'before starting').",
+    thresholds=(
+        "Window: pregnancy_test_lookback_days before the planned start (local policy; the labels say only 'before "
+        f"starting'). Break: {THERAPY_BREAK.days} days without HER2 therapy (local policy). Old positive test: more "
+        f"than {POSITIVE_TEST_MONTHS} calendar months."
+    ),
 )
 def status_before_her2_start(context: RuleContext) -> Iterator[Finding]:
     potential = context.facts.get(reproductive_potential)
     if potential.status == "no":
         return
     lookback = context.settings.pregnancy_test_lookback_days
+    facts = context.facts
     problems: list[dict[str, Any]] = []
+    lapsed: HcgResult | None = None
     for order, start in _her2_drafts(context):
-        if context.facts.get(pregnancy_evidence, start) is not None:
+        if facts.get(pregnancy_evidence, start) is not None:
             continue  # the critical pregnancy card already speaks for this order
-        test = recent_pregnancy_test(context.facts, start)
+        test = recent_pregnancy_test(facts, start)
+        starting = facts.get(her2_start, order.ingredients, start)
+        found = {"order": order, "start": start, "starting": starting}
         if test is not None and not test.interpretable:
-            problems.append({"order": order, "start": start, "test": _test_values(test)})
-        elif test is None and _first_dose(context, start):
-            problems.append({"order": order, "start": start, "test": None})
+            problems.append({**found, "reason": "unreadable", "test": test})
+        elif (old := facts.get(lapsed_positive_test, start)) is not None:
+            lapsed = lapsed or old
+            problems.append({**found, "reason": "positive-without-outcome", "test": old})
+        elif test is None and starting is not None:
+            problems.append({**found, "reason": "no-test", "test": None})
     if not problems:
         return
     latest = _latest_test_before(context, max(p["start"] for p in problems))
+    tests = {p["test"].reference for p in problems if p["test"]} | ({latest.reference} if latest else set())
     yield Finding(
         card=STATUS_CARD,
         values={
             "drugs": names_of(p["order"] for p in problems),
             "orders": [{"name": p["order"].text, "start": p["start"], "window_from": p["start"] - timedelta(days=lookback),
-                        "test": p["test"]} for p in problems],
+                        "reason": p["reason"], "test": _test_values(p["test"]) if p["test"] else None,
+                        "start_reason": _start_values(p["starting"])} for p in problems],
             "lookback_days": lookback,
+            "lapsed": _test_values(lapsed) if lapsed else None,
+            "positive_test_months": POSITIVE_TEST_MONTHS,
+            "break_days": THERAPY_BREAK.days,
             "potential": potential.status,
             "patient": potential.description,
             "age_low": REPRODUCTIVE_AGE_YEARS[0],
@@ -116,7 +139,7 @@ def status_before_her2_start(context: RuleContext) -> Iterator[Finding]:
             "latest": _test_values(latest) if latest is not None else None,
         },
         suggestions=tuple(_test_suggestion(context, key) for key in _PREGNANCY_TESTS),
-        evidence=tuple(sorted({p["order"].reference for p in problems} | ({latest.reference} if latest else set()))),
+        evidence=tuple(sorted({p["order"].reference for p in problems} | tests)),
     )
 
 
@@ -127,19 +150,21 @@ def status_before_her2_start(context: RuleContext) -> Iterator[Finding]:
     hooks=frozenset({"order-sign"}),
     cards=(CONTRACEPTION_CARD,),
     trigger=(
-        "Signing the first HER2 agent on record (no earlier HER2-agent exposure) for a female patient who may be of "
-        "reproductive potential, or T-DXd for a patient who is not recorded as female. Once per start, at signing only, "
-        "so it does not repeat on every order."
+        f"Signing a HER2 agent that starts ({_START}) for a female patient who may be of reproductive potential, or "
+        "T-DXd for a patient who is not recorded as female. Once per start, at signing only, so it does not repeat on "
+        "every order or cycle."
     ),
     thresholds=f"Reproductive potential: female aged {REPRODUCTIVE_AGE_YEARS[0]}-{REPRODUCTIVE_AGE_YEARS[1]} (local policy); unknown gender or birth date counts.",
 )
 def contraception_counselling(context: RuleContext) -> Iterator[Finding]:
-    potential = context.facts.get(reproductive_potential)
+    facts = context.facts
+    potential = facts.get(reproductive_potential)
     starts = [
-        (order, start) for order, start in _her2_drafts(context)
-        if _first_dose(context, start) and context.facts.get(pregnancy_evidence, start) is None
+        (order, start, starting) for order, start in _her2_drafts(context)
+        if (starting := facts.get(her2_start, order.ingredients, start)) is not None
+        and facts.get(pregnancy_evidence, start) is None
     ]
-    started = frozenset().union(*(order.ingredients for order, _ in starts))
+    started = frozenset().union(*(order.ingredients for order, _, _ in starts))
     female_advice = potential.status != "no"
     male_advice = TDXD in started and potential.gender != "female"
     if not starts or not (female_advice or male_advice):
@@ -147,8 +172,10 @@ def contraception_counselling(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card=CONTRACEPTION_CARD,
         values={
-            "drugs": names_of(order for order, _ in starts),
-            "orders": [{"name": order.text, "start": start} for order, start in starts],
+            "drugs": names_of(order for order, _, _ in starts),
+            "orders": [{"name": order.text, "start": start, "start_reason": _start_values(starting)}
+                       for order, start, starting in starts],
+            "break_days": THERAPY_BREAK.days,
             "patient": potential.description,
             "potential": potential.status,
             "female_advice": female_advice,
@@ -158,7 +185,7 @@ def contraception_counselling(context: RuleContext) -> Iterator[Finding]:
             "age_low": REPRODUCTIVE_AGE_YEARS[0],
             "age_high": REPRODUCTIVE_AGE_YEARS[1],
         },
-        evidence=tuple(order.reference for order, _ in starts),
+        evidence=tuple(order.reference for order, _, _ in starts),
     )
 
 
@@ -270,11 +297,6 @@ def _her2_drafts(context: RuleContext) -> list[tuple[DraftOrder, date]]:
     return [(order, planned_period(order, context.as_of)[0]) for order in context.focus_orders_of(HER2_AGENTS)]
 
 
-def _first_dose(context: RuleContext, start: date) -> bool:
-    """No HER2 agent recorded before this planned start: the order starts HER2 therapy."""
-    return not any(e.ingredients & HER2_AGENTS and (e.start is None or e.start <= start) for e in context.facts.exposures)
-
-
 def _latest_test_before(context: RuleContext, start: date) -> HcgResult | None:
     """The newest dated pregnancy test up to the planned start (or today, if later), whatever its age."""
     until = max(start, context.as_of)
@@ -288,6 +310,21 @@ def _evidence_values(evidence: PregnancyEvidence) -> dict[str, Any]:
         "conditions": [{"text": c.text, "since": c.since} for c in evidence.conditions],
         "positive_test": _test_values(evidence.positive_test) if evidence.positive_test else None,
         "negative_test": _test_values(contradicting) if contradicting else None,
+        "positive_test_months": POSITIVE_TEST_MONTHS,
+    }
+
+
+def _start_values(start: Her2Start | None) -> dict[str, Any] | None:
+    """Why an order starts HER2 therapy, for card text; None when it continues a course."""
+    if start is None:
+        return None
+    previous = start.previous
+    return {
+        "new_agents": ingredient_names(start.new_agents) or None,
+        "first_her2": previous is None,
+        "after_break": start.after_break,
+        "last_dose": previous.day if previous else None,
+        "last_dose_at_least": previous.at_least if previous else None,
     }
 
 

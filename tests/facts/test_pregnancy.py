@@ -7,7 +7,9 @@ import pytest
 
 from cds_hooks.facts import Facts
 from cds_hooks.facts.pregnancy import (
+    her2_start,
     hcg_results,
+    lapsed_positive_test,
     pregnancy_evidence,
     recent_pregnancy_test,
     reproductive_potential,
@@ -32,6 +34,16 @@ def serum(oid, when, amount, high=None):
     return {"resourceType": "Observation", "id": oid, "status": "final", "subject": {"reference": "Patient/p"},
             "code": {"coding": [{"system": LOINC, "code": "21198-7"}]}, "effectiveDateTime": when,
             "valueQuantity": {"value": amount, "unit": "mIU/mL", "system": "http://unitsofmeasure.org", "code": "m[IU]/mL"}, **ranges}
+
+
+RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
+TRASTUZUMAB = {"coding": [{"system": RX, "code": "224905"}], "text": "trastuzumab"}
+TDM1 = {"coding": [{"system": RX, "code": "1371041"}], "text": "ado-trastuzumab emtansine"}
+
+
+def dose(aid, medication, day):
+    return {"resourceType": "MedicationAdministration", "id": aid, "status": "completed", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": medication, "effectiveDateTime": day}
 
 
 def pregnancy(cid="c1", status="active", **extra):
@@ -106,9 +118,66 @@ def test_recent_positive_test_is_evidence_until_a_newer_negative_supersedes_it()
     assert pregnancy_evidence(facts_with(positive, serum("unread", "2026-11-20", 1))) is not None
 
 
-def test_positive_test_older_than_the_lookback_is_not_evidence():
-    assert pregnancy_evidence(facts_with(urine("pos", "2026-11-10", POSITIVE))) is None
-    assert pregnancy_evidence(facts_with(urine("pos", "2026-11-10", POSITIVE)), on=date(2026, 11, 12)) is not None
+def test_positive_test_is_evidence_for_as_long_as_the_pregnancy_could_last_whatever_the_lookback():
+    eleven_days = urine("pos", "2026-11-11", POSITIVE)
+    assert pregnancy_evidence(facts_with(eleven_days)).positive_test.reference == "Observation/pos"
+    # Ten calendar months after the test; the earlier of today and the planned start decides.
+    assert pregnancy_evidence(facts_with(urine("pos", "2026-01-22", POSITIVE))) is not None
+    assert pregnancy_evidence(facts_with(urine("pos", "2026-01-21", POSITIVE))) is None
+    assert pregnancy_evidence(facts_with(urine("pos", "2026-01-21", POSITIVE)), on=date(2026, 11, 21)) is not None
+
+
+def test_a_pregnancy_ended_on_or_after_a_positive_test_answers_it():
+    positive = urine("pos", "2026-11-18", POSITIVE)
+    miscarriage = pregnancy(status="resolved", onsetDateTime="2026-11-18", abatementDateTime="2026-11-20")
+    assert pregnancy_evidence(facts_with(positive, miscarriage)) is None
+    same_day = pregnancy(status="resolved", onsetDateTime="2026-11-01", abatementDateTime="2026-11-18")
+    assert pregnancy_evidence(facts_with(positive, same_day)) is None
+    # A resolved pregnancy that began after the test ended after it too.
+    assert pregnancy_evidence(facts_with(positive, pregnancy(status="resolved", onsetDateTime="2026-11-19"))) is None
+    refuted = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "refuted"}]}
+    assert pregnancy_evidence(facts_with(positive, pregnancy(onsetDateTime="2026-11-20", verificationStatus=refuted))) is None
+
+
+def test_an_end_of_pregnancy_not_known_to_follow_the_positive_test_does_not_answer_it():
+    positive = urine("pos", "2026-11-18", POSITIVE)
+    earlier = pregnancy(status="resolved", onsetDateTime="2026-01-10", abatementDateTime="2026-10-02")
+    undated = pregnancy(status="resolved", onsetDateTime="2026-10-01", abatementString="miscarriage")
+    for ended in (earlier, undated):
+        evidence = pregnancy_evidence(facts_with(positive, ended))
+        assert evidence.positive_test.reference == "Observation/pos" and evidence.conditions == ()
+
+
+def test_a_positive_test_older_than_a_pregnancy_lasts_is_lapsed_until_answered():
+    old = urine("pos", "2025-12-18", POSITIVE)
+    assert lapsed_positive_test(facts_with(old)).reference == "Observation/pos"
+    assert lapsed_positive_test(facts_with(old, urine("neg", "2026-03-01", NEGATIVE))) is None
+    delivered = pregnancy(status="resolved", onsetDateTime="2025-12-18", abatementDateTime="2026-08-20")
+    assert lapsed_positive_test(facts_with(old, delivered)) is None
+    # Within ten months it is evidence of a current pregnancy, not lapsed.
+    assert lapsed_positive_test(facts_with(urine("pos", "2026-11-11", POSITIVE))) is None
+
+
+def test_her2_start_is_the_first_her2_agent_or_the_first_dose_of_the_ordered_one():
+    first = her2_start(facts_with(), frozenset({"trastuzumab"}), date(2026, 11, 23))
+    assert (first.new_agents, first.previous, first.after_break) == (frozenset({"trastuzumab"}), None, False)
+    on_trastuzumab = facts_with(dose("a1", TRASTUZUMAB, "2026-10-12"), dose("a2", TRASTUZUMAB, "2026-11-02"))
+    switch = her2_start(on_trastuzumab, frozenset({"ado_trastuzumab_emtansine"}), date(2026, 11, 23))
+    assert (switch.new_agents, switch.after_break) == (frozenset({"ado_trastuzumab_emtansine"}), False)
+    assert switch.previous.day == date(2026, 11, 2)
+    phesgo = her2_start(on_trastuzumab, frozenset({"pertuzumab", "trastuzumab"}), date(2026, 11, 23))
+    assert phesgo.new_agents == frozenset({"pertuzumab"})
+
+
+def test_her2_start_after_a_break_but_not_at_a_delayed_cycle():
+    last_dose = facts_with(dose("a", TRASTUZUMAB, "2026-11-02"))  # its cycle covers the patient to 2026-11-22
+    assert her2_start(last_dose, frozenset({"trastuzumab"}), date(2026, 11, 30)) is None
+    assert her2_start(last_dose, frozenset({"trastuzumab"}), date(2026, 12, 20)) is None  # 27 days without therapy
+    resumed = her2_start(last_dose, frozenset({"trastuzumab"}), date(2026, 12, 21))  # 28 days
+    assert (resumed.new_agents, resumed.after_break, resumed.previous.day) == (frozenset(), True, date(2026, 11, 2))
+    ongoing = facts_with({"resourceType": "MedicationStatement", "id": "s", "status": "active", "subject": {"reference": "Patient/p"},
+                          "medicationCodeableConcept": TDM1, "effectivePeriod": {"start": "2026-01-05"}})
+    assert her2_start(ongoing, frozenset({"ado_trastuzumab_emtansine"}), date(2026, 11, 23)) is None
 
 
 def test_positive_test_counts_for_a_start_planned_weeks_ahead():

@@ -109,14 +109,69 @@ def test_counselling_for_a_man_only_with_tdxd():
     assert finding.values["male_advice"] and not finding.values["female_advice"]
 
 
-def test_counselling_is_not_repeated_after_any_earlier_her2_agent():
-    earlier = statement("old", TDM1, "2025-01-01", "2025-06-30")
-    assert list(contraception_counselling(context(WOMAN, earlier, drafts=[draft("h", TRASTUZUMAB)]))) == []
-
-
 def administration(aid, medication, day):
     return {"resourceType": "MedicationAdministration", "id": aid, "status": "completed", "subject": {"reference": "Patient/p"},
             "medicationCodeableConcept": medication, "effectiveDateTime": day}
+
+
+THREE_WEEKLY_TRASTUZUMAB = (administration("a1", TRASTUZUMAB, "2026-10-12"), administration("a2", TRASTUZUMAB, "2026-11-02"))
+
+
+def test_counselling_when_switching_to_tdm1_names_the_breastfeeding_advice():
+    (finding,) = contraception_counselling(context(WOMAN, *THREE_WEEKLY_TRASTUZUMAB, drafts=[draft("k", TDM1)]))
+    assert finding.values["tdm1"] and finding.values["female_advice"]
+    assert finding.values["orders"][0]["start_reason"]["new_agents"] == "ado-trastuzumab emtansine (T-DM1)"
+
+
+def test_counselling_for_a_man_switching_to_tdxd():
+    man = {**WOMAN, "gender": "male"}
+    (finding,) = contraception_counselling(context(man, *THREE_WEEKLY_TRASTUZUMAB, drafts=[draft("e", TDXD)]))
+    assert finding.values["male_advice"] and not finding.values["female_advice"]
+
+
+def test_counselling_again_when_her2_therapy_resumes_after_a_break():
+    earlier = statement("old", TDM1, "2025-01-01", "2025-06-30")
+    (finding,) = contraception_counselling(context(WOMAN, earlier, drafts=[draft("k", TDM1)]))
+    start = finding.values["orders"][0]["start_reason"]
+    assert (start["new_agents"], start["after_break"], start["last_dose"]) == (None, True, date(2025, 6, 30))
+
+
+def test_counselling_not_repeated_at_the_next_cycle_of_the_course():
+    assert list(contraception_counselling(context(WOMAN, *THREE_WEEKLY_TRASTUZUMAB, drafts=[draft("h", TRASTUZUMAB)]))) == []
+
+
+def test_status_check_at_the_first_dose_of_another_her2_agent():
+    (finding,) = status_before_her2_start(context(WOMAN, *THREE_WEEKLY_TRASTUZUMAB, drafts=[draft("k", TDM1)]))
+    (order,) = finding.values["orders"]
+    assert (order["reason"], order["start_reason"]["new_agents"], order["start_reason"]["first_her2"]) == (
+        "no-test", "ado-trastuzumab emtansine (T-DM1)", False)
+
+
+def test_status_check_when_her2_therapy_resumes_after_a_break_but_not_at_a_delayed_cycle():
+    ended = statement("old", TRASTUZUMAB, "2024-11-01", "2025-10-31")
+    (finding,) = status_before_her2_start(context(WOMAN, ended, drafts=[draft("e", TDXD)]))
+    assert finding.values["orders"][0]["start_reason"]["last_dose"] == date(2025, 10, 31)
+    (finding,) = status_before_her2_start(context(WOMAN, ended, drafts=[draft("h", TRASTUZUMAB)]))
+    assert finding.values["orders"][0]["start_reason"]["after_break"]
+    delayed = draft("h", TRASTUZUMAB, start="2026-11-30")
+    assert list(status_before_her2_start(context(WOMAN, *THREE_WEEKLY_TRASTUZUMAB, drafts=[delayed]))) == []
+
+
+def test_status_check_on_continuing_therapy_when_the_last_test_is_a_positive_too_old_to_be_current():
+    old_positive = hcg("t", "2025-12-18", "LA6576-8")
+    records = (WOMAN, old_positive, statement("on", TRASTUZUMAB, "2026-06-01"))
+    assert list(her2_agent_in_pregnancy(context(*records, drafts=[draft("h", TRASTUZUMAB)]))) == []
+    (finding,) = status_before_her2_start(context(*records, drafts=[draft("h", TRASTUZUMAB)]))
+    assert finding.values["orders"][0]["reason"] == "positive-without-outcome"
+    assert finding.values["lapsed"]["day"] == date(2025, 12, 18)
+    assert "Observation/t" in finding.evidence
+
+
+def test_pregnancy_card_for_continuing_therapy_eleven_days_after_a_positive_test():
+    records = (WOMAN, hcg("t", "2026-11-11", "LA6576-8"), statement("on", TRASTUZUMAB, "2026-06-01"))
+    (ordered,) = her2_agent_in_pregnancy(context(*records, drafts=[draft("h", TRASTUZUMAB)], hook="order-select"))
+    (charted,) = her2_agent_in_pregnancy(context(*records, hook="patient-view"))
+    assert ordered.values["positive_test"]["day"] == charted.values["positive_test"]["day"] == date(2026, 11, 11)
 
 
 def test_after_the_last_dose_contraception_runs_seven_calendar_months():
