@@ -28,12 +28,12 @@ log = logging.getLogger(__name__)
 OBSERVATION_VALUE_SETS = (
     "her2_ihc", "her2_ish", "her2_ish_ratio", "her2_copy_number", "her2_interpretation", "her2_tissue_other",
     "lvef", "body_weight", "body_height", "bsa", "platelets", "neutrophils", "ast", "alt", "bilirubin_total", "hcg",
-    "disease_status", "staging",
+    "disease_status", "staging", "history_of_metastatic_cancer",
 )
 CONDITION_VALUE_SETS = (
     "breast_cancer", "her2_positive_breast_cancer", "her2_negative_breast_cancer", "metastatic",
-    "brain_metastasis", "heart_failure", "lv_systolic_dysfunction", "pregnancy", "ild", "peripheral_neuropathy",
-    "anaphylaxis", "angioedema", "ards",
+    "history_of_metastatic_cancer", "brain_metastasis", "heart_failure", "lv_systolic_dysfunction", "pregnancy", "ild",
+    "peripheral_neuropathy", "anaphylaxis", "angioedema", "ards",
 )
 _KEPT_OBSERVATION_VALUE_SETS = frozenset(OBSERVATION_VALUE_SETS)
 _KEPT_CONDITION_VALUE_SETS = frozenset(CONDITION_VALUE_SETS)

@@ -54,14 +54,15 @@ PREFETCH: Mapping[str, str] = {
     "bodySize": observation_query("body_weight", "body_height", "bsa"),
     "labs": observation_query("platelets", "neutrophils", "ast", "alt", "bilirubin_total", "hcg"),
     "diseaseStatus": observation_query("disease_status"),
-    "staging": observation_query("staging"),
+    # The extent of disease: TNM staging, and mCODE's HistoryOfMetastaticCancer (an Observation).
+    "staging": observation_query("staging", "history_of_metastatic_cancer"),
 }
 
 USAGE = (
     "Reads the patient's Conditions, MedicationRequests, MedicationStatements, MedicationAdministrations and "
     "Observations (HER2, LVEF, body size, platelet and neutrophil counts, liver tests, hCG, disease status, "
-    "staging), from prefetch or from fhirServer with the fhirAuthorization token (patient/*.read). Medications are "
-    "recognised by RxNorm or ATC codes, with exact drug names as a fallback."
+    "staging, history of metastatic cancer), from prefetch or from fhirServer with the fhirAuthorization token "
+    "(patient/*.read). Medications are recognised by RxNorm or ATC codes, with exact drug names as a fallback."
 )
 
 SERVICES: tuple[ServiceDefinition, ...] = (

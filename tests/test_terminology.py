@@ -402,7 +402,9 @@ def test_prefixes_apply_to_icd10cm_only():
 
 def test_metastatic_excludes_the_wrong_codes():
     assert in_value_set({"system": SNOMED, "code": "128462008"}, "metastatic")
-    assert in_value_set({"system": SNOMED, "code": "1287652008"}, "metastatic")
+    # History of metastatic cancer is its own value set: read as an Observation too, and in any clinical status.
+    assert not in_value_set({"system": SNOMED, "code": "1287652008"}, "metastatic")
+    assert in_value_set({"system": SNOMED, "code": "1287652008"}, "history_of_metastatic_cancer")
     assert not in_value_set({"system": SNOMED, "code": "145501000119108"}, "metastatic")  # spread TO the breast
     assert not in_value_set({"system": SNOMED, "code": "408643008"}, "metastatic")
 
@@ -436,8 +438,8 @@ def test_every_value_set_the_service_names_exists():
         "her2_ihc", "her2_ish", "her2_ish_ratio", "her2_copy_number", "her2_interpretation", "her2_tissue_other",
         "her2_serum", "her2_answers", "lvef", "body_weight", "body_height", "bsa", "platelets", "neutrophils", "ast", "alt",
         "bilirubin_total", "hcg", "disease_status", "disease_status_values", "staging", "breast_cancer",
-        "her2_positive_breast_cancer", "her2_negative_breast_cancer", "metastatic", "brain_metastasis",
-        "heart_failure", "lv_systolic_dysfunction", "pregnancy", "ild", "peripheral_neuropathy", "anaphylaxis",
+        "her2_positive_breast_cancer", "her2_negative_breast_cancer", "metastatic", "history_of_metastatic_cancer",
+        "brain_metastasis", "heart_failure", "lv_systolic_dysfunction", "pregnancy", "ild", "peripheral_neuropathy", "anaphylaxis",
         "angioedema", "ards",
     ):
         assert value_set_codes(name)

@@ -12,7 +12,7 @@ from cds_hooks.fhir_views import Condition, Observation
 from cds_hooks.facts import Facts
 from cds_hooks.dates import add_months, first_day
 from cds_hooks.facts.observations import coded_value, effective_day, observations_in, results_in
-from cds_hooks.facts.therapy import Exposure
+from cds_hooks.facts.therapy import Exposure, LastDose, last_dose_of
 
 Setting = Literal["metastatic", "early", "unknown"]
 ResidualStatus = Literal["residual", "pcr", "unknown"]
@@ -42,6 +42,14 @@ _N_NONE = re.compile(r"0(?:\((?:sn|f|i-|mol-)\))?")
 _M_METASTATIC = re.compile(r"1[a-d]?(?:\(.*\))?")
 # Only M1 matters for the setting; M0 is not read as "no metastases" because later conditions may say otherwise.
 _NOTHING = re.compile(r"(?!)")
+_M_CATEGORIES = frozenset({"m_category", "clinical_m", "pathologic_m"})
+_STAGE_GROUPS = frozenset({"clinical_stage_group", "pathologic_stage_group", "yp_stage_group"})
+# AJCC stage group IV (IVA-IVC in other cancers), read only as a whole value: "IV", "Stage IVB", "ypIV", "4" (the
+# AJCC code system's code, as in mCODE's "AJCC#3C"), or SNOMED's display "American Joint Committee on Cancer stage
+# IV (qualifier value)". Any other stage group is not read as "no metastases", like M0.
+_STAGE_IV = re.compile(
+    r"(?:(?:american joint committee on cancer|ajcc) )?(?:(?:yp|yc|p|c|r) ?)?(?:stage ?)?(?:iv|4)[a-c]?(?: \(qualifier value\))?"
+)
 # Residual Cancer Burden class (NAACCR item 1179: 0 = RCB-0/pCR, 1, 2, 3), written as "RCB-II", "RCB 2", ...
 _RCB = re.compile(r"rcb[\s-]*(?:class[\s-]*)?(?P<value>0|1|2|3|i|ii|iii)")
 _RCB_CLASS = {"0": 0, "1": 1, "2": 2, "3": 3, "i": 1, "ii": 2, "iii": 3}
@@ -68,9 +76,14 @@ def clinical_status(condition: Condition) -> str | None:
 
 
 def setting(facts: Facts) -> Setting:
-    """Metastatic when a secondary cancer, a history of metastatic cancer or an M1 category is recorded (mCODE);
-    early when breast cancer is recorded without any of these; unknown when the record names no breast cancer."""
-    if facts.get(active_conditions, "metastatic") or facts.get(active_conditions, "brain_metastasis") or facts.get(_m1_staging):
+    """Metastatic when the record shows it in any of the ways the reference names: a secondary cancer condition, a
+    history of metastatic cancer, or M1 or stage group IV staging (mCODE); early when breast cancer is recorded
+    without any of these; unknown when the record names no breast cancer."""
+    if (
+        facts.get(active_conditions, "metastatic") or facts.get(active_conditions, "brain_metastasis")
+        or facts.get(_metastatic_staging) or facts.get(_metastatic_history_conditions)
+        or facts.get(_metastatic_history_observations)
+    ):
         return "metastatic"
     if any(facts.get(active_conditions, vs) for vs in ("breast_cancer", "her2_positive_breast_cancer", "her2_negative_breast_cancer")):
         return "early"
@@ -86,12 +99,12 @@ def brain_metastases(facts: Facts) -> tuple[Condition, ...]:
 
 
 def metastatic_since(facts: Facts) -> date | None:
-    """The earliest onset (else recorded) day of metastatic disease, from conditions and M1 staging."""
-    days = [
-        day for condition in facts.get(active_conditions, "metastatic") + brain_metastases(facts)
-        if (day := condition_day(condition)) is not None
-    ]
-    days += [day for observation in facts.get(_m1_staging) if (day := effective_day(observation)) is not None]
+    """The earliest day of metastatic disease: a condition's onset (else recorded day), or the day of M1 or stage IV
+    staging. A HistoryOfMetastaticCancer Observation gives no day: it is dated when the history was noted, which
+    can be years after the metastases, and would make a recurrence look later than it was."""
+    conditions = facts.get(active_conditions, "metastatic") + brain_metastases(facts) + facts.get(_metastatic_history_conditions)
+    days = [day for condition in conditions if (day := condition_day(condition)) is not None]
+    days += [day for observation in facts.get(_metastatic_staging) if (day := effective_day(observation)) is not None]
     return min(days, default=None)
 
 
@@ -101,11 +114,22 @@ def condition_day(condition: Condition) -> date | None:
     return first_day(onset) or first_day(condition.recordedDate)
 
 
-def _m1_staging(facts: Facts) -> tuple[Observation, ...]:
-    return tuple(
-        o for o in _staging_with_meaning(facts, {"m_category", "clinical_m", "pathologic_m"})
-        if _category_value(o, "m", _M_METASTATIC, _NOTHING) == "residual"
-    )
+def _metastatic_staging(facts: Facts) -> tuple[Observation, ...]:
+    """Staging that says distant metastases: an M1 category or a stage group IV (clinical, pathologic or yp)."""
+    m1 = [o for o in _staging_with_meaning(facts, _M_CATEGORIES) if _category_value(o, "m", _M_METASTATIC, _NOTHING) == "residual"]
+    stage_iv = [o for o in _staging_with_meaning(facts, _STAGE_GROUPS) if any(map(_STAGE_IV.fullmatch, _value_texts(o)))]
+    return tuple(m1 + stage_iv)
+
+
+def _metastatic_history_conditions(facts: Facts) -> tuple[Condition, ...]:
+    """History of metastatic cancer recorded as a Condition, whatever its clinical status: the history stays true
+    when the metastases are in remission (mCODE's own example records it as "remission")."""
+    return tuple(c for c in facts.record.conditions if terminology.in_value_set(c.code, "history_of_metastatic_cancer"))
+
+
+def _metastatic_history_observations(facts: Facts) -> tuple[Observation, ...]:
+    """mCODE HistoryOfMetastaticCancer Observations that assert the history: a value of false asserts its absence."""
+    return tuple(o for o in observations_in(facts.record, "history_of_metastatic_cancer") if o.valueBoolean is not False)
 
 
 # --- residual disease after neoadjuvant therapy (A3.4) ---------------------------------------------
@@ -320,36 +344,44 @@ def line_of_therapy(facts: Facts) -> int | None:
 @dataclass(frozen=True)
 class Recurrence:
     metastatic_since: date
-    # Last day of trastuzumab exposure before metastatic disease; equal to metastatic_since when it was ongoing.
-    trastuzumab_ended: date
+    # The last dose of the trastuzumab given before metastatic disease (therapy.last_dose_of: an administration's or
+    # single-date statement's day, else a recorded end); None when trastuzumab continued to the diagnosis.
+    last_dose: LastDose | None
+    # The day the interval runs from: the last dose (the earliest it can have been, when the record leaves it open),
+    # or metastatic_since for a recurrence during trastuzumab.
+    measured_from: date
     months: float
     with_pertuzumab: bool
     sources: tuple[str, ...]
 
 
 def recurrence(facts: Facts) -> Recurrence | None:
-    """The interval from the end of trastuzumab given before metastatic disease ((neo)adjuvant) to the metastatic
-    diagnosis; None when either is unknown or no trastuzumab preceded it."""
+    """The interval from finishing the trastuzumab given before metastatic disease ((neo)adjuvant), i.e. its last
+    dose, to the metastatic diagnosis; None when either is unknown or no trastuzumab preceded it. Not from the end of
+    the last dose's cycle (therapy.DOSE_COVERAGE): that would put the recurrence three weeks closer to the therapy."""
     since = facts.get(metastatic_since)
     if since is None:
         return None
     earlier = [e for e in facts.exposures if e.start is not None and e.start < since]
     trastuzumab = [e for e in earlier if e.ingredients & TRASTUZUMAB_PRODUCTS]
-    if not trastuzumab:
+    last = last_dose_of(trastuzumab)
+    if last is None:
         return None
-    # Recurrence during trastuzumab (open-ended or ending after the diagnosis) is an interval of zero.
-    ended = min(since, max(e.end or since for e in trastuzumab))
+    # Recurrence during trastuzumab (continuing, or dosed up to or after the diagnosis) is an interval of zero.
+    during = any(e.ongoing for e in trastuzumab) or last.at_least >= since
+    measured_from = since if during else last.at_least
     return Recurrence(
         metastatic_since=since,
-        trastuzumab_ended=ended,
-        months=round((since - ended).days / AVERAGE_MONTH_DAYS, 1),
+        last_dose=None if during else last,
+        measured_from=measured_from,
+        months=round((since - measured_from).days / AVERAGE_MONTH_DAYS, 1),
         with_pertuzumab=any("pertuzumab" in e.ingredients for e in earlier),
         sources=tuple(e.source for e in trastuzumab),
     )
 
 
 def recurrence_interval_months(facts: Facts) -> float | None:
-    """Months from the end of (neo)adjuvant trastuzumab to the metastatic diagnosis (0 = recurrence during it)."""
+    """Months from the last dose of (neo)adjuvant trastuzumab to the metastatic diagnosis (0 = recurrence during it)."""
     found = facts.get(recurrence)
     return found.months if found is not None else None
 

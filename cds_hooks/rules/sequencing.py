@@ -28,7 +28,7 @@ from cds_hooks.facts.disease import (
     within_months,
 )
 from cds_hooks.facts.her2 import her2_status
-from cds_hooks.facts.therapy import Exposure, course_limit, planned_period
+from cds_hooks.facts.therapy import Exposure, course_limit, last_dose_of, planned_period
 from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -366,7 +366,7 @@ def _next_line_order_context(context: RuleContext, used: frozenset[str], preferr
 
 def _early_recurrence(facts: Facts) -> bool:
     found = facts.get(recurrence)
-    return found is not None and within_months(found.trastuzumab_ended, found.metastatic_since, GUIDELINE_RECURRENCE_MONTHS)
+    return found is not None and within_months(found.measured_from, found.metastatic_since, GUIDELINE_RECURRENCE_MONTHS)
 
 
 @rule(
@@ -395,21 +395,23 @@ def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
             return
         values: dict[str, Any] = {
             "dated": True,
-            "trastuzumab_ended": found.trastuzumab_ended,
+            "during": found.last_dose is None,
+            "last_dose": found.last_dose.day if found.last_dose is not None else None,
+            "measured_from": found.measured_from,
             "metastatic_since": found.metastatic_since,
             "months": found.months,
-            "within_label_window": within_months(found.trastuzumab_ended, found.metastatic_since, LABEL_RECURRENCE_MONTHS),
+            "within_label_window": within_months(found.measured_from, found.metastatic_since, LABEL_RECURRENCE_MONTHS),
             "with_pertuzumab": found.with_pertuzumab,
         }
         evidence = found.sources
     else:
         # Undated metastatic disease: ask, but only while a first-line order is being written.
-        prior = [e for e in facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS and e.end is not None]
-        if facts.get(metastatic_since) is not None or context.hook == "patient-view" or not prior:
+        last = last_dose_of(e for e in facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS and not e.ongoing)
+        if facts.get(metastatic_since) is not None or context.hook == "patient-view" or last is None:
             return
-        last = max(prior, key=lambda e: e.end or date.min)
-        values = {"dated": False, "trastuzumab_ended": last.end, "with_pertuzumab": any("pertuzumab" in e.ingredients for e in facts.exposures)}
-        evidence = (last.source,)
+        values = {"dated": False, "last_dose": last.day, "measured_from": last.at_least,
+                  "with_pertuzumab": any("pertuzumab" in e.ingredients for e in facts.exposures)}
+        evidence = last.sources
     yield Finding(
         card="sequencing-early-recurrence-second-line",
         values={**values, "orders": names_of(first_line_orders), "guideline_months": GUIDELINE_RECURRENCE_MONTHS,

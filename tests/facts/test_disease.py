@@ -73,6 +73,19 @@ def staging(oid, code, when, value=None, text=None, string=None):
     return resource
 
 
+def history_of_metastatic_cancer(value=None):
+    resource = {"resourceType": "Observation", "id": "history", "status": "final", "subject": {"reference": "Patient/p"},
+                "code": {"coding": [{"system": SCT, "code": "1287652008"}]}, "effectiveDateTime": "2026-02-02"}
+    if value is not None:
+        resource["valueBoolean"] = value
+    return resource
+
+
+def administration(aid, drug, day):
+    return {"resourceType": "MedicationAdministration", "id": aid, "status": "completed", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": {"coding": [{"system": RX, "code": DRUGS[drug]}], "text": drug}, "effectiveDateTime": day}
+
+
 def yp_t(text, when="2026-06-22"):
     return staging("ypt", "1222595002", when, {"system": "http://cancerstaging.org", "code": text})
 
@@ -99,6 +112,41 @@ def test_setting_reads_conditions_and_m1_staging():
     assert setting(facts(HER2POS, staging("m", "399387003", "2026-02-02", text="cM1"))) == "metastatic"
     assert setting(facts(HER2POS, staging("m", "399387003", "2026-02-02", text="cM0"))) == "early"
     assert setting(facts()) == "unknown"
+
+
+STAGE_IV = [
+    ("399537006", {"text": "Stage IV"}),
+    ("21908-9", {"value": {"system": "http://cancerstaging.org", "code": "4", "display": "IV"}}),  # mCODE's AJCC#4 form
+    ("399588009", {"value": {"display": "American Joint Committee on Cancer stage IV (qualifier value)"}}),
+    ("21902-2", {"string": "IVB"}),
+    ("1222594003", {"text": "ypIV"}),
+]
+BELOW_IV = [
+    ("399537006", {"text": "Stage IIIC"}),
+    ("399588009", {"value": {"system": "http://cancerstaging.org", "code": "3C", "display": "IIIC"}}),
+    ("1222594003", {"text": "ypIIA"}),
+    ("21902-2", {"string": "Stage IV pending restaging"}),  # only a whole value is read
+    ("399387003", {"text": "IV"}),  # an M category, not a stage group
+]
+
+
+def test_stage_group_iv_is_metastatic_from_its_day_and_lower_stage_groups_are_not():
+    for code, value in STAGE_IV:
+        record = facts(HER2POS, staging("sg", code, "2026-02-02", **value))
+        assert (setting(record), metastatic_since(record)) == ("metastatic", date(2026, 2, 2)), (code, value)
+    for code, value in BELOW_IV:
+        record = facts(HER2POS, staging("sg", code, "2026-02-02", **value))
+        assert (setting(record), metastatic_since(record)) == ("early", None), (code, value)
+
+
+def test_history_of_metastatic_cancer_is_metastatic_as_an_observation_or_a_condition_in_any_status():
+    assert setting(facts(HER2POS, history_of_metastatic_cancer())) == "metastatic"
+    assert setting(facts(HER2POS, history_of_metastatic_cancer(True))) == "metastatic"
+    assert setting(facts(HER2POS, history_of_metastatic_cancer(False))) == "early"
+    # The day the history was noted is not the day of the metastases.
+    assert metastatic_since(facts(HER2POS, history_of_metastatic_cancer())) is None
+    remission = facts(HER2POS, condition("history", "1287652008", "2025-06-02", status="remission"))
+    assert (setting(remission), metastatic_since(remission)) == ("metastatic", date(2025, 6, 2))
 
 
 def test_metastatic_since_is_the_earliest_onset_or_recorded_day():
@@ -201,11 +249,27 @@ def test_recurrence_interval_from_the_end_of_adjuvant_trastuzumab():
     record = facts(HER2POS, mets("2025-08-18"), statement("h", "trastuzumab", "2024-01-08", "2024-12-16"),
                    statement("p", "pertuzumab", "2024-01-08", "2024-12-16"))
     found = recurrence(record)
-    assert found is not None and found.trastuzumab_ended == date(2024, 12, 16) and found.with_pertuzumab
+    assert found is not None and found.measured_from == date(2024, 12, 16) and found.with_pertuzumab
     assert recurrence_interval_months(record) == 8.0
     during = facts(HER2POS, mets("2025-08-18"), statement("h", "trastuzumab", "2025-01-06"))
     assert recurrence_interval_months(during) == 0.0
     assert recurrence_interval_months(facts(HER2POS, mets("2025-08-18"))) is None
+
+
+def test_recurrence_is_measured_from_the_last_dose_not_the_end_of_its_cycle():
+    doses = facts(HER2POS, mets("2026-11-15"), administration("a1", "trastuzumab", "2025-10-11"),
+                  administration("a2", "trastuzumab", "2025-11-01"))
+    found = recurrence(doses)
+    assert found is not None and found.last_dose is not None
+    assert (found.last_dose.day, found.measured_from, found.months) == (date(2025, 11, 1), date(2025, 11, 1), 12.5)
+    # A stopped record without an end date leaves the last dose open: measured from the earliest it can have been.
+    stopped = {**statement("h", "trastuzumab", "2025-11-01"), "status": "stopped"}
+    found = recurrence(facts(HER2POS, mets("2026-11-15"), stopped))
+    assert found is not None and found.last_dose is not None
+    assert (found.last_dose.day, found.measured_from) == (None, date(2025, 11, 1))
+    # Doses recorded up to or past the diagnosis: a recurrence during trastuzumab.
+    during = recurrence(facts(HER2POS, mets("2026-11-15"), statement("h", "trastuzumab", "2025-11-01", "2026-12-01")))
+    assert during is not None and (during.last_dose, during.months) == (None, 0.0)
 
 
 def test_within_months_uses_calendar_months():

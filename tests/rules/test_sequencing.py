@@ -5,6 +5,7 @@ from datetime import date
 
 from cds_hooks.facts import Facts
 from cds_hooks.record import build_record
+from cds_hooks.render import CardRenderer
 from cds_hooks.rules.base import RuleContext
 from cds_hooks.rules.sequencing import (
     brain_metastases_progression,
@@ -26,6 +27,7 @@ CODES = {"trastuzumab": "224905", "pertuzumab": "1298944", "paclitaxel": "56946"
          "atezolizumab": "1792780"}
 TDXD = {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01FD04"}], "text": "Enhertu"}
 TUCATINIB = {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01EH03"}], "text": "tucatinib"}
+RENDERER = CardRenderer.load()
 
 
 def medication(drug):
@@ -45,6 +47,11 @@ HER2POS = condition("her2", "427685000", "2025-12-01")
 def statement(sid, drug, start, end=None):
     return {"resourceType": "MedicationStatement", "id": sid, "status": "completed" if end else "active", "subject": {"reference": "Patient/p"},
             "medicationCodeableConcept": medication(drug), "effectivePeriod": {"start": start, **({"end": end} if end else {})}}
+
+
+def administration(aid, drug, day):
+    return {"resourceType": "MedicationAdministration", "id": aid, "status": "completed", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": medication(drug), "effectiveDateTime": day}
 
 
 def draft(did, drug, start="2026-11-23", count=None):
@@ -173,6 +180,28 @@ def test_early_recurrence_not_once_metastatic_therapy_started():
     assert finding.values["months"] == 8.0 and not finding.values["within_label_window"] and not finding.values["with_pertuzumab"]
     started = (*record, statement("dxd", "tdxd", "2025-09-01"))
     assert list(early_recurrence_second_line(context(*started, hook="patient-view"))) == []
+
+
+def adjuvant_doses_until(last_dose):
+    return (HER2POS, condition("mets", "128462008", "2026-11-15"), administration("a1", "trastuzumab", "2025-10-11"),
+            administration("a2", "trastuzumab", last_dose))
+
+
+def test_recurrence_counts_from_the_last_adjuvant_dose_which_the_card_names():
+    (finding,) = early_recurrence_second_line(context(*adjuvant_doses_until("2025-11-16"), hook="patient-view"))
+    card = RENDERER.render(finding)
+    assert "Measured from the last trastuzumab dose, 2025-11-16, to the metastatic diagnosis, 2026-11-15" in card.detail
+    # 12.5 months after the last dose, though within 12 months of the end of its 21-day cycle: a first-line choice.
+    late = adjuvant_doses_until("2025-11-01")
+    assert list(early_recurrence_second_line(context(*late, hook="patient-view"))) == []
+    th = [draft("h", "trastuzumab"), draft("t", "docetaxel")]
+    assert [f.card for f in first_line_thp_preferred(context(*late, drafts=th))] == ["sequencing-first-line-thp-preferred"]
+
+
+def test_undated_recurrence_card_names_the_last_dose_on_record():
+    record = (HER2POS, condition("mets", "128462008"), administration("a", "trastuzumab", "2025-11-16"))
+    (finding,) = early_recurrence_second_line(context(*record, drafts=[draft("h", "trastuzumab")]))
+    assert "Last trastuzumab dose on record: 2025-11-16" in RENDERER.render(finding).detail
 
 
 # --- rules 44 and 45 ----------------------------------------------------------------------------------
