@@ -108,12 +108,14 @@ def lvef_series(facts: Facts) -> LvefSeries:
         elif result.day <= facts.as_of:
             results.append(result)
     anchor, is_first_dose = _her2_anchor(facts)
+    # Before any recorded dose every result so far is pretreatment, even one after a planned start already past.
+    pretreatment_until = anchor if is_first_dose or anchor is None else max(anchor, facts.as_of)
     return LvefSeries(
         results=tuple(results),
         unusable=tuple(unusable),
         anchor=anchor,
         anchor_is_first_dose=is_first_dose,
-        baseline=_baseline(results, anchor),
+        baseline=_baseline(results, pretreatment_until),
     )
 
 
@@ -227,11 +229,11 @@ def _her2_anchor(facts: Facts) -> tuple[date | None, bool]:
     return min(planned, default=None), False
 
 
-def _baseline(results: list[LvefResult], anchor: date | None) -> LvefResult | None:
-    """The newest result on or before the anchor, preferring the latest result's method (A3.2)."""
-    if anchor is None or not results:
+def _baseline(results: list[LvefResult], pretreatment_until: date | None) -> LvefResult | None:
+    """The newest result on or before the last pretreatment day, preferring the latest result's method (A3.2)."""
+    if pretreatment_until is None or not results:
         return None
-    before = [r for r in results if r.day <= anchor]
+    before = [r for r in results if r.day <= pretreatment_until]
     same_method = [r for r in before if r.method == results[0].method]
     return (same_method or before or [None])[0]
 

@@ -9,6 +9,7 @@ from typing import Iterator
 from cds_hooks import terminology
 from cds_hooks.facts import disease
 from cds_hooks.facts.body_size import BodySize, bsa_m2
+from cds_hooks.facts.dosing import dose_written, ordered_dose
 from cds_hooks.facts.cardiac import (
     DOXORUBICIN,
     LvefResult,
@@ -16,14 +17,13 @@ from cds_hooks.facts.cardiac import (
     cumulative_doxorubicin,
     cumulative_doxorubicin_mg_per_m2,
     current_her2_antibody_therapy,
-    dose_of,
     given_exposures,
     heart_failure_conditions,
     lvef_series,
     next_lvef_due,
 )
-from cds_hooks.dates import first_day
-from cds_hooks.facts.therapy import planned_period
+from cds_hooks.dates import add_months, first_day
+from cds_hooks.facts.therapy import last_dose_of, planned_period
 from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -31,21 +31,30 @@ from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, Ru
 from cds_hooks.rules.proposals import loinc, remove_drafts, service_request
 
 ANTHRACYCLINES = terminology.ingredients_in_class("anthracycline")
+TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
 # Rule 20 names every trastuzumab product (biosimilars, Hylecta, Phesgo) and pertuzumab; not T-DM1 or T-DXd.
-ANTHRACYCLINE_PARTNERS = terminology.ingredients_in_class("trastuzumab_product") | {"pertuzumab"}
+ANTHRACYCLINE_PARTNERS = TRASTUZUMAB_PRODUCTS | {"pertuzumab"}
+# Rule 20: "avoiding anthracyclines for up to ~7 months after stopping trastuzumab (washout; verify §5.1 wording)".
+TRASTUZUMAB_WASHOUT_MONTHS = 7
 
 
 @rule(
     id="cardiac.anthracycline-with-trastuzumab",
     numbers=(20,),
-    title="Anthracycline active or overlapping with trastuzumab or pertuzumab",
+    title="Anthracycline active or overlapping with trastuzumab or pertuzumab, or within the trastuzumab washout",
     hooks=ORDER_HOOKS,
-    cards=("anthracycline-with-trastuzumab",),
+    cards=("anthracycline-with-trastuzumab", "anthracycline-after-trastuzumab"),
     trigger=(
         "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo) or pertuzumab while an anthracycline is drafted "
-        "too or recorded over the planned period; or a drafted anthracycline while one of those is."
+        "too or recorded over the planned period; or a drafted anthracycline while one of those is (critical). "
+        "Otherwise, a drafted anthracycline planned within the washout after the last dose of a trastuzumab product "
+        "(warning; a last dose the record does not date is counted from the latest day it shows)."
     ),
-    thresholds="Overlap of periods; a recorded dose covers 20 days after it (21-day cycle). T-DM1 and T-DXd are not in scope.",
+    thresholds=(
+        "Overlap of periods; a recorded dose covers 20 days after it (21-day cycle). Washout: "
+        f"{TRASTUZUMAB_WASHOUT_MONTHS} calendar months after the last trastuzumab dose (verify §5.1). T-DM1 and T-DXd are "
+        "not in scope."
+    ),
 )
 def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
     pairs: dict[frozenset[str], dict[str, str]] = {}
@@ -68,6 +77,8 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
                 {"ordered": order.text, "ordered_when": f"planned from {start.isoformat()}", "other": other.text, "other_when": other.when},
             )
     if not pairs:
+        # Concurrent use is the graver finding; the washout card is only shown without it.
+        yield from _anthracycline_after_trastuzumab(context)
         return
     yield Finding(
         card="anthracycline-with-trastuzumab",
@@ -102,6 +113,37 @@ def _detected_issue(context: RuleContext, pairs: dict[frozenset[str], dict[str, 
     )
 
 
+def _anthracycline_after_trastuzumab(context: RuleContext) -> Iterator[Finding]:
+    """Drafted anthracyclines planned within the washout after the last dose of a trastuzumab product."""
+    orders: list[DraftOrder] = []
+    windows: list[dict[str, object]] = []
+    sources: set[str] = set()
+    for order in context.focus_orders_of(ANTHRACYCLINES):
+        start = planned_period(order, context.as_of)[0]
+        stopped = [
+            e for e in context.facts.get(given_exposures)
+            if e.ingredients & TRASTUZUMAB_PRODUCTS and e.end is not None and e.end < start
+        ]
+        last = last_dose_of(stopped)
+        if last is None:
+            continue
+        until = add_months(last.at_least, TRASTUZUMAB_WASHOUT_MONTHS)
+        if start > until:
+            continue
+        orders.append(order)
+        sources.update(last.sources)
+        windows.append({"ordered": order.text, "start": start, "trastuzumab": names_of(stopped), "last_dose": last.day,
+                        "at_least": last.at_least, "until": until})
+    if not orders:
+        return
+    yield Finding(
+        card="anthracycline-after-trastuzumab",
+        values={"orders": windows, "anthracyclines": names_of(orders), "months": TRASTUZUMAB_WASHOUT_MONTHS},
+        suggestions=remove_drafts(orders),
+        evidence=tuple(order.reference for order in orders) + tuple(sorted(sources)),
+    )
+
+
 @dataclass(frozen=True)
 class _Overlap:
     text: str
@@ -133,7 +175,6 @@ def _overlapping(context: RuleContext, order: DraftOrder, partner_class: frozens
 # --- LVEF baseline and monitoring (rules 12, 13) ---------------------------------------------------------
 
 HER2_ANTIBODIES = terminology.ingredients_in_class("her2_antibody")
-TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
 PERTUZUMAB = "pertuzumab"
 T_DM1 = "ado_trastuzumab_emtansine"
 T_DXD = "fam_trastuzumab_deruxtecan"
@@ -407,14 +448,19 @@ def tdxd_lvef(context: RuleContext) -> Iterator[Finding]:
 @rule(
     id="cardiac.lvef-drop-not-assessable",
     numbers=(14, 15, 16, 17, 18),
-    title="Low LVEF on HER2 therapy with no pretreatment baseline to measure the drop",
+    title="LVEF on HER2 therapy with no pretreatment baseline to measure the drop",
     hooks=ORDER_HOOKS,
     cards=("cardiac-lvef-baseline-unknown",),
     trigger=(
         "A drafted trastuzumab product, pertuzumab, T-DM1 or T-DXd whose LVEF table needs the drop from baseline to "
-        "decide, and no LVEF on record before the first HER2 antibody dose."
+        "decide, and no LVEF on record before the first HER2 antibody dose. Not where the latest LVEF decides whatever "
+        "the drop (T-DM1 > 45% MBC or >= 50% EBC, pertuzumab >= 50%, trastuzumab EU >= 50%)."
     ),
-    thresholds="The same tables as rules 14-18, where the latest LVEF alone cannot decide (e.g. T-DM1 MBC 40-45%).",
+    thresholds=(
+        "The same tables as rules 14-18, where the latest LVEF alone cannot decide: trastuzumab US at any LVEF (a drop "
+        ">= 16 points holds at any value), T-DXd at 40% or more (a drop > 20 points interrupts at any value), "
+        "T-DM1 MBC 40-45%, and the low bands of the other tables."
+    ),
 )
 def lvef_drop_not_assessable(context: RuleContext) -> Iterator[Finding]:
     blocked = [a for family in _FAMILIES if (a := _assess(context, family)) is not None and a.action == "needs-baseline"]
@@ -510,7 +556,9 @@ def _trastuzumab_verdict(latest: LvefResult, drop: float | None, jurisdiction: s
         return _Verdict("hold", "eu", "eu-drop") if drop >= 10 else _Verdict("continue", "eu")
     lln, assumed = (latest.low, False) if latest.low is not None else (50.0, True)
     if drop is None:
-        return _Verdict("needs-baseline", "us", "us-no-baseline", lln, assumed) if latest.value < lln else _Verdict("continue", "us")
+        # The 16-point fall holds at any LVEF, so without a pretreatment value no LVEF rules it out.
+        criterion = "us-below-lln-no-baseline" if latest.value < lln else "us-normal-no-baseline"
+        return _Verdict("needs-baseline", "us", criterion, lln, assumed)
     if drop >= 16:
         return _Verdict("hold", "us", "us-drop", lln, assumed)
     if latest.value < lln and drop >= 10:
@@ -549,12 +597,13 @@ def _tdxd_verdict(value: float, drop: float | None) -> _Verdict:
     """Enhertu LVEF table [L4]."""
     if value < 40:
         return _Verdict("hold", "label", "below-40")
-    if drop is not None and drop > 20:
+    if drop is None:
+        # A fall of more than 20 points interrupts at any LVEF, so a missing baseline matters above 45% too.
+        return _Verdict("needs-baseline", "label", "band-no-baseline" if value <= 45 else "above-45-no-baseline")
+    if drop > 20:
         return _Verdict("hold", "label", "drop-over-20")
     if value > 45:
         return _Verdict("continue", "label")
-    if drop is None:
-        return _Verdict("needs-baseline", "label", "band-no-baseline")
     if drop >= 10:
         return _Verdict("hold", "label", "band-drop")
     return _Verdict("repeat", "label", "band-small-drop")
@@ -617,7 +666,9 @@ CEILING_WITH_TRASTUZUMAB = 400
     trigger=(
         "A drafted doxorubicin order when the doses already given (MedicationAdministration mg / BSA, or mg/m2 as "
         "recorded) plus this dose reach the first risk tier, when other anthracyclines were given, or when the total "
-        "cannot be computed (a dose or the BSA is missing, or a course is recorded without administrations)."
+        "cannot be computed (a dose or the BSA is missing, or a course is recorded without administrations); also when "
+        "doxorubicin was given before and the drafted dose cannot be converted to mg/m2 (mg without a BSA, mg/kg, "
+        "another unit), so the total cannot include it."
     ),
     thresholds=(
         "Risk tiers 300/400/450/500 mg/m2; ceiling 550 mg/m2 (400 with trastuzumab). Epirubicin and other "
@@ -630,10 +681,14 @@ def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
         return
     history = context.facts.get(cumulative_doxorubicin)
     given = cumulative_doxorubicin_mg_per_m2(context.facts)
-    planned = _planned_mg_per_m2(orders, history.bsa or context.facts.get(bsa_m2))
-    projected = None if given is None else round(given + (planned or 0.0), 1)
-    reaches_tier = projected is not None and projected >= RISK_TIERS[-1]
-    if not (reaches_tier or history.missing or history.other_anthracyclines):
+    planned = _planned_dose(orders, history.bsa or context.facts.get(bsa_m2))
+    projected = None if given is None or planned.mg_per_m2 is None else round(given + planned.mg_per_m2, 1)
+    # Without this dose, the total given so far is the most the card can judge by.
+    judged = projected if planned.mg_per_m2 is not None else given
+    tier = next((tier for tier in RISK_TIERS if judged is not None and judged >= tier), None)
+    # A dose left out of a total the patient already has could be the one that crosses a tier.
+    dose_left_out = bool(planned.not_counted) and history.doses > 0
+    if not (tier or dose_left_out or history.missing or history.other_anthracyclines):
         return
     with_trastuzumab = _with_trastuzumab(context)
     yield Finding(
@@ -641,7 +696,8 @@ def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
         values={
             "order": names_of(orders),
             "given": given,
-            "planned": planned,
+            "planned": planned.mg_per_m2,
+            "not_counted": list(planned.not_counted),
             "projected": projected,
             "doses": history.doses,
             "first_day": history.first_day,
@@ -649,7 +705,7 @@ def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
             "bsa": {"value": history.bsa.value, "day": history.bsa.day, "method": history.bsa.method} if history.bsa else None,
             "missing": list(history.missing),
             "others": [vars(other) for other in history.other_anthracyclines],
-            "tier": next((tier for tier in RISK_TIERS if projected is not None and projected >= tier), None),
+            "tier": tier,
             "ceiling": CEILING_WITH_TRASTUZUMAB if with_trastuzumab else CEILING,
             "with_trastuzumab": with_trastuzumab,
         },
@@ -657,16 +713,29 @@ def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
     )
 
 
-def _planned_mg_per_m2(orders: list[DraftOrder], bsa: BodySize | None) -> float | None:
-    """This order's dose in mg/m2 (from mg with the BSA); None when a drafted dose cannot be read."""
+@dataclass(frozen=True)
+class _PlannedDose:
+    # The drafted doses in mg/m2; None when any of them cannot be converted.
+    mg_per_m2: float | None
+    # Each drafted dose that cannot be converted: the order, its dose as written, and why
+    # (no-bsa | mg-per-kg | unit-unknown).
+    not_counted: tuple[dict[str, str], ...]
+
+
+def _planned_dose(orders: list[DraftOrder], bsa: BodySize | None) -> _PlannedDose:
+    """The drafted doxorubicin in mg/m2 (mg divided by the BSA), or why it cannot be converted."""
     total = 0.0
+    not_counted: list[dict[str, str]] = []
     for order in orders:
-        quantities = [rate.doseQuantity for d in order.resource.dosageInstruction or [] for rate in d.doseAndRate or []]
-        dose = dose_of(quantities[0]) if quantities else None
-        if dose is None or (dose[1] == "mg" and bsa is None):
-            return None
-        total += dose[0] if dose[1] == "mg/m2" else dose[0] / bsa.value
-    return round(total, 1)
+        dose = ordered_dose(order)
+        if dose is not None and dose.unit == "mg/m2":
+            total += dose.value
+        elif dose is not None and dose.unit == "mg" and bsa is not None:
+            total += dose.value / bsa.value
+        else:
+            reason = "unit-unknown" if dose is None else "mg-per-kg" if dose.unit == "mg/kg" else "no-bsa"
+            not_counted.append({"order": order.text, "written": dose_written(order) or "", "reason": reason})
+    return _PlannedDose(None if not_counted else round(total, 1), tuple(not_counted))
 
 
 def _with_trastuzumab(context: RuleContext) -> bool:

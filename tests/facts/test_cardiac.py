@@ -21,8 +21,8 @@ LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 TODAY = date(2026, 11, 22)
-DRUGS = {"trastuzumab": "224905", "pertuzumab": "1298944", "tdm1": "1371041", "doxorubicin": "3639", "epirubicin": "3995",
-         "paclitaxel": "56946"}
+DRUGS = {"trastuzumab": "224905", "pertuzumab": "1298944", "tdm1": "1371041", "tdxd": "2267576", "doxorubicin": "3639",
+         "epirubicin": "3995", "paclitaxel": "56946"}
 LVEF_METHODS = {"echo": "18043-0", "muga": "8812-0", "any": "10230-1"}
 
 
@@ -112,6 +112,12 @@ def test_before_any_her2_dose_the_baseline_is_the_latest_before_the_planned_star
     assert series.anchor == date(2026, 12, 1) and not series.anchor_is_first_dose
     assert series.baseline == series.latest and series.baseline_is_latest
     assert series.drop_points == 0
+
+
+def test_before_any_her2_dose_a_result_after_a_planned_start_already_past_is_still_pretreatment():
+    series = lvef_series(facts_for(lvef("b", "2026-11-10", 59), drafts=(draft("d", "trastuzumab", "2026-11-01"),)))
+    assert series.anchor == date(2026, 11, 1) and not series.anchor_is_first_dose
+    assert series.baseline_is_latest and series.drop_points == 0
 
 
 def test_no_baseline_when_every_lvef_follows_the_first_dose():

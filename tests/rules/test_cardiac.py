@@ -1,4 +1,4 @@
-"""Cardiac rules 12-19 and 21: thresholds at their edges, merging, and what the cards are given."""
+"""Cardiac rules 12-21: thresholds at their edges, merging, and what the cards are given."""
 from __future__ import annotations
 
 from datetime import date
@@ -112,8 +112,10 @@ def test_lvef_due_on_patient_view_only_while_on_therapy():
         (49, 50, 9, "continue", ""),
         (52, 53, 10, "hold", "us-lln"),      # the result's own LLN, not 50%
         (49, None, 10, "hold", "us-lln"),    # no reference range: 50% assumed
-        (49, None, None, "needs-baseline", "us-no-baseline"),
-        (55, None, None, "continue", ""),
+        (49, None, None, "needs-baseline", "us-below-lln-no-baseline"),
+        # At a normal LVEF only a fall of 16 points holds, and it cannot be ruled out without the pretreatment value.
+        (55, 50, None, "needs-baseline", "us-normal-no-baseline"),
+        (72, None, None, "needs-baseline", "us-normal-no-baseline"),
     ],
 )
 def test_trastuzumab_us_table(value, low, drop, action, criterion):
@@ -123,7 +125,10 @@ def test_trastuzumab_us_table(value, low, drop, action, criterion):
         assert verdict.lln == 50 and verdict.lln_assumed
 
 
-@pytest.mark.parametrize("value, drop, action", [(49, 10, "hold"), (50, 20, "continue"), (49, 9, "continue"), (45, None, "needs-baseline")])
+@pytest.mark.parametrize(
+    "value, drop, action",
+    [(49, 10, "hold"), (50, 20, "continue"), (49, 9, "continue"), (45, None, "needs-baseline"), (55, None, "continue")],
+)
 def test_trastuzumab_eu_table(value, drop, action):
     assert cardiac._trastuzumab_verdict(result(value), drop, "EU").action == action
 
@@ -133,6 +138,7 @@ def test_trastuzumab_eu_table(value, drop, action):
     [
         (44, 0, "mbc", "hold"), (45, 9, "mbc", "continue"), (49, 10, "mbc", "hold"), (50, 30, "mbc", "continue"),
         (44, 9, "ebc", "continue"), (49, 10, "ebc", "hold"), (47, None, "ebc", "needs-baseline"),
+        (50, None, "mbc", "continue"), (50, None, "ebc", "continue"),
     ],
 )
 def test_pertuzumab_table(value, drop, table, action):
@@ -143,8 +149,8 @@ def test_pertuzumab_table(value, drop, table, action):
     "value, drop, table, action",
     [
         (39.9, 0, "mbc", "hold"), (40, 10, "mbc", "hold"), (45, 9, "mbc", "repeat"), (45.5, 20, "mbc", "continue"),
-        (42, None, "mbc", "needs-baseline"),
-        (44.9, 0, "ebc", "hold"), (49.9, 10, "ebc", "hold"), (49, 9, "ebc", "continue"), (50, 25, "ebc", "continue"),
+        (42, None, "mbc", "needs-baseline"), (45.5, None, "mbc", "continue"),
+        (44.9, 0, "ebc", "hold"), (50, None, "ebc", "continue"), (49.9, 10, "ebc", "hold"), (49, 9, "ebc", "continue"), (50, 25, "ebc", "continue"),
     ],
 )
 def test_tdm1_tables(value, drop, table, action):
@@ -154,10 +160,15 @@ def test_tdm1_tables(value, drop, table, action):
 @pytest.mark.parametrize(
     "value, drop, action",
     [(39, None, "hold"), (50, 21, "hold"), (50, 20, "continue"), (45, 10, "hold"), (45, 9, "repeat"), (40, 20, "hold"),
-     (43, None, "needs-baseline"), (46, None, "continue")],
+     (43, None, "needs-baseline"), (46, None, "needs-baseline"), (70, None, "needs-baseline")],
 )
 def test_tdxd_table(value, drop, action):
     assert cardiac._tdxd_verdict(value, drop).action == action
+
+
+def test_tdxd_without_baseline_names_the_criterion_it_cannot_check():
+    assert cardiac._tdxd_verdict(45, None).criterion == "band-no-baseline"
+    assert cardiac._tdxd_verdict(46, None).criterion == "above-45-no-baseline"
 
 
 def on_trastuzumab_with_drop(*extra: dict) -> tuple[dict, ...]:
@@ -210,6 +221,38 @@ def test_baseline_unknown_card_names_each_family_that_needs_it():
     assert [f["family"] for f in finding.values["families"]] == ["trastuzumab-pertuzumab", "tdm1"]
 
 
+def test_baseline_unknown_card_at_a_normal_lvef_on_trastuzumab():
+    context = context_for(metastatic(), lvef("now", "2026-11-02", 55, low=50), statement("h", "trastuzumab", "2026-03-02"),
+                          drafts=(draft("t", "trastuzumab", "2026-11-23", 6),))
+    finding = cards(cardiac.lvef_drop_not_assessable, context)["cardiac-lvef-baseline-unknown"]
+    assert finding.values["families"][0]["verdicts"][0]["criterion"] == "us-normal-no-baseline"
+    card = RENDERER.render(finding)
+    assert "LVEF 55%" in card.summary and "fallen 16 points or more" in card.detail
+
+
+def test_baseline_unknown_card_at_a_normal_lvef_on_tdxd():
+    context = context_for(metastatic(), lvef("now", "2026-11-02", 46), statement("x", "tdxd", "2026-06-01"),
+                          drafts=(draft("x", "tdxd", "2026-11-23", 5.4),))
+    card = RENDERER.render(cards(cardiac.lvef_drop_not_assessable, context)["cardiac-lvef-baseline-unknown"])
+    assert "more than 20 points" in card.detail
+
+
+def test_no_baseline_unknown_card_for_a_first_dose_drafted_before_the_latest_echo():
+    context = context_for(metastatic(), lvef("now", "2026-11-10", 60, low=50), drafts=(draft("t", "trastuzumab", "2026-11-01"),))
+    assert cards(cardiac.lvef_drop_not_assessable, context) == {}
+
+
+def test_no_baseline_unknown_card_where_a_normal_lvef_decides_whatever_the_fall():
+    tdm1 = context_for(metastatic(), lvef("now", "2026-11-02", 46), statement("k", "tdm1", "2026-07-01"),
+                       drafts=(draft("k", "tdm1", "2026-11-23", 3.6),))
+    pertuzumab = context_for(metastatic(), lvef("now", "2026-11-02", 55), statement("p", "pertuzumab", "2026-03-02"),
+                             drafts=(draft("p", "pertuzumab", "2026-11-23", 420, "mg"),))
+    trastuzumab_eu = context_for(metastatic(), lvef("now", "2026-11-02", 55), statement("h", "trastuzumab", "2026-03-02"),
+                                 drafts=(draft("t", "trastuzumab", "2026-11-23", 6),), settings=Settings(jurisdiction="EU"))
+    for context in (tdm1, pertuzumab, trastuzumab_eu):
+        assert cards(cardiac.lvef_drop_not_assessable, context) == {}
+
+
 # --- rule 19 ---------------------------------------------------------------------------------------------
 
 
@@ -219,6 +262,52 @@ def test_heart_failure_card_for_any_her2_antibody_but_not_for_other_drugs():
         cardiac.heart_failure_with_her2_therapy, context_for(hf, drafts=(draft("x", "tdm1", "2026-11-23", 3.6),)))
     taxane_only = context_for(hf, drafts=(draft("x", "paclitaxel", "2026-11-23", 80, "mg/m2"),))
     assert cards(cardiac.heart_failure_with_her2_therapy, taxane_only) == {}
+
+
+# --- rule 20 ---------------------------------------------------------------------------------------------
+
+
+def test_anthracycline_127_days_after_the_last_trastuzumab_dose_gets_the_washout_card():
+    context = context_for(administration("h", "trastuzumab", "2026-07-18", 6, "mg/kg"),
+                          drafts=(draft("d", "doxorubicin", "2026-11-22", 60, "mg/m2"),))
+    found = cards(cardiac.anthracycline_with_trastuzumab, context)
+    assert list(found) == ["anthracycline-after-trastuzumab"]
+    (order,) = found["anthracycline-after-trastuzumab"].values["orders"]
+    assert (order["last_dose"], order["until"], order["trastuzumab"]) == (date(2026, 7, 18), date(2027, 2, 18), "trastuzumab")
+    card = RENDERER.render(found["anthracycline-after-trastuzumab"])
+    assert card.indicator == "warning" and "7 months" in card.detail and "verify" in card.detail
+
+
+def test_washout_ends_seven_calendar_months_after_the_last_dose():
+    given = administration("h", "trastuzumab", "2026-04-22", 6, "mg/kg")
+    on_the_last_day = context_for(given, drafts=(draft("d", "doxorubicin", "2026-11-22", 60, "mg/m2"),))
+    the_day_after = context_for(given, drafts=(draft("d", "doxorubicin", "2026-11-23", 60, "mg/m2"),))
+    assert "anthracycline-after-trastuzumab" in cards(cardiac.anthracycline_with_trastuzumab, on_the_last_day)
+    assert cards(cardiac.anthracycline_with_trastuzumab, the_day_after) == {}
+
+
+def test_washout_without_a_recorded_last_dose_counts_from_the_latest_day_the_record_shows():
+    context = context_for(statement("h", "trastuzumab", "2026-05-04", status="completed"),
+                          drafts=(draft("d", "doxorubicin", "2026-11-22", 60, "mg/m2"),))
+    finding = cards(cardiac.anthracycline_with_trastuzumab, context)["anthracycline-after-trastuzumab"]
+    (order,) = finding.values["orders"]
+    assert (order["last_dose"], order["at_least"], order["until"]) == (None, date(2026, 5, 4), date(2026, 12, 4))
+    assert "does not say when the last dose" in RENDERER.render(finding).detail
+
+
+def test_concurrent_trastuzumab_gives_only_the_critical_card():
+    context = context_for(administration("old", "trastuzumab", "2026-06-01", 6, "mg/kg"), statement("h", "trastuzumab", "2026-09-01"),
+                          drafts=(draft("d", "doxorubicin", "2026-11-22", 60, "mg/m2"),))
+    assert list(cards(cardiac.anthracycline_with_trastuzumab, context)) == ["anthracycline-with-trastuzumab"]
+
+
+def test_no_washout_card_for_trastuzumab_after_an_anthracycline_or_for_an_anthracycline_after_tdm1():
+    trastuzumab_after_ac = context_for(administration("a", "doxorubicin", "2026-10-05", 60, "mg/m2"),
+                                       drafts=(draft("h", "trastuzumab", "2026-11-22"),))
+    after_tdm1 = context_for(administration("k", "tdm1", "2026-09-01", 3.6, "mg/kg"),
+                             drafts=(draft("d", "doxorubicin", "2026-11-22", 60, "mg/m2"),))
+    assert cards(cardiac.anthracycline_with_trastuzumab, trastuzumab_after_ac) == {}
+    assert cards(cardiac.anthracycline_with_trastuzumab, after_tdm1) == {}
 
 
 # --- rule 21 ---------------------------------------------------------------------------------------------
@@ -251,6 +340,32 @@ def test_prior_epirubicin_is_shown_even_below_the_doxorubicin_tiers():
 def test_first_doxorubicin_dose_gets_no_cumulative_card():
     context = context_for(drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))
     assert cards(cardiac.cumulative_doxorubicin_dose, context) == {}
+
+
+def test_first_doxorubicin_dose_in_mg_without_a_bsa_gets_no_cumulative_card():
+    context = context_for(drafts=(draft("d", "doxorubicin", "2026-12-01", 120, "mg"),))
+    assert cards(cardiac.cumulative_doxorubicin_dose, context) == {}
+
+
+@pytest.mark.parametrize(
+    "dose, unit, reason, wording",
+    [(120, "mg", "no-bsa", "no body surface area"), (1.5, "mg/kg", "mg-per-kg", "mg/kg"), (2, "vials", "unit-unknown", "2 vials")],
+)
+def test_a_drafted_dose_that_cannot_be_converted_is_named_not_left_out_silently(dose, unit, reason, wording):
+    context = context_for(*dox_doses(4), drafts=(draft("d", "doxorubicin", "2026-12-01", dose, unit),))
+    finding = cards(cardiac.cumulative_doxorubicin_dose, context)["cardiac-cumulative-doxorubicin"]
+    values = finding.values
+    assert (values["given"], values["planned"], values["projected"], values["tier"]) == (240.0, None, None, None)
+    assert [item["reason"] for item in values["not_counted"]] == [reason]
+    card = RENDERER.render(finding)
+    assert "240 mg/m2 given" in card.summary and "with this dose" not in card.summary
+    assert wording in card.detail
+
+
+def test_history_at_a_tier_is_shown_when_the_drafted_dose_cannot_be_added():
+    context = context_for(*dox_doses(5), drafts=(draft("d", "doxorubicin", "2026-12-01", 120, "mg"),))
+    values = cards(cardiac.cumulative_doxorubicin_dose, context)["cardiac-cumulative-doxorubicin"].values
+    assert (values["given"], values["projected"], values["tier"]) == (300.0, None, 300)
 
 
 def test_lvef_due_on_patient_view_with_no_lvef_at_all():
