@@ -23,9 +23,16 @@ CASE = load_case(FIXTURES / "cases" / "anthracycline-trastuzumab-draft-while-dox
 TOKEN = secret_token("secret-access-token-3f9a")
 
 
+# A test whose answer must come back whole runs with a budget no loaded machine misses (11 fetches in 0.5 s timed
+# out while the suite shared two cores with other work); failures keep the short budget they must be answered in.
+WHOLE_ANSWER = pytest.mark.prefetch_budget(10.0)
+
+
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return settings.replace(prefetch_budget_seconds=BUDGET, prefetch_max_response_bytes=RESPONSE_CAP)
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    marker = request.node.get_closest_marker("prefetch_budget")
+    budget = marker.args[0] if marker else BUDGET
+    return settings.replace(prefetch_budget_seconds=budget, prefetch_max_response_bytes=RESPONSE_CAP)
 
 
 def request_to(fhir_base: str) -> dict:
@@ -52,6 +59,7 @@ def reasons(response: requests.Response) -> set[str]:
     return {detail["reason"] for detail in body["details"]}
 
 
+@WHOLE_ANSWER
 def test_missing_prefetch_is_fetched_page_by_page_with_the_token(live_server: LiveServer, caplog):
     caplog.set_level(logging.DEBUG)
     with FhirTestServer(resources=CASE.store.resources, page_size=1) as fhir:
@@ -64,6 +72,7 @@ def test_missing_prefetch_is_fetched_page_by_page_with_the_token(live_server: Li
     assert TOKEN not in caplog.text and "Fixture-Doxorubicin" not in caplog.text
 
 
+@WHOLE_ANSWER
 @pytest.mark.parametrize("with_token", [True, False], ids=["ehr-token", "no-token"])
 def test_netrc_credentials_never_replace_the_ehr_token_nor_stand_in_for_it(live_server: LiveServer, tmp_path, monkeypatch, with_token):
     # requests reads ~/.netrc (or $NETRC) for a call given no auth of its own, and its credentials replace an
@@ -85,6 +94,7 @@ def test_netrc_credentials_never_replace_the_ehr_token_nor_stand_in_for_it(live_
     assert [r.headers.get("Authorization") for r in recorded] == [expected] * len(recorded)
 
 
+@WHOLE_ANSWER
 @pytest.mark.parametrize("no_proxy", ["", "127.0.0.1"], ids=["through-the-proxy", "no-proxy-bypasses-it"])
 def test_the_environments_proxy_settings_apply_to_fhir_calls(live_server: LiveServer, monkeypatch, no_proxy):
     # The service reads the environment once per FHIR server rather than on every call (requests' trust_env is
@@ -139,6 +149,7 @@ def test_fhir_server_fault_is_412_naming_it_within_the_budget(live_server: LiveS
     assert elapsed < WITHIN_BUDGET
 
 
+@WHOLE_ANSWER
 def test_partial_prefetch_only_fetches_what_is_missing(live_server: LiveServer):
     request = CASE.request_for("full")
     missing = request["prefetch"].pop("lvef")
@@ -192,6 +203,7 @@ def test_a_fhir_server_that_is_not_allowed_is_412_and_never_called(settings: Set
     assert TOKEN not in caplog.text
 
 
+@WHOLE_ANSWER
 def test_a_listed_fhir_server_is_called_without_development_mode(settings: Settings, serve_app):
     with FhirTestServer(resources=CASE.store.resources) as fhir:
         base_url = serve_app(settings.replace(development_mode=False, allowed_fhir_servers=(fhir.base_url,)))
@@ -201,6 +213,7 @@ def test_a_listed_fhir_server_is_called_without_development_mode(settings: Setti
     assert "anthracycline-with-trastuzumab" in [card_id(c) for c in response.json()["cards"]]
 
 
+@WHOLE_ANSWER
 def test_complete_prefetch_is_answered_whatever_the_fhir_server(settings: Settings, serve_app):
     base_url = serve_app(settings.replace(development_mode=False))
     response = post_to(base_url, CASE.request_for("full", "https://ehr.example.org/fhir"))
