@@ -12,7 +12,7 @@ from cds_hooks.fhir_views import Condition, Observation
 from cds_hooks.facts import Facts
 from cds_hooks.dates import add_months, first_day
 from cds_hooks.facts.observations import coded_value, effective_day, observations_in, results_in
-from cds_hooks.facts.therapy import Exposure, LastDose, last_dose_of
+from cds_hooks.facts.therapy import Exposure, LastDose, dosed_until, last_dose_of
 
 Setting = Literal["metastatic", "early", "unknown"]
 ResidualStatus = Literal["residual", "pcr", "unknown"]
@@ -28,6 +28,9 @@ REGIMEN_START_WINDOW = timedelta(days=30)
 # Neoadjuvant therapy takes about six months; exposures started more than a year before surgery belong to
 # something else (an earlier cancer or regimen) and are not counted.
 NEOADJUVANT_WINDOW = timedelta(days=365)
+# Taxanes are given weekly or every 3 weeks: no dose for longer than a 3-week cycle means the taxane has finished,
+# while a dose due on day 21 is the next cycle.
+TAXANE_CYCLE = timedelta(days=21)
 AVERAGE_MONTH_DAYS = 365.25 / 12
 
 # AJCC TNM category notation as EHRs and pathology systems write it ("ypT1c", "ypN0(i+)", "cM1"), read only as a
@@ -206,6 +209,13 @@ def therapy_before(facts: Facts, day: date) -> NeoadjuvantTherapy:
         trastuzumab=tuple(e for e in before if e.ingredients & TRASTUZUMAB_PRODUCTS),
         pertuzumab=tuple(e for e in before if "pertuzumab" in e.ingredients),
     )
+
+
+def taxane_finished_before(facts: Facts, day: date) -> bool:
+    """Whether the taxane started in the year before `day` had finished by then: its last dose (given, or a recorded
+    end) more than one 3-week cycle before `day`, and none recorded as continuing since. False with no taxane."""
+    reached = dosed_until(facts.get(therapy_before, day).taxanes, day)
+    return reached is not None and day - reached > TAXANE_CYCLE
 
 
 def _newest(facts: Facts, meaning: str) -> Observation | None:

@@ -90,6 +90,19 @@ def last_dose_of(found: Iterable[Exposure]) -> LastDose | None:
     return LastDose(day, day, tuple(e.source for e in found if e.last_dose == day))
 
 
+def dosed_until(found: Iterable[Exposure], day: date) -> date | None:
+    """How far therapy over these exposures had got by `day`: its last dose (`last_dose_of`), not the end of that
+    dose's cycle (DOSE_COVERAGE), and never past `day`; `day` itself while an exposure recorded as continuing has no
+    dose dated since it started. None when none of them is dated."""
+    found = list(found)
+    last = last_dose_of(found)
+    if last is None:
+        return None
+    # Doses dated after a continuing order or statement began show how far it got; with none, it runs to today.
+    continuing = any(e.ongoing and e.start is not None and e.start >= last.at_least for e in found)
+    return day if continuing else min(last.at_least, day)
+
+
 def started_before(found: Iterable[Exposure], ingredient: str, day: date) -> bool:
     """Whether the ingredient is recorded as started before `day`, i.e. an order for `day` continues or restarts it."""
     return bool(exposures_started_before(found, ingredient, day))

@@ -24,11 +24,12 @@ from cds_hooks.facts.disease import (
     recurrence,
     residual_disease_findings,
     setting,
+    taxane_finished_before,
     therapy_before,
     within_months,
 )
 from cds_hooks.facts.her2 import her2_status
-from cds_hooks.facts.therapy import Exposure, course_limit, last_dose_of, planned_period
+from cds_hooks.facts.therapy import Exposure, course_limit, dosed_until, last_dose_of, planned_period
 from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -77,7 +78,8 @@ def _her2_positive(facts: Facts) -> bool:
     trigger=(
         "Early HER2-positive breast cancer; a trastuzumab (± pertuzumab) order planned after surgery (the yp staging "
         "day); taxane and trastuzumab started in the year before surgery; ypT >= T1mi and/or ypN >= N1mi or RCB >= 1. "
-        "No yp staging: the card asks for the pathology result instead of assuming."
+        "No yp staging: the card asks for the pathology result instead of assuming, but only once the taxane has "
+        "finished (last dose more than 21 days before the order, none continuing or drafted with it)."
     ),
     thresholds="T-DM1 3.6 mg/kg IV q3w x 14 cycles; dose in mg from the latest weight within the weight lookback.",
 )
@@ -91,6 +93,8 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
     start = min(planned_period(o, context.as_of)[0] for o in orders)
     residual = facts.get(residual_disease_findings)
     if residual.status == "pcr" or (residual.day is not None and start < residual.day):
+        return
+    if residual.day is None and not _taxane_finished(context, start):
         return
     neoadjuvant = facts.get(therapy_before, residual.day or start)
     if not neoadjuvant.taxane_and_trastuzumab:
@@ -125,6 +129,14 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
         ) if confirmed else (),
         evidence=residual.references + tuple(e.source for e in neoadjuvant.taxanes + neoadjuvant.trastuzumab),
     )
+
+
+def _taxane_finished(context: RuleContext, start: date) -> bool:
+    """Without yp staging nothing dates surgery: until the taxane has finished (and while one is drafted with the
+    order), a trastuzumab order is the next neoadjuvant cycle, not the adjuvant one."""
+    if any(o.ingredients & TAXANES for o in context.record.draft_orders):
+        return False
+    return context.facts.get(taxane_finished_before, start)
 
 
 def _neoadjuvant_values(therapy: NeoadjuvantTherapy) -> list[dict[str, Any]]:
@@ -525,7 +537,8 @@ def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
     trigger=(
         "Not metastatic: a trastuzumab-product order whose planned start or end lies more than 52 weeks after the "
         "start of the current trastuzumab course (neoadjuvant + adjuvant); on patient-view, a trastuzumab course still "
-        "running more than 52 weeks after it began."
+        "running (a dose within its 3-week cycle, or recorded as continuing) whose last dose came more than 52 weeks "
+        "after it began (to today while it continues with no dose dated since)."
     ),
     thresholds="52 weeks total; exposures separated by <= 90 days belong to one course.",
 )
@@ -535,7 +548,10 @@ def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
         course = _course_until(facts, context.as_of)
         if course is None or not any(e.end is None or e.end >= context.as_of for e in course):
             return
-        until, orders = context.as_of, []
+        # The course runs to its last dose: counting the cycle after it would pass 52 weeks on a complete 18-cycle course.
+        reached = dosed_until(course, context.as_of)
+        assert reached is not None  # _course_until keeps only dated exposures
+        until, orders = reached, []
     else:
         orders = context.focus_orders_of(TRASTUZUMAB_PRODUCTS)
         if not orders:

@@ -18,6 +18,7 @@ from cds_hooks.facts.disease import (
     residual_disease,
     residual_disease_findings,
     setting,
+    taxane_finished_before,
     within_months,
 )
 from cds_hooks.record import build_record
@@ -207,6 +208,21 @@ def test_neoadjuvant_therapy_is_what_started_in_the_year_before_surgery():
     assert therapy is not None and therapy.taxane_and_trastuzumab
     assert [e.source for e in therapy.trastuzumab] == ["MedicationStatement/h"]
     assert neoadjuvant_therapy(facts(statement("h", "trastuzumab", "2026-02-02"))) is None
+
+
+def test_the_taxane_has_finished_more_than_a_cycle_after_its_last_dose():
+    given = facts(administration("t1", "docetaxel", "2026-09-14"), administration("t2", "docetaxel", "2026-10-05"))
+    assert not taxane_finished_before(given, date(2026, 10, 26))   # 21 days: the next cycle is due
+    assert taxane_finished_before(given, date(2026, 10, 27))
+    # A recorded end dates the last dose like a dose given: a per-cycle order ends on its cycle's day.
+    ended = facts(statement("pac", "paclitaxel", "2026-02-02", "2026-04-20"))
+    assert not taxane_finished_before(ended, date(2026, 5, 11)) and taxane_finished_before(ended, date(2026, 5, 12))
+
+
+def test_a_taxane_recorded_as_continuing_or_never_given_has_not_finished():
+    continuing = facts(administration("t1", "docetaxel", "2026-08-03"), statement("t", "docetaxel", "2026-08-24"))
+    assert not taxane_finished_before(continuing, date(2026, 11, 16))
+    assert not taxane_finished_before(facts(statement("h", "trastuzumab", "2026-02-02", "2026-05-25")), date(2026, 7, 13))
 
 
 # --- progression, lines, recurrence -------------------------------------------------------------------

@@ -3,7 +3,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from cds_hooks.facts.therapy import DOSE_COVERAGE, exposures, exposures_started_before, last_dose_of, planned_period, started_before
+from cds_hooks.facts.therapy import (
+    DOSE_COVERAGE,
+    dosed_until,
+    exposures,
+    exposures_started_before,
+    last_dose_of,
+    planned_period,
+    started_before,
+)
 from cds_hooks.record import build_record
 
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -92,6 +100,28 @@ def test_a_later_course_without_an_end_leaves_the_last_dose_open_from_its_start(
                "medicationCodeableConcept": DOXORUBICIN, "authoredOn": "2026-10-20"}
     last = last_dose_of(exposures(record_with(administration("a1", "2026-09-01"), stopped)))
     assert (last.day, last.at_least, last.sources) == (None, date(2026, 10, 20), ("MedicationRequest/r",))
+
+
+def test_therapy_is_dosed_until_its_last_dose_not_the_end_of_that_dose_cycle():
+    today = date(2026, 11, 22)
+    given = exposures(record_with(administration("a1", "2026-10-21"), administration("a2", "2026-11-11")))
+    assert dosed_until(given, today) == date(2026, 11, 11)
+    # A later order stopped without an end date gave its dose on or after its start.
+    stopped = {"resourceType": "MedicationRequest", "id": "r", "status": "stopped", "intent": "order", "subject": {"reference": "Patient/p"},
+               "medicationCodeableConcept": DOXORUBICIN, "authoredOn": "2026-11-16"}
+    assert dosed_until(exposures(record_with(administration("a1", "2026-10-21"), stopped)), today) == date(2026, 11, 16)
+    # A planned end still ahead counts only up to today.
+    planned = statement("active", effectivePeriod={"start": "2026-01-05", "end": "2027-01-04"})
+    assert dosed_until(exposures(record_with(planned)), today) == today
+    assert dosed_until((), today) is None
+
+
+def test_therapy_recorded_as_continuing_is_dosed_until_today_unless_doses_are_dated_since_it_started():
+    today = date(2026, 11, 22)
+    continuing = statement("active", effectivePeriod={"start": "2026-07-06"})
+    assert dosed_until(exposures(record_with(administration("a1", "2026-06-15"), continuing)), today) == today
+    # Doses given under it date how far it got.
+    assert dosed_until(exposures(record_with(continuing, administration("a2", "2026-10-26"))), today) == date(2026, 10, 26)
 
 
 def test_exposures_started_before_a_day_include_undated_ones():

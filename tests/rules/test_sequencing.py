@@ -1,7 +1,7 @@
 """Sequencing rules 38-45: what each finding carries and the situations fixture cases do not reach."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from cds_hooks.facts import Facts
 from cds_hooks.record import build_record
@@ -136,6 +136,30 @@ def test_katherine_needs_a_taxane_before_surgery():
     assert list(katherine_adjuvant_tdm1(context(*trastuzumab_only, *RESIDUAL, drafts=[draft("adj-h", "trastuzumab", "2026-07-13")]))) == []
 
 
+def every_three_weeks(drug, first, cycles):
+    return tuple(administration(f"{drug}-{n}", drug, (date.fromisoformat(first) + timedelta(weeks=3 * n)).isoformat()) for n in range(cycles))
+
+
+# Docetaxel + trastuzumab cycles 1-4 given (2026-08-03 to 2026-10-05); no yp staging: nothing dates surgery.
+NEOADJUVANT_TH_4_CYCLES = (HER2POS, *every_three_weeks("docetaxel", "2026-08-03", 4), *every_three_weeks("trastuzumab", "2026-08-03", 4))
+
+
+def test_katherine_without_yp_staging_asks_only_once_the_taxane_has_finished():
+    def cards(start):
+        return [f.values["confirmed"] for f in katherine_adjuvant_tdm1(context(*NEOADJUVANT_TH_4_CYCLES, drafts=[draft("h", "trastuzumab", start)]))]
+
+    assert cards("2026-10-26") == []         # cycle 5, 21 days after the last docetaxel dose
+    assert cards("2026-10-27") == [False]    # more than a cycle after it: asks for the pathology
+    assert cards("2026-11-16") == [False]    # six weeks after it
+
+
+def test_katherine_not_while_the_taxane_is_drafted_with_the_order_or_recorded_as_continuing():
+    delayed_cycle_5 = [draft("h", "trastuzumab", "2026-11-02"), draft("t", "docetaxel", "2026-11-02")]
+    assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT_TH_4_CYCLES, drafts=delayed_cycle_5))) == []
+    continuing = (HER2POS, statement("t", "docetaxel", "2026-08-03"), statement("h", "trastuzumab", "2026-08-03"))
+    assert list(katherine_adjuvant_tdm1(context(*continuing, drafts=[draft("h", "trastuzumab", "2026-11-16")]))) == []
+
+
 # --- rules 40-43 --------------------------------------------------------------------------------------
 
 METASTATIC = (HER2POS, condition("mets", "128462008", "2025-03-03"))
@@ -223,6 +247,18 @@ def test_trastuzumab_course_counts_planned_cycles_and_breaks_on_long_gaps():
     assert list(trastuzumab_duration(context(*course, drafts=[draft("h", "trastuzumab", "2026-11-23", count=17)]))) == []
     metastatic = (*METASTATIC, statement("h", "trastuzumab", "2025-03-17"))
     assert list(trastuzumab_duration(context(*metastatic, hook="patient-view"))) == []
+
+
+def test_trastuzumab_course_runs_to_its_last_dose_not_to_the_end_of_that_dose_cycle():
+    # 18 cycles, the last on 2026-11-11 (day 357), chart opened on day 368 while that dose's cycle runs: 51 weeks.
+    eighteen = (HER2POS, *every_three_weeks("trastuzumab", "2025-11-19", 18))
+    assert list(trastuzumab_duration(context(*eighteen, hook="patient-view"))) == []
+    # A 19th cycle, given or ordered, takes the course to week 54.
+    nineteen = (HER2POS, *every_three_weeks("trastuzumab", "2025-10-29", 19))
+    (given,) = trastuzumab_duration(context(*nineteen, hook="patient-view"))
+    assert given.values["until"] == date(2026, 11, 11) and given.values["weeks"] == 54
+    (ordered,) = trastuzumab_duration(context(*eighteen, drafts=[draft("h19", "trastuzumab", "2026-12-02")]))
+    assert ordered.values["weeks"] == 54
 
 
 def test_a_fixed_course_in_metastatic_disease_is_named_however_the_order_fixes_it():
