@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Optional
 
-from fhir_core.types import CodeType, DateTimeType, DateType, DecimalType, InstantType, StringType, UriType
+from fhir_core.types import CodeType, DateTimeType, DateType, DecimalType, InstantType, PositiveIntType, StringType, UriType
 from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
 
 
@@ -92,6 +92,9 @@ class TimingRepeat(_WithChoices):
     boundsPeriod: Optional[Period] = None
     boundsDuration: Any = None
     boundsRange: Any = None
+    frequency: Optional[PositiveIntType] = None
+    period: Optional[DecimalType] = None
+    periodUnit: Optional[CodeType] = None
 
     CHOICES = (("boundsPeriod", "boundsDuration", "boundsRange"),)
 

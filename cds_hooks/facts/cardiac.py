@@ -9,10 +9,10 @@ from typing import Any
 from cds_hooks import terminology
 from cds_hooks.facts import Facts, body_size, disease
 from cds_hooks.facts.body_size import BodySize
-from cds_hooks.facts.dosing import dose_in_known_unit
+from cds_hooks.facts.dosing import dose_in_known_unit, interval_days
 from cds_hooks.dates import first_day
 from cds_hooks.facts.observations import effective_day, measurement, observations_in
-from cds_hooks.facts.therapy import Exposure, planned_period
+from cds_hooks.facts.therapy import IGNORED_STATUSES, Exposure, planned_period
 from cds_hooks.fhir_views import Condition
 
 HER2_ANTIBODIES = terminology.ingredients_in_class("her2_antibody")
@@ -25,6 +25,16 @@ _GIVEN_STATUSES = frozenset({"completed", "in-progress"})
 # Records of therapy that is only planned: no dose has been given, so they neither anchor the baseline nor make
 # a drafted drug a continuation. (Unsigned drafts in the record are no exposure at all: facts.therapy.)
 _PLANNED_STATUSES = frozenset({"intended"})
+# For LVEF monitoring (rule 13: "every 3 months during therapy") a patient stays on HER2 antibody therapy until the
+# next dose is more than this late. therapy.DOSE_COVERAGE ends a dose's exposure on day 20 because concurrency needs
+# day 21 to be sequential (AC -> TH); read as "on therapy", it took the patient off therapy on every dosing day. The
+# label re-loads trastuzumab only after a dose missed by more than a week (B1 rule 5), so a cycle a week late is
+# still the course; two weeks late with nothing given or ongoing, the course has ended. Local policy, not a label figure.
+NEXT_DOSE_GRACE = timedelta(days=14)
+# The interval taken when the record writes no schedule: 3-weekly, the longest usual HER2 antibody schedule
+# (trastuzumab weekly or 3-weekly, G8; pertuzumab, T-DM1 and T-DXd 3-weekly, B1 rules 2, 4, 6), so a patient between
+# 3-weekly doses is never taken off therapy.
+UNWRITTEN_DOSE_INTERVAL = timedelta(days=21)
 
 
 @dataclass(frozen=True)
@@ -125,15 +135,30 @@ def given_exposures(facts: Facts) -> tuple[Exposure, ...]:
 
 
 def current_her2_antibody_therapy(facts: Facts) -> tuple[Exposure, ...]:
-    """HER2 antibody exposures given that cover the reference date."""
+    """HER2 antibody exposures given that keep the patient on therapy for LVEF monitoring: covering the reference
+    date, or with a last dose whose next is not yet late by more than NEXT_DOSE_GRACE."""
     return tuple(
-        e for e in facts.get(given_exposures) if e.ingredients & HER2_ANTIBODIES and e.overlaps(facts.as_of, facts.as_of)
+        e for e in facts.get(given_exposures)
+        if e.ingredients & HER2_ANTIBODIES and (e.overlaps(facts.as_of, facts.as_of) or _next_dose_not_long_late(facts, e))
     )
 
 
+def her2_antibody_dose_interval(facts: Facts, ingredients: frozenset[str]) -> timedelta:
+    """The interval between doses of these HER2 antibodies: the longest that the record's orders and statements of
+    them write (weekly with a taxane, then 3-weekly, is 3-weekly), else UNWRITTEN_DOSE_INTERVAL."""
+    written = [
+        days
+        for medication in facts.record.medications
+        if medication.match.ingredients & ingredients and str(medication.resource.status) not in IGNORED_STATUSES
+        for dosage in _written_dosages(medication.resource)
+        if (days := interval_days(dosage)) is not None
+    ]
+    return timedelta(days=max(written)) if written else UNWRITTEN_DOSE_INTERVAL
+
+
 def next_lvef_due(facts: Facts) -> date | None:
-    """While HER2 antibody therapy covers the reference date: last LVEF + the monitoring interval (with no LVEF at
-    all, the day the current therapy began). None when the patient is not on HER2 antibody therapy."""
+    """While the patient is on HER2 antibody therapy (current_her2_antibody_therapy): last LVEF + the monitoring
+    interval (with no LVEF at all, the day the current therapy began). None when the patient is not."""
     current = facts.get(current_her2_antibody_therapy)
     if not current:
         return None
@@ -227,6 +252,24 @@ def _her2_anchor(facts: Facts) -> tuple[date | None, bool]:
         if order.ingredients & HER2_ANTIBODIES
     ]
     return min(planned, default=None), False
+
+
+def _next_dose_not_long_late(facts: Facts, exposure: Exposure) -> bool:
+    """The exposure's last dose is past and the next, one interval later, is not late by more than the grace."""
+    if exposure.last_dose is None or exposure.last_dose > facts.as_of:
+        return False
+    interval = facts.get(her2_antibody_dose_interval, exposure.ingredients & HER2_ANTIBODIES)
+    return facts.as_of <= exposure.last_dose + interval + NEXT_DOSE_GRACE
+
+
+def _written_dosages(resource: Any) -> list[Any]:
+    """The dosages of a recorded order or statement; an administration records a dose, not a schedule."""
+    kind = resource.get_resource_type()
+    if kind == "MedicationRequest":
+        return resource.dosageInstruction or []
+    if kind == "MedicationStatement":
+        return resource.dosage or []
+    return []
 
 
 def _baseline(results: list[LvefResult], pretreatment_until: date | None) -> LvefResult | None:

@@ -111,7 +111,7 @@ def ordered_dose(order: DraftOrder) -> OrderedDose | None:
     if converted is None:
         return None
     route, route_text = order_route(order)
-    return OrderedDose(converted[0], converted[1], route, route_text, _interval_days(dosage))
+    return OrderedDose(converted[0], converted[1], route, route_text, interval_days(dosage))
 
 
 def order_route(order: DraftOrder) -> tuple[Route | None, str | None]:
@@ -281,7 +281,9 @@ def _route_text(concept: Any) -> str | None:
     return next((c.display for c in concept.coding or [] if c.display), None)
 
 
-def _interval_days(dosage: Any) -> int | None:
+def interval_days(dosage: Any) -> int | None:
+    """Days between doses that a Dosage's timing writes (21 = every 3 weeks); None without one dose per period in
+    days or weeks."""
     repeat = dosage.timing.repeat if dosage.timing else None
     if repeat is None or repeat.period is None or str(repeat.periodUnit) not in _PERIOD_DAYS:
         return None

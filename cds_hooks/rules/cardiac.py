@@ -12,6 +12,8 @@ from cds_hooks.facts.body_size import BodySize, bsa_m2
 from cds_hooks.facts.dosing import dose_written, ordered_dose
 from cds_hooks.facts.cardiac import (
     DOXORUBICIN,
+    NEXT_DOSE_GRACE,
+    UNWRITTEN_DOSE_INTERVAL,
     LvefResult,
     LvefSeries,
     cumulative_doxorubicin,
@@ -236,11 +238,16 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
     hooks=ORDER_HOOKS | {"patient-view"},
     cards=("cardiac-lvef-due",),
     trigger=(
-        "patient-view: a HER2 antibody exposure covers today and the last LVEF is older than the monitoring interval. "
+        "patient-view: the patient is on HER2 antibody therapy (an exposure covers today, or the next dose is not yet "
+        "long late) and the last LVEF is older than the monitoring interval. "
         "Order hooks: a HER2 antibody drafted for a patient who has had one before, with the last LVEF older than the "
         "interval at the planned start (a first dose without a baseline is rule 12's card instead)."
     ),
-    thresholds="settings.lvef_monitoring_interval_days (default 84, about 12 weeks) after the last LVEF.",
+    thresholds=(
+        "settings.lvef_monitoring_interval_days (default 84, about 12 weeks) after the last LVEF. On therapy until "
+        f"one dosing interval + {NEXT_DOSE_GRACE.days} days after the last dose; the interval is the longest the record's "
+        f"orders and statements of the drug write, else {UNWRITTEN_DOSE_INTERVAL.days} days."
+    ),
 )
 def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
     # The LVEF series is read only once HER2 antibody therapy makes it matter.

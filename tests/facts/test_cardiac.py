@@ -1,7 +1,7 @@
 """Cardiac facts: the LVEF baseline is taken before HER2 therapy, and the doxorubicin total is never guessed."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -10,6 +10,7 @@ from cds_hooks.facts.cardiac import (
     cumulative_doxorubicin,
     cumulative_doxorubicin_mg_per_m2,
     heart_failure_conditions,
+    her2_antibody_dose_interval,
     lvef_series,
     next_lvef_due,
 )
@@ -62,6 +63,13 @@ def condition(cid: str, system: str, code: str, status: str | None = "active") -
     if status:
         resource["clinicalStatus"] = {"coding": [{"code": status}]}
     return resource
+
+
+def request(rid: str, drug: str, every: int, unit: str, status: str = "completed") -> dict:
+    """A recorded order of the drug repeating every `every` `unit`s (UCUM: d, wk)."""
+    return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": {"coding": [{"system": RX, "code": DRUGS[drug]}], "text": drug}, "authoredOn": "2026-03-01",
+            "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": every, "periodUnit": unit}}}]}
 
 
 def draft(did: str, drug: str, start: str, dose: float = 8, unit: str = "mg/kg") -> dict:
@@ -160,6 +168,45 @@ def test_interval_comes_from_settings():
     facts = facts_for(lvef("a", "2026-10-01", 60), statement("h", "trastuzumab", "2026-03-02"),
                       settings=Settings(lvef_monitoring_interval_days=28))
     assert next_lvef_due(facts) == date(2026, 10, 29)
+
+
+def days_ago(days: int) -> str:
+    return (TODAY - timedelta(days=days)).isoformat()
+
+
+def three_weekly_doses(last_dose_days_ago: int, *extra: dict) -> Facts:
+    """Trastuzumab recorded only as administrations, 3 weeks apart; the last LVEF 175 days ago."""
+    return facts_for(lvef("a", days_ago(175), 60), administration("h1", "trastuzumab", days_ago(last_dose_days_ago + 21)),
+                     administration("h2", "trastuzumab", days_ago(last_dose_days_ago)), *extra)
+
+
+@pytest.mark.parametrize("last_dose_days_ago", [21, 28])
+def test_lvef_stays_due_on_the_next_3_weekly_dosing_day_and_a_week_later(last_dose_days_ago):
+    assert next_lvef_due(three_weekly_doses(last_dose_days_ago)) == date.fromisoformat(days_ago(175)) + timedelta(days=84)
+
+
+def test_lvef_monitoring_ends_when_the_next_3_weekly_dose_is_more_than_two_weeks_late():
+    assert next_lvef_due(three_weekly_doses(35)) is not None
+    assert next_lvef_due(three_weekly_doses(36)) is None
+    assert next_lvef_due(three_weekly_doses(70)) is None
+
+
+def test_a_weekly_schedule_on_record_ends_monitoring_three_weeks_after_the_last_dose():
+    weekly = request("plan", "trastuzumab", 1, "wk")
+    assert next_lvef_due(three_weekly_doses(21, weekly)) is not None
+    assert next_lvef_due(three_weekly_doses(22, weekly)) is None
+
+
+def test_dose_interval_is_the_longest_schedule_on_record_else_three_weeks():
+    trastuzumab = frozenset({"trastuzumab"})
+    assert her2_antibody_dose_interval(facts_for(), trastuzumab) == timedelta(days=21)
+    assert her2_antibody_dose_interval(facts_for(request("w", "trastuzumab", 7, "d")), trastuzumab) == timedelta(days=7)
+    weekly_then_3_weekly = facts_for(request("w", "trastuzumab", 1, "wk"), request("q3w", "trastuzumab", 3, "wk"))
+    assert her2_antibody_dose_interval(weekly_then_3_weekly, trastuzumab) == timedelta(days=21)
+    # Another drug's schedule and an order entered in error say nothing about this one.
+    others = facts_for(request("w", "trastuzumab", 1, "wk"), request("q3w", "trastuzumab", 3, "wk", status="entered-in-error"),
+                       request("p", "paclitaxel", 4, "wk"))
+    assert her2_antibody_dose_interval(others, trastuzumab) == timedelta(days=7)
 
 
 # --- heart failure -----------------------------------------------------------------------------------------

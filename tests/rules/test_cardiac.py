@@ -100,6 +100,13 @@ def test_lvef_due_on_patient_view_only_while_on_therapy():
     assert cards(cardiac.lvef_monitoring_due, off) == {}
 
 
+def test_lvef_due_on_patient_view_on_the_dosing_day_of_a_3_weekly_cycle():
+    context = context_for(lvef("a", "2026-05-31", 60), administration("h1", "trastuzumab", "2026-10-11"),
+                          administration("h2", "trastuzumab", "2026-11-01"), hook="patient-view")
+    found = cards(cardiac.lvef_monitoring_due, context)["cardiac-lvef-due"]
+    assert found.values["due"] == date(2026, 8, 23) and found.values["drugs"] == "trastuzumab"
+
+
 # --- LVEF tables (rules 14-18) ---------------------------------------------------------------------------
 
 
