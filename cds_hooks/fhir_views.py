@@ -183,10 +183,12 @@ class MedicationAdministration(_Effective):
 
 
 class MedicationStatement(_Effective):
+    statusReason: Optional[list[CodeableConcept]] = None
     dosage: Optional[list[Dosage]] = None
 
 
 class MedicationRequest(_MedicationEvent):
+    statusReason: Optional[CodeableConcept] = None
     authoredOn: Optional[DateTime] = None
     dosageInstruction: Optional[list[Dosage]] = None
     dispenseRequest: Optional[DispenseRequest] = None

@@ -213,6 +213,14 @@ def last_dose_day(facts: Facts, ingredient: str, before: date) -> LastDoseDay | 
     return None
 
 
+def undated_records(facts: Facts, ingredient: str) -> tuple[MedicationRecord, ...]:
+    """The ingredient's medication records that date nothing and whose status does not say the therapy continues,
+    so no exposure comes from them: the record shows the drug, but not when it was given."""
+    dated = {e.source for e in facts.exposures}
+    return tuple(m for m in facts.record.medications if ingredient in m.match.ingredients
+                 and str(m.resource.status) not in IGNORED_STATUSES and m.reference not in dated)
+
+
 def _recorded(medication: MedicationRecord) -> RecordedDose | None:
     if not medication.match.ingredients & HER2_AGENTS:
         return None

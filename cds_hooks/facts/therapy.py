@@ -21,6 +21,8 @@ DOSE_COVERAGE = timedelta(days=20)
 IGNORED_STATUSES = frozenset({"entered-in-error", "not-taken", "not-done", "cancelled", "draft"})
 # Statuses meaning the therapy continues (or is planned) unless an end date says otherwise.
 _CONTINUING_STATUSES = frozenset({"active", "intended", "on-hold", "in-progress"})
+# Statuses with which a record says the drug is not being given now, whatever its dates.
+HELD_OR_STOPPED = frozenset({"on-hold", "stopped"})
 # UCUM units of Timing periods and Durations, in days (a month as 30 days, a year as 365).
 _UNIT_DAYS = {"d": 1, "wk": 7, "mo": 30, "a": 365}
 
@@ -37,6 +39,8 @@ class Exposure:
     # The last day a dose was (or, by a recorded end, could have been) given: an administration's day, a statement's
     # single day, or the recorded end of a statement or request. None while ongoing, or when the record gives no end.
     last_dose: date | None = None
+    # Why the record says it is held, stopped or changed (a statement's or request's statusReason), in its own words.
+    status_reason: str | None = None
 
     @property
     def ongoing(self) -> bool:
@@ -114,6 +118,12 @@ def exposures_started_before(found: Iterable[Exposure], ingredient: str, day: da
     An undated record counts as before: it cannot show that this is the first dose.
     """
     return tuple(e for e in found if ingredient in e.ingredients and (e.start is None or e.start < day))
+
+
+def running_over(found: Iterable[Exposure], ingredients: frozenset[str], start: date, end: date | None = None) -> tuple[Exposure, ...]:
+    """The exposures to any of these ingredients that cover [start, end] and are not held or stopped: an order or
+    statement over those days, or a dose given within the cycle before them (DOSE_COVERAGE)."""
+    return tuple(e for e in found if e.ingredients & ingredients and e.status not in HELD_OR_STOPPED and e.overlaps(start, end))
 
 
 def planned_period(order: DraftOrder, as_of: date) -> tuple[date, date | None]:
@@ -194,7 +204,22 @@ def _exposure(medication: MedicationRecord) -> Exposure | None:
         start=start,
         end=end,
         last_dose=last_dose,
+        status_reason=_status_reason(resource),
     )
+
+
+def _status_reason(resource: Any) -> str | None:
+    """A statement's or request's first statusReason as written: its text, else its first display. An administration
+    has one only when the dose was not given, which is no exposure."""
+    resource_type = resource.get_resource_type()
+    if resource_type == "MedicationRequest":
+        reasons = [resource.statusReason] if resource.statusReason is not None else []
+    elif resource_type == "MedicationStatement":
+        reasons = resource.statusReason or []
+    else:
+        return None
+    words = [reason.text or next((c.display for c in reason.coding or [] if c.display), None) for reason in reasons]
+    return next((str(w) for w in words if w), None)
 
 
 def _recorded_period(resource: Any) -> tuple[date | None, date | None]:

@@ -20,8 +20,16 @@ from cds_hooks.facts.dosing import (
     order_weight,
     ordered_dose,
     previous_levels,
+    undated_records,
 )
-from cds_hooks.facts.therapy import exposures_started_before, planned_period, started_before
+from cds_hooks.facts.therapy import (
+    HELD_OR_STOPPED,
+    Exposure,
+    exposures_started_before,
+    planned_period,
+    running_over,
+    started_before,
+)
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, rule
@@ -47,6 +55,9 @@ TRASTUZUMAB_LOADING = {21: 8.0, 7: 4.0}
 PERTUZUMAB_LOAD_MG = 840.0
 PERTUZUMAB_MAINTENANCE_MG = 420.0
 PERTUZUMAB_INTERVAL_DAYS = 21
+# Pertuzumab is given with trastuzumab (rule 6); T-DXd + pertuzumab first line (DESTINY-Breast09) is on the Enhertu
+# label too (rule 40), so pertuzumab beside T-DXd is not pertuzumab alone.
+PERTUZUMAB_PARTNERS = TRASTUZUMAB_PRODUCTS | {TDXD}
 # Label: a trastuzumab dose missed by more than one week is re-loaded (wording to verify).
 MISSED_DOSE_GRACE_DAYS = 7
 # Rule 1: doses that belong to another product.
@@ -421,6 +432,59 @@ def pertuzumab_dose(context: RuleContext) -> Iterator[Finding]:
     if orders:
         yield Finding(card="dosing-pertuzumab-dose", values={"orders": orders}, suggestions=tuple(suggestions),
                       evidence=tuple(o["reference"] for o in orders))
+
+
+@rule(
+    id="dosing.pertuzumab-without-trastuzumab",
+    numbers=(6,),
+    title="Pertuzumab drafted without trastuzumab",
+    hooks=ORDER_HOOKS,
+    cards=("dosing-pertuzumab-without-trastuzumab",),
+    trigger=(
+        "An IV pertuzumab draft when no draft of the request (selected or not) is a trastuzumab product (biosimilars, "
+        "Hylecta, Phesgo) or T-DXd, and none runs on its planned start: no order or statement over that day that is "
+        "not on-hold or stopped, and no dose given in the 3-week cycle before it. The card names held or stopped "
+        "trastuzumab (with the recorded reason), its last dose, and trastuzumab records that date nothing."
+    ),
+    thresholds="A dose given covers the 20 days after it (a 21-day cycle); on-hold and stopped records never run.",
+)
+def pertuzumab_without_trastuzumab(context: RuleContext) -> Iterator[Finding]:
+    # Every draft, not only the selected ones: trastuzumab drafted beside a selected pertuzumab is given with it.
+    if any(order.ingredients & PERTUZUMAB_PARTNERS for order in context.record.draft_orders):
+        return
+    alone, last_dose_unknown = [], False
+    for order in _orders_of(context, PERTUZUMAB):
+        start, end = planned_period(order, context.as_of)
+        if running_over(context.facts.exposures, PERTUZUMAB_PARTNERS, start, end):
+            continue
+        trastuzumab, last_unknown = _trastuzumab_on_record(context, start)
+        last_dose_unknown = last_dose_unknown or last_unknown
+        alone.append((order, {"order": order.text, "reference": order.reference, "start": start.isoformat(),
+                              "trastuzumab": trastuzumab}))
+    if alone:
+        yield Finding(card="dosing-pertuzumab-without-trastuzumab",
+                      values={"orders": [values for _, values in alone], "last_dose_unknown": last_dose_unknown},
+                      suggestions=tuple(remove_draft(order) for order, _ in alone),
+                      evidence=tuple(order.reference for order, _ in alone))
+
+
+def _trastuzumab_on_record(context: RuleContext, start: date) -> tuple[list[str], bool]:
+    """What the record shows of trastuzumab before `start`, as the card lists it (held or stopped therapy, the last
+    dose, records that date nothing), and whether trastuzumab is on record but its last dose is not dated."""
+    earlier = exposures_started_before(context.facts.exposures, TRASTUZUMAB, start)
+    undated = context.facts.get(undated_records, TRASTUZUMAB)
+    last = context.facts.get(last_dose_day, TRASTUZUMAB, start)
+    shown = [_held_or_stopped_text(e) for e in earlier if e.status in HELD_OR_STOPPED]
+    if last is not None:
+        shown.append(_last_dose_text(last, start))
+    shown += [f"{m.text} ({m.reference}, {m.resource.status}) is on record with no date" for m in undated]
+    return shown, last is None and bool(earlier or undated)
+
+
+def _held_or_stopped_text(exposure: Exposure) -> str:
+    since = f", since {exposure.start.isoformat()}" if exposure.start else ""
+    reason = f'; reason recorded: "{exposure.status_reason}"' if exposure.status_reason else ""
+    return f"{exposure.text} is {exposure.status} ({exposure.source}{since}{reason})"
 
 
 # --- rule 7: subcutaneous fixed-dose products -----------------------------------------------------

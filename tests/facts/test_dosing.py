@@ -11,6 +11,7 @@ from cds_hooks.facts.dosing import (
     ordered_dose,
     previous_levels,
     recorded_doses,
+    undated_records,
 )
 from cds_hooks.record import build_record
 from cds_hooks.settings import Settings
@@ -124,3 +125,16 @@ def test_history_converts_mg_with_the_weight_of_that_day_and_skips_errors():
     assert [d.mg_per_kg for d in levels] == [3.6, 3.0]
     assert last_dose_day(facts, "ado_trastuzumab_emtansine", date(2026, 11, 23)).day == date(2026, 9, 1)
     assert previous_levels(facts, "ado_trastuzumab_emtansine", date(2026, 9, 1))[-1].day == date(2026, 8, 11)
+
+
+def test_undated_records_show_the_drug_but_date_nothing():
+    undated = statement("s1", "unknown")
+    stopped = statement("s2", "stopped")
+    held = statement("s3", "on-hold")  # held with no dates: an exposure with no end, not an undated record
+    dated = statement("s4", "completed", effectivePeriod={"start": "2026-03-02"})
+    in_error = statement("s5", "entered-in-error")
+    given_undated = {key: value for key, value in administration("a1", None, 3.6, "mg/kg").items() if key != "effectiveDateTime"}
+    facts = facts_with(undated, stopped, held, dated, in_error, given_undated)
+    found = [m.reference for m in facts.get(undated_records, "ado_trastuzumab_emtansine")]
+    assert found == ["MedicationStatement/s1", "MedicationStatement/s2", "MedicationAdministration/a1"]
+    assert facts.get(undated_records, "trastuzumab") == ()

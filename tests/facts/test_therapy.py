@@ -10,6 +10,7 @@ from cds_hooks.facts.therapy import (
     exposures_started_before,
     last_dose_of,
     planned_period,
+    running_over,
     started_before,
 )
 from cds_hooks.record import build_record
@@ -133,3 +134,28 @@ def test_exposures_started_before_a_day_include_undated_ones():
         "MedicationStatement/s-active", "MedicationAdministration/a0"]
     assert started_before(found, "doxorubicin", date(2026, 11, 23))
     assert exposures_started_before(found, "trastuzumab", date(2026, 11, 23)) == ()
+
+
+def test_running_over_is_an_order_or_statement_over_the_days_or_a_dose_in_the_cycle_before_them():
+    doxorubicin = frozenset({"doxorubicin"})
+    dose = administration("a1", "2026-11-02")
+    assert running_over(exposures(record_with(dose)), doxorubicin, date(2026, 11, 22))  # day 20 of its cycle
+    assert not running_over(exposures(record_with(dose)), doxorubicin, date(2026, 11, 23))
+    active = statement("active", effectivePeriod={"start": "2026-03-02"})
+    assert running_over(exposures(record_with(active)), doxorubicin, date(2027, 1, 4))
+    assert not running_over(exposures(record_with(active)), frozenset({"trastuzumab"}), date(2027, 1, 4))
+    ended = statement("active", effectivePeriod={"start": "2026-03-02", "end": "2026-10-26"})
+    assert not running_over(exposures(record_with(ended)), doxorubicin, date(2026, 11, 23))
+    # Held or stopped therapy does not run, whatever its dates say.
+    for status in ("on-hold", "stopped"):
+        assert not running_over(exposures(record_with(statement(status, effectivePeriod={"start": "2026-11-16"}))), doxorubicin, date(2026, 11, 23))
+
+
+def test_the_reason_a_record_gives_for_its_status_is_kept_in_its_own_words():
+    held = statement("on-hold", effectivePeriod={"start": "2026-03-02"}, statusReason=[{"text": "LVEF fell to 44%"}])
+    coded = {"resourceType": "MedicationRequest", "id": "r", "status": "stopped", "intent": "order", "subject": {"reference": "Patient/p"},
+             "medicationCodeableConcept": DOXORUBICIN, "authoredOn": "2026-03-02",
+             "statusReason": {"coding": [{"system": "http://snomed.info/sct", "code": "407563006", "display": "Treatment not tolerated"}]}}
+    found = {e.source: e.status_reason for e in exposures(record_with(held, coded, administration("a1", "2026-10-26")))}
+    assert found == {"MedicationStatement/s-on-hold": "LVEF fell to 44%", "MedicationRequest/r": "Treatment not tolerated",
+                     "MedicationAdministration/a1": None}

@@ -5,18 +5,21 @@ from datetime import date
 
 from cds_hooks.facts import Facts
 from cds_hooks.record import build_record
+from cds_hooks.render import CardRenderer
 from cds_hooks.rules import dosing
 from cds_hooks.rules.base import RuleContext
 from cds_hooks.settings import Settings
 
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ATC = "http://www.whocc.no/atc"
+RENDERER = CardRenderer.load()
 DRUGS = {
     "trastuzumab": {"coding": [{"system": RX, "code": "224905"}], "text": "trastuzumab"},
     "tdm1": {"coding": [{"system": RX, "code": "1371041"}], "text": "ado-trastuzumab emtansine"},
     "tdxd": {"coding": [{"system": RX, "code": "2267576"}], "text": "fam-trastuzumab deruxtecan-nxki"},
     "pertuzumab": {"coding": [{"system": RX, "code": "1298944"}], "text": "pertuzumab"},
     "phesgo": {"coding": [{"system": ATC, "code": "L01FY01"}], "text": "Phesgo"},
+    "hylecta": {"coding": [{"system": RX, "code": "2119714"}], "text": "Herceptin Hylecta"},
 }
 
 
@@ -40,18 +43,20 @@ def administration(aid, drug, day, value, unit="mg/kg"):
             "medicationCodeableConcept": DRUGS[drug], "effectiveDateTime": day, "dosage": {"dose": {"value": value, "unit": unit}}}
 
 
-def trastuzumab_request(rid, status, start="2026-03-02", end=None):
+def trastuzumab_request(rid, status, start="2026-03-02", end=None, **elements):
     bounds = {"start": start, **({"end": end} if end else {})}
     return {"resourceType": "MedicationRequest", "id": rid, "status": status, "intent": "order", "subject": {"reference": "Patient/p"},
             "authoredOn": start, "medicationCodeableConcept": DRUGS["trastuzumab"],
             "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": bounds, "frequency": 1, "period": 3, "periodUnit": "wk"}},
-                                   "doseAndRate": [{"doseQuantity": {"value": 6, "unit": "mg/kg"}}]}]}
+                                   "doseAndRate": [{"doseQuantity": {"value": 6, "unit": "mg/kg"}}]}], **elements}
 
 
-def context(*resources, drafts=(), hook="order-sign") -> RuleContext:
+def context(*resources, drafts=(), hook="order-sign", selected=None) -> RuleContext:
+    """`selected`: the ids of the drafts order-select selects (default: every draft, as order-sign checks them)."""
     record = build_record({"all": list(resources)}, list(drafts))
     today = date(2026, 11, 22)
-    return RuleContext(hook, "p", record, Facts(record, today, Settings()), record.draft_orders, Settings(), today)
+    focus = tuple(o for o in record.draft_orders if selected is None or o.reference.split("/")[1] in selected)
+    return RuleContext(hook, "p", record, Facts(record, today, Settings()), focus, Settings(), today)
 
 
 def cards(rule, ctx) -> list:
@@ -222,6 +227,75 @@ def test_phesgo_is_not_checked_as_iv_pertuzumab_or_trastuzumab():
     ctx = context(drafts=[draft("a", "phesgo", 1200, "mg", route="subcutaneous")])
     for rule in (dosing.pertuzumab_dose, dosing.trastuzumab_schedule, dosing.subcutaneous_product, dosing.dose_not_checked):
         assert cards(rule, ctx) == []
+
+
+def test_pertuzumab_drafted_alone_with_no_trastuzumab_on_record():
+    (finding,) = cards(dosing.pertuzumab_without_trastuzumab, context(drafts=[draft("a", "pertuzumab", 840, "mg")]))
+    assert finding.values["orders"] == [
+        {"order": "pertuzumab", "reference": "MedicationRequest/a", "start": "2026-11-23", "trastuzumab": []}]
+    assert finding.values["last_dose_unknown"] is False
+    assert finding.suggestions[0].actions[0].resource_id == "MedicationRequest/a"
+    # Trastuzumab with pertuzumab is the regimen; Phesgo holds both; T-DXd + pertuzumab is labelled (DESTINY-Breast09).
+    for partner in ("trastuzumab", "hylecta", "tdxd"):
+        ctx = context(drafts=[draft("a", "pertuzumab", 840, "mg"), draft("b", partner, 8)])
+        assert cards(dosing.pertuzumab_without_trastuzumab, ctx) == [], partner
+    phesgo = context(drafts=[draft("a", "phesgo", 1200, "mg", route="subcutaneous")])
+    assert cards(dosing.pertuzumab_without_trastuzumab, phesgo) == []
+    # T-DM1 is not trastuzumab.
+    assert cards(dosing.pertuzumab_without_trastuzumab, context(drafts=[draft("a", "pertuzumab", 840, "mg"), draft("b", "tdm1", 3.6)]))
+
+
+def test_order_select_checks_a_selected_pertuzumab_against_every_draft():
+    drafts = [draft("a", "pertuzumab", 840, "mg"), draft("b", "trastuzumab", 8)]
+    assert cards(dosing.pertuzumab_without_trastuzumab, context(drafts=drafts, hook="order-select", selected={"a"})) == []
+    # Only the docetaxel selected: the unselected pertuzumab is not what the clinician is acting on.
+    alone = [draft("a", "pertuzumab", 840, "mg"), draft("b", "docetaxel", 75, "mg", concept={"coding": [{"system": RX, "code": "72962"}]})]
+    assert cards(dosing.pertuzumab_without_trastuzumab, context(drafts=alone, hook="order-select", selected={"b"})) == []
+    assert cards(dosing.pertuzumab_without_trastuzumab, context(drafts=alone, hook="order-select", selected={"a"}))
+
+
+def test_trastuzumab_running_on_the_planned_start_keeps_pertuzumab_company():
+    pertuzumab = draft("a", "pertuzumab", 420, "mg")
+    # A dose given 14 days before the planned start is within its 3-week cycle; one given 42 days before is not.
+    recent = administration("h1", "trastuzumab", "2026-11-09", 6)
+    assert cards(dosing.pertuzumab_without_trastuzumab, context(recent, drafts=[pertuzumab])) == []
+    old = administration("h1", "trastuzumab", "2026-10-12", 6)
+    (finding,) = cards(dosing.pertuzumab_without_trastuzumab, context(old, drafts=[pertuzumab]))
+    assert finding.values["orders"][0]["trastuzumab"] == [
+        "the last recorded dose (MedicationAdministration/h1) was given on 2026-10-12, 42 days before the planned start 2026-11-23"]
+    assert cards(dosing.pertuzumab_without_trastuzumab, context(old, trastuzumab_request("r", "active"), drafts=[pertuzumab])) == []
+    # An active order whose recorded end is before the planned start no longer runs.
+    ended = trastuzumab_request("r", "active", end="2026-10-26")
+    assert cards(dosing.pertuzumab_without_trastuzumab, context(ended, drafts=[pertuzumab]))
+
+
+def test_held_or_stopped_trastuzumab_is_named_with_the_reason_the_record_gives():
+    lvef = {"text": "LVEF fell from 62% to 44%"}
+    held = trastuzumab_request("r", "on-hold", statusReason=lvef)
+    history = (administration("h1", "trastuzumab", "2026-10-12", 6), held)
+    (finding,) = cards(dosing.pertuzumab_without_trastuzumab, context(*history, drafts=[draft("a", "pertuzumab", 420, "mg")]))
+    assert finding.values["orders"][0]["trastuzumab"] == [
+        'trastuzumab is on-hold (MedicationRequest/r, since 2026-03-02; reason recorded: "LVEF fell from 62% to 44%")',
+        "the last recorded dose (MedicationAdministration/h1) was given on 2026-10-12, 42 days before the planned start 2026-11-23",
+    ]
+    # An order on hold or stopped does not run over the planned start, whatever its dates.
+    stopped = trastuzumab_request("r", "stopped", start="2026-11-16")
+    (finding,) = cards(dosing.pertuzumab_without_trastuzumab, context(stopped, drafts=[draft("a", "pertuzumab", 420, "mg")]))
+    assert finding.values["orders"][0]["trastuzumab"] == ["trastuzumab is stopped (MedicationRequest/r, since 2026-11-16)"]
+    assert finding.values["last_dose_unknown"] is True
+
+
+def test_trastuzumab_on_record_without_dates_is_said_not_to_show_when_it_was_given():
+    undated = {"resourceType": "MedicationStatement", "id": "s", "status": "unknown", "subject": {"reference": "Patient/p"},
+               "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}], "text": "Herceptin"}}
+    (finding,) = cards(dosing.pertuzumab_without_trastuzumab, context(undated, drafts=[draft("a", "pertuzumab", 840, "mg")]))
+    assert finding.values["orders"][0]["trastuzumab"] == ["Herceptin (MedicationStatement/s, unknown) is on record with no date"]
+    assert finding.values["last_dose_unknown"] is True
+    detail = RENDERER.render(finding).detail
+    assert "The record does not show when trastuzumab was last given" in detail
+    assert "no trastuzumab order, statement or administration is on record" not in detail
+    alone = RENDERER.render(cards(dosing.pertuzumab_without_trastuzumab, context(drafts=[draft("a", "pertuzumab", 840, "mg")]))[0])
+    assert "no trastuzumab order, statement or administration is on record" in alone.detail
 
 
 # --- rule 8 ---------------------------------------------------------------------------------------
