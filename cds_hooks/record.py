@@ -68,6 +68,8 @@ class DraftOrder:
     resource: MedicationRequest
     match: MedicationMatch | None
     text: str
+    # The medication CodeableConcept as sent, a referenced Medication's code, or None: what `match` was read from.
+    concept: Mapping[str, Any] | None
 
     @property
     def ingredients(self) -> frozenset[str]:
@@ -423,7 +425,7 @@ def _draft_order(resource: dict[str, Any], index: Mapping[str, Mapping[str, Any]
         )
     concept = _medication_concept(normalised, index)
     match = terminology.classify_medication(concept)
-    return DraftOrder(reference=reference, resource=model, match=match, text=_concept_text(concept, match))
+    return DraftOrder(reference=reference, resource=model, match=match, text=_concept_text(concept, match), concept=concept)
 
 
 def _read_draft(order: dict[str, Any]) -> tuple[MedicationRequest | None, list[str]]:

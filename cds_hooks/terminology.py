@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from fhir.resources.R4B.codeableconcept import CodeableConcept
@@ -36,6 +36,8 @@ _RXCUI = re.compile(r"\d+")
 _NUMBER_AND_UNIT = re.compile(r"\d+(?:\.\d+)?(.*)")
 # A bracketed part: RxNorm's brand ("... Injection [Herzuma]") or a name in parentheses ("trastuzumab (Herceptin)").
 _BRACKETED = re.compile(r"\(([^()\[\]]*)\)|\[([^()\[\]]*)\]")
+# A whole word is a run of letters and digits: any other character inside a token ends it ("herceptin.", "(kadcyla").
+_NOT_A_WORD = re.compile(r"[\W_]+")
 # Every dash look-alike counts as a hyphen; the soft hyphen is invisible, so it is dropped.
 _DASHES = {**dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"), "-"), 0xAD: None}
 
@@ -51,6 +53,20 @@ class MedicationMatch:
     matched_by: str  # "rxnorm" | "atc" | "name"
     code: str | None  # the code, or the normalised known name, that matched
     subcutaneous_fixed_dose: bool
+
+
+@dataclass(frozen=True)
+class NotIdentified:
+    """Why classify_medication names no drug for a concept. It never says which drug the concept may be."""
+
+    conflict: Literal["codes", "names"] | None  # codes, or names (a bracketed name too), that mean different drugs
+    unknown_codes: tuple[str, ...]  # each code that identifies no drug alone, as "RxNorm 99999999"
+    unread_names: tuple[str, ...]  # each text or display that is no known name, strength and dose form
+
+    @property
+    def names_nothing(self) -> bool:
+        """No code and no name at all: nothing to identify a drug by."""
+        return self.conflict is None and not self.unknown_codes and not self.unread_names
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,9 @@ class _MedicationIndex:
     units: frozenset[str]
     joiners: frozenset[str]
     classes: Mapping[str, frozenset[str]]
+    # The words of the names of each class's drugs (products count for their ingredients' classes) that name a drug
+    # alone: not strength, dose form, salt or joiner words, nor `generic_name_words`.
+    class_words: Mapping[str, frozenset[str]]
     displays: Mapping[str, str]
 
 
@@ -95,14 +114,68 @@ def classify_medication(concept: dict[str, Any] | None) -> MedicationMatch | Non
     """
     if not isinstance(concept, dict):
         return None
+    return _classify(*_coded(concept))
+
+
+def why_not_identified(concept: dict[str, Any] | None) -> NotIdentified | None:
+    """Why classify_medication names no drug for a concept; None when it does name one."""
+    if classify_medication(concept) is not None:
+        return None
+    codings, text = _coded(concept) if isinstance(concept, dict) else ((), None)
+    names = [name for name in _names_of(codings, text) if name.strip()]
+    # classify_medication stops at the first level with hits; with no drug named, those hits disagree.
+    level = next((matched_by for matched_by, find in _MEDICATION_MATCHERS if find(codings, text)), None)
+    conflict: Literal["codes", "names"] | None = "names" if level == "name" else "codes" if level else None
+    parts = {name: _drugs_in_parts(name) for name in names}
+    if conflict is None and any(None not in drugs and len({target for target, _ in drugs}) > 1 for drugs in parts.values()):
+        conflict = "names"
+    return NotIdentified(
+        conflict=conflict,
+        unknown_codes=tuple(_code_label(system, code) for system, code, _ in codings
+                            if code is not None and code.strip() and _classify(((system, code, None),), None) is None),
+        unread_names=tuple(name for name, drugs in parts.items() if not drugs or None in drugs),
+    )
+
+
+def mentions_class(concept: dict[str, Any] | None, classes: Iterable[str]) -> bool:
+    """Whether the concept's text or a display holds, as a whole word, a word of a name of a drug in these classes,
+    or one of its codes alone identifies such a drug. For concepts that classify_medication cannot identify: a
+    mention is no identification, and "antitrastuzumabody" mentions nothing."""
+    if not isinstance(concept, dict):
+        return False
+    classes = tuple(classes)
+    members = frozenset().union(*map(ingredients_in_class, classes))
+    words = frozenset().union(*(_MEDS.class_words[name] for name in classes))
+    codings, text = _coded(concept)
+    coded = (_classify(((system, code, None),), None) for system, code, _ in codings)
+    return any(match is not None and match.ingredients & members for match in coded) or any(
+        not words.isdisjoint(_words(name)) for name in _names_of(codings, text)
+    )
+
+
+_Coded = tuple[tuple[str | None, str | None, str | None], ...]  # (system, code, display) of each coding
+
+
+def _coded(concept: dict[str, Any]) -> tuple[_Coded, str | None]:
+    """A concept's codings as (system, code, display), and its text."""
     # The matchers read strings only, so anything else is None here, and the key is always hashable for the memo.
     codings = tuple(
         (_string(_field(c, "system")), _string(_field(c, "code")), _string(_field(c, "display"))) for c in _codings(concept)
     )
-    return _classify(codings, _string(concept.get("text")))
+    return codings, _string(concept.get("text"))
 
 
-_Coded = tuple[tuple[str | None, str | None, str | None], ...]  # (system, code, display) of each coding
+def _names_of(codings: _Coded, text: str | None) -> list[str]:
+    """The names a concept gives its drug: each coding's display, then its text."""
+    return [name for name in [display for _, _, display in codings] + [text] if isinstance(name, str)]
+
+
+_SYSTEM_NAMES = {RXNORM: "RxNorm", **dict.fromkeys(_ATC_SYSTEMS, "ATC")}
+
+
+def _code_label(system: str | None, code: str) -> str:
+    """A code as a clinician can look it up: "RxNorm 224905", "ATC L01FD01", the system as written, or none."""
+    return f"{_SYSTEM_NAMES.get(system, system)} {code}" if system else f"{code} (no code system)"
 
 
 # A record repeats the same few drug concepts across hundreds of orders and administrations, and name matching
@@ -142,8 +215,7 @@ def _atc_hits(codings: _Coded, text: str | None) -> list[tuple[_Target, str]]:
 
 
 def _name_hits(codings: _Coded, text: str | None) -> list[tuple[_Target, str]]:
-    texts = [display for _, _, display in codings] + [text]
-    return [hit for text in texts if isinstance(text, str) and (hit := _match_name(text))]
+    return [hit for name in _names_of(codings, text) if (hit := _match_name(name))]
 
 
 def _code_hits(
@@ -174,20 +246,29 @@ def _match_name(text: str) -> tuple[_Target, str] | None:
     trastuzumab). A bracketed part ("... Injection [Herzuma]", "trastuzumab (Herceptin)") must name the
     same drug as the rest.
     """
-    normalised = _normalise(text)
-    outside = _BRACKETED.sub(" ", normalised)
-    if any(bracket in outside for bracket in "()[]"):
-        return None
-    outside_names = _names_in(_tokens(outside))
-    if outside_names is None:
-        return None
-    bracketed = [match.group(1) or match.group(2) or "" for match in _BRACKETED.finditer(normalised)]
-    # Without a name outside the brackets, the rest is only a strength and dose form ("150 MG Injection [Ogivri]").
-    hits = [_drug_named(outside_names)] if outside_names else []
-    hits += [_drug_named(_names_in(_tokens(part))) for part in bracketed]
+    hits = _drugs_in_parts(text)
     if not hits or None in hits or len({target for target, _ in hits}) > 1:
         return None
     return hits[0]
+
+
+def _drugs_in_parts(text: str) -> list[tuple[_Target, str] | None]:
+    """The drug each part of the text names: the part outside brackets, when it holds a name, then each bracketed part.
+
+    None for a part that names no drug; a text whose brackets do not pair, or whose outside is not only names,
+    strengths and dose forms, is one such part. No parts: only strengths and dose forms.
+    """
+    normalised = _normalise(text)
+    outside = _BRACKETED.sub(" ", normalised)
+    if any(bracket in outside for bracket in "()[]"):
+        return [None]
+    outside_names = _names_in(_tokens(outside))
+    if outside_names is None:
+        return [None]
+    bracketed = [match.group(1) or match.group(2) or "" for match in _BRACKETED.finditer(normalised)]
+    # Without a name outside the brackets, the rest is only a strength and dose form ("150 MG Injection [Ogivri]").
+    hits = [_drug_named(outside_names)] if outside_names else []
+    return hits + [_drug_named(_names_in(_tokens(part))) for part in bracketed]
 
 
 def _drug_named(names: tuple[tuple[str, ...], ...] | None) -> tuple[_Target, str] | None:
@@ -245,6 +326,15 @@ def _normalise(text: str) -> str:
 def _tokens(normalised: str) -> tuple[str, ...]:
     # A hyphen separates words like a space does: "ado-trastuzumab" and "ado trastuzumab" are the same name.
     return tuple(normalised.replace("-", " ").split())
+
+
+def _words(text: str) -> frozenset[str]:
+    """The whole words of a text: its name-reader tokens, cut again at brackets, "/", "+" and other punctuation.
+
+    A name's word inside a longer word is never found ("antitrastuzumabody"); one between punctuation is
+    ("trastuzumab+pertuzumab", "Herceptin.").
+    """
+    return frozenset(word for token in _tokens(_normalise(text)) for word in _NOT_A_WORD.split(token) if word)
 
 
 # --- value sets -----------------------------------------------------------------------------------
@@ -356,6 +446,8 @@ def _index_medications(data: Mapping[str, Any]) -> _MedicationIndex:
     by_name: dict[tuple[str, ...], tuple[_Target, str]] = {}
     by_components: dict[frozenset[tuple[str, ...]], tuple[_Target, str]] = {}
     members: dict[str, set[str]] = {name: set() for name in data["classes"]}
+    # Each target's names, for the words that mention its classes.
+    target_names: dict[_Target, list[str]] = {}
 
     def claim(kind: str, key: Any, target: _Target, where: str) -> None:
         if owners[kind].setdefault(key, target) != target:
@@ -386,6 +478,7 @@ def _index_medications(data: Mapping[str, Any]) -> _MedicationIndex:
             tokens = _name_tokens(name, where)
             claim("name", tokens, target, where)
             by_name[tokens] = (target, _normalise(name))
+            target_names.setdefault(target, []).append(name)
 
     for key, entry in ingredients.items():
         where = f"ingredients.{key}"
@@ -415,7 +508,7 @@ def _index_medications(data: Mapping[str, Any]) -> _MedicationIndex:
 
     _check_classes(data["classes"], members, ingredients)
     matching = data["name_matching"]
-    _check_keys(matching, "name_matching", {"units", "joiners", "dose_form_words", "salt_words"})
+    _check_keys(matching, "name_matching", {"units", "joiners", "dose_form_words", "salt_words", "generic_name_words"})
     names = frozenset(by_name).union(*by_components)
     return _MedicationIndex(
         by_rxcui=by_rxcui,
@@ -428,8 +521,25 @@ def _index_medications(data: Mapping[str, Any]) -> _MedicationIndex:
         units=frozenset(matching["units"]),
         joiners=frozenset(matching["joiners"]),
         classes={name: frozenset(keys) for name, keys in members.items()},
+        class_words=_class_words(target_names, members, matching),
         displays={key: entry["display"] for key, entry in ingredients.items()},
     )
+
+
+def _class_words(
+    target_names: Mapping[_Target, list[str]], members: Mapping[str, set[str]], matching: Mapping[str, Any]
+) -> dict[str, frozenset[str]]:
+    """The words that mention a drug of each class: words of its drugs' names that name a drug alone."""
+    generic = frozenset(matching["generic_name_words"])
+    words_of = {target: frozenset().union(*map(_words, names)) for target, names in target_names.items()}
+    unused = generic - frozenset().union(*words_of.values())
+    if unused:
+        raise TerminologyDataError(f"name_matching.generic_name_words: {sorted(unused)} are words of no name")
+    not_names = generic.union(*(matching[kind] for kind in ("units", "joiners", "dose_form_words", "salt_words")))
+    return {
+        name: frozenset().union(*(words for target, words in words_of.items() if target.ingredients & keys)) - not_names
+        for name, keys in members.items()
+    }
 
 
 def _name_tokens(name: Any, where: str) -> tuple[str, ...]:

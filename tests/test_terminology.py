@@ -17,8 +17,10 @@ from cds_hooks.terminology import (
     in_value_set,
     ingredient_display,
     ingredients_in_class,
+    mentions_class,
     value_set_codes,
     value_sets_of,
+    why_not_identified,
 )
 
 TDM1 = "ado_trastuzumab_emtansine"
@@ -318,6 +320,88 @@ def test_a_concept_classified_again_gives_the_same_answer():
     assert classify_medication(atc("L01FD01")).ingredients == {"trastuzumab"}
 
 
+# --- orders that are not identified ------------------------------------------------------------
+
+HER2_OR_ANTHRACYCLINE = ("her2_directed", "anthracycline")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "trastuzumab-xyzz 150 mg",  # an unlisted biosimilar suffix
+        "Herceptin IV bag",
+        "trastuzumab (Kadcyla)",
+        "Kadcyla.",
+        "trastuzumab+pertuzumab",
+        "T-DXd weekly",  # "dxd": the T of T-DM1 and T-DXd alone is no drug word
+        "Phesgo SC 1200 mg",  # a product name counts for its ingredients' classes
+        "tucatinib (Tukysa",  # HER2 tyrosine kinase inhibitors are HER2 agents
+        "EPIRUBICIN 50 mg/m2 in 100 mL bag",
+        "Caelyx liposomal",
+    ],
+)
+def test_a_whole_word_of_a_her2_agent_or_anthracycline_name_is_a_mention(name):
+    assert classify_medication(text(name)) is None
+    assert mentions_class(text(name), HER2_OR_ANTHRACYCLINE)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "antitrastuzumabody",  # a drug name inside a longer word is no mention
+        "doxorubicinol",
+        "ondansetron 8 mg",
+        "metformin",
+        "liposomal irinotecan",  # words of a name that name no drug alone: formulation, FDA prefix, salt
+        "ado xyz",
+        "fam-xyz",
+        "T-cell engager",
+        "bendamustine hydrochloride injection",
+        "docetaxel 75 mg/m2 bag",  # a taxane: a drug the service knows, but not of these classes
+    ],
+)
+def test_other_words_are_no_mention(name):
+    assert not mentions_class(text(name), HER2_OR_ANTHRACYCLINE)
+
+
+def test_mention_words_come_from_the_names_of_the_classes_asked_for():
+    assert mentions_class(text("docetaxel 75 mg/m2 bag"), ["taxane"])
+    assert not mentions_class(text("Herceptin IV bag"), ["anthracycline"])
+    with pytest.raises(KeyError):
+        mentions_class(text("Herceptin IV bag"), ["her2"])
+
+
+def test_a_coding_display_or_a_code_alone_can_be_the_mention():
+    local = {"coding": [{"system": "http://example.org/formulary", "code": "X1", "display": "Herzuma biosimilar 150 mg"}]}
+    assert mentions_class(local, HER2_OR_ANTHRACYCLINE)
+    # Doxorubicin and epirubicin codes in one concept: identified as neither, but each names an anthracycline.
+    two_anthracyclines = {"coding": [{"system": RXNORM, "code": "3639"}, {"system": RXNORM, "code": "3995"}]}
+    assert classify_medication(two_anthracyclines) is None
+    assert mentions_class(two_anthracyclines, HER2_OR_ANTHRACYCLINE)
+    assert not mentions_class({"coding": [{"system": RXNORM, "code": "56946"}, {"system": RXNORM, "code": "72962"}]},
+                              HER2_OR_ANTHRACYCLINE)
+
+
+def test_why_an_order_is_not_identified():
+    assert why_not_identified(text("Herceptin IV")) is None
+    unknown = why_not_identified({"coding": [{"system": RXNORM, "code": "99999999"}, {"code": "X1"}], "text": "trastuzumab-xyzz 150 mg"})
+    assert (unknown.conflict, unknown.unknown_codes, unknown.unread_names) == (
+        None, ("RxNorm 99999999", "X1 (no code system)"), ("trastuzumab-xyzz 150 mg",))
+    assert why_not_identified({"coding": [{"system": RXNORM, "code": "224905"}, {"system": RXNORM, "code": "1371041"}],
+                               "text": "Herceptin"}).conflict == "codes"
+    assert why_not_identified({"coding": [{"system": "http://example.org/local", "code": "X1", "display": "Kadcyla"}],
+                               "text": "trastuzumab"}).conflict == "names"
+    bracketed = why_not_identified(text("trastuzumab (Kadcyla)"))
+    assert (bracketed.conflict, bracketed.unread_names) == ("names", ())
+    assert not bracketed.names_nothing
+
+
+@pytest.mark.parametrize("concept", [None, {}, {"text": "  "}, {"coding": [{"system": RXNORM}]}])
+def test_a_concept_with_no_code_and_no_name_names_nothing(concept):
+    assert why_not_identified(concept).names_nothing
+    assert not mentions_class(concept, HER2_OR_ANTHRACYCLINE)
+
+
 # --- classes ------------------------------------------------------------------------------------
 
 
@@ -485,6 +569,7 @@ def rxnorm_entry(code):
                      id="T-DM1 as a Hylecta component"),
         pytest.param(lambda m: m["products"]["herceptin_hylecta"].update(components=["trastuzumab"]), "two or more", id="one component"),
         pytest.param(lambda m: m["ingredients"]["trastuzumab"]["names"].append("trastuzumab (IV)"), "invalid name", id="bracket in a name"),
+        pytest.param(lambda m: m["name_matching"]["generic_name_words"].append("onco"), "onco", id="generic word of no name"),
     ],
 )
 def test_wrong_medication_data_is_refused(medications, edit, error):

@@ -191,6 +191,50 @@ def _substitution_dose(context: RuleContext, order: DraftOrder) -> tuple[WeightB
     return (dose, agent, other) if other else None
 
 
+# --- rule 1: orders that cannot be identified -----------------------------------------------------
+
+# Every check of this service reads an order by the drug it is: an order naming these and not identified is unchecked.
+CHECKED_CLASSES = ("her2_directed", "anthracycline")
+
+
+@rule(
+    id="dosing.agent-not-identified",
+    numbers=(1,),
+    title="HER2 agent or anthracycline order not identified, so none of its checks ran",
+    hooks=ORDER_HOOKS,
+    cards=("dosing-agent-not-identified",),
+    trigger=(
+        "A draft that no known RxNorm or ATC code or exact known name identifies, or whose codes or names mean "
+        "different drugs, when its text or a display holds a whole word of a HER2 agent's or an anthracycline's name, "
+        "or one of its codes alone means one; or a draft that names no medication at all (no code, text or display)."
+    ),
+    thresholds=(
+        "Words of the names of the her2_directed and anthracycline drugs in medications.yaml, except strength, dose "
+        "form, salt and joiner words and generic_name_words; a word inside a longer word does not count."
+    ),
+)
+def agent_not_identified(context: RuleContext) -> Iterator[Finding]:
+    orders = []
+    for order in context.focus_orders:
+        why = terminology.why_not_identified(order.concept)
+        # A draft with a code or a name but none of these words is another drug this service does not check.
+        if why is not None and (why.names_nothing or terminology.mentions_class(order.concept, CHECKED_CLASSES)):
+            orders.append((order, why))
+    if not orders:
+        return
+    yield Finding(
+        card="dosing-agent-not-identified",
+        values={"orders": [
+            {"order": order.text, "reference": order.reference, "conflict": why.conflict,
+             "unknown_codes": list(why.unknown_codes), "unread_names": list(why.unread_names),
+             "names_nothing": why.names_nothing}
+            for order, why in orders
+        ]},
+        suggestions=tuple(remove_draft(order) for order, _ in orders),
+        evidence=tuple(order.reference for order, _ in orders),
+    )
+
+
 # --- rules 2 and 3: T-DM1 -------------------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from cds_hooks.facts import Facts
 from cds_hooks.record import build_record
 from cds_hooks.render import CardRenderer
@@ -97,6 +99,60 @@ def test_dose_patterns_of_another_product():
     (finding,) = cards(dosing.product_identity, ctx)
     assert [o["order"] for o in finding.values["orders"]] == ["trastuzumab", "fam-trastuzumab deruxtecan-nxki", "ado-trastuzumab emtansine"]
     assert finding.values["orders"][0]["issues"] == ["245 mg = 3.6 mg/kg at 68 kg on 2026-11-10 is a dose of ado-trastuzumab emtansine (T-DM1), not of trastuzumab"]
+
+
+# --- orders that are not identified -------------------------------------------------------------
+
+
+def unidentified(did, text=None, coding=()):
+    concept = {"coding": list(coding)} | ({"text": text} if text is not None else {})
+    return draft(did, None, 150, "mg", concept=concept)
+
+
+def test_an_unidentified_order_naming_a_her2_agent_gets_a_card_saying_why_and_never_which_drug():
+    ctx = context(weight(), drafts=[unidentified("a", "trastuzumab-xyzz 150 mg", [{"system": RX, "code": "99999999"}]),
+                                    unidentified("b", "trastuzumab (Kadcyla)"), draft("c", "trastuzumab", 8)])
+    (finding,) = cards(dosing.agent_not_identified, ctx)
+    assert finding.values["orders"] == [
+        {"order": "trastuzumab-xyzz 150 mg", "reference": "MedicationRequest/a", "conflict": None,
+         "unknown_codes": ["RxNorm 99999999"], "unread_names": ["trastuzumab-xyzz 150 mg"], "names_nothing": False},
+        {"order": "trastuzumab (Kadcyla)", "reference": "MedicationRequest/b", "conflict": "names",
+         "unknown_codes": [], "unread_names": [], "names_nothing": False},
+    ]
+    assert [s.actions[0].resource_id for s in finding.suggestions] == ["MedicationRequest/a", "MedicationRequest/b"]
+    assert finding.evidence == ("MedicationRequest/a", "MedicationRequest/b")
+
+
+def test_codes_naming_different_drugs_get_the_card_beside_the_product_identity_card():
+    ctx = context(weight(), drafts=[unidentified("a", "Herceptin", [{"system": RX, "code": "224905"}, {"system": RX, "code": "1371041"}])])
+    (finding,) = cards(dosing.agent_not_identified, ctx)
+    assert finding.values["orders"][0]["conflict"] == "codes"
+    assert cards(dosing.product_identity, ctx)
+
+
+@pytest.mark.parametrize(
+    "concept",
+    [
+        DRUGS["trastuzumab"],
+        {"text": "Herceptin IV"},
+        {"text": "ondansetron 8 mg"},
+        {"coding": [{"system": "http://example.org/formulary", "code": "F-1", "display": "metformin 500 mg tablet"}]},
+        {"text": "antitrastuzumabody"},
+        # A code is an identification, only not of a drug this service checks: no card on every drug it does not list.
+        {"coding": [{"system": RX, "code": "99999999"}]},
+    ],
+)
+def test_identified_orders_and_unidentified_orders_of_other_drugs_get_no_card(concept):
+    assert cards(dosing.agent_not_identified, context(weight(), drafts=[draft("a", None, 8, concept=concept)], hook="order-select")) == []
+
+
+def test_an_order_that_names_no_medication_gets_the_card():
+    order = draft("a", "trastuzumab", 150, "mg")
+    del order["medicationCodeableConcept"]
+    order["medicationReference"] = {"reference": "Medication/not-in-the-request"}
+    (finding,) = cards(dosing.agent_not_identified, context(weight(), drafts=[order]))
+    assert finding.values["orders"] == [{"order": "unnamed medication", "reference": "MedicationRequest/a", "conflict": None,
+                                         "unknown_codes": [], "unread_names": [], "names_nothing": True}]
 
 
 # --- rules 2-4 ------------------------------------------------------------------------------------
