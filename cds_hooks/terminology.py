@@ -119,9 +119,22 @@ def classify_medication(concept: dict[str, Any] | None) -> MedicationMatch | Non
 
 def why_not_identified(concept: dict[str, Any] | None) -> NotIdentified | None:
     """Why classify_medication names no drug for a concept; None when it does name one."""
-    if classify_medication(concept) is not None:
+    return _not_identified(*(_coded(concept) if isinstance(concept, dict) else ((), None)))
+
+
+def mentions_class(concept: dict[str, Any] | None, classes: Iterable[str]) -> bool:
+    """Whether the concept's text or a display holds, as a whole word, a word of a name of a drug in these classes,
+    or one of its codes alone identifies such a drug. For concepts that classify_medication cannot identify: a
+    mention is no identification, and "antitrastuzumabody" mentions nothing."""
+    return isinstance(concept, dict) and _mentions(*_coded(concept), tuple(classes))
+
+
+# Both run on every draft that classify_medication cannot identify, each ~15-30 us, and a formulary repeats the same
+# few concepts: like _classify, each distinct concept is read once per process.
+@functools.lru_cache(maxsize=4096)
+def _not_identified(codings: _Coded, text: str | None) -> NotIdentified | None:
+    if _classify(codings, text) is not None:
         return None
-    codings, text = _coded(concept) if isinstance(concept, dict) else ((), None)
     names = [name for name in _names_of(codings, text) if name.strip()]
     # classify_medication stops at the first level with hits; with no drug named, those hits disagree.
     level = next((matched_by for matched_by, find in _MEDICATION_MATCHERS if find(codings, text)), None)
@@ -137,16 +150,10 @@ def why_not_identified(concept: dict[str, Any] | None) -> NotIdentified | None:
     )
 
 
-def mentions_class(concept: dict[str, Any] | None, classes: Iterable[str]) -> bool:
-    """Whether the concept's text or a display holds, as a whole word, a word of a name of a drug in these classes,
-    or one of its codes alone identifies such a drug. For concepts that classify_medication cannot identify: a
-    mention is no identification, and "antitrastuzumabody" mentions nothing."""
-    if not isinstance(concept, dict):
-        return False
-    classes = tuple(classes)
+@functools.lru_cache(maxsize=4096)
+def _mentions(codings: _Coded, text: str | None, classes: tuple[str, ...]) -> bool:
     members = frozenset().union(*map(ingredients_in_class, classes))
     words = frozenset().union(*(_MEDS.class_words[name] for name in classes))
-    codings, text = _coded(concept)
     coded = (_classify(((system, code, None),), None) for system, code, _ in codings)
     return any(match is not None and match.ingredients & members for match in coded) or any(
         not words.isdisjoint(_words(name)) for name in _names_of(codings, text)
