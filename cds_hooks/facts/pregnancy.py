@@ -16,7 +16,7 @@ from cds_hooks.facts.therapy import LastDose, last_dose_of, started_before
 
 # The HER2 agents whose labels carry the embryo-fetal toxicity boxed warning (Part B intro and B4): trastuzumab and
 # its biosimilars (with Hylecta and Phesgo, which normalise to their ingredients), T-DM1, T-DXd and pertuzumab.
-HER2_AGENTS = (
+EMBRYO_FETAL_WARNING_AGENTS = (
     terminology.ingredients_in_class("trastuzumab_product")
     | terminology.ingredients_in_class("antibody_drug_conjugate")
     | {"pertuzumab"}
@@ -148,8 +148,8 @@ def her2_start(facts: Facts, agents: frozenset[str], on: date) -> Her2Start | No
 
     An undated earlier record counts as given before, as in `started_before`.
     """
-    earlier = [e for e in facts.exposures if e.ingredients & HER2_AGENTS and (e.start is None or e.start < on)]
-    new_agents = frozenset(a for a in agents & HER2_AGENTS if not started_before(facts.exposures, a, on))
+    earlier = [e for e in facts.exposures if e.ingredients & EMBRYO_FETAL_WARNING_AGENTS and (e.start is None or e.start < on)]
+    new_agents = frozenset(a for a in agents & EMBRYO_FETAL_WARNING_AGENTS if not started_before(facts.exposures, a, on))
     after_break = bool(earlier) and not any(e.overlaps(on - THERAPY_BREAK, on - timedelta(days=1)) for e in earlier)
     if not new_agents and not after_break:
         return None

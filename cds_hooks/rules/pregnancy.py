@@ -6,7 +6,7 @@ from typing import Any, Iterator
 
 from cds_hooks.dates import add_months
 from cds_hooks.facts.pregnancy import (
-    HER2_AGENTS,
+    EMBRYO_FETAL_WARNING_AGENTS,
     POSITIVE_TEST_MONTHS,
     REPRODUCTIVE_AGE_YEARS,
     THERAPY_BREAK,
@@ -210,7 +210,7 @@ def contraception_counselling(context: RuleContext) -> Iterator[Finding]:
 )
 def contraception_after_therapy(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
-    her2 = [e for e in facts.exposures if e.ingredients & HER2_AGENTS]
+    her2 = [e for e in facts.exposures if e.ingredients & EMBRYO_FETAL_WARNING_AGENTS]
     # Therapy running today, or planned to start later, has not stopped.
     if not her2 or any(e.end is None or e.end >= context.as_of for e in her2) or facts.get(pregnancy_evidence) is not None:
         return
@@ -274,7 +274,7 @@ def _drafted_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
 
 
 def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
-    ongoing = [e for e in context.facts.exposures if e.ingredients & HER2_AGENTS and e.overlaps(context.as_of, context.as_of)]
+    ongoing = [e for e in context.facts.exposures if e.ingredients & EMBRYO_FETAL_WARNING_AGENTS and e.overlaps(context.as_of, context.as_of)]
     if not ongoing:
         return
     evidence = context.facts.get(pregnancy_evidence)
@@ -294,7 +294,7 @@ def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
 
 def _her2_drafts(context: RuleContext) -> list[tuple[DraftOrder, date]]:
     """The focus orders for a HER2 agent, each with its planned start."""
-    return [(order, planned_period(order, context.as_of)[0]) for order in context.focus_orders_of(HER2_AGENTS)]
+    return [(order, planned_period(order, context.as_of)[0]) for order in context.focus_orders_of(EMBRYO_FETAL_WARNING_AGENTS)]
 
 
 def _latest_test_before(context: RuleContext, start: date) -> HcgResult | None:
