@@ -61,13 +61,23 @@ _Reading = Literal["residual", "none", "unknown"]
 
 
 def active_conditions(facts: Facts, value_set: str) -> tuple[Condition, ...]:
-    """Conditions in the value set that are not recorded as inactive, resolved or in remission."""
-    return tuple(c for c in facts.record.conditions if is_active(c) and terminology.in_value_set(c.code, value_set))
+    """Conditions in the value set that are not recorded as inactive, resolved or in remission, nor as refuted (the
+    record drops those entered in error)."""
+    return tuple(
+        c for c in facts.record.conditions
+        if is_active(c) and verification_status(c) != "refuted" and terminology.in_value_set(c.code, value_set)
+    )
 
 
 def is_active(condition: Condition) -> bool:
     """Not recorded as inactive, resolved or in remission (a condition with no clinical status counts as active)."""
     return clinical_status(condition) not in _INACTIVE
+
+
+def verification_status(condition: Condition) -> str | None:
+    """The verificationStatus code as recorded ("confirmed", "refuted", ...); None when there is none."""
+    status = condition.verificationStatus
+    return status.coding[0].code if status is not None and status.coding else None
 
 
 def clinical_status(condition: Condition) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
 from cds_hooks.dates import first_day, last_day
-from cds_hooks.facts.disease import active_conditions, clinical_status, is_active
+from cds_hooks.facts.disease import active_conditions, clinical_status, is_active, verification_status
 from cds_hooks.fhir_views import Condition
 
 # The clinical reference gives no code system for toxicity grades, so a grade is read only where it is written
@@ -76,7 +76,7 @@ def acute_reactions(facts: Facts) -> tuple[Toxicity, ...]:
         c for c in facts.record.conditions
         if any(terminology.in_value_set(c.code, value_set) for value_set in ACUTE_REACTIONS)
     ]
-    return oldest_first(_toxicity(c) for c in conditions if _verification(c) not in _NOT_CONFIRMED)
+    return oldest_first(_toxicity(c) for c in conditions if verification_status(c) not in _NOT_CONFIRMED)
 
 
 def oldest_first(toxicities: Iterable[Toxicity]) -> tuple[Toxicity, ...]:
@@ -90,7 +90,7 @@ def worst_grade(toxicities: Iterable[Toxicity]) -> int | None:
 
 
 def _toxicities(conditions: Iterable[Condition]) -> tuple[Toxicity, ...]:
-    found = [_toxicity(c) for c in conditions if _verification(c) not in _NOT_CONFIRMED]
+    found = [_toxicity(c) for c in conditions if verification_status(c) not in _NOT_CONFIRMED]
     return tuple(sorted(found, key=lambda t: (t.grade or 0, t.active), reverse=True))
 
 
@@ -129,6 +129,3 @@ def _text(concept: Any) -> str | None:
     return next((str(coding.display) for coding in concept.coding or [] if coding.display), None)
 
 
-def _verification(condition: Condition) -> str | None:
-    status = condition.verificationStatus
-    return status.coding[0].code if status is not None and status.coding else None

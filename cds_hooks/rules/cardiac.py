@@ -626,7 +626,7 @@ def _tdxd_verdict(value: float, drop: float | None) -> _Verdict:
     hooks=ORDER_HOOKS,
     cards=("cardiac-heart-failure-her2-therapy",),
     trigger="A drafted HER2 antibody and an active heart failure (42343007, I50.-) or LVSD (134401001 ...) Condition.",
-    thresholds="Condition not recorded as inactive, resolved or in remission (no clinical status counts as active).",
+    thresholds="Condition not recorded as inactive, resolved or in remission (no clinical status counts as active), nor as refuted.",
 )
 def heart_failure_with_her2_therapy(context: RuleContext) -> Iterator[Finding]:
     orders = context.focus_orders_of(HER2_ANTIBODIES)

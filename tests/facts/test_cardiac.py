@@ -57,11 +57,13 @@ def bsa(day: str, value: float) -> dict:
             "valueQuantity": {"value": value, "unit": "m2", "code": "m2"}}
 
 
-def condition(cid: str, system: str, code: str, status: str | None = "active") -> dict:
+def condition(cid: str, system: str, code: str, status: str | None = "active", verification: str | None = None) -> dict:
     resource = {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p"},
                 "code": {"coding": [{"system": system, "code": code}], "text": cid}}
     if status:
         resource["clinicalStatus"] = {"coding": [{"code": status}]}
+    if verification:
+        resource["verificationStatus"] = {"coding": [{"code": verification}]}
     return resource
 
 
@@ -216,6 +218,12 @@ def test_heart_failure_conditions_are_active_hf_or_lvsd_including_icd_prefixes()
     facts = facts_for(condition("chf", SNOMED, "42343007"), condition("icd", ICD10CM, "I50.22", status=None),
                       condition("lvsd", SNOMED, "134401001"), condition("old", SNOMED, "42343007", status="resolved"))
     assert sorted(c.id for c in heart_failure_conditions(facts)) == ["chf", "icd", "lvsd"]
+
+
+def test_a_refuted_heart_failure_is_not_heart_failure():
+    facts = facts_for(condition("ruled-out", SNOMED, "42343007", verification="refuted"),
+                      condition("suspected", SNOMED, "134401001", verification="provisional"))
+    assert [c.id for c in heart_failure_conditions(facts)] == ["suspected"]
 
 
 # --- cumulative doxorubicin --------------------------------------------------------------------------------
