@@ -5,7 +5,7 @@ from typing import Any, Iterator
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
-from cds_hooks.facts.cardiac import cumulative_doxorubicin, lvef_series, next_lvef_due
+from cds_hooks.facts.cardiac import cumulative_doxorubicin, current_her2_antibody_therapy, lvef_series, next_lvef_due
 from cds_hooks.facts.disease import line_of_therapy, metastatic_lines, metastatic_since, setting
 from cds_hooks.facts.her2 import her2_status
 from cds_hooks.rules.base import Finding, RuleContext, rule
@@ -49,8 +49,11 @@ def _disease(facts: Facts) -> dict[str, Any]:
 
 
 def _therapy(facts: Facts) -> dict[str, Any]:
-    current = [e for e in facts.exposures if e.ingredients & HER2_DIRECTED and e.overlaps(facts.as_of, facts.as_of)]
-    return {"current_therapy": [{"text": e.text, "since": e.start} for e in current]}
+    covering = [e for e in facts.exposures if e.ingredients & HER2_DIRECTED and e.overlaps(facts.as_of, facts.as_of)]
+    # An antibody between doses is current while its next dose is not long late, as the LVEF line beside it counts:
+    # on the dosing day of a 3-weekly cycle the 20-day cover of the last dose has ended.
+    current = {e.source: e for e in (*covering, *facts.get(current_her2_antibody_therapy))}
+    return {"current_therapy": [{"text": e.text, "since": e.start} for e in current.values()]}
 
 
 def _lvef(facts: Facts) -> dict[str, Any]:

@@ -11,4 +11,7 @@ def test_summary_says_lvef_overdue_on_the_dosing_day_of_a_3_weekly_cycle():
                           administration("h1", "trastuzumab", "2026-10-11"), administration("h2", "trastuzumab", "2026-11-01"),
                           hook="patient-view")
     (finding,) = summary.her2_therapy_summary(context)
-    assert RENDERER.render(finding).summary.endswith("LVEF 60% on 2026-05-31, overdue since 2026-08-23")
+    card = RENDERER.render(finding)
+    assert card.summary.endswith("LVEF 60% on 2026-05-31, overdue since 2026-08-23")
+    # The therapy line agrees with it: the cover of the last dose has ended, the course has not.
+    assert "**Current HER2-directed therapy:** trastuzumab since 2026-11-01" in card.detail
