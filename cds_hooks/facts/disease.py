@@ -71,7 +71,12 @@ def active_conditions(facts: Facts, value_set: str) -> tuple[Condition, ...]:
 
 def is_active(condition: Condition) -> bool:
     """Not recorded as inactive, resolved or in remission (a condition with no clinical status counts as active)."""
-    return clinical_status(condition) not in _INACTIVE
+    return is_active_status(clinical_status(condition))
+
+
+def is_active_status(status: str | None) -> bool:
+    """Whether a clinicalStatus code (None when not recorded) leaves the condition active."""
+    return status not in _INACTIVE
 
 
 def verification_status(condition: Condition) -> str | None:

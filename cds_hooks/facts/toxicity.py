@@ -10,7 +10,7 @@ from typing import Any, Iterable
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
 from cds_hooks.dates import first_day, last_day
-from cds_hooks.facts.disease import active_conditions, clinical_status, is_active, verification_status
+from cds_hooks.facts.disease import active_conditions, clinical_status, is_active_status, verification_status
 from cds_hooks.fhir_views import Condition
 
 # The clinical reference gives no code system for toxicity grades, so a grade is read only where it is written
@@ -36,9 +36,12 @@ class Toxicity:
     recorded: date | None
     # clinicalStatus as recorded; None when not recorded (then the condition counts as active).
     status: str | None
-    active: bool
     # The last day the recorded abatement (abatementDateTime or abatementPeriod.end) can mean; None when not recorded.
     resolved_on: date | None
+
+    @property
+    def active(self) -> bool:
+        return is_active_status(self.status)
 
     @property
     def onset(self) -> date | None:
@@ -108,7 +111,6 @@ def _toxicity(condition: Condition) -> Toxicity:
         began=first_day(condition.onsetDateTime or (condition.onsetPeriod.start if condition.onsetPeriod else None)),
         recorded=first_day(condition.recordedDate),
         status=clinical_status(condition),
-        active=is_active(condition),
         resolved_on=last_day(
             condition.abatementDateTime or (condition.abatementPeriod.end if condition.abatementPeriod else None)
         ),
