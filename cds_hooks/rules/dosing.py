@@ -44,6 +44,8 @@ ADCS = terminology.ingredients_in_class("antibody_drug_conjugate")
 TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
 HER2_AGENTS = terminology.ingredients_in_class("her2_directed")
 WEIGHT_BASED = frozenset({TDM1, TDXD, TRASTUZUMAB})
+# The agents whose doses rules 1-6 check as IV products (`_agent`); Herceptin Hylecta and Phesgo are SUBCUTANEOUS.
+IV_PRODUCTS = WEIGHT_BASED | {PERTUZUMAB}
 
 # Label doses, clinical reference B1 (mg/kg unless named _MG).
 TDM1_MAX = 3.6
@@ -531,7 +533,7 @@ def _held_or_stopped_text(exposure: Exposure) -> str:
     return f"{exposure.text} is {exposure.status} ({exposure.source}{since}{reason})"
 
 
-# --- rule 7: subcutaneous fixed-dose products -----------------------------------------------------
+# --- rule 7: subcutaneous fixed-dose products, and IV products by the subcutaneous route ----------
 
 
 @rule(
@@ -560,6 +562,37 @@ def subcutaneous_product(context: RuleContext) -> Iterator[Finding]:
     if orders:
         yield Finding(card="dosing-subcutaneous-product",
                       values={"orders": [{"order": order.text, "issues": issues} for order, issues in orders]},
+                      suggestions=tuple(remove_draft(order) for order, _ in orders),
+                      evidence=tuple(order.reference for order, _ in orders))
+
+
+@rule(
+    id="dosing.iv-product-subcutaneous-route",
+    numbers=(7,),
+    title="IV HER2 product ordered by the subcutaneous route",
+    hooks=ORDER_HOOKS,
+    cards=("dosing-iv-product-subcutaneous-route",),
+    trigger=(
+        "An IV trastuzumab (biosimilars included), IV pertuzumab, T-DM1 or T-DXd draft whose route reads as "
+        "subcutaneous. The dose cards of rules 1-6 and 8 still check it as the IV product it names."
+    ),
+    thresholds="Route read from the route text or display; no route, or one naming both routes, is not read.",
+)
+def iv_product_subcutaneous_route(context: RuleContext) -> Iterator[Finding]:
+    # The product or the route is wrong, and which is unknown: the dose checks of the IV product stay (right when the
+    # route is the mistake; rule 1's critical card must never go), and this card says they do not apply if the
+    # subcutaneous product was meant.
+    orders = []
+    for order in context.focus_orders:
+        agent = _agent(order)
+        if agent not in IV_PRODUCTS:
+            continue
+        route, route_text = order_route(order)
+        if route == "subcutaneous":
+            orders.append((order, {"order": order.text, "reference": order.reference, "product": _display(agent),
+                                   "route": route_text}))
+    if orders:
+        yield Finding(card="dosing-iv-product-subcutaneous-route", values={"orders": [v for _, v in orders]},
                       suggestions=tuple(remove_draft(order) for order, _ in orders),
                       evidence=tuple(order.reference for order, _ in orders))
 
@@ -632,7 +665,7 @@ def _agent(order: DraftOrder) -> str | None:
     if len(match.ingredients) != 1:
         return None
     (only,) = match.ingredients
-    return only if only in (TDM1, TDXD, TRASTUZUMAB, PERTUZUMAB) else None
+    return only if only in IV_PRODUCTS else None
 
 
 def _orders_of(context: RuleContext, agent: str) -> list[DraftOrder]:

@@ -32,8 +32,10 @@ def weight(day="2026-11-10", kg=68.0):
 
 
 def draft(did, drug, value=None, unit="mg/kg", weeks=3, route="intravenous", concept=None):
-    dosage = {"timing": {"repeat": {"boundsPeriod": {"start": "2026-11-23"}, "frequency": 1, "period": weeks, "periodUnit": "wk"}},
-              "route": {"text": route}}
+    """`route`: the route text, or None for a draft with no route."""
+    dosage = {"timing": {"repeat": {"boundsPeriod": {"start": "2026-11-23"}, "frequency": 1, "period": weeks, "periodUnit": "wk"}}}
+    if route is not None:
+        dosage["route"] = {"text": route}
     if value is not None:
         dosage["doseAndRate"] = [{"doseQuantity": {"value": value, "unit": unit}}]
     return {"resourceType": "MedicationRequest", "id": did, "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
@@ -352,6 +354,50 @@ def test_trastuzumab_on_record_without_dates_is_said_not_to_show_when_it_was_giv
     assert "no trastuzumab order, statement or administration is on record" not in detail
     alone = RENDERER.render(cards(dosing.pertuzumab_without_trastuzumab, context(drafts=[draft("a", "pertuzumab", 840, "mg")]))[0])
     assert "no trastuzumab order, statement or administration is on record" in alone.detail
+
+
+# --- rule 7 ---------------------------------------------------------------------------------------
+
+
+def test_iv_trastuzumab_ordered_subcutaneously_is_questioned_and_its_iv_dose_checks_stay():
+    ctx = context(weight(), drafts=[draft("a", "trastuzumab", 600, "mg", route="subcutaneous")])
+    (finding,) = cards(dosing.iv_product_subcutaneous_route, ctx)
+    assert finding.values["orders"] == [
+        {"order": "trastuzumab", "reference": "MedicationRequest/a", "product": "trastuzumab", "route": "subcutaneous"}]
+    assert finding.suggestions[0].actions[0].resource_id == "MedicationRequest/a"
+    card = RENDERER.render(finding)
+    assert "Herceptin Hylecta and Phesgo" in card.detail and "(read as" not in card.detail
+    # Whether the product or the route is the mistake is unknown: the IV schedule check still runs.
+    assert cards(dosing.trastuzumab_schedule, ctx)
+    # A biosimilar, named by its product RxCUI, with the route abbreviated.
+    herzuma = {"coding": [{"system": RX, "code": "2107053"}], "text": "Herzuma"}
+    (finding,) = cards(dosing.iv_product_subcutaneous_route, context(drafts=[draft("a", None, 6, route="SC", concept=herzuma)]))
+    assert finding.values["orders"] == [
+        {"order": "Herzuma", "reference": "MedicationRequest/a", "product": "trastuzumab", "route": "SC"}]
+    assert "**Herzuma** (read as trastuzumab)" in RENDERER.render(finding).detail
+
+
+def test_tdm1_ordered_subcutaneously_keeps_its_critical_dose_cards():
+    ctx = context(weight(), drafts=[draft("a", "tdm1", 8, route="subcutaneous")])
+    (finding,) = cards(dosing.iv_product_subcutaneous_route, ctx)
+    assert finding.values["orders"][0]["product"] == "ado-trastuzumab emtansine (T-DM1)"
+    # 8 mg/kg is a trastuzumab dose and above the T-DM1 maximum, whatever the route.
+    assert cards(dosing.product_identity, ctx) and cards(dosing.tdm1_maximum_dose, ctx)
+    for drug, dose, unit in (("tdxd", 5.4, "mg/kg"), ("pertuzumab", 840, "mg")):
+        assert cards(dosing.iv_product_subcutaneous_route, context(drafts=[draft("a", drug, dose, unit, route="subcutaneous")])), drug
+
+
+def test_route_matching_the_product_or_no_route_is_not_questioned():
+    for drug, dose, unit, route in (
+        ("hylecta", 600, "mg", "subcutaneous"),  # the subcutaneous product itself
+        ("phesgo", 1200, "mg", "subcutaneous"),
+        ("trastuzumab", 8, "mg/kg", "intravenous"),
+        ("trastuzumab", 8, "mg/kg", None),  # no route: nothing says it is subcutaneous
+        ("trastuzumab", 8, "mg/kg", "IV or SC"),  # both routes named: not read
+        ("trastuzumab", 8, "mg/kg", "subcutaneous-ish"),  # a word is read whole, never as a substring
+    ):
+        ctx = context(weight(), drafts=[draft("a", drug, dose, unit, route=route)])
+        assert cards(dosing.iv_product_subcutaneous_route, ctx) == [], (drug, route)
 
 
 # --- rule 8 ---------------------------------------------------------------------------------------
