@@ -18,8 +18,13 @@ from cds_hooks.fhir_views import Condition
 HER2_ANTIBODIES = terminology.ingredients_in_class("her2_antibody")
 ANTHRACYCLINES = terminology.ingredients_in_class("anthracycline")
 DOXORUBICIN = "doxorubicin"
-# LVEF is a percentage (A3.2: "expect value units of %"); a result in any other unit is not read as one.
+# LVEF is a percentage (A3.2: "expect value units of %"). A value reads as one with the unit % (UCUM code or unit text)
+# from 0 to 100, or with no unit when it is plainly one: more than 1 and at most 100. A unitless value of 1 or less may
+# be a fraction (0.55 for 55 %, as some echo systems send): it is never multiplied by 100, nor read as 0.55 %, but left
+# out as unusable, like a value in any other unit ("1", "{fraction}") or outside 0-100 %.
 _PERCENT_UNITS = frozenset({"%", "percent"})
+# A unitless value above this (and at most 100) is plainly a percentage; at or below it, it may be a fraction.
+_UNITLESS_FRACTION_MAX = 1.0
 # Administrations that record a dose the patient received.
 _GIVEN_STATUSES = frozenset({"completed", "in-progress"})
 # Records of therapy that is only planned: no dose has been given, so they neither anchor the baseline nor make
@@ -49,11 +54,22 @@ class LvefResult:
 
 
 @dataclass(frozen=True)
+class UnusableLvef:
+    """An LVEF Observation left out of the series, and the record fact that kept it out."""
+
+    reference: str
+    day: date | None
+    # Plain language for the cards, e.g. "it has no date" or "recorded as 0.55 with no unit, not read as 0.55%
+    # (it may be a fraction)".
+    why: str
+
+
+@dataclass(frozen=True)
 class LvefSeries:
-    # Usable results (a % value and a date, not after the reference date), newest first.
+    # Usable results (a percentage value and a date, not after the reference date), newest first.
     results: tuple[LvefResult, ...]
-    # LVEF Observations left out because they have no % value or no date.
-    unusable: tuple[str, ...]
+    # LVEF Observations left out because they have no value, no date, or a value that is not a percentage (_lvef_result).
+    unusable: tuple[UnusableLvef, ...]
     # The day the baseline is taken against: the first HER2 antibody dose, else the planned start of a drafted one.
     anchor: date | None
     # True when `anchor` is a recorded dose, False when it is only a planned start.
@@ -110,11 +126,11 @@ class DoxorubicinHistory:
 def lvef_series(facts: Facts) -> LvefSeries:
     """Every LVEF result, newest first, with the baseline before HER2 antibody therapy (same method where possible)."""
     results: list[LvefResult] = []
-    unusable: list[str] = []
+    unusable: list[UnusableLvef] = []
     for observation in observations_in(facts.record, "lvef"):
         result = _lvef_result(observation)
-        if result is None:
-            unusable.append(f"Observation/{observation.id}")
+        if isinstance(result, UnusableLvef):
+            unusable.append(result)
         elif result.day <= facts.as_of:
             results.append(result)
     anchor, is_first_dose = _her2_anchor(facts)
@@ -127,6 +143,12 @@ def lvef_series(facts: Facts) -> LvefSeries:
         anchor_is_first_dose=is_first_dose,
         baseline=_baseline(results, pretreatment_until),
     )
+
+
+def latest_lvef(facts: Facts, on_or_before: date, within_days: int) -> LvefResult | None:
+    """The newest usable LVEF of the series dated on or before `on_or_before` and no more than `within_days` before it."""
+    oldest = on_or_before - timedelta(days=within_days)
+    return next((r for r in facts.get(lvef_series).results if oldest <= r.day <= on_or_before), None)
 
 
 def given_exposures(facts: Facts) -> tuple[Exposure, ...]:
@@ -232,13 +254,37 @@ def dose_of(quantity: Any) -> tuple[float, str] | None:
     return dose if dose is not None and dose[1] != "mg/kg" else None
 
 
-def _lvef_result(observation: Any) -> LvefResult | None:
+def _lvef_result(observation: Any) -> LvefResult | UnusableLvef:
+    """The one place an LVEF value is read: as a percentage, or unusable with the record fact that stops it."""
     found = measurement(observation)
     day = effective_day(observation)
-    if found is None or day is None or (found.unit is not None and found.unit not in _PERCENT_UNITS):
-        return None
+    reference = f"Observation/{observation.id}"
+    if found is None:
+        return UnusableLvef(reference, day, "it has no numeric value")
+    if day is None:
+        return UnusableLvef(reference, None, "it has no date")
+    why = _not_a_percentage(found.value, found.unit)
+    if why is not None:
+        return UnusableLvef(reference, day, why)
     method = terminology.coded_meaning(observation.code, "lvef") or "unspecified"
     return LvefResult(value=found.value, day=day, method=method, reference=found.reference, low=found.low)
+
+
+def _not_a_percentage(value: float, unit: str | None) -> str | None:
+    """Why an LVEF value cannot be read as a percentage, stated as the record has it; None when it can."""
+    unit = (unit or "").strip() or None
+    shown = f"{value:g}"
+    if unit is None:
+        if _UNITLESS_FRACTION_MAX < value <= 100:
+            return None
+        if 0 <= value <= _UNITLESS_FRACTION_MAX:
+            return f"recorded as {shown} with no unit, not read as {shown}% (it may be a fraction)"
+        return f"recorded as {shown} with no unit, outside 0-100"
+    if unit not in _PERCENT_UNITS:
+        return f'recorded as {shown} with the unit "{unit}", not %'
+    if not 0 <= value <= 100:
+        return f"recorded as {shown}%, outside 0-100%"
+    return None
 
 
 def _her2_anchor(facts: Facts) -> tuple[date | None, bool]:

@@ -209,7 +209,11 @@ class _BaselineGap:
         "A drafted HER2 antibody (trastuzumab products, pertuzumab, Phesgo, T-DM1, T-DXd, margetuximab) or anthracycline "
         "that the patient has not had before, and no LVEF result in the lookback window before its planned start."
     ),
-    thresholds="LVEF (any method, A3.2) dated within settings.baseline_lvef_lookback_days before the planned start, or later.",
+    thresholds=(
+        "LVEF (any method, A3.2) dated within settings.baseline_lvef_lookback_days before the planned start, or later. "
+        "As for every LVEF rule, a value counts in % from 0 to 100, or with no unit above 1 and at most 100; a unitless "
+        "value of 1 or less (possibly a fraction), another unit or a % outside 0-100 is named on the card as unusable."
+    ),
 )
 def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
     gaps = [gap for order in context.focus_orders if (gap := _baseline_gap(context, order)) is not None]
@@ -224,10 +228,10 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
             ],
             "lookback_days": context.settings.baseline_lvef_lookback_days,
             "latest": _lvef_view(series.latest) if series.latest else None,
-            "unusable": len(series.unusable),
+            "unusable": [{"day": item.day, "why": item.why} for item in series.unusable],
         },
         suggestions=(_order_lvef_suggestion(context),),
-        evidence=tuple(gap.order.reference for gap in gaps) + series.unusable,
+        evidence=tuple(gap.order.reference for gap in gaps) + tuple(item.reference for item in series.unusable),
     )
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterator
 
+from cds_hooks.facts.cardiac import LvefResult, latest_lvef
 from cds_hooks.facts.disease import setting
 from cds_hooks.facts.labs import LIVER_TESTS, CellCount, LiverTest, PreDoseLabs, hys_law_pattern, labs_before
-from cds_hooks.facts.observations import Measurement, latest_measurement
 from cds_hooks.facts.therapy import planned_period, started_before
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -133,7 +133,8 @@ def tdm1_labs_before_dose(context: RuleContext) -> Iterator[Finding]:
     ),
     thresholds=(
         "Labs: latest within settings.lab_lookback_days before the planned start, ULN from the result's own reference "
-        "range. LVEF: latest within settings.baseline_lvef_lookback_days before the planned start."
+        "range. LVEF: latest usable result (a percentage, read as the cardiac rules read it) within "
+        "settings.baseline_lvef_lookback_days before the planned start."
     ),
 )
 def tdm1_start_not_studied(context: RuleContext) -> Iterator[Finding]:
@@ -253,7 +254,8 @@ def _outside_studied_range(context: RuleContext, labs: PreDoseLabs, dose_day: da
     platelets = labs.platelets
     if platelets is not None and platelets.per_mm3 is not None and platelets.per_mm3 < _NOT_STUDIED_PLATELETS:
         outside.append({**_platelet_values(platelets), "limit": "< 100,000/mm³"})
-    lvef = latest_measurement(context.record, "lvef", dose_day, context.settings.baseline_lvef_lookback_days)
+    # Read as every LVEF is (facts.cardiac): a value that is not plainly a percentage is not compared with 50%.
+    lvef = latest_lvef(context.facts, dose_day, context.settings.baseline_lvef_lookback_days)
     if lvef is not None and lvef.value < _NOT_STUDIED_LVEF:
         outside.append({**_lvef_values(lvef), "limit": "< 50%"})
     return outside
@@ -310,5 +312,5 @@ def _platelet_values(count: CellCount) -> dict[str, Any]:
     }
 
 
-def _lvef_values(lvef: Measurement) -> dict[str, Any]:
+def _lvef_values(lvef: LvefResult) -> dict[str, Any]:
     return {"kind": "lvef", "name": "LVEF", "value": lvef.value, "unit": "%", "day": lvef.day, "reference": lvef.reference}

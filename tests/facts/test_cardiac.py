@@ -27,11 +27,12 @@ DRUGS = {"trastuzumab": "224905", "pertuzumab": "1298944", "tdm1": "1371041", "t
 LVEF_METHODS = {"echo": "18043-0", "muga": "8812-0", "any": "10230-1"}
 
 
-def lvef(oid: str, day: str, value: float | None, method: str = "echo", unit: str = "%", low: float | None = None) -> dict:
+def lvef(oid: str, day: str, value: float | None, method: str = "echo", unit: str | None = "%", low: float | None = None) -> dict:
+    """An LVEF Observation; unit=None records the value with no unit at all."""
     resource = {"resourceType": "Observation", "id": oid, "status": "final", "subject": {"reference": "Patient/p"},
                 "code": {"coding": [{"system": LOINC, "code": LVEF_METHODS[method]}]}, "effectiveDateTime": day}
     if value is not None:
-        resource["valueQuantity"] = {"value": value, "unit": unit, "code": unit}
+        resource["valueQuantity"] = {"value": value} if unit is None else {"value": value, "unit": unit, "code": unit}
     if low is not None:
         resource["referenceRange"] = [{"low": {"value": low, "unit": "%"}}]
     return resource
@@ -140,7 +141,41 @@ def test_results_without_value_date_or_percent_unit_are_unusable_and_future_ones
     series = lvef_series(facts_for(lvef("absent", "2026-11-01", None), lvef("fraction", "2026-10-01", 0.55, unit="1"), undated,
                                    lvef("future", "2026-12-30", 50), lvef("ok", "2026-09-01", 62)))
     assert [r.reference for r in series.results] == ["Observation/ok"]
-    assert sorted(series.unusable) == ["Observation/absent", "Observation/fraction", "Observation/undated"]
+    assert {u.reference: (u.day, u.why) for u in series.unusable} == {
+        "Observation/absent": (date(2026, 11, 1), "it has no numeric value"),
+        "Observation/fraction": (date(2026, 10, 1), 'recorded as 0.55 with the unit "1", not %'),
+        "Observation/undated": (None, "it has no date"),
+    }
+
+
+@pytest.mark.parametrize("value, unit, why", [
+    (0.55, None, "recorded as 0.55 with no unit, not read as 0.55% (it may be a fraction)"),
+    (1, None, "recorded as 1 with no unit, not read as 1% (it may be a fraction)"),
+    (0, None, "recorded as 0 with no unit, not read as 0% (it may be a fraction)"),
+    (155, None, "recorded as 155 with no unit, outside 0-100"),
+    (-5, None, "recorded as -5 with no unit, outside 0-100"),
+    (155, "%", "recorded as 155%, outside 0-100%"),
+    (-5, "%", "recorded as -5%, outside 0-100%"),
+    (0.55, "1", 'recorded as 0.55 with the unit "1", not %'),
+    (0.55, "{fraction}", 'recorded as 0.55 with the unit "{fraction}", not %'),
+], ids=["unitless-fraction", "unitless-1", "unitless-0", "unitless-above-100", "unitless-negative", "percent-above-100",
+        "percent-negative", "ucum-1", "fraction-annotation"])
+def test_a_value_that_is_not_plainly_a_percentage_is_unusable_and_says_why(value, unit, why):
+    series = lvef_series(facts_for(lvef("odd", "2026-11-01", value, unit=unit), lvef("ok", "2026-09-01", 62)))
+    assert [r.reference for r in series.results] == ["Observation/ok"]
+    assert [(u.reference, u.why) for u in series.unusable] == [("Observation/odd", why)]
+
+
+@pytest.mark.parametrize("value, unit", [(55, None), (1.5, None), (100, None), (55, "%"), (0, "%"), (100, "%"), (55, "percent")])
+def test_a_percentage_with_the_unit_or_plainly_one_without_it_is_read_as_recorded(value, unit):
+    series = lvef_series(facts_for(lvef("a", "2026-11-01", value, unit=unit)))
+    assert series.unusable == () and series.latest.value == value
+
+
+def test_a_unit_given_only_as_text_is_read_as_the_unit():
+    resource = lvef("a", "2026-11-01", 55)
+    resource["valueQuantity"] = {"value": 55, "unit": "%"}
+    assert lvef_series(facts_for(resource)).latest.value == 55
 
 
 def test_lvef_low_comes_from_the_reference_range():

@@ -83,6 +83,20 @@ def test_baseline_suggestion_is_a_draft_lvef_service_request():
     assert resource["code"]["coding"][0]["code"] == "10230-1" and resource["subject"] == {"reference": "Patient/p"}
 
 
+def test_a_unitless_fraction_is_no_baseline_and_the_card_says_why():
+    fraction = context_for(lvef("echo", "2026-11-20", 0.55, unit=None), drafts=(draft("d", "trastuzumab", "2026-12-01"),))
+    finding = cards(cardiac.baseline_lvef_before_first_dose, fraction)["cardiac-baseline-lvef-missing"]
+    assert "Observation/echo" in finding.evidence
+    detail = RENDERER.render(finding).detail
+    assert "No usable LVEF result on record." in detail
+    assert "An LVEF record dated 2026-11-20 could not be used: recorded as 0.55 with no unit, not read as 0.55%" in detail
+
+
+def test_a_unitless_lvef_that_is_plainly_a_percentage_is_a_baseline():
+    context = context_for(lvef("echo", "2026-11-20", 55, unit=None), drafts=(draft("d", "trastuzumab", "2026-12-01"),))
+    assert cards(cardiac.baseline_lvef_before_first_dose, context) == {}
+
+
 # --- rule 13 ---------------------------------------------------------------------------------------------
 
 
@@ -211,6 +225,34 @@ def test_tdm1_repeat_card_only_for_patients_already_on_her2_therapy():
     first_dose = context_for(metastatic(), lvef("now", "2026-11-02", 43), drafts=(draft("k", "tdm1", "2026-11-23", 3.6),))
     assert "cardiac-lvef-repeat-tdm1" in cards(cardiac.tdm1_lvef, on_therapy)
     assert cards(cardiac.tdm1_lvef, first_dose) == {}
+
+
+def on_tdm1_with_latest(value: float, unit: str | None) -> RuleContext:
+    return context_for(metastatic(), lvef("pre", "2026-02-20", 60), lvef("now", "2026-11-02", value, unit=unit),
+                       statement("h", "trastuzumab", "2026-03-02", "2026-06-30", status="completed"),
+                       statement("k", "tdm1", "2026-07-10"), drafts=(draft("k", "tdm1", "2026-11-23", 3.6),))
+
+
+@pytest.mark.parametrize("value, unit", [(0.55, None), (0.38, None), (1, None), (0.38, "1"), (0.38, "{fraction}"), (-5, "%"),
+                                         (155, "%"), (155, None)])
+def test_an_lvef_not_plainly_a_percentage_gives_no_table_card(value, unit):
+    context = on_tdm1_with_latest(value, unit)
+    assert cards(cardiac.tdm1_lvef, context) == {}
+    assert cards(cardiac.lvef_drop_not_assessable, context) == {}
+    series = context.facts.get(cardiac.lvef_series)
+    assert [u.reference for u in series.unusable] == ["Observation/now"] and series.latest.reference == "Observation/pre"
+
+
+@pytest.mark.parametrize("value, unit", [(38, None), (1.5, None), (38, "%")])
+def test_a_unitless_lvef_above_1_is_read_as_a_percentage_by_the_tables(value, unit):
+    finding = cards(cardiac.tdm1_lvef, on_tdm1_with_latest(value, unit))["cardiac-lvef-hold-tdm1"]
+    assert finding.values["latest"]["value"] == value
+
+
+def test_a_unitless_55_on_tdm1_is_read_and_continues():
+    context = on_tdm1_with_latest(55, None)
+    assert cards(cardiac.tdm1_lvef, context) == {}
+    assert context.facts.get(cardiac.lvef_series).latest.value == 55
 
 
 def test_unknown_setting_applies_both_tdm1_tables():

@@ -97,6 +97,30 @@ def test_untested_start_uses_lvef_within_the_baseline_lookback_only():
     assert finding.values["starts"][0]["outside"][0]["name"] == "LVEF"
 
 
+def lvef_as_recorded(value, unit, day="2026-11-01"):
+    """An LVEF whose valueQuantity is exactly as given: unit None records no unit at all."""
+    resource = lab("lvef", value, "%", day=day)
+    resource["valueQuantity"] = {"value": value} if unit is None else {"value": value, "unit": unit, "code": unit}
+    return resource
+
+
+@pytest.mark.parametrize("value, unit", [(0.45, None), (1, None), (0.45, "1"), (45, "mL"), (-5, "%"), (145, "%")])
+def test_untested_start_does_not_read_an_lvef_that_is_not_plainly_a_percentage(value, unit):
+    assert list(tdm1_start_not_studied(context(lvef_as_recorded(value, unit), *normal()))) == []
+
+
+@pytest.mark.parametrize("value", [45, 1.5])
+def test_untested_start_reads_a_unitless_lvef_above_1_as_a_percentage(value):
+    (finding,) = tdm1_start_not_studied(context(lvef_as_recorded(value, None), *normal()))
+    assert [(item["name"], item["value"]) for item in finding.values["starts"][0]["outside"]] == [("LVEF", value)]
+
+
+def test_untested_start_passes_over_an_unreadable_lvef_to_the_latest_readable_one():
+    unreadable = {**lvef_as_recorded(0.55, None, day="2026-11-20"), "id": "lvef-fraction"}
+    (finding,) = tdm1_start_not_studied(context(unreadable, lab("lvef", 45, "%", day="2026-11-01"), *normal()))
+    assert finding.values["starts"][0]["outside"][0]["reference"] == "Observation/lvef-45"
+
+
 def test_metastatic_grade_2_transaminase_is_a_warning_without_a_hold():
     (finding,) = tdm1_liver_toxicity(context(PRIOR_TDM1, *METASTATIC, *normal(ast=150)))
     assert finding.card == "hepatic-tdm1-liver-toxicity"
