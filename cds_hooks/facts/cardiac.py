@@ -2,20 +2,22 @@
 and the cumulative doxorubicin dose (clinical reference Part B2, A3.2)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts, body_size, disease
 from cds_hooks.facts.body_size import BodySize
 from cds_hooks.facts.dosing import dose_in_known_unit, interval_days
-from cds_hooks.dates import first_day
+from cds_hooks.dates import add_months, first_day
 from cds_hooks.facts.observations import effective_day, measurement, observations_in
-from cds_hooks.facts.therapy import IGNORED_STATUSES, Exposure, planned_period
+from cds_hooks.facts.therapy import IGNORED_STATUSES, ON_HOLD, Exposure, LastDose, last_dose_of, planned_period
 from cds_hooks.fhir_views import Condition
 
 HER2_ANTIBODIES = terminology.ingredients_in_class("her2_antibody")
+# Every trastuzumab product (biosimilars, Hylecta, Phesgo); not T-DM1 or T-DXd.
+TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
 ANTHRACYCLINES = terminology.ingredients_in_class("anthracycline")
 DOXORUBICIN = "doxorubicin"
 # LVEF is a percentage (A3.2: "expect value units of %"). A value reads as one with the unit % (UCUM code or unit text)
@@ -40,6 +42,11 @@ NEXT_DOSE_GRACE = timedelta(days=14)
 # (trastuzumab weekly or 3-weekly, G8; pertuzumab, T-DM1 and T-DXd 3-weekly, B1 rules 2, 4, 6), so a patient between
 # 3-weekly doses is never taken off therapy.
 UNWRITTEN_DOSE_INTERVAL = timedelta(days=21)
+# Rule 13, Herceptin US label [L2]: LVEF "every 4 weeks while held", and "every 6 months for >= 2 years after
+# adjuvant therapy ends". Label figures, unlike the local on-therapy interval (settings.lvef_monitoring_interval_days).
+HELD_LVEF_INTERVAL_DAYS = 28
+AFTER_ADJUVANT_LVEF_INTERVAL_DAYS = 182
+AFTER_ADJUVANT_MONITORING_MONTHS = 24
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,29 @@ class LvefSeries:
     def baseline_is_latest(self) -> bool:
         """No result since the baseline: the drop is 0 because nothing on treatment was measured."""
         return self.baseline is not None and self.baseline == self.latest
+
+
+ScheduleReason = Literal["on-therapy", "held", "after-adjuvant"]
+
+
+@dataclass(frozen=True)
+class LvefSchedule:
+    """Which rule 13 interval applies now, and the day the next LVEF is due by it."""
+
+    # on-therapy: HER2 antibody therapy under way; held: trastuzumab on hold; after-adjuvant: within the years of
+    # monitoring after adjuvant trastuzumab ended.
+    reason: ScheduleReason
+    interval_days: int
+    # The last LVEF + the interval; with no LVEF on record, the start of the therapy (on therapy or held; for a drafted
+    # continuation, the first HER2 antibody dose) or the end of adjuvant therapy + the interval.
+    due: date
+    # What sets the schedule: the current HER2 antibody therapy, the trastuzumab records on hold, or the trastuzumab
+    # whose last dose ended adjuvant therapy (none for the on-therapy schedule a drafted continuation is read against).
+    exposures: tuple[Exposure, ...]
+    # After adjuvant therapy: its last trastuzumab dose, and the last day of monitoring (counted from the earliest day
+    # the record allows for that dose).
+    last_dose: LastDose | None = None
+    monitoring_until: date | None = None
 
 
 @dataclass(frozen=True)
@@ -178,16 +208,83 @@ def her2_antibody_dose_interval(facts: Facts, ingredients: frozenset[str]) -> ti
     return timedelta(days=max(written)) if written else UNWRITTEN_DOSE_INTERVAL
 
 
-def next_lvef_due(facts: Facts) -> date | None:
-    """While the patient is on HER2 antibody therapy (current_her2_antibody_therapy): last LVEF + the monitoring
-    interval (with no LVEF at all, the day the current therapy began). None when the patient is not."""
+def held_trastuzumab(facts: Facts) -> tuple[Exposure, ...]:
+    """Trastuzumab-product orders and statements on hold over today, unless an order or statement of one that is not on
+    hold started after them: an old order left on hold while a newer one runs is no hold. Administrations record doses
+    given, not holds, and the record does not date when a hold began, so a dose does not end one."""
+    records = [
+        e for e in facts.get(given_exposures)
+        if e.ingredients & TRASTUZUMAB_PRODUCTS and not e.source.startswith("MedicationAdministration/")
+    ]
+    held = [e for e in records if e.status == ON_HOLD and e.overlaps(facts.as_of, facts.as_of)]
+    return tuple(h for h in held if not any(_started_after(other, h) for other in records if other.status != ON_HOLD))
+
+
+def lvef_schedule(facts: Facts) -> LvefSchedule | None:
+    """The LVEF monitoring that applies today (rule 13): every 4 weeks while trastuzumab is held; every
+    settings.lvef_monitoring_interval_days on HER2 antibody therapy (current_her2_antibody_therapy); every 6 months
+    for 2 years after adjuvant trastuzumab in early breast cancer. None when none does."""
+    return facts.get(held_lvef_schedule) or facts.get(_on_therapy_lvef_schedule) or facts.get(_after_adjuvant_lvef_schedule)
+
+
+def held_lvef_schedule(facts: Facts) -> LvefSchedule | None:
+    """Every 4 weeks while trastuzumab is held (held_trastuzumab); None when it is not."""
+    held = facts.get(held_trastuzumab)
+    return _from_last_lvef(facts, "held", HELD_LVEF_INTERVAL_DAYS, held, _started(facts, held)) if held else None
+
+
+def resumption_lvef_schedule(facts: Facts) -> LvefSchedule:
+    """The schedule a drafted HER2 antibody that continues therapy is read against: while trastuzumab is held the order
+    resumes it, so the held one; else the on-therapy one (with no LVEF on record, due since the first HER2 antibody
+    dose)."""
+    held = facts.get(held_lvef_schedule)
+    if held is not None:
+        return held
+    first_dose = facts.get(lvef_series).anchor
+    return _from_last_lvef(facts, "on-therapy", facts.settings.lvef_monitoring_interval_days, (), first_dose or facts.as_of)
+
+
+def _on_therapy_lvef_schedule(facts: Facts) -> LvefSchedule | None:
+    """Every settings.lvef_monitoring_interval_days while on HER2 antibody therapy; None when not on it."""
     current = facts.get(current_her2_antibody_therapy)
     if not current:
         return None
+    return _from_last_lvef(facts, "on-therapy", facts.settings.lvef_monitoring_interval_days, current, _started(facts, current))
+
+
+def _after_adjuvant_lvef_schedule(facts: Facts) -> LvefSchedule | None:
+    """Every 6 months for 2 years after the last dose of trastuzumab, for early breast cancer (disease.setting) when no
+    HER2 antibody therapy is under way now."""
+    if facts.get(current_her2_antibody_therapy):
+        return None
+    ended = [
+        e for e in facts.get(given_exposures)
+        if e.ingredients & TRASTUZUMAB_PRODUCTS and e.end is not None and e.end < facts.as_of
+    ]
+    last_dose = last_dose_of(ended)
+    if last_dose is None:
+        return None
+    until = add_months(last_dose.at_least, AFTER_ADJUVANT_MONITORING_MONTHS)
+    if facts.as_of > until or facts.get(disease.setting) != "early":
+        return None
+    interval = AFTER_ADJUVANT_LVEF_INTERVAL_DAYS
+    last_doses = tuple(e for e in ended if e.source in last_dose.sources)
+    schedule = _from_last_lvef(facts, "after-adjuvant", interval, last_doses, last_dose.at_least + timedelta(days=interval))
+    return replace(schedule, last_dose=last_dose, monitoring_until=until)
+
+
+def _from_last_lvef(
+    facts: Facts, reason: ScheduleReason, interval_days: int, exposures: tuple[Exposure, ...], without_lvef: date
+) -> LvefSchedule:
+    """Due `interval_days` after the last LVEF; on `without_lvef` when none is on record."""
     last = facts.get(lvef_series).last_measured
-    if last is None:
-        return min((e.start for e in current if e.start is not None), default=facts.as_of)
-    return last + timedelta(days=facts.settings.lvef_monitoring_interval_days)
+    due = last + timedelta(days=interval_days) if last is not None else without_lvef
+    return LvefSchedule(reason, interval_days, due, exposures)
+
+
+def _started(facts: Facts, therapy: tuple[Exposure, ...]) -> date:
+    """The day the therapy began (today when the record dates none of it)."""
+    return min((e.start for e in therapy if e.start is not None), default=facts.as_of)
 
 
 def heart_failure_conditions(facts: Facts) -> tuple[Condition, ...]:
@@ -306,6 +403,11 @@ def _next_dose_not_long_late(facts: Facts, exposure: Exposure) -> bool:
         return False
     interval = facts.get(her2_antibody_dose_interval, exposure.ingredients & HER2_ANTIBODIES)
     return facts.as_of <= exposure.last_dose + interval + NEXT_DOSE_GRACE
+
+
+def _started_after(later: Exposure, earlier: Exposure) -> bool:
+    """Both are dated and `later` started after `earlier` (an undated record cannot be shown to be the later one)."""
+    return later.start is not None and earlier.start is not None and later.start > earlier.start
 
 
 def _written_dosages(resource: Any) -> list[Any]:

@@ -19,10 +19,13 @@ DOSE_COVERAGE = timedelta(days=20)
 # A MedicationRequest still in "draft" was never signed: an order someone began, not therapy given or running (the
 # drafts a clinician is signing now come in the request's draftOrders, not as exposures).
 IGNORED_STATUSES = frozenset({"entered-in-error", "not-taken", "not-done", "cancelled", "draft"})
+# An order or statement whose drug is withheld for now, to resume later (FHIR R4 MedicationRequest and
+# MedicationStatement status "on-hold").
+ON_HOLD = "on-hold"
 # Statuses meaning the therapy continues (or is planned) unless an end date says otherwise.
-_CONTINUING_STATUSES = frozenset({"active", "intended", "on-hold", "in-progress"})
+_CONTINUING_STATUSES = frozenset({"active", "intended", ON_HOLD, "in-progress"})
 # Statuses with which a record says the drug is not being given now, whatever its dates.
-HELD_OR_STOPPED = frozenset({"on-hold", "stopped"})
+HELD_OR_STOPPED = frozenset({ON_HOLD, "stopped"})
 # UCUM units of Timing periods and Durations, in days (a month as 30 days, a year as 365).
 _UNIT_DAYS = {"d": 1, "wk": 7, "mo": 30, "a": 365}
 

@@ -11,18 +11,21 @@ from cds_hooks.facts import disease
 from cds_hooks.facts.body_size import BodySize, bsa_m2
 from cds_hooks.facts.dosing import dose_written, ordered_dose
 from cds_hooks.facts.cardiac import (
+    AFTER_ADJUVANT_LVEF_INTERVAL_DAYS,
+    AFTER_ADJUVANT_MONITORING_MONTHS,
     DOXORUBICIN,
+    HELD_LVEF_INTERVAL_DAYS,
     NEXT_DOSE_GRACE,
     UNWRITTEN_DOSE_INTERVAL,
     LvefResult,
     LvefSeries,
     cumulative_doxorubicin,
     cumulative_doxorubicin_mg_per_m2,
-    current_her2_antibody_therapy,
     given_exposures,
     heart_failure_conditions,
+    lvef_schedule,
     lvef_series,
-    next_lvef_due,
+    resumption_lvef_schedule,
 )
 from cds_hooks.dates import add_months, first_day
 from cds_hooks.facts.therapy import last_dose_of, planned_period
@@ -238,52 +241,68 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
 @rule(
     id="cardiac.lvef-monitoring-due",
     numbers=(13,),
-    title="LVEF monitoring due on HER2 antibody therapy",
+    title="LVEF monitoring due on HER2 antibody therapy, while trastuzumab is held, or after adjuvant trastuzumab",
     hooks=ORDER_HOOKS | {"patient-view"},
     cards=("cardiac-lvef-due",),
     trigger=(
-        "patient-view: the patient is on HER2 antibody therapy (an exposure covers today, or the next dose is not yet "
-        "long late) and the last LVEF is older than the monitoring interval. "
+        "patient-view: the last LVEF is older than the interval that applies today: trastuzumab (any trastuzumab "
+        "product) held, i.e. an order or statement on hold over today that no later order or statement not on hold "
+        "has taken over from; else on HER2 antibody therapy (an exposure covers today, or the next dose is not yet long "
+        "late); else early breast cancer (disease setting: breast cancer recorded, no metastatic disease), off HER2 "
+        "antibody therapy, within 2 years of the last trastuzumab dose. "
         "Order hooks: a HER2 antibody drafted for a patient who has had one before, with the last LVEF older than the "
-        "interval at the planned start (a first dose without a baseline is rule 12's card instead)."
+        "interval at the planned start: the held interval while trastuzumab is held (a resumption), else the on-therapy "
+        "one (a first dose without a baseline is rule 12's card instead). The card names the interval and why."
     ),
     thresholds=(
-        "settings.lvef_monitoring_interval_days (default 84, about 12 weeks) after the last LVEF. On therapy until "
-        f"one dosing interval + {NEXT_DOSE_GRACE.days} days after the last dose; the interval is the longest the record's "
-        f"orders and statements of the drug write, else {UNWRITTEN_DOSE_INTERVAL.days} days."
+        f"Held: {HELD_LVEF_INTERVAL_DAYS} days (label: every 4 weeks while held). On therapy: "
+        "settings.lvef_monitoring_interval_days (default 84, about 12 weeks); on therapy until one dosing interval + "
+        f"{NEXT_DOSE_GRACE.days} days after the last dose, the interval being the longest the record's orders and "
+        f"statements of the drug write, else {UNWRITTEN_DOSE_INTERVAL.days} days. After adjuvant therapy: "
+        f"{AFTER_ADJUVANT_LVEF_INTERVAL_DAYS} days (label: every 6 months) for {AFTER_ADJUVANT_MONITORING_MONTHS} "
+        "calendar months after the last trastuzumab dose (label: at least 2 years), counted from the last LVEF, or from "
+        "the last dose with no LVEF on record; patient-view only. Held or on therapy with no LVEF on record: due from "
+        "the start of that therapy."
     ),
 )
 def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
     # The LVEF series is read only once HER2 antibody therapy makes it matter.
     if context.hook == "patient-view":
-        due = context.facts.get(next_lvef_due)
-        if due is None or due > context.as_of:
+        schedule = context.facts.get(lvef_schedule)
+        if schedule is None or schedule.due > context.as_of:
             return
-        series = context.facts.get(lvef_series)
-        current = context.facts.get(current_her2_antibody_therapy)
-        drugs = names_of(current)
-        evidence = tuple(e.source for e in current)
+        drugs = names_of(schedule.exposures)
+        evidence = tuple(e.source for e in schedule.exposures)
         orders: list[dict[str, object]] = []
     else:
-        due_orders = [(order, start) for order in context.focus_orders if (start := _continuation_due(context, order))]
+        continuing = [(order, start) for order in context.focus_orders if (start := _continuation_start(context, order))]
+        if not continuing:
+            return
+        schedule = context.facts.get(resumption_lvef_schedule)
+        due_orders = [(order, start) for order, start in continuing if schedule.due <= start]
         if not due_orders:
             return
-        series = context.facts.get(lvef_series)
         drugs = names_of(order for order, _ in due_orders)
-        evidence = tuple(order.reference for order, _ in due_orders)
+        evidence = tuple(order.reference for order, _ in due_orders) + tuple(e.source for e in schedule.exposures)
         orders = [{"order": order.text, "start": start} for order, start in due_orders]
-        due = series.last_measured + timedelta(days=context.settings.lvef_monitoring_interval_days) if series.last_measured else None
+    latest = context.facts.get(lvef_series).latest
+    held = schedule.exposures if schedule.reason == "held" else ()
     yield Finding(
         card="cardiac-lvef-due",
         values={
             "drugs": drugs,
-            "latest": _lvef_view(series.latest) if series.latest else None,
-            "due": due,
-            "interval_days": context.settings.lvef_monitoring_interval_days,
+            "latest": _lvef_view(latest) if latest else None,
+            "due": schedule.due,
+            "schedule": schedule.reason,
+            "interval_days": schedule.interval_days,
+            "held": [{"text": e.text, "record": e.describe(), "reason": e.status_reason} for e in held],
+            "held_drugs": names_of(held),
+            "last_dose": schedule.last_dose,
+            "monitoring_until": schedule.monitoring_until,
             "orders": orders,
         },
         suggestions=(_order_lvef_suggestion(context),),
-        evidence=evidence + ((series.latest.reference,) if series.latest else ()),
+        evidence=evidence + ((latest.reference,) if latest else ()),
     )
 
 
@@ -302,17 +321,15 @@ def _baseline_gap(context: RuleContext, order: DraftOrder) -> _BaselineGap | Non
     return _BaselineGap(order, start, frozenset(new_agents))
 
 
-def _continuation_due(context: RuleContext, order: DraftOrder) -> date | None:
-    """The planned start of a drafted HER2 antibody continuing prior HER2 antibody therapy, when LVEF is due by then."""
+def _continuation_start(context: RuleContext, order: DraftOrder) -> date | None:
+    """The planned start of a drafted HER2 antibody continuing prior HER2 antibody therapy (not a first dose, which
+    rule 12 covers)."""
     if not order.ingredients & HER2_ANTIBODIES:
         return None
     if _baseline_gap(context, order) is not None:
         return None
     start = planned_period(order, context.as_of)[0]
     if not _given_before(context, start) & HER2_ANTIBODIES:
-        return None
-    last = context.facts.get(lvef_series).last_measured
-    if last is not None and last + timedelta(days=context.settings.lvef_monitoring_interval_days) > start:
         return None
     return start
 

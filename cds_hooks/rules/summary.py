@@ -5,7 +5,7 @@ from typing import Any, Iterator
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
-from cds_hooks.facts.cardiac import cumulative_doxorubicin, current_her2_antibody_therapy, lvef_series, next_lvef_due
+from cds_hooks.facts.cardiac import cumulative_doxorubicin, current_her2_antibody_therapy, lvef_schedule, lvef_series
 from cds_hooks.facts.disease import line_of_therapy, metastatic_lines, metastatic_since, setting
 from cds_hooks.facts.her2 import her2_status
 from cds_hooks.rules.base import Finding, RuleContext, rule
@@ -21,8 +21,9 @@ HER2_DIRECTED = terminology.ingredients_in_class("her2_directed")
     cards=("summary-her2-therapy",),
     trigger="A chart opens for a patient whose HER2 status is positive (test result or HER2-positive diagnosis).",
     thresholds=(
-        "Line of therapy is an estimate from HER2-directed regimens since metastatic disease; LVEF is due "
-        "lvef_monitoring_interval_days after the last one while on HER2 antibody therapy."
+        "Line of therapy is an estimate from HER2-directed regimens since metastatic disease; LVEF is due by the "
+        "interval that applies (cardiac.lvef-monitoring-due): 4 weeks while trastuzumab is held, "
+        "lvef_monitoring_interval_days on HER2 antibody therapy, 6 months for 2 years after adjuvant trastuzumab."
     ),
 )
 def her2_therapy_summary(context: RuleContext) -> Iterator[Finding]:
@@ -58,13 +59,14 @@ def _therapy(facts: Facts) -> dict[str, Any]:
 
 def _lvef(facts: Facts) -> dict[str, Any]:
     series = facts.get(lvef_series)
-    due = facts.get(next_lvef_due)
+    schedule = facts.get(lvef_schedule)
     return {
         "lvef_latest": series.latest,
         "lvef_baseline": series.baseline if not series.baseline_is_latest else None,
         "lvef_drop": series.drop_points,
-        "lvef_due": due,
-        "lvef_overdue": due is not None and due < facts.as_of,
+        "lvef_due": schedule.due if schedule else None,
+        "lvef_overdue": schedule is not None and schedule.due < facts.as_of,
+        "lvef_schedule": schedule.reason if schedule else None,
     }
 
 

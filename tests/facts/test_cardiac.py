@@ -5,14 +5,15 @@ from datetime import date, timedelta
 
 import pytest
 
-from cds_hooks.facts import Facts
+from cds_hooks.dates import add_months
+from cds_hooks.facts import Facts, disease
 from cds_hooks.facts.cardiac import (
     cumulative_doxorubicin,
     cumulative_doxorubicin_mg_per_m2,
     heart_failure_conditions,
     her2_antibody_dose_interval,
+    lvef_schedule,
     lvef_series,
-    next_lvef_due,
 )
 from cds_hooks.record import build_record
 from cds_hooks.settings import Settings
@@ -80,6 +81,12 @@ def draft(did: str, drug: str, start: str, dose: float = 8, unit: str = "mg/kg")
             "medicationCodeableConcept": {"coding": [{"system": RX, "code": DRUGS[drug]}], "text": drug},
             "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": start}}},
                                    "doseAndRate": [{"doseQuantity": {"value": dose, "unit": unit, "code": unit}}]}]}
+
+
+def next_due(facts: Facts) -> date | None:
+    """The day the next LVEF is due by the schedule that applies; None when none does."""
+    schedule = facts.get(lvef_schedule)
+    return schedule.due if schedule else None
 
 
 def facts_for(*resources: dict, drafts: tuple[dict, ...] = (), as_of: date = TODAY, settings: Settings | None = None) -> Facts:
@@ -188,23 +195,23 @@ def test_lvef_low_comes_from_the_reference_range():
 
 def test_next_lvef_due_is_last_plus_interval_while_on_therapy():
     facts = facts_for(lvef("a", "2026-05-25", 60), statement("h", "trastuzumab", "2026-03-02"))
-    assert next_lvef_due(facts) == date(2026, 8, 17)
+    assert next_due(facts) == date(2026, 8, 17)
 
 
 def test_next_lvef_due_without_any_lvef_is_the_start_of_therapy():
-    assert next_lvef_due(facts_for(statement("h", "trastuzumab", "2026-03-02"))) == date(2026, 3, 2)
+    assert next_due(facts_for(statement("h", "trastuzumab", "2026-03-02"))) == date(2026, 3, 2)
 
 
 def test_no_lvef_due_when_not_on_her2_antibody_therapy():
     facts = facts_for(lvef("a", "2026-02-20", 60), statement("h", "trastuzumab", "2025-03-01", "2026-02-27", status="completed"),
                       statement("t", "paclitaxel", "2026-03-01"))
-    assert next_lvef_due(facts) is None
+    assert next_due(facts) is None
 
 
 def test_interval_comes_from_settings():
     facts = facts_for(lvef("a", "2026-10-01", 60), statement("h", "trastuzumab", "2026-03-02"),
                       settings=Settings(lvef_monitoring_interval_days=28))
-    assert next_lvef_due(facts) == date(2026, 10, 29)
+    assert next_due(facts) == date(2026, 10, 29)
 
 
 def days_ago(days: int) -> str:
@@ -219,19 +226,19 @@ def three_weekly_doses(last_dose_days_ago: int, *extra: dict) -> Facts:
 
 @pytest.mark.parametrize("last_dose_days_ago", [21, 28])
 def test_lvef_stays_due_on_the_next_3_weekly_dosing_day_and_a_week_later(last_dose_days_ago):
-    assert next_lvef_due(three_weekly_doses(last_dose_days_ago)) == date.fromisoformat(days_ago(175)) + timedelta(days=84)
+    assert next_due(three_weekly_doses(last_dose_days_ago)) == date.fromisoformat(days_ago(175)) + timedelta(days=84)
 
 
 def test_lvef_monitoring_ends_when_the_next_3_weekly_dose_is_more_than_two_weeks_late():
-    assert next_lvef_due(three_weekly_doses(35)) is not None
-    assert next_lvef_due(three_weekly_doses(36)) is None
-    assert next_lvef_due(three_weekly_doses(70)) is None
+    assert next_due(three_weekly_doses(35)) is not None
+    assert next_due(three_weekly_doses(36)) is None
+    assert next_due(three_weekly_doses(70)) is None
 
 
 def test_a_weekly_schedule_on_record_ends_monitoring_three_weeks_after_the_last_dose():
     weekly = request("plan", "trastuzumab", 1, "wk")
-    assert next_lvef_due(three_weekly_doses(21, weekly)) is not None
-    assert next_lvef_due(three_weekly_doses(22, weekly)) is None
+    assert next_due(three_weekly_doses(21, weekly)) is not None
+    assert next_due(three_weekly_doses(22, weekly)) is None
 
 
 def test_dose_interval_is_the_longest_schedule_on_record_else_three_weeks():
@@ -244,6 +251,115 @@ def test_dose_interval_is_the_longest_schedule_on_record_else_three_weeks():
     others = facts_for(request("w", "trastuzumab", 1, "wk"), request("q3w", "trastuzumab", 3, "wk", status="entered-in-error"),
                        request("p", "paclitaxel", 4, "wk"))
     assert her2_antibody_dose_interval(others, trastuzumab) == timedelta(days=7)
+
+
+
+# --- LVEF schedule while trastuzumab is held, and after adjuvant therapy (rule 13) --------------------------
+
+
+def held_order(rid: str, start: str, drug: str = "trastuzumab", reason: str | None = "LVEF fell from 62% to 45%",
+               drug_text: str | None = None) -> dict:
+    """An order of the drug put on hold, authored on `start`, with no end."""
+    resource = {"resourceType": "MedicationRequest", "id": rid, "status": "on-hold", "intent": "order", "subject": {"reference": "Patient/p"},
+                "medicationCodeableConcept": {"coding": [{"system": RX, "code": DRUGS[drug]}], "text": drug_text or drug},
+                "authoredOn": start}
+    if reason:
+        resource["statusReason"] = {"text": reason}
+    return resource
+
+
+def test_while_trastuzumab_is_held_lvef_is_due_4_weeks_after_the_last():
+    for last_lvef_days_ago in (35, 20):
+        facts = facts_for(lvef("a", days_ago(last_lvef_days_ago), 45), held_order("h", "2026-03-02"),
+                          administration("h1", "trastuzumab", days_ago(42)))
+        schedule = lvef_schedule(facts)
+        assert (schedule.reason, schedule.interval_days) == ("held", 28)
+        assert schedule.due == date.fromisoformat(days_ago(last_lvef_days_ago)) + timedelta(days=28)
+        assert [e.source for e in schedule.exposures] == ["MedicationRequest/h"]
+    assert next_due(facts) > TODAY  # 20 days old: not yet due
+
+
+def test_a_held_statement_counts_as_a_hold_and_without_any_lvef_is_due_from_its_start():
+    schedule = lvef_schedule(facts_for(statement("h", "trastuzumab", "2026-03-02", status="on-hold")))
+    assert (schedule.reason, schedule.due) == ("held", date(2026, 3, 2))
+
+
+def test_an_old_order_left_on_hold_under_a_later_active_order_is_no_hold():
+    facts = facts_for(lvef("a", days_ago(35), 60), held_order("old", "2026-03-02"), statement("new", "trastuzumab", "2026-07-01"))
+    schedule = lvef_schedule(facts)
+    assert (schedule.reason, schedule.interval_days) == ("on-therapy", 84)
+    assert next_due(facts) > TODAY
+
+
+def test_a_hold_that_ended_or_only_held_another_drug_is_no_trastuzumab_hold():
+    ended = {**held_order("h", "2026-03-02"), "dispenseRequest": {"validityPeriod": {"start": "2026-03-02", "end": "2026-10-01"}}}
+    assert lvef_schedule(facts_for(lvef("a", days_ago(35), 60), ended, statement("t", "trastuzumab", "2026-03-02"))).reason == "on-therapy"
+    pertuzumab = held_order("p", "2026-03-02", drug="pertuzumab")
+    assert lvef_schedule(facts_for(lvef("a", days_ago(35), 60), pertuzumab, statement("t", "trastuzumab", "2026-03-02"))).reason == "on-therapy"
+
+
+def adjuvant_course(ended_days_ago: int, *extra: dict) -> Facts:
+    """Early breast cancer; a trastuzumab course recorded as completed `ended_days_ago`, nothing since."""
+    course = statement("h", "trastuzumab", (TODAY - timedelta(days=ended_days_ago + 365)).isoformat(), days_ago(ended_days_ago),
+                       status="completed")
+    return facts_for(condition("bc", SNOMED, "427685000"), course, *extra)
+
+
+def test_after_adjuvant_therapy_lvef_is_due_6_months_after_the_last():
+    facts = adjuvant_course(365, lvef("a", days_ago(213), 60))
+    schedule = lvef_schedule(facts)
+    assert (schedule.reason, schedule.interval_days) == ("after-adjuvant", 182)
+    assert schedule.due == date.fromisoformat(days_ago(213)) + timedelta(days=182) < TODAY
+    assert schedule.last_dose.day == date.fromisoformat(days_ago(365))
+    assert schedule.monitoring_until == add_months(date.fromisoformat(days_ago(365)), 24)
+    assert [e.source for e in schedule.exposures] == ["MedicationStatement/h"]
+    assert next_due(adjuvant_course(365, lvef("a", days_ago(152), 60))) > TODAY  # 5 months old
+
+
+def test_after_adjuvant_therapy_the_interval_runs_from_an_lvef_before_the_end_or_with_none_from_the_end():
+    assert next_due(adjuvant_course(100, lvef("a", days_ago(300), 60))) == date.fromisoformat(days_ago(118))
+    assert next_due(adjuvant_course(100)) == date.fromisoformat(days_ago(100)) + timedelta(days=182)
+
+
+def test_after_adjuvant_monitoring_lasts_2_calendar_years_from_the_last_dose():
+    last_within = (TODAY - add_months(TODAY, -24)).days
+    assert lvef_schedule(adjuvant_course(last_within, lvef("a", days_ago(300), 60))) is not None
+    assert lvef_schedule(adjuvant_course(last_within + 1, lvef("a", days_ago(300), 60))) is None
+    assert lvef_schedule(adjuvant_course(913, lvef("a", days_ago(300), 60))) is None  # 2.5 years
+
+
+def test_no_after_adjuvant_schedule_in_metastatic_or_unrecorded_disease_or_after_other_her2_drugs():
+    metastatic = adjuvant_course(365, lvef("a", days_ago(300), 60), condition("mets", SNOMED, "128462008"))
+    assert lvef_schedule(metastatic) is None
+    no_cancer_recorded = facts_for(statement("h", "trastuzumab", "2025-01-01", days_ago(365), status="completed"), lvef("a", days_ago(300), 60))
+    assert lvef_schedule(no_cancer_recorded) is None
+    tdm1 = facts_for(condition("bc", SNOMED, "427685000"), statement("k", "tdm1", "2025-01-01", days_ago(365), status="completed"),
+                     lvef("a", days_ago(300), 60))
+    assert lvef_schedule(tdm1) is None
+
+
+def test_back_on_her2_antibody_therapy_the_on_therapy_interval_applies_not_the_after_adjuvant_one():
+    schedule = lvef_schedule(adjuvant_course(365, lvef("a", days_ago(100), 60), statement("k", "tdm1", days_ago(60))))
+    assert (schedule.reason, schedule.interval_days) == ("on-therapy", 84)
+
+
+class RecordingFacts(Facts):
+    """Facts that remember which facts were asked for."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.asked: set = set()
+
+    def get(self, fact, *args):
+        self.asked.add(fact)
+        return super().get(fact, *args)
+
+
+def test_without_her2_antibody_history_the_schedule_reads_neither_lvef_nor_disease_setting():
+    resources = [condition("bc", SNOMED, "427685000"), lvef("a", days_ago(300), 60), statement("t", "paclitaxel", "2026-03-01", "2026-06-01")]
+    facts = RecordingFacts(build_record({"all": resources}, []), TODAY, Settings())
+    assert facts.get(lvef_schedule) is None
+    assert lvef_series not in facts.asked and disease.setting not in facts.asked
 
 
 # --- heart failure -----------------------------------------------------------------------------------------
@@ -335,4 +451,4 @@ def test_a_draft_or_intended_record_is_not_a_first_dose():
     facts = facts_for(lvef("a", "2026-11-02", 60), planned, request)
     series = lvef_series(facts)
     assert series.anchor is None and series.baseline is None
-    assert next_lvef_due(facts) is None
+    assert next_due(facts) is None

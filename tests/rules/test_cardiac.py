@@ -5,6 +5,7 @@ from datetime import date
 
 import pytest
 
+from cds_hooks.dates import add_months
 from cds_hooks.facts import Facts
 from cds_hooks.facts.cardiac import LvefResult
 from cds_hooks.record import build_record
@@ -19,7 +20,9 @@ from tests.facts.test_cardiac import (
     administration,
     bsa,
     condition,
+    days_ago,
     draft,
+    held_order,
     lvef,
     statement,
 )
@@ -119,6 +122,62 @@ def test_lvef_due_on_patient_view_on_the_dosing_day_of_a_3_weekly_cycle():
                           administration("h2", "trastuzumab", "2026-11-01"), hook="patient-view")
     found = cards(cardiac.lvef_monitoring_due, context)["cardiac-lvef-due"]
     assert found.values["due"] == date(2026, 8, 23) and found.values["drugs"] == "trastuzumab"
+
+
+
+def test_lvef_due_on_patient_view_every_4_weeks_while_trastuzumab_is_held():
+    def held(last_lvef_days_ago: int) -> RuleContext:
+        return context_for(lvef("a", days_ago(last_lvef_days_ago), 45), held_order("h", "2026-03-02"),
+                           administration("h1", "trastuzumab", days_ago(42)), hook="patient-view")
+
+    finding = cards(cardiac.lvef_monitoring_due, held(35))["cardiac-lvef-due"]
+    assert (finding.values["schedule"], finding.values["interval_days"]) == ("held", 28)
+    assert finding.evidence == ("MedicationRequest/h", "Observation/a")
+    card = RENDERER.render(finding)
+    assert card.summary.startswith("LVEF due while trastuzumab is held (every 4 weeks): last 45%")
+    assert 'MedicationRequest on-hold, since 2026-03-02, no end date; reason recorded: "LVEF fell from 62% to 45%"' in card.detail
+    assert "While trastuzumab is held, LVEF is repeated every 4 weeks (28 days)." in card.detail
+    assert cards(cardiac.lvef_monitoring_due, held(20)) == {}
+
+
+def test_an_old_order_left_on_hold_under_a_later_active_order_gives_only_the_on_therapy_interval():
+    context = context_for(lvef("a", days_ago(35), 60), held_order("old", "2026-03-02"), statement("new", "trastuzumab", "2026-07-01"),
+                          hook="patient-view")
+    assert cards(cardiac.lvef_monitoring_due, context) == {}
+
+
+def test_a_her2_antibody_drafted_to_resume_held_trastuzumab_needs_an_lvef_within_4_weeks_of_its_start():
+    def resuming(start: str, *extra: dict) -> RuleContext:
+        return context_for(lvef("a", "2026-11-02", 45), administration("h1", "trastuzumab", "2026-10-12"), *extra,
+                           drafts=(draft("d", "trastuzumab", start),))
+
+    finding = cards(cardiac.lvef_monitoring_due, resuming("2026-11-30", held_order("h", "2026-03-02", drug_text="Herzuma")))["cardiac-lvef-due"]
+    assert (finding.values["schedule"], finding.values["due"]) == ("held", date(2026, 11, 30))
+    assert finding.evidence == ("MedicationRequest/d", "MedicationRequest/h", "Observation/a")
+    card = RENDERER.render(finding)
+    # The held drug is named as the record names it, not as the drafted order does.
+    assert card.summary.startswith("LVEF due while Herzuma is held (every 4 weeks)")
+    assert "trastuzumab planned from 2026-11-30: it would resume HER2 therapy while trastuzumab is held" in card.detail
+    assert cards(cardiac.lvef_monitoring_due, resuming("2026-11-29", held_order("h", "2026-03-02"))) == {}
+    # Not held: the on-therapy interval.
+    assert cards(cardiac.lvef_monitoring_due, resuming("2026-11-30")) == {}
+
+
+def test_lvef_due_on_patient_view_every_6_months_for_2_years_after_adjuvant_trastuzumab():
+    def after(ended_days_ago: int, last_lvef_days_ago: int, *extra: dict) -> RuleContext:
+        course = statement("h", "trastuzumab", "2024-01-08", days_ago(ended_days_ago), status="completed")
+        return context_for(early(), course, lvef("a", days_ago(last_lvef_days_ago), 60), *extra, hook="patient-view")
+
+    finding = cards(cardiac.lvef_monitoring_due, after(365, 213))["cardiac-lvef-due"]
+    assert (finding.values["schedule"], finding.values["interval_days"]) == ("after-adjuvant", 182)
+    card = RENDERER.render(finding)
+    assert card.summary.startswith("LVEF due after adjuvant trastuzumab (every 6 months for 2 years): last 60%")
+    assert f"ended: last dose {days_ago(365)}." in card.detail
+    assert "LVEF every 6 months (182 days) for at least 2 years" in card.detail
+    assert f"until at least {add_months(date.fromisoformat(days_ago(365)), 24)}." in card.detail
+    assert cards(cardiac.lvef_monitoring_due, after(913, 300)) == {}  # 2.5 years after the end
+    assert cards(cardiac.lvef_monitoring_due, after(365, 300, metastatic())) == {}
+    assert cards(cardiac.lvef_monitoring_due, after(365, 152)) == {}  # LVEF 5 months old
 
 
 # --- LVEF tables (rules 14-18) ---------------------------------------------------------------------------
