@@ -250,17 +250,20 @@ def _kept_value_sets(resource: Mapping[str, Any]) -> frozenset[str]:
     is a kept code as written, or when it was entered in error. Run on every Observation of the record."""
     if resource.get("status") == "entered-in-error":
         return _NONE
-    kept = _NONE
-    unlisted = []
     # Raw JSON from the client: a code, coding list or system of the wrong type is simply not a kept code.
     code = resource.get("code")
     codings = code.get("coding") if type(code) is dict else None
-    for coding in codings if type(codings) is list else ():
+    if type(codings) is not list:
+        return _NONE
+    if len(codings) == 1:
+        # Nearly every Observation has one coding: its value sets as listed, without the unions below.
+        found = _listed_value_sets(codings[0])
+        return _NONE if found is None else found
+    kept = _NONE
+    unlisted = []
+    for coding in codings:
         if type(coding) is dict:
-            try:
-                found = _KEPT_VALUE_SETS_BY_CODE.get((coding.get("system"), coding.get("code")))
-            except TypeError:  # a list or object where a string belongs: not a kept code
-                found = None
+            found = _listed_value_sets(coding)
             if found is None:
                 unlisted.append(coding)
             else:
@@ -268,6 +271,16 @@ def _kept_value_sets(resource: Mapping[str, Any]) -> frozenset[str]:
     if kept and unlisted:
         kept = kept.union(*(terminology.value_sets_of(coding) & _KEPT_OBSERVATION_VALUE_SETS for coding in unlisted))
     return kept
+
+
+def _listed_value_sets(coding: Any) -> frozenset[str] | None:
+    """The kept value sets of a coding whose (system, code) is a kept code as written; None for any other coding."""
+    if type(coding) is not dict:
+        return None
+    try:
+        return _KEPT_VALUE_SETS_BY_CODE.get((coding.get("system"), coding.get("code")))
+    except TypeError:  # a list or object where a string belongs: not a kept code
+        return None
 
 
 _NONE: frozenset[str] = frozenset()

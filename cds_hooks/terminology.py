@@ -166,9 +166,10 @@ _Coded = tuple[tuple[str | None, str | None, str | None], ...]  # (system, code,
 def _coded(concept: dict[str, Any]) -> tuple[_Coded, str | None]:
     """A concept's codings as (system, code, display), and its text."""
     # The matchers read strings only, so anything else is None here, and the key is always hashable for the memo.
-    codings = tuple(
-        (_string(_field(c, "system")), _string(_field(c, "code")), _string(_field(c, "display"))) for c in _codings(concept)
-    )
+    # _codings of a dict gives dicts only, read with `get` directly: this runs for every medication of the record.
+    codings = tuple([
+        (_string(c.get("system")), _string(c.get("code")), _string(c.get("display"))) for c in _codings(concept)
+    ])
     return codings, _string(concept.get("text"))
 
 

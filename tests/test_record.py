@@ -8,7 +8,7 @@ import pytest
 from datetime import date
 from urllib.parse import parse_qsl
 
-from cds_hooks import terminology
+from cds_hooks import fhir_views, terminology
 from cds_hooks.facts.observations import effective_day
 from cds_hooks.protocol.errors import InvalidRequest
 from cds_hooks.record import OBSERVATION_VALUE_SETS, build_record, normalise_medication_order
@@ -44,6 +44,35 @@ def test_observations_with_malformed_codes_are_not_kept_and_do_not_break_the_oth
     )]
     record = build_record({"obs": [*malformed, observation("lvef", "10230-1")]}, [])
     assert kept_ids(record) == {"lvef"}
+
+
+@pytest.mark.parametrize("coding", [
+    "10230-1", None, ["http://loinc.org", "10230-1"], {"system": {"uri": "http://loinc.org"}, "code": "10230-1"},
+    {"system": "http://loinc.org", "code": ["10230-1"]}, {"code": "10230-1"}, {"system": "http://loinc.org", "code": " 10230-1"},
+])
+def test_an_observation_whose_one_coding_is_no_kept_code_as_written_is_not_kept(coding):
+    # One coding, nearly every Observation, is looked up on its own path (record._kept_value_sets).
+    record = build_record({"obs": [{**observation("bad", "10230-1"), "code": {"coding": [coding]}}, observation("lvef", "10230-1")]}, [])
+    assert kept_ids(record) == {"lvef"}
+
+
+def test_an_observation_coded_in_two_kept_value_sets_is_in_both_once_and_never_when_entered_in_error():
+    codings = [{"system": "http://loinc.org", "code": "10230-1"}, {"system": "http://loinc.org", "code": "29463-7"}]
+    both = {**observation("both", "10230-1"), "code": {"coding": codings}}
+    void = {**observation("void", "10230-1", status="entered-in-error"), "code": {"coding": codings}}
+    record = build_record({"a": [both, void], "b": [dict(both)]}, [])
+    assert [o.id for o in record.observations("lvef")] == [o.id for o in record.observations("body_weight")] == ["both"]
+
+
+def test_a_coding_not_as_written_counts_only_beside_a_kept_code_as_written():
+    # Kept codes are matched as written; once an Observation is kept, each of its other codings adds the value
+    # sets terminology reads it in (" 29463-7 " is a weight code there, and not a valid FHIR code in the model).
+    spaced = {"system": "http://loinc.org", "code": " 29463-7 "}
+    alone = {**observation("alone", "29463-7"), "code": {"coding": [spaced]}}
+    beside = {**observation("beside", "10230-1"), "code": {"coding": [{"system": "http://loinc.org", "code": "10230-1"}, spaced]}}
+    record = build_record({"obs": [alone, beside]}, [])
+    assert list(record.observations("body_weight")) == []
+    assert unreadable(record) == ["Observation/beside"]
 
 
 def test_observations_are_modelled_only_when_read():
@@ -221,6 +250,22 @@ def test_an_observation_with_two_values_is_left_out_and_reported():
     record = build_record({"obs": [both, observation("ok", "10230-1")]}, [])
     assert [o.id for o in record.observations("lvef")] == ["ok"]
     assert unreadable(record) == ["Observation/both"]
+
+
+def test_a_choice_element_given_once_and_once_as_null_is_read():
+    record = build_record({"administrations": [administration("a", effectivePeriod=None, medicationReference=None)]}, [])
+    assert [m.reference for m in record.medications] == ["MedicationAdministration/a"]
+    assert unreadable(record) == []
+
+
+def test_every_element_of_a_views_choice_defaults_to_none():
+    # The views look for a second value of a choice only among the elements the JSON gives: one it does not give
+    # must read as None.
+    views = [view for view in vars(fhir_views).values() if isinstance(view, type) and issubclass(view, fhir_views._WithChoices)]
+    assert {"MedicationAdministration", "Observation", "Condition", "TimingRepeat", "DoseAndRate"} <= {view.__name__ for view in views}
+    for view in views:
+        for name in (name for choice in view.CHOICES for name in choice):
+            assert view.model_fields[name].default is None and view.model_fields[name].default_factory is None, (view, name)
 
 
 def condition(cid, value_set="breast_cancer", **elements):

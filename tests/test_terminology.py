@@ -312,6 +312,15 @@ def test_empty_or_malformed_concepts(concept):
     assert classify_medication(concept) is None
 
 
+@pytest.mark.parametrize("concept", [
+    {"system": RXNORM, "code": "224905"},  # a Coding where the CodeableConcept belongs is read as its one coding
+    {"coding": [{"system": RXNORM, "code": "224905", "display": 5}], "text": 7},
+    {"coding": ["224905", None, {"system": RXNORM, "code": "224905"}]},
+])
+def test_a_concept_is_read_from_its_codings_as_json_whatever_else_is_malformed(concept):
+    assert classify_medication(concept).ingredients == {"trastuzumab"}
+
+
 def test_a_concept_classified_again_gives_the_same_answer():
     # Classifications are memoised per distinct concept: a repeat must not differ, whatever came in between.
     first = classify_medication(text("Kadcyla 160 mg"))
