@@ -625,13 +625,15 @@ def _course_until(facts: Facts, day: date) -> list[Exposure] | None:
     if not dated or (dated[-1].end is not None and day - dated[-1].end > COURSE_GAP):
         return None
     course = [dated[-1]]
+    # Walking back through exposures sorted by start, the course starts where the one joined last starts.
+    joined_start = dated[-1].start
     for exposure in reversed(dated[:-1]):
-        joined_start = min(e.start for e in course if e.start is not None)
         if exposure.end is None or joined_start - exposure.end <= COURSE_GAP:
-            course.insert(0, exposure)
+            course.append(exposure)
+            joined_start = exposure.start
         else:
             break
-    return course
+    return course[::-1]
 
 
 def _planned_end(order: DraftOrder, as_of: date) -> date:
