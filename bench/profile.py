@@ -7,7 +7,6 @@ Per hook: the median of the engine's own step timings, then a pyinstrument call 
 """
 from __future__ import annotations
 
-import gc
 import json
 import statistics
 import sys
@@ -21,6 +20,7 @@ from pyinstrument import Profiler
 from bench.generate import HOOKS, hook_request, patient_bundle
 from bench.timing import parse_and_evaluate
 from cds_hooks.app import create_app
+from cds_hooks.cli import prepare_worker_heap
 from cds_hooks.services import service_for_hook
 from cds_hooks.settings import Settings
 
@@ -33,7 +33,7 @@ def profile_hooks(patient: str = "her2pos") -> str:
     bundle = patient_bundle(patient, today)
     with tempfile.TemporaryDirectory() as folder:
         app = create_app(Settings(database_path=Path(folder) / "profile.sqlite3", auth_required=False))
-        gc.freeze()  # as `cds-hooks serve` does in each worker
+        prepare_worker_heap()  # as `cds-hooks serve` does in each worker
         client = app.test_client()
         sections = []
         for hook in HOOKS:

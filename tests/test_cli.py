@@ -163,3 +163,18 @@ def test_non_editable_install_carries_cards_and_data(tmp_path):
     )
     assert preview.returncode == 0, preview.stderr
     assert int(preview.stdout) == len(ScenarioCatalog.load(FIXTURES).listing["scenarios"])
+
+
+def test_a_worker_heap_is_frozen_and_collects_young_objects_less_often():
+    import gc
+
+    from cds_hooks.cli import YOUNG_COLLECTION_THRESHOLD, prepare_worker_heap
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    try:
+        prepare_worker_heap()
+        assert gc.get_threshold() == (YOUNG_COLLECTION_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
