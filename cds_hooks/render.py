@@ -1,7 +1,8 @@
 """Findings become CDS Hooks cards here, and only here, from the clinician-editable files in cards/.
 
 Templates are compiled once at start-up. Values from the patient record are escaped before they enter
-Markdown, because EHRs (and the Sandbox) render card detail as Markdown with raw HTML.
+Markdown, because EHRs (and the Sandbox) render card detail as Markdown with raw HTML. Text several cards share is
+written once in cards/includes/ and placed with `{% include "name" %}`.
 """
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from importlib import resources
 from typing import Any, Callable, Mapping
 
 import jinja2
+import jinja2.meta
 import yaml
 
 from cds_hooks.protocol.cards import Action, Card, Coding, Link, Source, Suggestion
 from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion
 
 CARD_PACKAGE = "cds_hooks.card_content"
+# The folder of cards/ holding text that several cards include.
+INCLUDES = "includes"
 CARD_TOPIC_SYSTEM = "urn:her2-cds:card"
 OVERRIDE_REASON_SYSTEM = "urn:her2-cds:override-reason"
 INDICATORS = ("info", "warning", "critical")
@@ -142,23 +146,27 @@ def compile_card(name: str, definition: Any) -> CardTemplate:
     )
     if indicator in ("warning", "critical") and not reasons:
         raise CardContentError(f"cards/{name}.yaml: a {indicator} card needs overrideReasons")
-    suggestions = {
-        key: _SuggestionTemplate(
-            label=_plain(value["label"]),
-            actions={kind: _plain(text) for kind, text in (value.get("actions") or {}).items()},
-        )
-        for key, value in (definition.get("suggestions") or {}).items()
-    }
-    system_actions = {kind: _plain(text) for kind, text in (definition.get("systemActions") or {}).items()}
-    if suggestions and definition.get("selectionBehavior") not in ("at-most-one", "any"):
+    if definition.get("suggestions") and definition.get("selectionBehavior") not in ("at-most-one", "any"):
         raise CardContentError(f"cards/{name}.yaml: selectionBehavior (at-most-one or any) is required with suggestions")
+    try:
+        summary, detail = _plain(definition["summary"]), _markdown(definition["detail"])
+        suggestions = {
+            key: _SuggestionTemplate(
+                label=_plain(value["label"]),
+                actions={kind: _plain(text) for kind, text in (value.get("actions") or {}).items()},
+            )
+            for key, value in (definition.get("suggestions") or {}).items()
+        }
+        system_actions = {kind: _plain(text) for kind, text in (definition.get("systemActions") or {}).items()}
+    except jinja2.TemplateNotFound as missing:
+        raise CardContentError(f"cards/{name}.yaml includes {missing.name}, which cards/{INCLUDES}/ does not have") from None
     source = definition["source"]
     return CardTemplate(
         id=card_id,
         title=definition["title"],
         indicator=indicator,
-        summary=_plain(definition["summary"]),
-        detail=_markdown(definition["detail"]),
+        summary=summary,
+        detail=detail,
         source=Source(
             label=source["label"],
             url=source.get("url"),
@@ -189,22 +197,39 @@ def _format_value(value: Any) -> Any:
     return value
 
 
-_PLAIN = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, finalize=_format_value)
+def _included_text(name: str) -> str | None:
+    """The text of cards/includes/<name>; None when there is no such file."""
+    entry = resources.files(CARD_PACKAGE).joinpath(INCLUDES, name)
+    return entry.read_text("utf-8") if entry.is_file() else None
+
+
+# Each environment compiles an included file with its own settings: record values in it are escaped in a detail.
+_INCLUDES = jinja2.FunctionLoader(_included_text)
+_PLAIN = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, finalize=_format_value, loader=_INCLUDES)
 _MARKDOWN = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     autoescape=False,
     finalize=lambda value: escape_markdown(_format_value(value)),
     trim_blocks=True,
     lstrip_blocks=True,
+    loader=_INCLUDES,
 )
 
 
 def _plain(source: str) -> Callable[..., str]:
-    return _PLAIN.from_string(source).render
+    return _compiled(_PLAIN, source)
 
 
 def _markdown(source: str) -> Callable[..., str]:
-    return _MARKDOWN.from_string(source).render
+    return _compiled(_MARKDOWN, source)
+
+
+def _compiled(environment: jinja2.Environment, source: str) -> Callable[..., str]:
+    """The template's render function; a file it includes is loaded now, so a missing one fails at start-up."""
+    for name in jinja2.meta.find_referenced_templates(environment.parse(source)):
+        if name is not None:
+            environment.get_template(name)
+    return environment.from_string(source).render
 
 
 def _one_line(text: str) -> str:

@@ -1,6 +1,8 @@
 """Card content in cards/ is valid, and findings render into conformant CDS Hooks cards."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cds_hooks.engine import ENGINE_CARDS
@@ -80,3 +82,24 @@ def test_escape_markdown_leaves_numbers_alone():
 def test_invalid_card_files_are_refused_at_load(definition, problem):
     with pytest.raises(CardContentError, match=problem):
         compile_card("c", definition)
+
+
+def test_a_card_including_a_file_that_cards_includes_lacks_is_refused_at_load():
+    definition = {"id": "c", "title": "t", "indicator": "info", "summary": "s", "detail": '{% include "no-such-text.md" %}',
+                  "source": {"label": "l"}}
+    with pytest.raises(CardContentError, match="includes no-such-text.md"):
+        compile_card("c", definition)
+
+
+# An LVEF value in a card's text: `{{ latest.value }}%`, `{{ item.value }}%` ...
+_SHOWS_AN_LVEF = re.compile(r"\.value \}\}%")
+_UNUSABLE_LVEF = '{% include "unusable-lvef.md" %}'
+
+
+def test_every_card_that_shows_an_lvef_names_the_lvef_records_that_could_not_be_used():
+    showing = {card_id for card_id, template in RENDERER.templates.items() if _SHOWS_AN_LVEF.search(template.definition["detail"])}
+    assert {"cardiac-lvef-hold-tdm1", "cardiac-lvef-due", "hepatic-tdm1-not-studied", "summary-her2-therapy"} <= showing
+    assert [card_id for card_id in sorted(showing) if _UNUSABLE_LVEF not in RENDERER.templates[card_id].definition["detail"]] == []
+    # A card shown instead of the warning about such a record must name the record itself.
+    standing_in = [t for t in RENDERER.templates.values() if "cardiac-lvef-newest-unusable" in t.absorbs]
+    assert standing_in and all(_UNUSABLE_LVEF in t.definition["detail"] for t in standing_in)

@@ -75,7 +75,8 @@ class UnusableLvef:
 class LvefSeries:
     # Usable results (a percentage value and a date, not after the reference date), newest first.
     results: tuple[LvefResult, ...]
-    # LVEF Observations left out because they have no value, no date, or a value that is not a percentage (_lvef_result).
+    # LVEF Observations left out because they have no value, no date, or a value that is not a percentage (_lvef_result),
+    # newest first, undated last.
     unusable: tuple[UnusableLvef, ...]
     # The day the baseline is taken against: the first HER2 antibody dose, else the planned start of a drafted one.
     anchor: date | None
@@ -90,6 +91,11 @@ class LvefSeries:
     @property
     def last_measured(self) -> date | None:
         return self.results[0].day if self.results else None
+
+    def unusable_after(self, day: date | None) -> tuple[UnusableLvef, ...]:
+        """The unusable records that may be newer than a result of `day`, newest first: dated after it, or undated (a
+        record of the same day is not counted newer). With no result (None), every unusable record."""
+        return tuple(item for item in self.unusable if day is None or item.day is None or item.day > day)
 
     @property
     def drop_points(self) -> float | None:

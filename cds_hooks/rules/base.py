@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
+from cds_hooks.facts.cardiac import LvefResult, LvefSeries
 from cds_hooks.record import DraftOrder, PatientRecord
 from cds_hooks.settings import Settings
 
@@ -76,6 +77,13 @@ def listed(orders: Iterable[Any]) -> str:
 def ingredient_names(keys: Iterable[str]) -> str:
     """Ingredient keys as their display names, sorted and joined: "docetaxel and paclitaxel"."""
     return joined(terminology.ingredient_display(key) for key in keys)
+
+
+def unusable_lvef(series: LvefSeries, shown: LvefResult | None) -> dict[str, Any]:
+    """The `unusable_lvef` of cards/includes/unusable-lvef.md: the unusable LVEF records that may be newer than the
+    result a card shows; every one when it shows none. Every card that shows an LVEF includes it."""
+    day = shown.day if shown else None
+    return {"newer_than": day, "records": series.unusable_after(day)}
 
 
 RuleFunction = Callable[[RuleContext], Iterable[Finding]]

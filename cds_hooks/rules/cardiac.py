@@ -32,7 +32,17 @@ from cds_hooks.facts.therapy import last_dose_of, planned_period
 from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, joined, names_of, rule
+from cds_hooks.rules.base import (
+    Finding,
+    ProposedAction,
+    ProposedSuggestion,
+    RuleContext,
+    ingredient_names,
+    joined,
+    names_of,
+    rule,
+    unusable_lvef,
+)
 from cds_hooks.rules.proposals import loinc, remove_drafts, service_request
 
 ANTHRACYCLINES = terminology.ingredients_in_class("anthracycline")
@@ -231,7 +241,8 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
             ],
             "lookback_days": context.settings.baseline_lvef_lookback_days,
             "latest": _lvef_view(series.latest) if series.latest else None,
-            "unusable": [{"day": item.day, "why": item.why} for item in series.unusable],
+            # Every unusable record, older ones too: with no LVEF in the window, any of them may be the missing baseline.
+            "unusable_lvef": unusable_lvef(series, None),
         },
         suggestions=(_order_lvef_suggestion(context),),
         evidence=tuple(gap.order.reference for gap in gaps) + tuple(item.reference for item in series.unusable),
@@ -285,13 +296,15 @@ def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
         drugs = names_of(order for order, _ in due_orders)
         evidence = tuple(order.reference for order, _ in due_orders) + tuple(e.source for e in schedule.exposures)
         orders = [{"order": order.text, "start": start} for order, start in due_orders]
-    latest = context.facts.get(lvef_series).latest
+    series = context.facts.get(lvef_series)
+    latest = series.latest
     held = schedule.exposures if schedule.reason == "held" else ()
     yield Finding(
         card="cardiac-lvef-due",
         values={
             "drugs": drugs,
             "latest": _lvef_view(latest) if latest else None,
+            "unusable_lvef": unusable_lvef(series, latest),
             "due": schedule.due,
             "schedule": schedule.reason,
             "interval_days": schedule.interval_days,
@@ -399,6 +412,7 @@ class _Assessment:
         return {
             "drugs": names_of(self.orders),
             "latest": _lvef_view(latest),
+            "unusable_lvef": unusable_lvef(self.series, latest),
             "baseline": _lvef_view(baseline) if baseline and not self.series.baseline_is_latest else None,
             "drop": self.series.drop_points if not self.series.baseline_is_latest else None,
             "no_result_since_baseline": self.series.baseline_is_latest,
@@ -637,6 +651,61 @@ def _tdxd_verdict(value: float, drop: float | None) -> _Verdict:
     return _Verdict("repeat", "label", "band-small-drop")
 
 
+# --- The newest LVEF record cannot be used (rules 13-18) --------------------------------------------------
+
+
+@rule(
+    id="cardiac.newest-lvef-unusable",
+    numbers=(13, 14, 15, 16, 17, 18),
+    title="An LVEF record newer than the latest usable LVEF cannot be used: the LVEF checks read the older result",
+    hooks=ORDER_HOOKS | {"patient-view"},
+    cards=("cardiac-lvef-newest-unusable",),
+    trigger=(
+        "An LVEF record the service cannot use (no value, no date, or a value not plainly a percentage) dated after "
+        "the latest usable LVEF, or undated. Order hooks: a drafted HER2 antibody (trastuzumab products, pertuzumab, "
+        "T-DM1, T-DXd, margetuximab). patient-view: an LVEF monitoring interval applies (as for "
+        "cardiac.lvef-monitoring-due: trastuzumab held, on HER2 antibody therapy, or after adjuvant trastuzumab). "
+        "Not shown beside a card that names the record itself and is at least a warning (absorbed): rule 12's, the hold "
+        "and baseline-unknown cards of rules 14-18, rule 19's. Not with "
+        "no usable LVEF at all: no older result is then read in its place, and the cards that say so (rules 12, 13, 19, "
+        "the summary) list every unusable record."
+    ),
+    thresholds=(
+        "Newer: dated after the latest usable LVEF (a record of the same day is not counted newer); an undated record "
+        "may be newer. Usable, as for every LVEF rule: % from 0 to 100, or no unit above 1 and at most 100."
+    ),
+)
+def newest_lvef_unusable(context: RuleContext) -> Iterator[Finding]:
+    # The LVEF series is read only where the rules above read it: for a drafted HER2 antibody, or on patient-view
+    # once a monitoring schedule applies (computing it read the series).
+    if context.hook == "patient-view":
+        schedule = context.facts.get(lvef_schedule)
+        if schedule is None:
+            return
+        drugs = names_of(schedule.exposures)
+        orders: list[DraftOrder] = []
+    else:
+        orders = context.focus_orders_of(HER2_ANTIBODIES)
+        if not orders:
+            return
+        drugs = names_of(orders)
+    series = context.facts.get(lvef_series)
+    latest = series.latest
+    newer = series.unusable_after(latest.day) if latest else ()
+    if not newer:
+        return
+    yield Finding(
+        card="cardiac-lvef-newest-unusable",
+        values={
+            "drugs": drugs,
+            "orders": [{"order": order.text, "start": planned_period(order, context.as_of)[0]} for order in orders],
+            "latest": _lvef_view(latest),
+            "unusable_lvef": unusable_lvef(series, latest),
+        },
+        evidence=tuple(order.reference for order in orders) + tuple(item.reference for item in newer) + (latest.reference,),
+    )
+
+
 # --- Heart failure (rule 19) ------------------------------------------------------------------------------
 
 
@@ -662,6 +731,7 @@ def heart_failure_with_her2_therapy(context: RuleContext) -> Iterator[Finding]:
             "drugs": names_of(orders),
             "conditions": [_condition_view(c) for c in conditions],
             "latest": _lvef_view(series.latest) if series.latest else None,
+            "unusable_lvef": unusable_lvef(series, series.latest),
             "has_adc": bool(ingredients & {T_DM1, T_DXD}),
             "has_trastuzumab": bool(ingredients & TRASTUZUMAB_PRODUCTS),
         },

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterator
 
-from cds_hooks.facts.cardiac import LvefResult, latest_lvef
+from cds_hooks.facts.cardiac import LvefResult, latest_lvef, lvef_series
 from cds_hooks.facts.disease import setting
 from cds_hooks.facts.labs import LIVER_TESTS, CellCount, LiverTest, PreDoseLabs, hys_law_pattern, labs_before
 from cds_hooks.facts.therapy import planned_period, started_before
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
-from cds_hooks.rules.base import Finding, RuleContext, rule
+from cds_hooks.rules.base import Finding, RuleContext, rule, unusable_lvef
 from cds_hooks.rules.proposals import lab_orders, remove_drafts
 
 TDM1 = "ado_trastuzumab_emtansine"
@@ -257,7 +257,8 @@ def _outside_studied_range(context: RuleContext, labs: PreDoseLabs, dose_day: da
     # Read as every LVEF is (facts.cardiac): a value that is not plainly a percentage is not compared with 50%.
     lvef = latest_lvef(context.facts, dose_day, context.settings.baseline_lvef_lookback_days)
     if lvef is not None and lvef.value < _NOT_STUDIED_LVEF:
-        outside.append({**_lvef_values(lvef), "limit": "< 50%"})
+        newer = unusable_lvef(context.facts.get(lvef_series), lvef)
+        outside.append({**_lvef_values(lvef), "limit": "< 50%", "unusable_lvef": newer})
     return outside
 
 

@@ -8,7 +8,7 @@ from cds_hooks.facts import Facts
 from cds_hooks.facts.cardiac import cumulative_doxorubicin, current_her2_antibody_therapy, lvef_schedule, lvef_series
 from cds_hooks.facts.disease import line_of_therapy, metastatic_lines, metastatic_since, setting
 from cds_hooks.facts.her2 import her2_status
-from cds_hooks.rules.base import Finding, RuleContext, rule
+from cds_hooks.rules.base import Finding, RuleContext, rule, unusable_lvef
 
 HER2_DIRECTED = terminology.ingredients_in_class("her2_directed")
 
@@ -62,6 +62,7 @@ def _lvef(facts: Facts) -> dict[str, Any]:
     schedule = facts.get(lvef_schedule)
     return {
         "lvef_latest": series.latest,
+        "unusable_lvef": unusable_lvef(series, series.latest),
         "lvef_baseline": series.baseline if not series.baseline_is_latest else None,
         "lvef_drop": series.drop_points,
         "lvef_due": schedule.due if schedule else None,

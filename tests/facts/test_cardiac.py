@@ -155,6 +155,17 @@ def test_results_without_value_date_or_percent_unit_are_unusable_and_future_ones
     }
 
 
+def test_unusable_records_after_a_result_are_those_dated_later_or_undated():
+    undated = {**lvef("undated", "2026-01-01", 60), "effectiveDateTime": None}
+    series = lvef_series(facts_for(lvef("later", "2026-11-10", 0.4, unit=None), lvef("same-day", "2026-11-02", 0.5, unit=None),
+                                   lvef("older", "2026-07-01", 0.6, unit=None), undated, lvef("used", "2026-11-02", 45)))
+    after = series.unusable_after(series.latest.day)
+    # Newest first, undated last; a record of the result's own day is not counted newer.
+    assert [u.reference for u in after] == ["Observation/later", "Observation/undated"]
+    assert series.unusable_after(None) == series.unusable
+    assert series.unusable_after(date(2026, 11, 10)) == (series.unusable[-1],)
+
+
 @pytest.mark.parametrize("value, unit, why", [
     (0.55, None, "recorded as 0.55 with no unit, not read as 0.55% (it may be a fraction)"),
     (1, None, "recorded as 1 with no unit, not read as 1% (it may be a fraction)"),

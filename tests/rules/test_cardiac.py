@@ -361,6 +361,126 @@ def test_no_baseline_unknown_card_where_a_normal_lvef_decides_whatever_the_fall(
         assert cards(cardiac.lvef_drop_not_assessable, context) == {}
 
 
+# --- a newer LVEF record that cannot be used (rules 13-19, 23, summary) -----------------------------------
+
+NEWER_UNUSABLE = ("A newer LVEF record dated 2026-11-16 could not be used: recorded as 0.35 with no unit, not read as 0.35% "
+                  "\\(it may be a fraction\\). Check it before relying on the result above.")
+SUMMARY_MARK = "; a newer LVEF record could not be used"
+
+
+def newer_unusable() -> dict:
+    return lvef("newer", "2026-11-16", 0.35, unit=None)
+
+
+def older_unusable() -> dict:
+    return lvef("older", "2026-01-10", 0.35, unit=None)
+
+
+def on_tdm1(*lvefs: dict) -> RuleContext:
+    """Metastatic, on T-DM1 since 2026-07-10 after trastuzumab (baseline 60%), with a T-DM1 dose drafted."""
+    return context_for(metastatic(), lvef("pre", "2026-02-20", 60), *lvefs,
+                       statement("h", "trastuzumab", "2026-03-02", "2026-06-30", status="completed"),
+                       statement("k", "tdm1", "2026-07-10"), drafts=(draft("k", "tdm1", "2026-11-23", 3.6),))
+
+
+def test_a_newer_lvef_record_that_cannot_be_used_is_named_when_a_her2_antibody_is_drafted():
+    # Last week's echo recorded as 0.35 (it may be 35%, a hold); the tables can only read July's 55%.
+    context = on_tdm1(lvef("july", "2026-07-13", 55), newer_unusable())
+    finding = cards(cardiac.newest_lvef_unusable, context)["cardiac-lvef-newest-unusable"]
+    assert finding.evidence == ("MedicationRequest/k", "Observation/newer", "Observation/july")
+    card = RENDERER.render(finding)
+    assert card.indicator == "warning"
+    assert card.summary == "tdm1: a newer LVEF record could not be used; last usable LVEF 55% on 2026-07-13"
+    assert "- Latest usable LVEF: 55% on 2026-07-13 (echocardiography).\n- " + NEWER_UNUSABLE in card.detail
+    # LVEF is due by the July result: that card names the newer record too.
+    due = RENDERER.render(cards(cardiac.lvef_monitoring_due, context)["cardiac-lvef-due"])
+    assert due.summary.endswith("last 55% on 2026-07-13" + SUMMARY_MARK) and NEWER_UNUSABLE in due.detail
+
+
+def test_an_unusable_lvef_record_not_newer_than_the_latest_usable_one_is_not_named():
+    older = on_tdm1(lvef("older", "2026-07-13", 0.35, unit=None), lvef("now", "2026-11-16", 55))
+    # Two records of one day (a fraction and a percentage, as some echo systems send both): the day's result is read.
+    same_day = on_tdm1(lvef("fraction", "2026-11-16", 0.55, unit=None), lvef("now", "2026-11-16", 55))
+    for context in (older, same_day):
+        assert cards(cardiac.newest_lvef_unusable, context) == {}
+    due = RENDERER.render(cards(cardiac.lvef_monitoring_due, on_tdm1(older_unusable(), lvef("july", "2026-07-13", 55)))["cardiac-lvef-due"])
+    assert "could not be used" not in due.summary + due.detail
+
+
+def test_an_undated_lvef_record_may_be_newer_and_is_named():
+    undated = {**lvef("undated", "2026-01-01", 35), "effectiveDateTime": None}
+    card = RENDERER.render(cards(cardiac.newest_lvef_unusable, on_tdm1(lvef("now", "2026-11-16", 55), undated))["cardiac-lvef-newest-unusable"])
+    assert card.summary.startswith("tdm1: an undated LVEF record could not be used")
+    assert ("An LVEF record with no date (it may be newer) could not be used: it has no date. "
+            "Check it before relying on the result above.") in card.detail
+
+
+def test_no_newer_lvef_warning_without_a_drafted_her2_antibody_or_any_usable_lvef():
+    paclitaxel = context_for(lvef("july", "2026-07-13", 55), newer_unusable(), statement("k", "tdm1", "2026-07-10"),
+                             drafts=(draft("t", "paclitaxel", "2026-11-23", 80, "mg/m2"),))
+    assert cards(cardiac.newest_lvef_unusable, paclitaxel) == {}
+    # With no usable LVEF nothing older stands in for it; the LVEF-due card lists the record.
+    only_unusable = context_for(newer_unusable(), statement("k", "tdm1", "2026-07-10"), drafts=(draft("k", "tdm1", "2026-11-23", 3.6),))
+    assert cards(cardiac.newest_lvef_unusable, only_unusable) == {}
+    due = RENDERER.render(cards(cardiac.lvef_monitoring_due, only_unusable)["cardiac-lvef-due"])
+    assert "An LVEF record dated 2026-11-16 could not be used: recorded as 0.35 with no unit" in due.detail
+    assert "could not be used" not in due.summary
+
+
+def test_newer_lvef_warning_on_patient_view_only_while_lvef_monitoring_applies():
+    # The LVEF 3 weeks old is not due; yesterday's record cannot be used.
+    def chart(*therapy: dict) -> RuleContext:
+        return context_for(lvef("now", "2026-11-02", 62), lvef("newer", "2026-11-21", 0.42, unit=None), *therapy, hook="patient-view")
+
+    on = chart(administration("h1", "trastuzumab", "2026-10-12"), administration("h2", "trastuzumab", "2026-11-02"))
+    assert cards(cardiac.lvef_monitoring_due, on) == {}
+    finding = cards(cardiac.newest_lvef_unusable, on)["cardiac-lvef-newest-unusable"]
+    assert finding.evidence == ("Observation/newer", "Observation/now")
+    assert RENDERER.render(finding).summary == "trastuzumab: a newer LVEF record could not be used; last usable LVEF 62% on 2026-11-02"
+    long_after = chart(statement("h", "trastuzumab", "2022-01-03", "2023-01-02", status="completed"))
+    assert cards(cardiac.newest_lvef_unusable, long_after) == {}
+
+
+LVEF_CARDS = {
+    "tdm1-hold": (cardiac.tdm1_lvef, "cardiac-lvef-hold-tdm1", True,
+                  (metastatic(), lvef("pre", "2026-02-20", 62), lvef("now", "2026-11-02", 38), statement("k", "tdm1", "2026-07-10")),
+                  draft("k", "tdm1", "2026-11-23", 3.6)),
+    "tdm1-repeat": (cardiac.tdm1_lvef, "cardiac-lvef-repeat-tdm1", True,
+                    (metastatic(), lvef("pre", "2026-06-20", 50), lvef("now", "2026-11-02", 43), statement("k", "tdm1", "2026-07-01")),
+                    draft("k", "tdm1", "2026-11-23", 3.6)),
+    "tdxd-hold": (cardiac.tdxd_lvef, "cardiac-lvef-hold-tdxd", True,
+                  (metastatic(), lvef("now", "2026-11-02", 39), statement("x", "tdxd", "2026-06-01")), draft("x", "tdxd", "2026-11-23", 5.4)),
+    "tdxd-repeat": (cardiac.tdxd_lvef, "cardiac-lvef-repeat-tdxd", True,
+                    (metastatic(), lvef("pre", "2026-05-20", 50), lvef("now", "2026-11-02", 45), statement("x", "tdxd", "2026-06-01")),
+                    draft("x", "tdxd", "2026-11-23", 5.4)),
+    "trastuzumab-hold": (cardiac.trastuzumab_pertuzumab_lvef_hold, "cardiac-lvef-hold-trastuzumab-pertuzumab", True,
+                         on_trastuzumab_with_drop(), draft("t", "trastuzumab", "2026-11-23")),
+    "baseline-unknown": (cardiac.lvef_drop_not_assessable, "cardiac-lvef-baseline-unknown", True,
+                         (metastatic(), lvef("now", "2026-11-02", 55, low=50), statement("h", "trastuzumab", "2026-03-02")),
+                         draft("t", "trastuzumab", "2026-11-23", 6)),
+    "lvef-due": (cardiac.lvef_monitoring_due, "cardiac-lvef-due", True,
+                 (lvef("now", "2026-07-13", 55), statement("k", "tdm1", "2026-07-10")), draft("k", "tdm1", "2026-11-23", 3.6)),
+    "heart-failure": (cardiac.heart_failure_with_her2_therapy, "cardiac-heart-failure-her2-therapy", False,
+                      (condition("hf", ICD10CM, "I50.9"), lvef("now", "2026-11-02", 45)), draft("k", "tdm1", "2026-11-23", 3.6)),
+}
+
+
+@pytest.mark.parametrize("name", LVEF_CARDS)
+def test_a_card_showing_the_latest_lvef_names_a_newer_record_that_cannot_be_used(name):
+    rule_function, card_id, summary_shows_lvef, resources, order = LVEF_CARDS[name]
+    newer = RENDERER.render(cards(rule_function, context_for(*resources, newer_unusable(), drafts=(order,)))[card_id])
+    assert NEWER_UNUSABLE in newer.detail
+    assert (SUMMARY_MARK in newer.summary) is summary_shows_lvef
+    older = RENDERER.render(cards(rule_function, context_for(*resources, older_unusable(), drafts=(order,)))[card_id])
+    assert "could not be used" not in older.summary + older.detail
+
+
+def test_a_newer_unusable_record_is_named_in_the_record_s_own_words_escaped():
+    context = on_tdm1(lvef("july", "2026-07-13", 55), lvef("newer", "2026-11-16", 0.35, unit="<b>EF</b>"))
+    card = RENDERER.render(cards(cardiac.newest_lvef_unusable, context)["cardiac-lvef-newest-unusable"])
+    assert 'recorded as 0.35 with the unit "\\<b\\>EF\\</b\\>", not %' in card.detail
+
+
 # --- rule 19 ---------------------------------------------------------------------------------------------
 
 

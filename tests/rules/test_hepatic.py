@@ -115,10 +115,27 @@ def test_untested_start_reads_a_unitless_lvef_above_1_as_a_percentage(value):
     assert [(item["name"], item["value"]) for item in finding.values["starts"][0]["outside"]] == [("LVEF", value)]
 
 
-def test_untested_start_passes_over_an_unreadable_lvef_to_the_latest_readable_one():
+def test_untested_start_passes_over_an_unreadable_lvef_to_the_latest_readable_one_and_names_it():
     unreadable = {**lvef_as_recorded(0.55, None, day="2026-11-20"), "id": "lvef-fraction"}
     (finding,) = tdm1_start_not_studied(context(unreadable, lab("lvef", 45, "%", day="2026-11-01"), *normal()))
     assert finding.values["starts"][0]["outside"][0]["reference"] == "Observation/lvef-45"
+    detail = RENDERER.render(finding).detail
+    assert ("- LVEF **45%** on 2026-11-01; not studied: \\< 50%.\n- A newer LVEF record dated 2026-11-20 could not be used: "
+            "recorded as 0.55 with no unit, not read as 0.55% \\(it may be a fraction\\). Check it before relying on the "
+            "result above.") in detail
+
+
+def test_untested_start_does_not_name_an_unreadable_lvef_older_than_the_one_it_reads():
+    unreadable = {**lvef_as_recorded(0.55, None, day="2026-10-20"), "id": "lvef-fraction"}
+    (finding,) = tdm1_start_not_studied(context(unreadable, lab("lvef", 45, "%", day="2026-11-01"), *normal()))
+    assert "could not be used" not in RENDERER.render(finding).detail
+
+
+def test_a_first_dose_at_a_discontinuation_level_names_a_newer_unreadable_lvef_beside_the_lvef_it_shows():
+    unreadable = {**lvef_as_recorded(0.55, None, day="2026-11-20"), "id": "lvef-fraction"}
+    (finding,) = tdm1_liver_toxicity(context(unreadable, lab("lvef", 45, "%", day="2026-11-01"), *METASTATIC, *normal(ast=900)))
+    assert finding.card == "hepatic-tdm1-liver-discontinue"
+    assert "A newer LVEF record dated 2026-11-20 could not be used" in RENDERER.render(finding).detail
 
 
 def test_metastatic_grade_2_transaminase_is_a_warning_without_a_hold():

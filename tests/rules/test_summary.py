@@ -1,4 +1,5 @@
-"""The patient-view summary: what it says about LVEF monitoring between HER2 antibody doses."""
+"""The patient-view summary: what it says about LVEF monitoring between HER2 antibody doses, and about LVEF records it
+cannot use."""
 from __future__ import annotations
 
 from cds_hooks.rules import summary
@@ -26,3 +27,26 @@ def test_summary_names_the_interval_that_applies_while_held_and_after_adjuvant_t
     after = context_for(condition("bc", SNOMED, "427685000"), lvef("a", days_ago(100), 60), course, hook="patient-view")
     (finding,) = summary.her2_therapy_summary(after)
     assert f"Next LVEF due {days_ago(-82)} (every 6 months for at least 2 years after adjuvant trastuzumab ends)." in RENDERER.render(finding).detail
+
+
+def test_summary_names_an_lvef_record_newer_than_the_one_it_shows_that_cannot_be_used():
+    def summary_card(unusable_day: str):
+        context = context_for(condition("bc", SNOMED, "427685000"), lvef("a", "2026-11-02", 62),
+                              lvef("b", unusable_day, 0.42, unit=None), administration("h1", "trastuzumab", "2026-11-02"),
+                              hook="patient-view")
+        (finding,) = summary.her2_therapy_summary(context)
+        return RENDERER.render(finding)
+
+    card = summary_card("2026-11-21")
+    assert card.summary.endswith("LVEF 62% on 2026-11-02, next due 2027-01-25; a newer LVEF record could not be used")
+    assert ("**LVEF:** 62% on 2026-11-02 (echocardiography).\n\n- A newer LVEF record dated 2026-11-21 could not be used: "
+            "recorded as 0.42 with no unit") in card.detail
+    older = summary_card("2026-10-01")
+    assert "could not be used" not in older.summary + older.detail
+
+
+def test_summary_without_a_usable_lvef_names_every_lvef_record_it_could_not_use():
+    context = context_for(condition("bc", SNOMED, "427685000"), lvef("b", "2026-11-21", 0.42, unit=None), hook="patient-view")
+    card = RENDERER.render(next(iter(summary.her2_therapy_summary(context))))
+    assert card.summary.endswith("no LVEF on file")
+    assert "**LVEF:** no LVEF on file.\n\n- An LVEF record dated 2026-11-21 could not be used: recorded as 0.42" in card.detail
