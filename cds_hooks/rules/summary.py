@@ -5,7 +5,13 @@ from typing import Any, Iterator
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
-from cds_hooks.facts.cardiac import cumulative_doxorubicin, current_her2_antibody_therapy, lvef_schedule, lvef_series
+from cds_hooks.facts.cardiac import (
+    cumulative_doxorubicin,
+    current_her2_antibody_therapy,
+    held_trastuzumab,
+    lvef_schedule,
+    lvef_series,
+)
 from cds_hooks.facts.disease import line_of_therapy, metastatic_lines, metastatic_since, setting
 from cds_hooks.facts.her2 import her2_status
 from cds_hooks.rules.base import Finding, RuleContext, rule, unusable_lvef
@@ -54,7 +60,9 @@ def _therapy(facts: Facts) -> dict[str, Any]:
     # An antibody between doses is current while its next dose is not long late, as the LVEF line beside it counts:
     # on the dosing day of a 3-weekly cycle the 20-day cover of the last dose has ended.
     current = {e.source: e for e in (*covering, *facts.get(current_her2_antibody_therapy))}
-    return {"current_therapy": [{"text": e.text, "since": e.start} for e in current.values()]}
+    # Held trastuzumab stays current therapy (it is to resume), said as held, as the LVEF interval beside it is.
+    held = {e.source for e in facts.get(held_trastuzumab)}
+    return {"current_therapy": [{"text": e.text, "since": e.start, "held": e.source in held} for e in current.values()]}
 
 
 def _lvef(facts: Facts) -> dict[str, Any]:

@@ -15,14 +15,16 @@ def test_summary_says_lvef_overdue_on_the_dosing_day_of_a_3_weekly_cycle():
     card = RENDERER.render(finding)
     assert card.summary.endswith("LVEF 60% on 2026-05-31, overdue since 2026-08-23")
     # The therapy line agrees with it: the cover of the last dose has ended, the course has not.
-    assert "**Current HER2-directed therapy:** trastuzumab since 2026-11-01" in card.detail
+    assert "**Current HER2-directed therapy:** trastuzumab since 2026-11-01." in card.detail
 
 
 def test_summary_names_the_interval_that_applies_while_held_and_after_adjuvant_therapy():
     held = context_for(condition("bc", SNOMED, "427685000"), lvef("a", days_ago(35), 45), held_order("h", "2026-03-02"),
                        hook="patient-view")
     (finding,) = summary.her2_therapy_summary(held)
-    assert f"**The next LVEF was due {days_ago(7)}** (every 4 weeks while trastuzumab is held)." in RENDERER.render(finding).detail
+    detail = RENDERER.render(finding).detail
+    assert f"**The next LVEF was due {days_ago(7)}** (every 4 weeks while trastuzumab is held)." in detail
+    assert "**Current HER2-directed therapy:** trastuzumab since 2026-03-02, on hold." in detail
     course = statement("t", "trastuzumab", "2024-11-04", days_ago(365), status="completed")
     after = context_for(condition("bc", SNOMED, "427685000"), lvef("a", days_ago(100), 60), course, hook="patient-view")
     (finding,) = summary.her2_therapy_summary(after)
