@@ -220,7 +220,7 @@ def held_trastuzumab(facts: Facts) -> tuple[Exposure, ...]:
     given, not holds, and the record does not date when a hold began, so a dose does not end one."""
     records = [
         e for e in facts.get(given_exposures)
-        if e.ingredients & TRASTUZUMAB_PRODUCTS and not e.source.startswith("MedicationAdministration/")
+        if e.ingredients & TRASTUZUMAB_PRODUCTS and e.resource_type != "MedicationAdministration"
     ]
     held = [e for e in records if e.status == ON_HOLD and e.overlaps(facts.as_of, facts.as_of)]
     return tuple(h for h in held if not any(_started_after(other, h) for other in records if other.status != ON_HOLD))
@@ -458,7 +458,7 @@ def _unsummed_courses(facts: Facts, administered: list[date]) -> list[str]:
     """Doxorubicin statements or orders already under way with no recorded administration in their period."""
     courses = []
     for exposure in facts.exposures:
-        if DOXORUBICIN not in exposure.ingredients or exposure.source.startswith("MedicationAdministration/"):
+        if DOXORUBICIN not in exposure.ingredients or exposure.resource_type == "MedicationAdministration":
             continue
         if exposure.start is None or exposure.start > facts.as_of:
             continue

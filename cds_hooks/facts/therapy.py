@@ -49,9 +49,14 @@ class Exposure:
     def ongoing(self) -> bool:
         return self.end is None
 
+    @property
+    def resource_type(self) -> str:
+        """The type of the record it comes from: an administration records a dose given, not a plan or a hold."""
+        return self.source.split("/")[0]
+
     def describe(self) -> str:
         """How the record shows it, for card text: "MedicationStatement active, since 2026-11-02, no end date"."""
-        kind = self.source.split("/")[0]
+        kind = self.resource_type
         since = f"since {self.start.isoformat()}" if self.start else "start date not recorded"
         until = "no end date" if self.end is None else f"exposure to {self.end.isoformat()}"
         return f"{kind} {self.status}, {since}, {until}"
