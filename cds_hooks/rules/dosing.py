@@ -169,7 +169,7 @@ def _plan_conflicts(context: RuleContext, order: DraftOrder) -> list[str]:
         if other is not order and _is_plain_trastuzumab(other.ingredients)
     ]
     for exposure in context.facts.exposures:
-        planned = exposure.source.startswith(("MedicationRequest/", "MedicationStatement/"))
+        planned = exposure.resource_type in ("MedicationRequest", "MedicationStatement")
         if planned and _is_plain_trastuzumab(exposure.ingredients) and exposure.overlaps(start):
             since = f" since {exposure.start.isoformat()}" if exposure.start else ""
             issues.append(f"{exposure.text} is still {exposure.status} ({exposure.source}{since}) on {start.isoformat()}")

@@ -286,7 +286,7 @@ def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
             **_evidence_values(evidence),
             "drugs": names_of(ongoing),
             "drafts": [],
-            "ongoing": [{"name": e.text, "since": e.start, "source": e.source.split("/")[0], "status": e.status} for e in ongoing],
+            "ongoing": [{"name": e.text, "since": e.start, "source": e.resource_type, "status": e.status} for e in ongoing],
         },
         evidence=tuple(sorted(set(evidence.references) | {e.source for e in ongoing})),
     )
