@@ -70,6 +70,16 @@ class NotIdentified:
 
 
 @dataclass(frozen=True)
+class NamedDrug:
+    """A drug one code, display or text of a concept names when read alone (drugs_named_apart)."""
+
+    kind: Literal["code", "display", "text"]
+    # The code or the name as written.
+    written: str
+    ingredients: frozenset[str]
+
+
+@dataclass(frozen=True)
 class _Target:
     """What a code or a name identifies: one ingredient, or a special product."""
 
@@ -127,6 +137,25 @@ def mentions_class(concept: dict[str, Any] | None, classes: Iterable[str]) -> bo
     or one of its codes alone identifies such a drug. For concepts that classify_medication cannot identify: a
     mention is no identification, and "antitrastuzumabody" mentions nothing."""
     return isinstance(concept, dict) and _mentions(*_coded(concept), tuple(classes))
+
+
+def drugs_named_apart(concept: dict[str, Any] | None) -> tuple[NamedDrug, ...]:
+    """Each code, each display and the text of a concept classified alone, those that name a drug: a concept whose
+    codes agree can still say another drug in its text, which classify_medication (codes before names) passes over."""
+    return _named_apart(*_coded(concept)) if isinstance(concept, dict) else ()
+
+
+@functools.lru_cache(maxsize=4096)
+def _named_apart(codings: _Coded, text: str | None) -> tuple[NamedDrug, ...]:
+    found = []
+    for system, code, display in codings:
+        if code is not None and (match := _classify(((system, code, None),), None)) is not None:
+            found.append(NamedDrug("code", code, match.ingredients))
+        if display and (match := _classify((), display)) is not None:
+            found.append(NamedDrug("display", display, match.ingredients))
+    if text and (match := _classify((), text)) is not None:
+        found.append(NamedDrug("text", text, match.ingredients))
+    return tuple(found)
 
 
 # Both run on every draft that classify_medication cannot identify, each ~15-30 us, and a formulary repeats the same

@@ -12,8 +12,10 @@ from cds_hooks.terminology import (
     RXNORM,
     SNOMED,
     TerminologyDataError,
+    NamedDrug,
     classify_medication,
     coded_meaning,
+    drugs_named_apart,
     in_value_set,
     ingredient_display,
     ingredients_in_class,
@@ -135,6 +137,22 @@ def test_conflicting_codes_at_the_same_level_give_none():
 def test_agreeing_codes_are_fine():
     concept = {"coding": [{"system": RXNORM, "code": "224905"}, {"system": RXNORM, "code": "2107053"}]}
     assert ingredients(concept) == {"trastuzumab"}
+
+
+def test_drugs_named_apart_reads_each_code_display_and_text_alone():
+    concept = {"coding": [{"system": RXNORM, "code": "1371041", "display": "trastuzumab"}], "text": "Kadcyla 160 mg"}
+    assert drugs_named_apart(concept) == (
+        NamedDrug("code", "1371041", frozenset({TDM1})),
+        NamedDrug("display", "trastuzumab", frozenset({"trastuzumab"})),
+        NamedDrug("text", "Kadcyla 160 mg", frozenset({TDM1})),
+    )
+
+
+@pytest.mark.parametrize("concept", [None, "1371041", {"coding": "1371041"}, {"coding": [{"system": RXNORM, "code": 1371041}]},
+                                     {"coding": [{"system": RXNORM, "code": "999999999"}], "text": "saline"}])
+def test_drugs_named_apart_of_a_malformed_or_unknown_concept_is_nothing(concept):
+    # A Medication resource of the prefetch or draft bundle is raw JSON, not validated as a draft order is.
+    assert drugs_named_apart(concept) == ()
 
 
 # --- ATC ----------------------------------------------------------------------------------------

@@ -118,44 +118,17 @@ def product_identity(context: RuleContext) -> Iterator[Finding]:
 
 def _naming_conflicts(order: DraftOrder) -> list[str]:
     """Each code, the text and each display read alone; a contradiction involving a HER2 agent is a finding."""
-    named = _named_drugs(order)
-    kinds = {ingredients for _, ingredients in named}
+    named = terminology.drugs_named_apart(order.concept)
+    kinds = {drug.ingredients for drug in named}
     if len(kinds) < 2 or not frozenset().union(*kinds) & HER2_AGENTS:
         return []
     return ["its medication names different drugs: " + "; ".join(
-        f"{where} means {' + '.join(_display(i) for i in sorted(ingredients))}" for where, ingredients in named
+        f"{_NAMED_AS[drug.kind].format(drug.written)} means {' + '.join(_display(i) for i in sorted(drug.ingredients))}"
+        for drug in named
     ) + ". It cannot be identified"]
 
 
-def _named_drugs(order: DraftOrder) -> list[tuple[str, frozenset[str]]]:
-    concept = _medication_concept(order)
-    if concept is None:
-        return []
-    found = []
-    for coding in concept.get("coding") or []:
-        code_only = {key: coding[key] for key in ("system", "code") if key in coding}
-        if (match := terminology.classify_medication({"coding": [code_only]})) is not None:
-            found.append((f"code {coding.get('code')}", match.ingredients))
-        display = coding.get("display")
-        if display and (match := terminology.classify_medication({"text": display})) is not None:
-            found.append((f'display "{display}"', match.ingredients))
-    text = concept.get("text")
-    if text and (match := terminology.classify_medication({"text": text})) is not None:
-        found.append((f'text "{text}"', match.ingredients))
-    return found
-
-
-def _medication_concept(order: DraftOrder) -> dict[str, Any] | None:
-    """The draft's CodeableConcept, or that of a contained Medication it references."""
-    resource = order.resource
-    if resource.medicationCodeableConcept is not None:
-        return resource.medicationCodeableConcept.model_dump(exclude_none=True)
-    reference = resource.medicationReference.reference if resource.medicationReference else None
-    if reference and reference.startswith("#"):
-        for contained in resource.contained or []:
-            if contained.id == reference[1:] and getattr(contained, "code", None) is not None:
-                return contained.code.model_dump(exclude_none=True)
-    return None
+_NAMED_AS = {"code": "code {}", "display": 'display "{}"', "text": 'text "{}"'}
 
 
 def _plan_conflicts(context: RuleContext, order: DraftOrder) -> list[str]:
