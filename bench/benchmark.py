@@ -123,6 +123,7 @@ class Results:
     record_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # patient -> (resources, medication records)
     body_bytes: dict[str, int] = field(default_factory=dict)
     steps: dict[str, dict[str, float]] = field(default_factory=dict)  # scenario -> engine step -> median ms
+    keys_fetched: dict[str, float] = field(default_factory=dict)  # scenario -> median prefetch keys fetched per call
     rss_mb: dict[str, list[float]] = field(default_factory=dict)
     load_runs: tuple[int, float] = (0, 0.0)  # rounds of `hey`, seconds each
     revision: str = "unknown"  # the commit measured
@@ -257,9 +258,11 @@ def fetch_times(bundle: dict[str, Any], base_url: str, samples: int) -> dict[str
     return medians
 
 
-def engine_steps(log: Path) -> dict[str, dict[str, float]]:
-    """Median of the engine's own step timings per scenario, from the service's access log (request ids)."""
+def engine_steps(log: Path) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Median of the engine's own step timings per scenario, and of the prefetch keys it fetched, from the service's
+    access log (request ids)."""
     steps: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    fetched: dict[str, list[int]] = defaultdict(list)
     for line in log.read_text("utf-8", errors="replace").splitlines():
         if not line.startswith("{"):
             continue
@@ -271,7 +274,11 @@ def engine_steps(log: Path) -> dict[str, dict[str, float]]:
         for step, milliseconds in timings.items():
             steps[match.group(1)][step].append(milliseconds)
         steps[match.group(1)]["request (access log)"].append(entry["duration_ms"])
-    return {key: {step: statistics.median(values) for step, values in found.items()} for key, found in steps.items()}
+        fetched[match.group(1)].append(len(entry.get("fetched_keys") or ()))
+    return (
+        {key: {step: statistics.median(values) for step, values in found.items()} for key, found in steps.items()},
+        {key: statistics.median(counts) for key, counts in fetched.items()},
+    )
 
 
 def peak_rss_mb(server: Server) -> list[float]:
@@ -365,7 +372,7 @@ def run(plan: Plan) -> Results:
             results.rss_mb = {server.name: peak_rss_mb(server) for server in servers}
         results.host_speed = HostSpeedCheck(HOST_SPEED_CASE, plan.host_speed_samples, IDLE_SECONDS, speed_at_start,
                                             host_speed(speed_case, work, plan.host_speed_samples))
-        results.steps = engine_steps(work / "service.log")
+        results.steps, results.keys_fetched = engine_steps(work / "service.log")
     results.seconds = time.monotonic() - started
     return results
 

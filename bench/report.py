@@ -123,17 +123,19 @@ def _markdown(results: "Results", machine: dict[str, str], quick: bool) -> str:
         f"{FHIR_DELAY_SECONDS * 1000:.0f} ms to each request ({len(results.fetches[PATIENTS[0]])} keys)",
         "",
         "Slowest and sum: each query timed alone against the endpoint (median); processing: our full-prefetch p50 "
-        "for the same record and hook.",
+        "for the same record and hook; keys fetched: the median per call in the service's access log (none when no "
+        "draft is a drug the checks read, `cds_hooks/scope.py`).",
         "",
-        "| record | hook | wall p50 | wall p95 | slowest single fetch | sum of fetches | processing | wall - slowest - processing |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| record | hook | keys fetched | wall p50 | wall p95 | slowest single fetch | sum of fetches | processing | wall - slowest - processing |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in fallback:
         wall = results.latency[s.key]["service"]
         fetches = results.fetches[s.patient]
         processing = percentile(results.latency[f"{s.patient}-{s.hook}-full"]["service"], 50)
         lines.append(
-            f"| {s.patient} | {s.hook} | {percentile(wall, 50):.1f} | {percentile(wall, 95):.1f} | {max(fetches.values()):.1f} "
+            f"| {s.patient} | {s.hook} | {results.keys_fetched.get(s.key, 0):g} | {percentile(wall, 50):.1f} | {percentile(wall, 95):.1f} | "
+            f"{max(fetches.values()):.1f} "
             f"({max(fetches, key=fetches.get)}) | {sum(fetches.values()):.1f} | {processing:.1f} | "
             f"{percentile(wall, 50) - max(fetches.values()) - processing:+.1f} |"
         )

@@ -1,6 +1,6 @@
 """One CDS Hooks call from validated request to response; the HTTP API and the CLI both go through here.
 
-request -> protocol validation -> prefetch resolution -> typed record -> facts -> rules -> cards -> response
+request -> protocol validation -> scope (anything to check?) -> prefetch resolution -> typed record -> facts -> rules -> cards -> response
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from cds_hooks.protocol.request import HookRequest, parse_hook_request
 from cds_hooks.record import DraftOrder, PatientRecord, build_record, warm_up
 from cds_hooks.render import CardRenderer
 from cds_hooks.rules import REGISTRY, Finding, Rule, RuleContext
+from cds_hooks.scope import concerns_checks
 from cds_hooks.services import SERVICES, SERVICES_BY_ID, ServiceDefinition
 from cds_hooks.settings import Settings
 
@@ -93,6 +94,18 @@ class Engine:
         service = self.service(service_id)
         request = parse_hook_request(body, service.hook)
         clock.lap("validate")
+        concerned = concerns_checks(request)
+        clock.lap("scope")
+        if not concerned:
+            # An order for a drug no check reads: its prefetch is neither read nor fetched (scope.py).
+            return Evaluation(
+                body=to_json(Response(cards=(), systemActions=())), service_id=service.id, issued=(), fetched_keys=(), timings_ms=timings
+            )
+        return self.check(service, request, clock)
+
+    def check(self, service: ServiceDefinition, request: HookRequest, clock: _Stopwatch | None = None) -> Evaluation:
+        """Run the service's checks on a validated request, whatever scope.concerns_checks says of it."""
+        clock = clock or _Stopwatch({})
         prefetch = self.resolver.resolve(request, service.prefetch)
         clock.lap("prefetch")
         record = build_record(prefetch.resources, request.draft_orders)
@@ -120,7 +133,7 @@ class Engine:
             service_id=service.id,
             issued=tuple(IssuedCard(card.uuid, _card_id(card), rule_id, card.indicator) for rule_id, card in rendered),
             fetched_keys=prefetch.fetched_keys,
-            timings_ms=timings,
+            timings_ms=clock.timings,
         )
 
     def _findings(self, context: RuleContext) -> Iterable[tuple[str | None, Finding]]:
@@ -167,10 +180,7 @@ def _check_findings(rule: Rule, findings: list[Finding]) -> None:
 
 def focus_orders(request: HookRequest, record: PatientRecord) -> tuple[DraftOrder, ...]:
     """The orders the clinician is acting on: order-select's selections, or every draft for order-sign."""
-    if request.hook != "order-select":
-        return record.draft_orders
-    selected = set(request.selections)
-    return tuple(order for order in record.draft_orders if order.reference in selected)
+    return tuple(order for order in record.draft_orders if request.acts_on(order.reference))
 
 
 def _card_id(card: Card) -> str:

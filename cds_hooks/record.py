@@ -184,7 +184,7 @@ def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Ite
             if isinstance(resource, dict) and isinstance(resource_type := resource.get("resourceType"), str):
                 by_type.setdefault(resource_type, []).append(resource)
     drafts = list(draft_orders)
-    medication_index = _medication_index(by_type.get("Medication", []) + drafts)
+    index = medication_index(by_type.get("Medication", []) + drafts)
     unreadable: list[UnreadableResource] = []
 
     patient = next(iter(by_type.get("Patient", [])), None)
@@ -192,7 +192,7 @@ def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Ite
     medications: list[MedicationRecord] = []
     for resource_type, view in HISTORY_VIEWS.items():
         for resource in _unique(by_type.get(resource_type, [])):
-            concept = _medication_concept(resource, medication_index)
+            concept = medication_concept(resource, index)
             match = terminology.classify_medication(concept)
             if match is None:
                 continue
@@ -205,7 +205,7 @@ def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Ite
         patient=_model(Patient, patient, unreadable, name="the patient's sex and date of birth") if patient else None,
         conditions=tuple(m for m in (_model(Condition, r, unreadable) for r in conditions) if m),
         medications=tuple(medications),
-        draft_orders=tuple(_draft_order(resource, medication_index) for resource in drafts if _is_medication_order(resource)),
+        draft_orders=tuple(_draft_order(resource, index) for resource in drafts if is_medication_order(resource)),
         observation_index=_ObservationIndex(by_type.get("Observation", []), unreadable),
         unreadable=unreadable,
     )
@@ -351,7 +351,7 @@ def warm_up() -> None:
 # --- medications -----------------------------------------------------------------------------------
 
 
-def _medication_index(resources: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+def medication_index(resources: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
     """Medication resources by their relative reference (Medication/id), from prefetch and the draft bundle."""
     index: dict[str, Mapping[str, Any]] = {}
     for resource in resources:
@@ -360,7 +360,7 @@ def _medication_index(resources: Iterable[Mapping[str, Any]]) -> dict[str, Mappi
     return index
 
 
-def _medication_concept(resource: Mapping[str, Any], index: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def medication_concept(resource: Mapping[str, Any], index: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The medication CodeableConcept of an order, statement or administration, following medicationReference."""
     concept = resource.get("medicationCodeableConcept")
     if isinstance(concept, dict):
@@ -368,6 +368,29 @@ def _medication_concept(resource: Mapping[str, Any], index: Mapping[str, Mapping
     reference = resource.get("medicationReference")
     if not isinstance(reference, dict):
         return None
+    medication = _referenced_medication(resource, reference, index)
+    if medication is not None:
+        return medication["code"]
+    # A reference we cannot resolve still has its display, which the documented name fallback may match.
+    display = reference.get("display")
+    return {"text": display} if isinstance(display, str) else None
+
+
+def references_unknown_medication(resource: Mapping[str, Any], index: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether the resource names its drug only by a medicationReference to a coded Medication that neither it
+    (contained) nor `index` holds."""
+    reference = resource.get("medicationReference")
+    return (
+        not isinstance(resource.get("medicationCodeableConcept"), dict)
+        and isinstance(reference, dict)
+        and _referenced_medication(resource, reference, index) is None
+    )
+
+
+def _referenced_medication(
+    resource: Mapping[str, Any], reference: Mapping[str, Any], index: Mapping[str, Mapping[str, Any]]
+) -> Mapping[str, Any] | None:
+    """The contained or indexed Medication a medicationReference points to, when it has a code."""
     target = reference.get("reference")
     medication = None
     if isinstance(target, str) and target.startswith("#"):
@@ -376,11 +399,7 @@ def _medication_concept(resource: Mapping[str, Any], index: Mapping[str, Mapping
         )
     elif isinstance(target, str):
         medication = index.get(target) or index.get(_strip_base(target))
-    if isinstance(medication, dict) and isinstance(medication.get("code"), dict):
-        return medication["code"]
-    # A reference we cannot resolve still has its display, which the documented name fallback may match.
-    display = reference.get("display")
-    return {"text": display} if isinstance(display, str) else None
+    return medication if isinstance(medication, dict) and isinstance(medication.get("code"), dict) else None
 
 
 def _strip_base(reference: str) -> str:
@@ -421,12 +440,17 @@ _ESSENTIAL_FIELDS = (
 )
 
 
-def _is_medication_order(resource: Mapping[str, Any]) -> bool:
+def is_medication_order(resource: Mapping[str, Any]) -> bool:
     return resource.get("resourceType") in _MEDICATION_ORDER_TYPES
 
 
+def draft_reference(resource: Mapping[str, Any]) -> str:
+    """A draft as selections and card actions name it: its type as the client sent it, and its id."""
+    return f"{resource['resourceType']}/{resource.get('id')}"
+
+
 def _draft_order(resource: dict[str, Any], index: Mapping[str, Mapping[str, Any]]) -> DraftOrder:
-    reference = f"{resource['resourceType']}/{resource.get('id')}"
+    reference = draft_reference(resource)
     normalised = normalise_medication_order(resource)
     model, problems = _read_draft(normalised)
     if model is None:
@@ -436,7 +460,7 @@ def _draft_order(resource: dict[str, Any], index: Mapping[str, Mapping[str, Any]
             f"draft order {reference} is not a MedicationRequest we can read",
             details=[f"{reference}: {problem}" for problem in problems],
         )
-    concept = _medication_concept(normalised, index)
+    concept = medication_concept(normalised, index)
     match = terminology.classify_medication(concept)
     return DraftOrder(reference=reference, resource=model, match=match, text=_concept_text(concept, match), concept=concept)
 

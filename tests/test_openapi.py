@@ -131,8 +131,11 @@ def test_every_documented_required_field_is_required(live_server: LiveServer, do
 def test_documented_errors_conform_to_the_error_body(live_server: LiveServer, document: dict[str, Any]):
     validator = response_validator(document, "ErrorBody")
     service = "/cds-services/her2-order-sign"
+    trastuzumab = {"resourceType": "MedicationRequest", "id": "t", "status": "draft", "intent": "order", "subject": {"reference": "Patient/1"},
+                   "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "224905"}]}}
     no_prefetch = {"hook": "order-sign", "hookInstance": "x",
-                   "context": {"userId": "Practitioner/1", "patientId": "1", "draftOrders": {"resourceType": "Bundle"}}}
+                   "context": {"userId": "Practitioner/1", "patientId": "1",
+                               "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": trastuzumab}]}}}
     answers = {
         (service, 400): live_server.post(service, {"hook": "order-sign"}),
         ("/cds-services/{service_id}", 404): live_server.post("/cds-services/no-such-service", {}),

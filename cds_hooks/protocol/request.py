@@ -61,6 +61,10 @@ class HookRequest:
     def selections(self) -> tuple[str, ...]:
         return tuple(self.context.get("selections") or ())
 
+    def acts_on(self, draft_reference: str) -> bool:
+        """Whether the clinician is acting on this draft: one of order-select's selections, or any draft at order-sign."""
+        return self.hook != "order-select" or draft_reference in self.selections
+
 
 def parse_hook_request(body: Any, expected_hook: str) -> HookRequest:
     """Validate a decoded JSON body for a service bound to `expected_hook`; raise InvalidRequest naming each problem."""

@@ -191,9 +191,8 @@ CHECKED_CLASSES = ("her2_directed", "anthracycline")
 def agent_not_identified(context: RuleContext) -> Iterator[Finding]:
     orders = []
     for order in context.focus_orders:
-        why = terminology.why_not_identified(order.concept)
-        # A draft with a code or a name but none of these words is another drug this service does not check.
-        if why is not None and (why.names_nothing or terminology.mentions_class(order.concept, CHECKED_CLASSES)):
+        why = unidentified_checked_drug(order.concept)
+        if why is not None:
             orders.append((order, why))
     if not orders:
         return
@@ -209,6 +208,13 @@ def agent_not_identified(context: RuleContext) -> Iterator[Finding]:
         evidence=tuple(order.reference for order, _ in orders),
     )
 
+
+
+def unidentified_checked_drug(concept: Mapping[str, Any] | None) -> terminology.NotIdentified | None:
+    """Why a draft's medication is not identified, when it may be a drug of CHECKED_CLASSES or names no drug at all;
+    None for an identified drug, or another drug (a code or a name but none of these words) this service does not check."""
+    why = terminology.why_not_identified(concept)
+    return why if why is not None and (why.names_nothing or terminology.mentions_class(concept, CHECKED_CLASSES)) else None
 
 # --- rules 2 and 3: T-DM1 -------------------------------------------------------------------------
 
