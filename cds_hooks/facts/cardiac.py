@@ -20,13 +20,14 @@ HER2_ANTIBODIES = terminology.ingredients_in_class("her2_antibody")
 TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
 ANTHRACYCLINES = terminology.ingredients_in_class("anthracycline")
 DOXORUBICIN = "doxorubicin"
-# LVEF is a percentage (A3.2: "expect value units of %"). A value reads as one with the unit % (UCUM code or unit text)
-# from 0 to 100, or with no unit when it is plainly one: more than 1 and at most 100. A unitless value of 1 or less may
-# be a fraction (0.55 for 55 %, as some echo systems send): it is never multiplied by 100, nor read as 0.55 %, but left
-# out as unusable, like a value in any other unit ("1", "{fraction}") or outside 0-100 %.
+# LVEF is a percentage (A3.2: "expect value units of %"). A value reads as one when it is plainly one: more than 1 and
+# at most 100, with the unit % (UCUM code or unit text) or with no unit. A value of 1 or less may be a fraction (0.55
+# for 55 %, as some echo systems send, sometimes labelled %), and no heart pumps 1 % or less: it is never multiplied by
+# 100, nor read as 0.55 % (a critical hold), but left out as unusable, like a value in any other unit ("1",
+# "{fraction}") or outside 0-100 %.
 _PERCENT_UNITS = frozenset({"%", "percent"})
-# A unitless value above this (and at most 100) is plainly a percentage; at or below it, it may be a fraction.
-_UNITLESS_FRACTION_MAX = 1.0
+# A value above this (and at most 100) is plainly a percentage; at or below it, it may be a fraction.
+_FRACTION_MAX = 1.0
 # Administrations that record a dose the patient received.
 _GIVEN_STATUSES = frozenset({"completed", "in-progress"})
 # Records of therapy that is only planned: no dose has been given, so they neither anchor the baseline nor make
@@ -378,15 +379,17 @@ def _not_a_percentage(value: float, unit: str | None) -> str | None:
     unit = (unit or "").strip() or None
     shown = f"{value:g}"
     if unit is None:
-        if _UNITLESS_FRACTION_MAX < value <= 100:
+        if _FRACTION_MAX < value <= 100:
             return None
-        if 0 <= value <= _UNITLESS_FRACTION_MAX:
+        if 0 <= value <= _FRACTION_MAX:
             return f"recorded as {shown} with no unit, not read as {shown}% (it may be a fraction)"
         return f"recorded as {shown} with no unit, outside 0-100"
     if unit not in _PERCENT_UNITS:
         return f'recorded as {shown} with the unit "{unit}", not %'
     if not 0 <= value <= 100:
         return f"recorded as {shown}%, outside 0-100%"
+    if value <= _FRACTION_MAX:
+        return f"recorded as {shown}%, which no heart pumps (it may be a fraction written with %)"
     return None
 
 

@@ -224,8 +224,8 @@ class _BaselineGap:
     ),
     thresholds=(
         "LVEF (any method, A3.2) dated within settings.baseline_lvef_lookback_days before the planned start, or later. "
-        "As for every LVEF rule, a value counts in % from 0 to 100, or with no unit above 1 and at most 100; a unitless "
-        "value of 1 or less (possibly a fraction), another unit or a % outside 0-100 is named on the card as unusable."
+        "As for every LVEF rule, a value counts above 1 and at most 100, in % or with no unit; a value of 1 or less "
+        "(possibly a fraction, with % or no unit), another unit or a % outside 0-100 is named on the card as unusable."
     ),
 )
 def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:

@@ -176,15 +176,18 @@ def test_unusable_records_after_a_result_are_those_dated_later_or_undated():
     (-5, "%", "recorded as -5%, outside 0-100%"),
     (0.55, "1", 'recorded as 0.55 with the unit "1", not %'),
     (0.55, "{fraction}", 'recorded as 0.55 with the unit "{fraction}", not %'),
+    (0.55, "%", "recorded as 0.55%, which no heart pumps (it may be a fraction written with %)"),
+    (1, "%", "recorded as 1%, which no heart pumps (it may be a fraction written with %)"),
+    (0, "%", "recorded as 0%, which no heart pumps (it may be a fraction written with %)"),
 ], ids=["unitless-fraction", "unitless-1", "unitless-0", "unitless-above-100", "unitless-negative", "percent-above-100",
-        "percent-negative", "ucum-1", "fraction-annotation"])
+        "percent-negative", "ucum-1", "fraction-annotation", "percent-fraction", "percent-1", "percent-0"])
 def test_a_value_that_is_not_plainly_a_percentage_is_unusable_and_says_why(value, unit, why):
     series = lvef_series(facts_for(lvef("odd", "2026-11-01", value, unit=unit), lvef("ok", "2026-09-01", 62)))
     assert [r.reference for r in series.results] == ["Observation/ok"]
     assert [(u.reference, u.why) for u in series.unusable] == [("Observation/odd", why)]
 
 
-@pytest.mark.parametrize("value, unit", [(55, None), (1.5, None), (100, None), (55, "%"), (0, "%"), (100, "%"), (55, "percent")])
+@pytest.mark.parametrize("value, unit", [(55, None), (1.5, None), (100, None), (55, "%"), (1.5, "%"), (100, "%"), (55, "percent")])
 def test_a_percentage_with_the_unit_or_plainly_one_without_it_is_read_as_recorded(value, unit):
     series = lvef_series(facts_for(lvef("a", "2026-11-01", value, unit=unit)))
     assert series.unusable == () and series.latest.value == value
