@@ -77,7 +77,7 @@ class LvefSeries:
     # Usable results (a percentage value and a date, not after the reference date), newest first.
     results: tuple[LvefResult, ...]
     # LVEF Observations left out because they have no value, no date, or a value that is not a percentage (_lvef_result),
-    # newest first, undated last.
+    # or are dated after the reference date; newest first, undated last.
     unusable: tuple[UnusableLvef, ...]
     # The day the baseline is taken against: the first HER2 antibody dose, else the planned start of a drafted one.
     anchor: date | None
@@ -166,9 +166,12 @@ def lvef_series(facts: Facts) -> LvefSeries:
     unusable: list[UnusableLvef] = []
     for observation in observations_in(facts.record, "lvef"):
         result = _lvef_result(observation)
+        if isinstance(result, LvefResult) and result.day > facts.as_of:
+            # Not measured yet, so a date entered wrong: it may be the newest result, so it is named, not passed over.
+            result = UnusableLvef(result.reference, result.day, "it is dated after today")
         if isinstance(result, UnusableLvef):
             unusable.append(result)
-        elif result.day <= facts.as_of:
+        else:
             results.append(result)
     anchor, is_first_dose = _her2_anchor(facts)
     # Before any recorded dose every result so far is pretreatment, even one after a planned start already past.

@@ -143,7 +143,7 @@ def test_no_baseline_when_every_lvef_follows_the_first_dose():
     assert series.baseline is None and series.drop_points is None
 
 
-def test_results_without_value_date_or_percent_unit_are_unusable_and_future_ones_ignored():
+def test_results_without_value_date_or_percent_unit_or_dated_after_today_are_unusable():
     undated = {**lvef("undated", "2026-01-01", 60), "effectiveDateTime": None}
     series = lvef_series(facts_for(lvef("absent", "2026-11-01", None), lvef("fraction", "2026-10-01", 0.55, unit="1"), undated,
                                    lvef("future", "2026-12-30", 50), lvef("ok", "2026-09-01", 62)))
@@ -152,6 +152,7 @@ def test_results_without_value_date_or_percent_unit_are_unusable_and_future_ones
         "Observation/absent": (date(2026, 11, 1), "it has no numeric value"),
         "Observation/fraction": (date(2026, 10, 1), 'recorded as 0.55 with the unit "1", not %'),
         "Observation/undated": (None, "it has no date"),
+        "Observation/future": (date(2026, 12, 30), "it is dated after today"),
     }
 
 
