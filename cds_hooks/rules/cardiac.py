@@ -662,8 +662,8 @@ def _tdxd_verdict(value: float, drop: float | None) -> _Verdict:
     cards=("cardiac-lvef-newest-unusable",),
     trigger=(
         "An LVEF record the service cannot use (no value, no date or a date after today, or a value not plainly a "
-        "percentage) dated after the latest usable LVEF, or undated. Order hooks: a drafted HER2 antibody (trastuzumab products, pertuzumab, "
-        "T-DM1, T-DXd, margetuximab). patient-view: an LVEF monitoring interval applies (as for "
+        "percentage) dated after the latest usable LVEF, or undated. Order hooks: a drafted HER2 antibody "
+        "(trastuzumab products, pertuzumab, T-DM1, T-DXd, margetuximab). patient-view: an LVEF monitoring interval applies (as for "
         "cardiac.lvef-monitoring-due: trastuzumab held, on HER2 antibody therapy, or after adjuvant trastuzumab). "
         "Not shown beside a card that names the record itself and is at least a warning (absorbed): rule 12's, the hold "
         "and baseline-unknown cards of rules 14-18, rule 19's. Not with "

@@ -209,12 +209,12 @@ def agent_not_identified(context: RuleContext) -> Iterator[Finding]:
     )
 
 
-
 def unidentified_checked_drug(concept: Mapping[str, Any] | None) -> terminology.NotIdentified | None:
     """Why a draft's medication is not identified, when it may be a drug of CHECKED_CLASSES or names no drug at all;
     None for an identified drug, or another drug (a code or a name but none of these words) this service does not check."""
     why = terminology.why_not_identified(concept)
     return why if why is not None and (why.names_nothing or terminology.mentions_class(concept, CHECKED_CLASSES)) else None
+
 
 # --- rules 2 and 3: T-DM1 -------------------------------------------------------------------------
 
