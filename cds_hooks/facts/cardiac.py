@@ -2,7 +2,7 @@
 and the cumulative doxorubicin dose (clinical reference Part B2, A3.2)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
 
@@ -48,6 +48,9 @@ UNWRITTEN_DOSE_INTERVAL = timedelta(days=21)
 HELD_LVEF_INTERVAL_DAYS = 28
 AFTER_ADJUVANT_LVEF_INTERVAL_DAYS = 182
 AFTER_ADJUVANT_MONITORING_MONTHS = 24
+# Rule 13: trastuzumab LVEF "at completion". The label gives no window: an LVEF up to 4 weeks before the last dose, or
+# any day after it, is taken as the one at completion. A judgement call (local policy), not a label figure.
+COMPLETION_LVEF_WINDOW_DAYS = 28
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class LvefSchedule:
     reason: ScheduleReason
     interval_days: int
     # The last LVEF + the interval; with no LVEF on record, the start of the therapy (on therapy or held; for a drafted
-    # continuation, the first HER2 antibody dose) or the end of adjuvant therapy + the interval.
+    # continuation, the first HER2 antibody dose). After adjuvant therapy without an LVEF at completion, its last dose.
     due: date
     # What sets the schedule: the current HER2 antibody therapy, the trastuzumab records on hold, or the trastuzumab
     # whose last dose ended adjuvant therapy (none for the on-therapy schedule a drafted continuation is read against).
@@ -132,6 +135,9 @@ class LvefSchedule:
     # the record allows for that dose).
     last_dose: LastDose | None = None
     monitoring_until: date | None = None
+    # After adjuvant therapy: no usable LVEF is dated from COMPLETION_LVEF_WINDOW_DAYS before its last dose on (none at
+    # all, or only older ones), so the LVEF at completion is missing and was due on the last dose.
+    completion_lvef_missing: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,8 +269,9 @@ def _on_therapy_lvef_schedule(facts: Facts) -> LvefSchedule | None:
 
 
 def _after_adjuvant_lvef_schedule(facts: Facts) -> LvefSchedule | None:
-    """Every 6 months for 2 years after the last dose of trastuzumab, for early breast cancer (disease.setting) when no
-    HER2 antibody therapy is under way now."""
+    """At completion, then every 6 months for 2 years after the last dose of trastuzumab, for early breast cancer
+    (disease.setting) when no HER2 antibody therapy is under way now. Without an LVEF at completion, due on the last
+    dose; else 6 months after the last LVEF."""
     if facts.get(current_her2_antibody_therapy):
         return None
     ended = [
@@ -279,8 +286,12 @@ def _after_adjuvant_lvef_schedule(facts: Facts) -> LvefSchedule | None:
         return None
     interval = AFTER_ADJUVANT_LVEF_INTERVAL_DAYS
     last_doses = tuple(e for e in ended if e.source in last_dose.sources)
-    schedule = _from_last_lvef(facts, "after-adjuvant", interval, last_doses, last_dose.at_least + timedelta(days=interval))
-    return replace(schedule, last_dose=last_dose, monitoring_until=until)
+    last_lvef = facts.get(lvef_series).last_measured
+    # Counted from the earliest day the last dose can be, so an undated last dose never makes the LVEF look missing.
+    completion_missing = last_lvef is None or last_lvef < last_dose.at_least - timedelta(days=COMPLETION_LVEF_WINDOW_DAYS)
+    due = last_dose.at_least if completion_missing else last_lvef + timedelta(days=interval)
+    return LvefSchedule("after-adjuvant", interval, due, last_doses, last_dose=last_dose, monitoring_until=until,
+                        completion_lvef_missing=completion_missing)
 
 
 def _from_last_lvef(

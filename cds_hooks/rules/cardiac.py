@@ -13,6 +13,7 @@ from cds_hooks.facts.dosing import dose_written, ordered_dose
 from cds_hooks.facts.cardiac import (
     AFTER_ADJUVANT_LVEF_INTERVAL_DAYS,
     AFTER_ADJUVANT_MONITORING_MONTHS,
+    COMPLETION_LVEF_WINDOW_DAYS,
     DOXORUBICIN,
     HELD_LVEF_INTERVAL_DAYS,
     NEXT_DOSE_GRACE,
@@ -260,7 +261,9 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
         "product) held, i.e. an order or statement on hold over today that no later order or statement not on hold "
         "has taken over from; else on HER2 antibody therapy (an exposure covers today, or the next dose is not yet long "
         "late); else early breast cancer (disease setting: breast cancer recorded, no metastatic disease), off HER2 "
-        "antibody therapy, within 2 years of the last trastuzumab dose. "
+        "antibody therapy, within 2 years of the last trastuzumab dose: due on that last dose when no LVEF was recorded "
+        "at completion (the card says so, with the last LVEF and how long before the last dose it was), else 6 months "
+        "after the last LVEF. "
         "Order hooks: a HER2 antibody drafted for a patient who has had one before, with the last LVEF older than the "
         "interval at the planned start: the held interval while trastuzumab is held (a resumption), else the on-therapy "
         "one (a first dose without a baseline is rule 12's card instead). The card names the interval and why."
@@ -271,9 +274,12 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
         f"{NEXT_DOSE_GRACE.days} days after the last dose, the interval being the longest the record's orders and "
         f"statements of the drug write, else {UNWRITTEN_DOSE_INTERVAL.days} days. After adjuvant therapy: "
         f"{AFTER_ADJUVANT_LVEF_INTERVAL_DAYS} days (label: every 6 months) for {AFTER_ADJUVANT_MONITORING_MONTHS} "
-        "calendar months after the last trastuzumab dose (label: at least 2 years), counted from the last LVEF, or from "
-        "the last dose with no LVEF on record; patient-view only. Held or on therapy with no LVEF on record: due from "
-        "the start of that therapy."
+        "calendar months after the last trastuzumab dose (label: at least 2 years), counted from the last LVEF; "
+        f"patient-view only. The LVEF at completion (label: \"and at completion\") is one dated {COMPLETION_LVEF_WINDOW_DAYS} "
+        "days or less before the last dose, or after it (local policy: the label gives no window); without it (no LVEF "
+        "on record, or only older ones) due on the last dose. An undated last dose counts from the earliest day the "
+        "record allows for it, for both windows. Held or on therapy with no LVEF on record: due from the start of that "
+        "therapy."
     ),
 )
 def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
@@ -312,6 +318,11 @@ def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
             "held_drugs": names_of(held),
             "last_dose": schedule.last_dose,
             "monitoring_until": schedule.monitoring_until,
+            "completion_lvef_missing": schedule.completion_lvef_missing,
+            "lvef_days_before_last_dose": (
+                (schedule.last_dose.at_least - latest.day).days if schedule.completion_lvef_missing and latest else None
+            ),
+            "completion_window_days": COMPLETION_LVEF_WINDOW_DAYS,
             "orders": orders,
         },
         suggestions=(_order_lvef_suggestion(context),),

@@ -29,7 +29,8 @@ HER2_DIRECTED = terminology.ingredients_in_class("her2_directed")
     thresholds=(
         "Line of therapy is an estimate from HER2-directed regimens since metastatic disease; LVEF is due by the "
         "interval that applies (cardiac.lvef-monitoring-due): 4 weeks while trastuzumab is held, "
-        "lvef_monitoring_interval_days on HER2 antibody therapy, 6 months for 2 years after adjuvant trastuzumab."
+        "lvef_monitoring_interval_days on HER2 antibody therapy, 6 months for 2 years after adjuvant trastuzumab (due "
+        "at its last dose when no LVEF was recorded at completion)."
     ),
 )
 def her2_therapy_summary(context: RuleContext) -> Iterator[Finding]:
@@ -76,6 +77,7 @@ def _lvef(facts: Facts) -> dict[str, Any]:
         "lvef_due": schedule.due if schedule else None,
         "lvef_overdue": schedule is not None and schedule.due < facts.as_of,
         "lvef_schedule": schedule.reason if schedule else None,
+        "lvef_completion_missing": schedule is not None and schedule.completion_lvef_missing,
     }
 
 

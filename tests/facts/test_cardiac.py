@@ -331,9 +331,33 @@ def test_after_adjuvant_therapy_lvef_is_due_6_months_after_the_last():
     assert next_due(adjuvant_course(365, lvef("a", days_ago(152), 60))) > TODAY  # 5 months old
 
 
-def test_after_adjuvant_therapy_the_interval_runs_from_an_lvef_before_the_end_or_with_none_from_the_end():
-    assert next_due(adjuvant_course(100, lvef("a", days_ago(300), 60))) == date.fromisoformat(days_ago(118))
-    assert next_due(adjuvant_course(100)) == date.fromisoformat(days_ago(100)) + timedelta(days=182)
+def test_after_adjuvant_therapy_the_interval_runs_from_an_lvef_at_completion_up_to_4_weeks_before_the_last_dose():
+    for lvef_days_before_last_dose in (28, 14, 0, -30):  # -30: a month after it
+        lvef_day = date.fromisoformat(days_ago(100 + lvef_days_before_last_dose))
+        schedule = lvef_schedule(adjuvant_course(100, lvef("a", lvef_day.isoformat(), 60)))
+        assert (schedule.completion_lvef_missing, schedule.due) == (False, lvef_day + timedelta(days=182))
+
+
+def test_after_adjuvant_therapy_without_an_lvef_at_completion_it_is_due_on_the_last_dose_day():
+    last_dose = date.fromisoformat(days_ago(100))
+    for lvef_days_before_last_dose in (29, 80):
+        schedule = lvef_schedule(adjuvant_course(100, lvef("a", days_ago(100 + lvef_days_before_last_dose), 60)))
+        assert (schedule.reason, schedule.completion_lvef_missing, schedule.due) == ("after-adjuvant", True, last_dose)
+    # With no LVEF on record at all, the one at completion is missing too.
+    assert (lvef_schedule(adjuvant_course(100)).completion_lvef_missing, next_due(adjuvant_course(100))) == (True, last_dose)
+
+
+def test_after_adjuvant_therapy_with_an_undated_last_dose_the_completion_window_runs_from_the_earliest_it_can_be():
+    def completed_order(*extra: dict) -> Facts:
+        # A completed order records no dose date: its last dose was on or after it was authored, 100 days ago.
+        order = {**request("h", "trastuzumab", 3, "wk"), "authoredOn": days_ago(100)}
+        return facts_for(condition("bc", SNOMED, "427685000"), order, *extra)
+
+    schedule = lvef_schedule(completed_order(lvef("a", days_ago(114), 60)))
+    assert (schedule.last_dose.day, schedule.last_dose.at_least) == (None, date.fromisoformat(days_ago(100)))
+    assert (schedule.completion_lvef_missing, schedule.due) == (False, date.fromisoformat(days_ago(114)) + timedelta(days=182))
+    schedule = lvef_schedule(completed_order(lvef("a", days_ago(129), 60)))
+    assert (schedule.completion_lvef_missing, schedule.due) == (True, date.fromisoformat(days_ago(100)))
 
 
 def test_after_adjuvant_monitoring_lasts_2_calendar_years_from_the_last_dose():

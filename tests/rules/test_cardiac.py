@@ -24,6 +24,7 @@ from tests.facts.test_cardiac import (
     draft,
     held_order,
     lvef,
+    request,
     statement,
 )
 
@@ -178,6 +179,32 @@ def test_lvef_due_on_patient_view_every_6_months_for_2_years_after_adjuvant_tras
     assert cards(cardiac.lvef_monitoring_due, after(913, 300)) == {}  # 2.5 years after the end
     assert cards(cardiac.lvef_monitoring_due, after(365, 300, metastatic())) == {}
     assert cards(cardiac.lvef_monitoring_due, after(365, 152)) == {}  # LVEF 5 months old
+
+
+def test_lvef_due_on_patient_view_at_completion_of_adjuvant_trastuzumab_when_none_was_recorded():
+    def after(*extra: dict, course: dict | None = None) -> RuleContext:  # the last dose 100 days ago
+        course = course or statement("h", "trastuzumab", "2025-08-11", days_ago(100), status="completed")
+        return context_for(early(), course, *extra, hook="patient-view")
+
+    finding = cards(cardiac.lvef_monitoring_due, after(lvef("a", days_ago(180), 60)))["cardiac-lvef-due"]
+    assert (finding.values["due"], finding.values["completion_lvef_missing"]) == (date.fromisoformat(days_ago(100)), True)
+    card = RENDERER.render(finding)
+    assert card.summary.startswith(f"LVEF due at completion of adjuvant trastuzumab (none recorded): last 60% on {days_ago(180)}")
+    assert (f"- No LVEF was recorded at completion of adjuvant trastuzumab: the last LVEF, 60% on {days_ago(180)}\n"
+            f"  (echocardiography), was 80 days before the last dose on {days_ago(100)}.\n"
+            "  The label asks for one at completion, then every 6 months for at least 2 years: it was due by the last "
+            f"dose ({days_ago(100)}).") in card.detail
+    assert 'The label gives no window for "at completion": an LVEF dated 28 days or less before the last dose' in card.detail
+    assert "Last LVEF:" not in card.detail
+    # No LVEF at all: the one at completion is missing too.
+    detail = RENDERER.render(cards(cardiac.lvef_monitoring_due, after())["cardiac-lvef-due"]).detail
+    assert "- No LVEF was recorded at completion of adjuvant trastuzumab: no LVEF result is on record." in detail
+    # A completed order that dates no dose: its last dose was on or after it was authored.
+    order = {**request("h", "trastuzumab", 3, "wk"), "authoredOn": days_ago(100)}
+    detail = RENDERER.render(cards(cardiac.lvef_monitoring_due, after(lvef("a", days_ago(180), 60), course=order))["cardiac-lvef-due"]).detail
+    assert f"was at least 80 days before the last dose (not dated, on or after {days_ago(100)})." in detail
+    # An LVEF 2 weeks before the last dose is the one at completion, and the next is not due for 6 months after it.
+    assert cards(cardiac.lvef_monitoring_due, after(lvef("a", days_ago(114), 60))) == {}
 
 
 # --- LVEF tables (rules 14-18) ---------------------------------------------------------------------------

@@ -31,6 +31,15 @@ def test_summary_names_the_interval_that_applies_while_held_and_after_adjuvant_t
     assert f"Next LVEF due {days_ago(-82)} (every 6 months for at least 2 years after adjuvant trastuzumab ends)." in RENDERER.render(finding).detail
 
 
+def test_summary_says_the_lvef_at_completion_of_adjuvant_trastuzumab_is_missing():
+    course = statement("t", "trastuzumab", "2025-08-11", days_ago(100), status="completed")
+    context = context_for(condition("bc", SNOMED, "427685000"), lvef("a", days_ago(180), 60), course, hook="patient-view")
+    card = RENDERER.render(next(iter(summary.her2_therapy_summary(context))))
+    assert card.summary.endswith(f"LVEF 60% on {days_ago(180)}, overdue since {days_ago(100)}")
+    assert (f"**The next LVEF was due {days_ago(100)}**, at completion of adjuvant trastuzumab (its last dose): none was "
+            "recorded\nthen. After it, every 6 months for at least 2 years.") in card.detail
+
+
 def test_summary_names_an_lvef_record_newer_than_the_one_it_shows_that_cannot_be_used():
     def summary_card(unusable_day: str):
         context = context_for(condition("bc", SNOMED, "427685000"), lvef("a", "2026-11-02", 62),
