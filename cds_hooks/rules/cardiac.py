@@ -763,7 +763,9 @@ def _condition_view(condition: Condition) -> dict[str, object]:
 # Doxorubicin label risk of cardiomyopathy by cumulative dose (mg/m2); the card file holds the percentages.
 RISK_TIERS = (500, 450, 400, 300)
 CEILING = 550
-CEILING_WITH_TRASTUZUMAB = 400
+# "<= 400 with other cardiotoxic therapy, e.g. trastuzumab" (rule 21): every HER2 antibody's label warns of left
+# ventricular dysfunction (rule 12), T-DM1 and T-DXd included.
+CEILING_WITH_CARDIOTOXIC_THERAPY = 400
 
 
 @rule(
@@ -780,8 +782,9 @@ CEILING_WITH_TRASTUZUMAB = 400
         "another unit), so the total cannot include it."
     ),
     thresholds=(
-        "Risk tiers 300/400/450/500 mg/m2; ceiling 550 mg/m2 (400 with trastuzumab). Epirubicin and other "
-        "anthracyclines are shown as recorded, never converted (equivalence factors UNVERIFIED)."
+        "Risk tiers 300/400/450/500 mg/m2; ceiling 550 mg/m2, 400 with other cardiotoxic therapy: a HER2 antibody "
+        "(trastuzumab products, pertuzumab, T-DM1, T-DXd, margetuximab) recorded at any time or drafted. Epirubicin "
+        "and other anthracyclines are shown as recorded, never converted (equivalence factors UNVERIFIED)."
     ),
 )
 def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
@@ -799,7 +802,7 @@ def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
     dose_left_out = bool(planned.not_counted) and history.doses > 0
     if not (tier or dose_left_out or history.missing or history.other_anthracyclines):
         return
-    with_trastuzumab = _with_trastuzumab(context)
+    cardiotoxic = _her2_antibodies_given_or_drafted(context)
     yield Finding(
         card="cardiac-cumulative-doxorubicin",
         values={
@@ -815,8 +818,8 @@ def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
             "missing": list(history.missing),
             "others": [vars(other) for other in history.other_anthracyclines],
             "tier": tier,
-            "ceiling": CEILING_WITH_TRASTUZUMAB if with_trastuzumab else CEILING,
-            "with_trastuzumab": with_trastuzumab,
+            "ceiling": CEILING_WITH_CARDIOTOXIC_THERAPY if cardiotoxic else CEILING,
+            "cardiotoxic": cardiotoxic,
         },
         evidence=tuple(o.reference for o in orders),
     )
@@ -847,7 +850,9 @@ def _planned_dose(orders: list[DraftOrder], bsa: BodySize | None) -> _PlannedDos
     return _PlannedDose(None if not_counted else round(total, 1), tuple(not_counted))
 
 
-def _with_trastuzumab(context: RuleContext) -> bool:
-    """Trastuzumab recorded at any time or drafted now: the lower commonly cited ceiling applies."""
-    recorded = any(e.ingredients & TRASTUZUMAB_PRODUCTS for e in context.facts.exposures)
-    return recorded or any(o.ingredients & TRASTUZUMAB_PRODUCTS for o in context.record.draft_orders)
+def _her2_antibodies_given_or_drafted(context: RuleContext) -> str:
+    """The HER2 antibodies recorded at any time or drafted now, by name ("" for none): with them the lower commonly
+    cited ceiling applies."""
+    found = frozenset().union(*(e.ingredients for e in context.facts.exposures),
+                              *(o.ingredients for o in context.record.draft_orders))
+    return " and ".join(terminology.ingredient_display(key) for key in sorted(found & HER2_ANTIBODIES))

@@ -577,6 +577,21 @@ def test_cumulative_doxorubicin_tiers_and_trastuzumab_ceiling():
                           drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))
     values = cards(cardiac.cumulative_doxorubicin_dose, context)["cardiac-cumulative-doxorubicin"].values
     assert (values["given"], values["planned"], values["projected"], values["tier"], values["ceiling"]) == (300.0, 60.0, 360.0, 300, 400)
+    assert values["cardiotoxic"] == "trastuzumab"
+
+
+@pytest.mark.parametrize(("agent", "named"), [("tdm1", "ado-trastuzumab emtansine (T-DM1)"), ("pertuzumab", "pertuzumab")])
+def test_any_her2_antibody_is_other_cardiotoxic_therapy_for_the_ceiling(agent, named):
+    context = context_for(*dox_doses(5), statement("h", agent, "2024-08-01", "2025-08-01", status="completed"),
+                          drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))
+    values = cards(cardiac.cumulative_doxorubicin_dose, context)["cardiac-cumulative-doxorubicin"].values
+    assert (values["ceiling"], values["cardiotoxic"]) == (400, named)
+
+
+def test_without_a_her2_antibody_the_ceiling_is_550():
+    context = context_for(*dox_doses(5), drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))
+    values = cards(cardiac.cumulative_doxorubicin_dose, context)["cardiac-cumulative-doxorubicin"].values
+    assert (values["tier"], values["ceiling"], values["cardiotoxic"]) == (300, 550, "")
 
 
 def test_drafted_mg_dose_is_converted_with_the_bsa():
