@@ -7,7 +7,11 @@ from typing import Any, Callable, Iterable, Literal, Mapping
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
-from cds_hooks.facts.cardiac import LvefResult, LvefSeries
+from cds_hooks.facts.cardiac import (
+    NEXT_DOSE_GRACE, UNWRITTEN_DOSE_INTERVAL, LvefResult, LvefSeries, current_her2_antibody_therapy,
+)
+from cds_hooks.facts.therapy import Exposure
+from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder, PatientRecord
 from cds_hooks.settings import Settings
 
@@ -42,6 +46,14 @@ class Finding:
     system_actions: tuple[ProposedAction, ...] = ()
 
 
+# What RuleContext.checked_therapy_of counts as ongoing therapy on patient-view, in words for rule thresholds.
+ONGOING_THERAPY = (
+    "Ongoing on patient-view: an order, statement or dose given (not only intended) covering today, or one whose next "
+    f"dose (a written interval after the last, else {UNWRITTEN_DOSE_INTERVAL.days} days) is not more than "
+    f"{NEXT_DOSE_GRACE.days} days late."
+)
+
+
 @dataclass(frozen=True)
 class RuleContext:
     hook: str
@@ -57,6 +69,46 @@ class RuleContext:
         """The focus orders containing any of these ingredient keys."""
         wanted = frozenset(ingredients)
         return [order for order in self.focus_orders if order.ingredients & wanted]
+
+    def checked_therapy_of(self, ingredients: Iterable[str]) -> CheckedTherapy:
+        """For a rule about HER2 antibodies that runs on order hooks and patient-view: on an order hook the focus
+        orders containing these ingredient keys; on patient-view the therapy with them the patient is on today, read as
+        for LVEF monitoring (facts.cardiac.current_her2_antibody_therapy: given, not only intended, and covering today
+        or with its next dose not long late), so cycles given from a plan signed weeks ago count, dosing days
+        included."""
+        wanted = frozenset(ingredients)
+        if self.hook in ORDER_HOOKS:
+            return CheckedTherapy(orders=tuple(self.focus_orders_of(wanted)), ongoing=())
+        ongoing = tuple(e for e in self.facts.get(current_her2_antibody_therapy) if e.ingredients & wanted)
+        return CheckedTherapy(orders=(), ongoing=ongoing)
+
+
+@dataclass(frozen=True)
+class CheckedTherapy:
+    """What a rule checks: drafted orders (order hooks) or the ongoing therapy (patient-view) of its drug."""
+
+    orders: tuple[DraftOrder, ...]
+    ongoing: tuple[Exposure, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.ongoing)
+
+    @property
+    def references(self) -> frozenset[str]:
+        return frozenset({order.reference for order in self.orders} | {e.source for e in self.ongoing})
+
+    def card_values(self) -> dict[str, Any]:
+        """`orders` (the drafts, listed) and, for cards/includes/ongoing-therapy.md, `therapy` (the ongoing drugs'
+        names) and `ongoing` (each record: what, since when, its last dose)."""
+        return {
+            "orders": listed(self.orders),
+            "therapy": names_of(self.ongoing),
+            "ongoing": [
+                {"name": e.text, "record": e.source, "kind": e.resource_type, "status": e.status, "since": e.start,
+                 "last_dose": e.last_dose}
+                for e in self.ongoing
+            ],
+        }
 
 
 def joined(names: Iterable[str]) -> str:

@@ -1,17 +1,19 @@
 """Lung toxicity and the reactions that stop trastuzumab (clinical reference Part B3, rules 31-33): ILD and
 pneumonitis with T-DXd or T-DM1, past episodes included, and the T-DXd dose after a resolved grade 1 episode; for
-trastuzumab, interstitial pneumonitis, ARDS, anaphylaxis or angioedema."""
+trastuzumab, interstitial pneumonitis, ARDS, anaphylaxis or angioedema. The stop cards come for a drafted order and,
+on patient-view, for ongoing therapy: later cycles are often given from a plan signed weeks before, with no order
+call."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 from cds_hooks import terminology
 from cds_hooks.facts.dosing import dose_written, last_dose_day, previous_levels
 from cds_hooks.facts.therapy import planned_period
 from cds_hooks.facts.toxicity import Toxicity, acute_reactions, ild_episodes, oldest_first, worst_grade
 from cds_hooks.protocol.request import ORDER_HOOKS
-from cds_hooks.rules.base import Finding, RuleContext, listed, rule
+from cds_hooks.rules.base import ONGOING_THERAPY, CheckedTherapy, Finding, RuleContext, listed, rule
 from cds_hooks.rules.proposals import remove_drafts
 
 TDXD = "fam_trastuzumab_deruxtecan"
@@ -46,32 +48,35 @@ _GRADE_READ = (
 @rule(
     id="pulmonary.tdxd-ild",
     numbers=(31,),
-    title="T-DXd ordered for a patient with ILD or pneumonitis",
-    hooks=ORDER_HOOKS,
+    title="T-DXd ordered or ongoing for a patient with ILD or pneumonitis",
+    hooks=ORDER_HOOKS | {"patient-view"},
     cards=("pulmonary-tdxd-ild",),
     trigger=(
-        "A drafted fam-trastuzumab deruxtecan while a not refuted Condition in the ILD/pneumonitis value set is "
-        "recorded: active at any grade, or past (inactive, resolved, remission) at grade >= 2 or without a grade."
+        "A drafted fam-trastuzumab deruxtecan, or on patient-view ongoing T-DXd therapy, while a not refuted Condition "
+        "in the ILD/pneumonitis value set is recorded: active at any grade, or past (inactive, resolved, remission) at "
+        "grade >= 2 or without a grade."
     ),
     thresholds=(
         f"Grade >= 2, current or past: permanently discontinue; no grade (possibly >= 2): do not give until graded; "
-        f"active grade 1: interrupt; {_GRADE_READ}."
+        f"active grade 1: interrupt; {_GRADE_READ}. {ONGOING_THERAPY}"
     ),
 )
 def tdxd_ild(context: RuleContext) -> Iterator[Finding]:
-    orders = context.focus_orders_of({TDXD})
-    episodes = context.facts.get(ild_episodes) if orders else ()
+    therapy = context.checked_therapy_of({TDXD})
+    episodes = context.facts.get(ild_episodes) if therapy else ()
     decision = _tdxd_decision(episodes)
     if decision is not None:
         action, deciding = decision
         yield Finding(
             card="pulmonary-tdxd-ild",
-            values={**_ild_values(episodes, orders), "action": action, "deciding": deciding.card_values()},
-            suggestions=remove_drafts(orders),
-            evidence=_evidence(orders, episodes),
+            values={**_ild_values(episodes, therapy), "action": action, "deciding": deciding.card_values()},
+            suggestions=remove_drafts(therapy.orders),
+            evidence=_evidence(therapy.references, episodes),
         )
 
 
+# Order hooks only: it judges the dose level of a drafted resumption. On patient-view the episode, while active, gets
+# the interrupt card of pulmonary.tdxd-ild.
 @rule(
     id="pulmonary.tdxd-resumption-after-grade-1-ild",
     numbers=(31,),
@@ -115,32 +120,33 @@ def tdxd_resumption_after_grade_1_ild(context: RuleContext) -> Iterator[Finding]
             "same_dose_within_days": SAME_DOSE_WITHIN_DAYS,
             "last_level": {"mg_per_kg": levels[-1].mg_per_kg, "day": levels[-1].day} if levels else None,
         },
-        evidence=_evidence(orders, (latest,)),
+        evidence=_evidence({order.reference for order in orders}, (latest,)),
     )
 
 
 @rule(
     id="pulmonary.tdm1-ild",
     numbers=(32,),
-    title="T-DM1 ordered for a patient with ILD or pneumonitis",
-    hooks=ORDER_HOOKS,
+    title="T-DM1 ordered or ongoing for a patient with ILD or pneumonitis",
+    hooks=ORDER_HOOKS | {"patient-view"},
     cards=("pulmonary-tdm1-ild",),
     trigger=(
-        "A drafted ado-trastuzumab emtansine while a not refuted Condition in the ILD/pneumonitis value set is "
-        "recorded, whatever its clinical status (a resolved episode still rules T-DM1 out)."
+        "A drafted ado-trastuzumab emtansine, or on patient-view ongoing T-DM1 therapy, while a not refuted Condition "
+        "in the ILD/pneumonitis value set is recorded, whatever its clinical status (a resolved episode still rules "
+        "T-DM1 out)."
     ),
-    thresholds=f"Any ILD/pneumonitis, current or past: permanently discontinue; {_GRADE_READ}.",
+    thresholds=f"Any ILD/pneumonitis, current or past: permanently discontinue; {_GRADE_READ}. {ONGOING_THERAPY}",
 )
 def tdm1_ild(context: RuleContext) -> Iterator[Finding]:
-    orders = context.focus_orders_of({TDM1})
-    episodes = context.facts.get(ild_episodes) if orders else ()
+    therapy = context.checked_therapy_of({TDM1})
+    episodes = context.facts.get(ild_episodes) if therapy else ()
     if episodes:
         yield Finding(
             card="pulmonary-tdm1-ild",
-            values={**_ild_values(episodes, orders), "all_past": not any(t.active for t in episodes),
+            values={**_ild_values(episodes, therapy), "all_past": not any(t.active for t in episodes),
                     "deciding": episodes[0].card_values()},
-            suggestions=remove_drafts(orders),
-            evidence=_evidence(orders, episodes),
+            suggestions=remove_drafts(therapy.orders),
+            evidence=_evidence(therapy.references, episodes),
         )
 
 
@@ -150,35 +156,36 @@ def _tdxd_decision(episodes: Sequence[Toxicity]) -> tuple[TdxdAction, Toxicity] 
     return next(((action, t) for action, asks in _TDXD_ACTIONS for t in episodes if asks(t)), None)
 
 
-def _ild_values(episodes: Sequence[Toxicity], orders: Sequence[Any]) -> dict[str, Any]:
-    return {"conditions": [t.card_values() for t in episodes], "grade": worst_grade(episodes), "orders": listed(orders)}
+def _ild_values(episodes: Sequence[Toxicity], therapy: CheckedTherapy) -> dict[str, Any]:
+    return {"conditions": [t.card_values() for t in episodes], "grade": worst_grade(episodes), **therapy.card_values()}
 
 
-def _evidence(orders: Sequence[Any], toxicities: Sequence[Toxicity]) -> tuple[str, ...]:
-    return tuple(sorted({order.reference for order in orders} | {t.reference for t in toxicities}))
+def _evidence(references: Iterable[str], toxicities: Sequence[Toxicity]) -> tuple[str, ...]:
+    return tuple(sorted({*references, *(t.reference for t in toxicities)}))
 
 
 @rule(
     id="pulmonary.trastuzumab-discontinuation",
     numbers=(33,),
-    title="Trastuzumab ordered after interstitial pneumonitis, ARDS, anaphylaxis or angioedema",
-    hooks=ORDER_HOOKS,
+    title="Trastuzumab ordered or ongoing after interstitial pneumonitis, ARDS, anaphylaxis or angioedema",
+    hooks=ORDER_HOOKS | {"patient-view"},
     cards=(DISCONTINUE_CARD, UNDATED_CARD),
     trigger=(
-        "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo) while an active, not refuted ILD/pneumonitis "
-        "Condition is recorded, or an anaphylaxis, angioedema or ARDS Condition (any clinical status, not refuted) or "
-        "a past (inactive, resolved, remission) ILD/pneumonitis dated on or after the first trastuzumab on record. "
+        "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo), or on patient-view ongoing therapy with one, "
+        "while an active, not refuted ILD/pneumonitis Condition is recorded, or an anaphylaxis, angioedema or ARDS "
+        "Condition (any clinical status, not refuted) or a past (inactive, resolved, remission) ILD/pneumonitis dated "
+        "on or after the first trastuzumab on record. "
         "Such a reaction or past episode without a date, for a patient given trastuzumab before, gets a card asking "
         "whether it followed trastuzumab."
     ),
     thresholds=(
         "Reaction date: onsetDateTime or onsetPeriod.start, else recordedDate; a reaction dated before the first "
-        "trastuzumab predates it and does not fire."
+        f"trastuzumab predates it and does not fire. {ONGOING_THERAPY}"
     ),
 )
 def trastuzumab_discontinuation(context: RuleContext) -> Iterator[Finding]:
-    orders = context.focus_orders_of(TRASTUZUMAB_PRODUCTS)
-    if not orders:
+    therapy = context.checked_therapy_of(TRASTUZUMAB_PRODUCTS)
+    if not therapy:
         return
     episodes = context.facts.get(ild_episodes)
     ild = [t for t in episodes if t.active]
@@ -188,18 +195,18 @@ def trastuzumab_discontinuation(context: RuleContext) -> Iterator[Finding]:
     reactions = oldest_first((*context.facts.get(acute_reactions), *(t for t in episodes if not t.active)))
     after = [r for r in reactions if first is not None and r.onset is not None and r.onset >= first]
     undated = [r for r in reactions if r.onset is None]
-    values: dict[str, Any] = {"orders": listed(orders), "first_trastuzumab": first}
+    values: dict[str, Any] = {**therapy.card_values(), "first_trastuzumab": first}
     if ild or after:
         yield Finding(
             card=DISCONTINUE_CARD,
             values={**values, "ild": [t.card_values() for t in ild], "reactions": [t.card_values() for t in after],
                     "undated": [t.card_values() for t in undated]},
-            suggestions=remove_drafts(orders),
-            evidence=_evidence(orders, (*ild, *after)),
+            suggestions=remove_drafts(therapy.orders),
+            evidence=_evidence(therapy.references, (*ild, *after)),
         )
     elif undated and first is not None:
         yield Finding(
             card=UNDATED_CARD,
             values={**values, "undated": [t.card_values() for t in undated]},
-            evidence=_evidence(orders, undated),
+            evidence=_evidence(therapy.references, undated),
         )

@@ -56,10 +56,15 @@ TDM1_DRAFT = {"resourceType": "MedicationRequest", "id": "draft-tdm1", "status":
               "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-12-01"}}}}]}
 
 
-def context(*resources, drafts=(TDM1_DRAFT,)):
+def context(*resources, drafts=(TDM1_DRAFT,), hook="order-sign"):
     record = build_record({"all": list(resources)}, list(drafts))
     settings = Settings()
-    return RuleContext("order-sign", "p", record, Facts(record, AS_OF, settings), record.draft_orders, settings, AS_OF)
+    return RuleContext(hook, "p", record, Facts(record, AS_OF, settings), record.draft_orders, settings, AS_OF)
+
+
+def chart_opened(*resources):
+    """patient-view on AS_OF: no drafts."""
+    return context(*resources, drafts=(), hook="patient-view")
 
 
 def test_labs_card_orders_only_the_missing_tests():

@@ -1,11 +1,13 @@
-"""Rule 34: T-DM1 with grade 3-4 peripheral neuropathy (hold) or an unrecorded grade (ask)."""
+"""Rule 34: T-DM1 with grade 3-4 peripheral neuropathy (hold) or an unrecorded grade (ask), drafted or, on
+patient-view, ongoing."""
 from __future__ import annotations
 
 import pytest
 
+from cds_hooks.render import CardRenderer
 from cds_hooks.rules.neurologic import tdm1_peripheral_neuropathy
 
-from .test_hepatic import RX, TDM1_DRAFT, context
+from .test_hepatic import PRIOR_TDM1, RX, TDM1_DRAFT, chart_opened, context
 
 
 def neuropathy(nid, grade_text=None):
@@ -33,3 +35,19 @@ def test_grade_2_does_not_fire_but_an_extra_ungraded_record_asks_for_the_grade()
 def test_only_tdm1_is_concerned():
     trastuzumab = {**TDM1_DRAFT, "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}]}}
     assert list(tdm1_peripheral_neuropathy(context(neuropathy("n", "Grade 3"), drafts=(trastuzumab,)))) == []
+
+
+def test_ongoing_tdm1_with_grade_3_neuropathy_is_held_on_patient_view_without_a_draft_to_remove():
+    (finding,) = tdm1_peripheral_neuropathy(chart_opened(PRIOR_TDM1, neuropathy("n", "CTCAE grade 3")))
+    assert finding.values["hold"] is True and finding.suggestions == ()
+    assert finding.evidence == ("Condition/n", "MedicationAdministration/given")
+    card = CardRenderer.load().render(finding)
+    assert card.summary.startswith("Hold T-DM1: grade 3 peripheral neuropathy recorded")
+    assert "an order for" not in card.detail and "dose given on 2026-11-10 (MedicationAdministration/given)" in card.detail
+
+
+def test_no_card_on_patient_view_when_the_tdm1_course_ended_or_another_drug_is_ongoing():
+    long_ago = {**PRIOR_TDM1, "effectiveDateTime": "2026-08-01"}
+    trastuzumab = {**PRIOR_TDM1, "id": "h", "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}]}}
+    for therapy in (long_ago, trastuzumab):
+        assert list(tdm1_peripheral_neuropathy(chart_opened(therapy, neuropathy("n", "Grade 3")))) == []

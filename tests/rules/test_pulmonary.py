@@ -1,5 +1,6 @@
 """Rules 31-33: ILD/pneumonitis with T-DXd or T-DM1, one rule and card per drug, past episodes included; the T-DXd dose
-after a resolved grade 1 episode; trastuzumab after ILD, ARDS, anaphylaxis or angioedema."""
+after a resolved grade 1 episode; trastuzumab after ILD, ARDS, anaphylaxis or angioedema; on patient-view, the stop
+cards for ongoing therapy."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from cds_hooks.render import CardRenderer
 from cds_hooks.rules.pulmonary import tdm1_ild, tdxd_ild, tdxd_resumption_after_grade_1_ild, trastuzumab_discontinuation
 
-from .test_hepatic import RX, SCT, TDM1_DRAFT, context
+from .test_hepatic import RX, SCT, TDM1_DRAFT, chart_opened, context
 
 ILD = {"resourceType": "Condition", "id": "ild", "subject": {"reference": "Patient/p"},
        "clinicalStatus": {"coding": [{"code": "active"}]},
@@ -184,3 +185,70 @@ def test_no_resumption_card_within_28_days_once_resumed_or_when_the_stop_card_sp
     resumed = {**PRIOR_TDXD, "id": "resumed", "effectiveDateTime": "2026-11-01"}
     for resources in ((quick,), (slow, resumed), (slow, episode("now", status="active")), (slow, episode("g2", "Grade 2"))):
         assert list(tdxd_resumption_after_grade_1_ild(context(*resources, drafts=(TDXD,)))) == []
+
+
+def given(gid, rxcui, day):
+    """A dose given (MedicationAdministration) on `day`."""
+    return {"resourceType": "MedicationAdministration", "id": gid, "status": "completed", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": {"coding": [{"system": RX, "code": rxcui}], "text": f"given {gid}"},
+            "effectiveDateTime": day}
+
+
+GRADE_2_ILD = episode("g2", "Grade 2", "active", onsetDateTime="2026-11-05")
+# On patient-view (2026-11-22), 21 days after a 3-weekly dose: its 20-day cover has ended, the next is due today.
+TDXD_DOSE_DAY = given("tdxd-cycle-4", "2267576", "2026-11-01")
+
+
+def test_ongoing_tdxd_with_grade_2_ild_gets_the_stop_card_on_patient_view_without_a_draft_to_remove():
+    (finding,) = tdxd_ild(chart_opened(TDXD_DOSE_DAY, GRADE_2_ILD))
+    assert finding.values["action"] == "discontinue" and finding.suggestions == ()
+    assert finding.evidence == ("Condition/g2", "MedicationAdministration/tdxd-cycle-4")
+    summary, detail = rendered(finding)
+    assert summary.startswith("On given tdxd-cycle-4: grade 2 ILD/pneumonitis on record; permanently discontinue")
+    assert "for a patient on given tdxd-cycle-4" in detail and "an order for" not in detail
+    assert "given tdxd-cycle-4: dose given on 2026-11-01 (MedicationAdministration/tdxd-cycle-4)" in detail
+
+
+def test_an_ongoing_tdxd_order_is_named_with_its_start_and_an_ungraded_episode_holds_the_next_dose():
+    plan = {**TDXD, "id": "plan", "status": "active",
+            "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-08-01"}, "period": 3, "periodUnit": "wk"}}}]}
+    (finding,) = tdxd_ild(chart_opened(plan, episode("none", None, "active")))
+    assert finding.values["action"] == "ungraded"
+    detail = rendered(finding)[1]
+    assert "Enhertu: MedicationRequest active, since 2026-08-01 (MedicationRequest/plan)" in detail
+    assert "do not give the next dose" in detail
+
+
+@pytest.mark.parametrize("course", [
+    given("long-ago", "2267576", "2026-08-01"),
+    {"resourceType": "MedicationStatement", "id": "done", "status": "completed", "subject": {"reference": "Patient/p"},
+     "medicationCodeableConcept": {"coding": [{"system": RX, "code": "2267576"}]},
+     "effectivePeriod": {"start": "2026-03-01", "end": "2026-09-01"}},
+    {"resourceType": "MedicationStatement", "id": "planned", "status": "intended", "subject": {"reference": "Patient/p"},
+     "medicationCodeableConcept": {"coding": [{"system": RX, "code": "2267576"}]}, "effectivePeriod": {"start": "2026-11-01"}},
+], ids=["last-dose-16-weeks-ago", "completed-statement", "only-intended"])
+def test_no_card_on_patient_view_when_the_tdxd_course_ended_or_was_never_given(course):
+    assert list(tdxd_ild(chart_opened(course, GRADE_2_ILD))) == []
+
+
+def test_ongoing_tdm1_with_ild_gets_the_tdm1_card_only():
+    ongoing_tdm1 = given("tdm1-cycle-2", "1371041", "2026-11-10")
+    assert list(tdxd_ild(chart_opened(ongoing_tdm1, GRADE_2_ILD))) == []
+    (finding,) = tdm1_ild(chart_opened(ongoing_tdm1, GRADE_2_ILD))
+    assert finding.card == "pulmonary-tdm1-ild" and finding.suggestions == ()
+    assert rendered(finding)[0].startswith("On given tdm1-cycle-2 with ILD/pneumonitis on record")
+
+
+def test_ongoing_trastuzumab_after_a_reaction_is_discontinued_or_asked_about_on_patient_view():
+    herzuma = given("herzuma-cycle", "2107053", "2026-11-10")
+    (finding,) = trastuzumab_discontinuation(chart_opened(herzuma, reaction("39579001", "2026-11-10")))
+    assert finding.card == "pulmonary-trastuzumab-discontinue" and finding.suggestions == ()
+    assert "The patient is on given herzuma-cycle and has a reaction" in rendered(finding)[1]
+    (finding,) = trastuzumab_discontinuation(chart_opened(herzuma, reaction("41291007")))
+    assert finding.card == "pulmonary-trastuzumab-reaction-undated"
+    assert list(trastuzumab_discontinuation(chart_opened(given("old", "2107053", "2026-06-01"), reaction("39579001", "2026-06-01")))) == []
+
+
+def test_no_card_hides_the_lung_stop_cards():
+    stop_cards = {"pulmonary-tdxd-ild", "pulmonary-tdm1-ild", "pulmonary-trastuzumab-discontinue"}
+    assert not any(stop_cards & set(template.absorbs) for template in RENDERER.templates.values())
