@@ -103,12 +103,17 @@ class CheckedTherapy:
         return {
             "orders": listed(self.orders),
             "therapy": names_of(self.ongoing),
-            "ongoing": [
-                {"name": e.text, "record": e.source, "kind": e.resource_type, "status": e.status, "since": e.start,
-                 "last_dose": e.last_dose}
-                for e in self.ongoing
-            ],
+            "ongoing": ongoing_values(self.ongoing),
         }
+
+
+def ongoing_values(exposures: Iterable[Exposure]) -> list[dict[str, Any]]:
+    """Each record that keeps a patient on a drug today, as cards list it: what, which record, since when, last dose."""
+    return [
+        {"name": e.text, "record": e.source, "kind": e.resource_type, "status": e.status, "since": e.start,
+         "last_dose": e.last_dose}
+        for e in exposures
+    ]
 
 
 def joined(names: Iterable[str]) -> str:

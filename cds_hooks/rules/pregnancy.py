@@ -24,7 +24,7 @@ from cds_hooks.facts.therapy import Exposure, last_dose_of, planned_period
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import (
-    Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, names_of, rule,
+    Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, names_of, ongoing_values, rule,
 )
 from cds_hooks.rules.proposals import loinc, remove_drafts, service_request
 
@@ -286,7 +286,7 @@ def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
             **_evidence_values(evidence),
             "drugs": names_of(ongoing),
             "drafts": [],
-            "ongoing": [{"name": e.text, "since": e.start, "source": e.resource_type, "status": e.status} for e in ongoing],
+            "ongoing": ongoing_values(ongoing),
         },
         evidence=tuple(sorted(set(evidence.references) | {e.source for e in ongoing})),
     )
