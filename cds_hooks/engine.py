@@ -108,7 +108,7 @@ class Engine:
         clock = clock or _Stopwatch({})
         prefetch = self.resolver.resolve(request, service.prefetch)
         clock.lap("prefetch")
-        record = build_record(prefetch.resources, request.draft_orders)
+        record = build_record(prefetch.resources, request.draft_orders, service.observation_keys)
         clock.lap("record")
         as_of = self.today()
         context = RuleContext(

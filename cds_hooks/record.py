@@ -117,31 +117,43 @@ class _LazyObservation:
 class _ObservationIndex:
     """The kept Observations by value set, grouped the first time a fact reads one and each value set sorted the
     first time it is read: a call whose rules read no Observation never looks at years of vitals and labs, and
-    one that reads LVEF and weight never dates or models the labs."""
+    one that reads LVEF and weight never dates or models the labs.
 
-    def __init__(self, observations: list[dict[str, Any]], unreadable: list[UnreadableResource]) -> None:
-        self._observations = observations
+    Each source is a list of Observations with the value sets it is read for: a prefetch key's results for the
+    value sets its query asked for (build_record), so reading LVEF never looks at the labs key's Observations.
+    """
+
+    def __init__(self, sources: Iterable[tuple[list[dict[str, Any]], frozenset[str]]], unreadable: list[UnreadableResource]) -> None:
         self._unreadable = unreadable
-        self._groups: dict[str, list[dict[str, Any]]] | None = None
+        self._sources: dict[str, tuple[list[dict[str, Any]], frozenset[str]]] = {}
+        for source in sources:
+            for value_set in source[1]:
+                self._sources[value_set] = source
+        self._grouped: dict[str, list[dict[str, Any]]] = {}
         # One entry per resource, shared by the value sets its codings are in, so it is modelled once.
-        self._entries: dict[int, _LazyObservation] = {}
+        self._entries: dict[Any, _LazyObservation] = {}
         self._series: dict[str, tuple[_LazyObservation, ...]] = {}
 
     def series(self, value_set: str) -> tuple[_LazyObservation, ...]:
         """The value set's kept Observations, newest first (undated last, else in record order)."""
         if value_set not in self._series:
-            if self._groups is None:
-                self._groups = _by_value_set(self._observations)
-            entries = [self._entry(resource) for resource in self._groups.get(value_set, ())]
+            if value_set not in self._grouped and value_set in self._sources:
+                observations, value_sets = self._sources[value_set]
+                groups = _by_value_set(observations, value_sets)
+                for each in value_sets:
+                    self._grouped[each] = groups.get(each, [])
+            entries = [self._entry(resource) for resource in self._grouped.get(value_set, ())]
             # A stable sort: Observations of one day stay in record order.
             self._series[value_set] = tuple(sorted(entries, key=lambda e: e.day or date.min, reverse=True))
         return self._series[value_set]
 
     def _entry(self, resource: dict[str, Any]) -> _LazyObservation:
-        # The resources outlive the index (it holds the list), so their ids are not reused while it exists.
-        entry = self._entries.get(id(resource))
+        # An Observation in two value sets is in the results of both their keys: one entry, one model, one
+        # unreadable listing. The resources outlive the index (it holds the lists), so an id() is not reused.
+        identity = _identity(resource)
+        entry = self._entries.get(identity)
         if entry is None:
-            entry = self._entries[id(resource)] = _LazyObservation(resource, self._unreadable)
+            entry = self._entries[identity] = _LazyObservation(resource, self._unreadable)
         return entry
 
 
@@ -175,14 +187,30 @@ class PatientRecord:
                 yield model
 
 
-def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Iterable[dict[str, Any]]) -> PatientRecord:
-    """Build the typed record from resolved prefetch resources and the request's draft orders."""
+def build_record(
+    prefetch: Mapping[str, list[dict[str, Any]]],
+    draft_orders: Iterable[dict[str, Any]],
+    observation_keys: Mapping[str, Iterable[str]] | None = None,
+) -> PatientRecord:
+    """Build the typed record from resolved prefetch resources and the request's draft orders.
+
+    `observation_keys` names the prefetch keys whose queries ask for Observations, each with the value sets whose
+    codes its query asks for: a key's results are that query's (CDS Hooks prefetch), so each value set's
+    Observations are read from its own key and no other, and no other key's Observations are read. Without it
+    (a record not built from a service's prefetch), every key's Observations are read for every kept value set.
+    """
+    observation_sources: list[tuple[list[dict[str, Any]], frozenset[str]]] = []
     by_type: dict[str, list[dict[str, Any]]] = {}
-    for resources in prefetch.values():
+    for key, resources in prefetch.items():
+        if observation_keys is not None and key in observation_keys:
+            observation_sources.append((resources, frozenset(observation_keys[key]) & _KEPT_OBSERVATION_VALUE_SETS))
+            continue
         for resource in resources:
             # A resource without a string resourceType is not FHIR; no rule reads it.
             if isinstance(resource, dict) and isinstance(resource_type := resource.get("resourceType"), str):
                 by_type.setdefault(resource_type, []).append(resource)
+    if observation_keys is None:
+        observation_sources.append((by_type.get("Observation", []), _KEPT_OBSERVATION_VALUE_SETS))
     drafts = list(draft_orders)
     index = medication_index(by_type.get("Medication", []) + drafts)
     unreadable: list[UnreadableResource] = []
@@ -206,17 +234,18 @@ def build_record(prefetch: Mapping[str, list[dict[str, Any]]], draft_orders: Ite
         conditions=tuple(m for m in (_model(Condition, r, unreadable) for r in conditions) if m),
         medications=tuple(medications),
         draft_orders=tuple(_draft_order(resource, index) for resource in drafts if is_medication_order(resource)),
-        observation_index=_ObservationIndex(by_type.get("Observation", []), unreadable),
+        observation_index=_ObservationIndex(observation_sources, unreadable),
         unreadable=unreadable,
     )
 
 
-def _by_value_set(observations: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The kept Observations of each kept value set, in record order."""
+def _by_value_set(observations: list[dict[str, Any]], value_sets: frozenset[str]) -> dict[str, list[dict[str, Any]]]:
+    """The Observations of each of `value_sets`, in record order."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for resource in _unique(observations):
         for value_set in _kept_value_sets(resource):
-            groups.setdefault(value_set, []).append(resource)
+            if value_set in value_sets:
+                groups.setdefault(value_set, []).append(resource)
     return groups
 
 
@@ -236,19 +265,25 @@ def _unique(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: set[Any] = set()
     unique = []
     for resource in resources:
-        found = resource.get("id")
-        # Without an id a resource is its own key; an id of the wrong type is compared as text.
-        key = found if type(found) is str else id(resource) if found is None else str(found)
+        key = _identity(resource)
         if key not in seen:
             seen.add(key)
             unique.append(resource)
     return unique
 
 
+def _identity(resource: Mapping[str, Any]) -> Any:
+    """What tells one resource of a type from another: its id; without one it is itself, and an id of the wrong
+    type is compared as text."""
+    found = resource.get("id")
+    return found if type(found) is str else id(resource) if found is None else str(found)
+
+
 def _kept_value_sets(resource: Mapping[str, Any]) -> frozenset[str]:
     """The kept value sets the Observation's code is in (terminology.value_sets_of); none unless one of its codings
-    is a kept code as written, or when it was entered in error. Run on every Observation of the record."""
-    if resource.get("status") == "entered-in-error":
+    is a kept code as written, or when it is not an Observation or was entered in error. Run on every resource of the
+    Observation keys read."""
+    if resource.get("resourceType") != "Observation" or resource.get("status") == "entered-in-error":
         return _NONE
     # Raw JSON from the client: a code, coding list or system of the wrong type is simply not a kept code.
     code = resource.get("code")

@@ -17,6 +17,9 @@ class ServiceDefinition:
     description: str
     usage_requirements: str
     prefetch: Mapping[str, str]
+    # The prefetch keys that search Observations, with the value sets whose codes each search asks for
+    # (record.build_record reads each value set from its key).
+    observation_keys: Mapping[str, tuple[str, ...]]
 
     def discovery_entry(self) -> dict:
         return {
@@ -41,21 +44,24 @@ def medication_query(resource_type: str) -> str:
     return f"{resource_type}?patient={PATIENT}&_include={resource_type}:medication"
 
 
+# Each Observation value set the rules read is asked for by one key, and read from that key only.
+OBSERVATION_KEYS: Mapping[str, tuple[str, ...]] = {
+    "her2": ("her2_ihc", "her2_ish", "her2_ish_ratio", "her2_copy_number", "her2_interpretation", "her2_tissue_other"),
+    "lvef": ("lvef",),
+    "bodySize": ("body_weight", "body_height", "bsa"),
+    "labs": ("platelets", "neutrophils", "ast", "alt", "bilirubin_total", "hcg"),
+    "diseaseStatus": ("disease_status",),
+    # The extent of disease: TNM staging, and mCODE's HistoryOfMetastaticCancer (an Observation).
+    "staging": ("staging", "history_of_metastatic_cancer"),
+}
+
 PREFETCH: Mapping[str, str] = {
     "patient": f"Patient/{PATIENT}",
     "conditions": f"Condition?patient={PATIENT}",
     "medicationRequests": medication_query("MedicationRequest"),
     "medicationStatements": medication_query("MedicationStatement"),
     "medicationAdministrations": medication_query("MedicationAdministration"),
-    "her2": observation_query(
-        "her2_ihc", "her2_ish", "her2_ish_ratio", "her2_copy_number", "her2_interpretation", "her2_tissue_other"
-    ),
-    "lvef": observation_query("lvef"),
-    "bodySize": observation_query("body_weight", "body_height", "bsa"),
-    "labs": observation_query("platelets", "neutrophils", "ast", "alt", "bilirubin_total", "hcg"),
-    "diseaseStatus": observation_query("disease_status"),
-    # The extent of disease: TNM staging, and mCODE's HistoryOfMetastaticCancer (an Observation).
-    "staging": observation_query("staging", "history_of_metastatic_cancer"),
+    **{key: observation_query(*value_sets) for key, value_sets in OBSERVATION_KEYS.items()},
 }
 
 USAGE = (
@@ -77,6 +83,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
         ),
         usage_requirements=USAGE,
         prefetch=PREFETCH,
+        observation_keys=OBSERVATION_KEYS,
     ),
     ServiceDefinition(
         id="her2-order-sign",
@@ -88,6 +95,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
         ),
         usage_requirements=USAGE,
         prefetch=PREFETCH,
+        observation_keys=OBSERVATION_KEYS,
     ),
     ServiceDefinition(
         id="her2-patient-view",
@@ -99,6 +107,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
         ),
         usage_requirements=USAGE,
         prefetch=PREFETCH,
+        observation_keys=OBSERVATION_KEYS,
     ),
 )
 

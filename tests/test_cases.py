@@ -10,9 +10,13 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 
 from cds_hooks.cases import CASE_KINDS, CaseError, check_response, load_case, load_cases
+from cds_hooks.engine import Engine
+from cds_hooks.memory_fhir import searchset
 from cds_hooks.protocol.request import parse_hook_request
 from cds_hooks.rules import REGISTRY
 from cds_hooks.scope import concerns_checks
+from cds_hooks.services import OBSERVATION_KEYS
+from cds_hooks.settings import Settings
 
 from .conftest import FIXTURES, SERVICE_LOG, LiveServer
 from .fhir_server import FhirTestServer
@@ -38,6 +42,25 @@ def test_case_fetched_from_fhir_server(live_server: LiveServer, case):
         else:
             assert not fhir.requests, "an order no check reads needs no record (scope.py)"
     assert check_response(case, response.status_code, response.json()) == []
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> Engine:
+    return Engine(Settings(database_path=tmp_path_factory.mktemp("db") / "service.sqlite3", auth_required=False))
+
+
+PREFETCHED_CASES = [case for case in CASES if case.store is not None and "prefetch" not in case.request]
+
+
+@pytest.mark.parametrize("case", PREFETCHED_CASES, ids=[case.name for case in PREFETCHED_CASES])
+def test_case_from_a_server_that_ignores_the_code_parameter(engine: Engine, case):
+    # Each value set is read from the key that asked for its codes (record.build_record); a server that ignores
+    # `code` puts every Observation under each of those keys, and the cards must be the same.
+    request = case.request_for("full")
+    observations = [r for r in case.store.resources if r.get("resourceType") == "Observation"]
+    for key in OBSERVATION_KEYS:
+        request["prefetch"][key] = searchset([dict(r) for r in observations], [])
+    assert check_response(case, 200, engine.evaluate(case.service_id, request).body) == []
 
 
 @pytest.mark.parametrize("rule", REGISTRY, ids=[rule.id for rule in REGISTRY])

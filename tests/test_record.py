@@ -12,7 +12,7 @@ from cds_hooks import fhir_views, terminology
 from cds_hooks.facts.observations import effective_day
 from cds_hooks.protocol.errors import InvalidRequest
 from cds_hooks.record import OBSERVATION_VALUE_SETS, build_record, normalise_medication_order
-from cds_hooks.services import PREFETCH
+from cds_hooks.services import OBSERVATION_KEYS, PREFETCH
 from cds_hooks.terminology import value_set_codes
 
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -433,13 +433,47 @@ def test_a_date_written_as_a_number_outside_the_essentials_is_left_out_like_any_
     assert str(order.resource.dosageInstruction[0].timing.repeat.boundsPeriod.start) == "2026-11-23"
 
 
-def test_prefetch_asks_for_exactly_the_observation_codes_the_record_keeps():
-    # Two hand-kept lists: a value set added to one and not the other would never be fetched, or fetched and dropped.
-    queried = {
-        tuple(code.split("|", 1))
-        for query in PREFETCH.values() if query.startswith("Observation?")
-        for name, value in parse_qsl(query.split("?", 1)[1]) if name == "code"
-        for code in value.split(",")
-    }
-    kept = {pair for value_set in OBSERVATION_VALUE_SETS for pair in value_set_codes(value_set)}
-    assert queried == kept
+def test_each_kept_value_set_is_asked_for_by_one_observation_key_whose_query_asks_for_its_codes():
+    # Hand-kept lists: a value set kept and asked for by no key would never be read, or asked for and dropped.
+    keys_of = {value_set: [key for key, value_sets in OBSERVATION_KEYS.items() if value_set in value_sets]
+               for value_set in OBSERVATION_VALUE_SETS}
+    assert all(len(keys) == 1 for keys in keys_of.values()), keys_of
+    assert sorted(v for value_sets in OBSERVATION_KEYS.values() for v in value_sets) == sorted(OBSERVATION_VALUE_SETS)
+    for key, value_sets in OBSERVATION_KEYS.items():
+        (codes,) = [value for name, value in parse_qsl(PREFETCH[key].split("?", 1)[1]) if name == "code"]
+        assert {tuple(code.split("|", 1)) for code in codes.split(",")} == {
+            pair for value_set in value_sets for pair in value_set_codes(value_set)}
+
+
+def keyed(prefetch):
+    return build_record(prefetch, [], OBSERVATION_KEYS)
+
+
+def test_with_the_services_keys_a_value_set_is_read_from_its_own_key_only():
+    # A key holds its query's results (CDS Hooks prefetch): an LVEF result is in the "lvef" key's, never only
+    # in the labs or conditions key's.
+    record = keyed({"labs": [observation("misfiled", "10230-1"), observation("ast", "1920-8")],
+                    "conditions": [observation("stray", "10230-1")], "lvef": [observation("lvef", "10230-1")]})
+    assert [o.id for o in record.observations("lvef")] == ["lvef"]
+    assert [o.id for o in record.observations("ast")] == ["ast"]
+    assert list(keyed({"labs": [observation("misfiled", "10230-1")]}).observations("lvef")) == []
+
+
+def test_a_server_that_ignores_the_code_parameter_returns_every_observation_under_every_key_and_each_is_read_once():
+    both = {**observation("both", "10230-1"), "code": {"coding": [{"system": "http://loinc.org", "code": "10230-1"},
+                                                                  {"system": "http://loinc.org", "code": "29463-7"}]},
+            "effectiveDateTime": "not a date"}
+    everything = [observation("lvef", "10230-1", effectiveDateTime="2026-11-01"), observation("ast", "1920-8"), both,
+                  observation("glucose", "2345-7")]
+    record = keyed({key: copy.deepcopy(everything) for key in OBSERVATION_KEYS})
+    assert [o.id for o in record.observations("lvef")] == ["lvef"]
+    assert [o.id for o in record.observations("ast")] == ["ast"]
+    assert list(record.observations("body_weight")) == []
+    # Coded LVEF and weight, it is in both keys' results: modelled once, listed as unreadable once.
+    assert unreadable(record) == ["Observation/both"]
+
+
+def test_the_services_keys_read_no_observation_a_fact_has_not_asked_for():
+    record = keyed({"labs": [observation("ast", "1920-8")], "lvef": [observation("lvef", "10230-1")]})
+    list(record.observations("lvef"))
+    assert set(record.observation_index._grouped) == set(OBSERVATION_KEYS["lvef"])

@@ -19,5 +19,5 @@ STATIN = {"resourceType": "MedicationRequest", "id": "statin", "status": "draft"
 def test_an_order_no_rule_is_about_reads_no_observation(rule):
     order_context = context(lab("weight", 70, "kg"), lab("lvef", 60, "%"), lab("ast", 30), drafts=(STATIN,))
     assert list(rule.evaluate(order_context)) == []
-    # The index groups the Observations by value set the first time any fact reads one.
-    assert order_context.record.observation_index._groups is None
+    # The index groups a source's Observations by value set the first time a fact reads one of its value sets.
+    assert order_context.record.observation_index._grouped == {}
