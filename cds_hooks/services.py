@@ -49,7 +49,9 @@ OBSERVATION_KEYS: Mapping[str, tuple[str, ...]] = {
     "her2": ("her2_ihc", "her2_ish", "her2_ish_ratio", "her2_copy_number", "her2_interpretation", "her2_tissue_other"),
     "lvef": ("lvef",),
     "bodySize": ("body_weight", "body_height", "bsa"),
-    "labs": ("platelets", "neutrophils", "ast", "alt", "bilirubin_total", "hcg"),
+    "labs": ("platelets", "neutrophils", "ast", "alt", "bilirubin_total"),
+    # Apart from the labs: every HER2 agent's order reads the pregnancy tests, only T-DM1 and T-DXd the labs.
+    "pregnancyTests": ("hcg",),
     "diseaseStatus": ("disease_status",),
     # The extent of disease: TNM staging, and mCODE's HistoryOfMetastaticCancer (an Observation).
     "staging": ("staging", "history_of_metastatic_cancer"),
