@@ -11,7 +11,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -37,10 +37,49 @@ _USER_TOKENS: Mapping[str, str] = {
 FHIR_SERVER_NOT_ALLOWED = "fhirServer is not a FHIR server this service is allowed to call"
 
 
+class SentBundle:
+    """A searchset Bundle the client sent for a key, its entries not yet read out."""
+
+    __slots__ = ("bundle",)
+
+    def __init__(self, bundle: dict) -> None:
+        self.bundle = bundle
+
+    def __len__(self) -> int:
+        # What the request carries for the key, search outcomes included, counted without walking the entries.
+        entries = self.bundle.get("entry")
+        return len(entries) if isinstance(entries, list) else 0
+
+
+class PrefetchResources(Mapping[str, list[dict]]):
+    """Prefetch key -> flat list of raw FHIR resources; every template key is present.
+
+    A Bundle the client sent is read out (resources_in) when its key is first read, so a key no fact reads,
+    such as years of labs on a patient-view, is never walked."""
+
+    def __init__(self, values: Mapping[str, list[dict] | SentBundle]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, key: str) -> list[dict]:
+        value = self._values[key]
+        if isinstance(value, SentBundle):
+            value = self._values[key] = resources_in(value.bundle)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        # Mapping's own reads the value.
+        return key in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
 @dataclass(frozen=True)
 class PrefetchResult:
-    # Prefetch key -> flat list of raw FHIR resources; every template key is present.
-    resources: Mapping[str, list[dict]]
+    resources: PrefetchResources
     # Keys that had to be fetched (wholly or in part) from fhirServer, for logs and metrics.
     fetched_keys: tuple[str, ...]
 
@@ -190,7 +229,7 @@ class PrefetchResolver:
     def resolve(self, request: HookRequest, templates: Mapping[str, str]) -> PrefetchResult:
         """Every template key's resources, from the request's prefetch or fetched; raise PrefetchUnavailable."""
         started = time.monotonic()
-        resources: dict[str, list[dict]] = {}
+        resources: dict[str, list[dict] | SentBundle] = {}
         fetches: list[_Fetch] = []
         failures: dict[str, str] = {}
         for key, template in templates.items():
@@ -223,7 +262,7 @@ class PrefetchResolver:
         if failures:
             _raise_unavailable(failures)
         return PrefetchResult(
-            resources={key: resources[key] for key in templates},
+            resources=PrefetchResources({key: resources[key] for key in templates}),
             fetched_keys=tuple(fetch.key for fetch in fetches),
         )
 
@@ -231,7 +270,7 @@ class PrefetchResolver:
         # Stragglers end on their own timeouts; nobody waits for them.
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _supplied(self, key: str, template: str, request: HookRequest) -> list[dict] | _Fetch:
+    def _supplied(self, key: str, template: str, request: HookRequest) -> list[dict] | SentBundle | _Fetch:
         """The client's data for `key`, or the fetch that still has to be made for it."""
         value = request.prefetch.get(key)
         if key in request.prefetch and value is None:
@@ -241,7 +280,7 @@ class PrefetchResolver:
             return self._template_fetch(key, template, request, client_failed=value is not None)
         link = next_link(value)
         if link is None:
-            return resources_in(value)
+            return SentBundle(value) if value.get("resourceType") == "Bundle" else resources_in(value)
         if request.fhir_server is None:
             raise _KeyFailed("the prefetched Bundle has a next page but there is no fhirServer to fetch it from")
         return _Fetch(key, self._on_server(link, request.fhir_server), False, tuple(resources_in(value)), pages=1)

@@ -119,16 +119,17 @@ class _ObservationIndex:
     first time it is read: a call whose rules read no Observation never looks at years of vitals and labs, and
     one that reads LVEF and weight never dates or models the labs.
 
-    Each source is a list of Observations with the value sets it is read for: a prefetch key's results for the
-    value sets its query asked for (build_record), so reading LVEF never looks at the labs key's Observations.
+    Each value set is read from one key of `prefetch`, the key's resources read (prefetch.PrefetchResources) when
+    one of its value sets is first read: reading LVEF never looks at the labs key's Observations.
     """
 
-    def __init__(self, sources: Iterable[tuple[list[dict[str, Any]], frozenset[str]]], unreadable: list[UnreadableResource]) -> None:
+    def __init__(
+        self, prefetch: Mapping[str, list[dict[str, Any]]], keys: Mapping[str, frozenset[str]], unreadable: list[UnreadableResource]
+    ) -> None:
+        self._prefetch = prefetch
         self._unreadable = unreadable
-        self._sources: dict[str, tuple[list[dict[str, Any]], frozenset[str]]] = {}
-        for source in sources:
-            for value_set in source[1]:
-                self._sources[value_set] = source
+        self._key_of = {value_set: key for key, value_sets in keys.items() for value_set in value_sets}
+        self._keys = keys
         self._grouped: dict[str, list[dict[str, Any]]] = {}
         # One entry per resource, shared by the value sets its codings are in, so it is modelled once.
         self._entries: dict[Any, _LazyObservation] = {}
@@ -137,10 +138,10 @@ class _ObservationIndex:
     def series(self, value_set: str) -> tuple[_LazyObservation, ...]:
         """The value set's kept Observations, newest first (undated last, else in record order)."""
         if value_set not in self._series:
-            if value_set not in self._grouped and value_set in self._sources:
-                observations, value_sets = self._sources[value_set]
-                groups = _by_value_set(observations, value_sets)
-                for each in value_sets:
+            if value_set not in self._grouped and value_set in self._key_of:
+                key = self._key_of[value_set]
+                groups = _by_value_set(self._prefetch[key], self._keys[key])
+                for each in self._keys[key]:
                     self._grouped[each] = groups.get(each, [])
             entries = [self._entry(resource) for resource in self._grouped.get(value_set, ())]
             # A stable sort: Observations of one day stay in record order.
@@ -199,18 +200,20 @@ def build_record(
     Observations are read from its own key and no other, and no other key's Observations are read. Without it
     (a record not built from a service's prefetch), every key's Observations are read for every kept value set.
     """
-    observation_sources: list[tuple[list[dict[str, Any]], frozenset[str]]] = []
     by_type: dict[str, list[dict[str, Any]]] = {}
-    for key, resources in prefetch.items():
+    for key in prefetch:
         if observation_keys is not None and key in observation_keys:
-            observation_sources.append((resources, frozenset(observation_keys[key]) & _KEPT_OBSERVATION_VALUE_SETS))
-            continue
-        for resource in resources:
+            continue  # read by the Observation index, when a fact first reads one of its value sets
+        for resource in prefetch[key]:
             # A resource without a string resourceType is not FHIR; no rule reads it.
             if isinstance(resource, dict) and isinstance(resource_type := resource.get("resourceType"), str):
                 by_type.setdefault(resource_type, []).append(resource)
     if observation_keys is None:
-        observation_sources.append((by_type.get("Observation", []), _KEPT_OBSERVATION_VALUE_SETS))
+        observations: Mapping[str, list[dict[str, Any]]] = {"every key": by_type.get("Observation", [])}
+        keys = {"every key": _KEPT_OBSERVATION_VALUE_SETS}
+    else:
+        observations = prefetch
+        keys = {key: frozenset(value_sets) & _KEPT_OBSERVATION_VALUE_SETS for key, value_sets in observation_keys.items() if key in prefetch}
     drafts = list(draft_orders)
     index = medication_index(by_type.get("Medication", []) + drafts)
     unreadable: list[UnreadableResource] = []
@@ -234,7 +237,7 @@ def build_record(
         conditions=tuple(m for m in (_model(Condition, r, unreadable) for r in conditions) if m),
         medications=tuple(medications),
         draft_orders=tuple(_draft_order(resource, index) for resource in drafts if is_medication_order(resource)),
-        observation_index=_ObservationIndex(observation_sources, unreadable),
+        observation_index=_ObservationIndex(observations, keys, unreadable),
         unreadable=unreadable,
     )
 

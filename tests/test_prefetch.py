@@ -418,6 +418,20 @@ def test_a_request_carrying_more_resources_than_allowed_is_413(resolver_with):
     assert "11 FHIR resources" in raised.value.message and "at most 10" in raised.value.message
 
 
+class Unwalkable(list):
+    def __iter__(self):
+        raise AssertionError("the Bundle's entries were walked")
+
+
+def test_a_sent_bundle_is_counted_without_walking_its_entries_and_read_out_when_its_key_is_read(resolver_with):
+    bundle = lvef_bundle(3)
+    sent = {**bundle, "entry": Unwalkable(bundle["entry"])}
+    with pytest.raises(TooManyResources):
+        resolver_with(max_resources_per_request=3).resolve(hook_request({"patient": patient(), "lvef": sent}), {"patient": PATIENT_READ, "lvef": LVEF_SERIES})
+    result = resolver_with().resolve(hook_request({"patient": patient(), "lvef": bundle}), {"patient": PATIENT_READ, "lvef": LVEF_SERIES})
+    assert "lvef" in result.resources and ids(result.resources["lvef"]) == [f"lvef-{PATIENT_ID}-{i}" for i in range(3)]
+
+
 def test_draft_orders_count_towards_the_resources_of_a_call(resolver_with):
     drafts = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "MedicationRequest", "id": f"d{i}"}}
                                                   for i in range(3)]}

@@ -11,6 +11,8 @@ from urllib.parse import parse_qsl
 from cds_hooks import fhir_views, terminology
 from cds_hooks.facts.observations import effective_day
 from cds_hooks.protocol.errors import InvalidRequest
+from cds_hooks.memory_fhir import searchset
+from cds_hooks.prefetch import PrefetchResources, SentBundle
 from cds_hooks.record import OBSERVATION_VALUE_SETS, build_record, normalise_medication_order
 from cds_hooks.services import OBSERVATION_KEYS, PREFETCH
 from cds_hooks.terminology import value_set_codes
@@ -471,6 +473,20 @@ def test_a_server_that_ignores_the_code_parameter_returns_every_observation_unde
     assert list(record.observations("body_weight")) == []
     # Coded LVEF and weight, it is in both keys' results: modelled once, listed as unreadable once.
     assert unreadable(record) == ["Observation/both"]
+
+
+class Unwalkable(list):
+    def __iter__(self):
+        raise AssertionError("the key's entries were walked")
+
+
+def test_a_sent_bundle_whose_value_sets_no_fact_reads_is_never_walked():
+    labs = {"resourceType": "Bundle", "type": "searchset", "entry": Unwalkable([{"resource": observation("ast", "1920-8")}])}
+    prefetch = PrefetchResources({"lvef": SentBundle(searchset([observation("lvef", "10230-1")])), "labs": SentBundle(labs)})
+    record = build_record(prefetch, [], OBSERVATION_KEYS)
+    assert [o.id for o in record.observations("lvef")] == ["lvef"]
+    with pytest.raises(AssertionError, match="walked"):
+        list(record.observations("ast"))
 
 
 def test_the_services_keys_read_no_observation_a_fact_has_not_asked_for():
