@@ -24,7 +24,8 @@ from cds_hooks.facts.therapy import Exposure, last_dose_of, planned_period
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import (
-    Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, names_of, ongoing_values, rule,
+    ONGOING_THERAPY, Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, names_of,
+    ongoing_values, rule,
 )
 from cds_hooks.rules.proposals import loinc, remove_drafts, service_request
 
@@ -60,14 +61,15 @@ _PREGNANCY_TESTS = {
     cards=(PREGNANT_CARD,),
     trigger=(
         "A drafted HER2 agent (trastuzumab products incl. Hylecta and Phesgo, pertuzumab, T-DM1, T-DXd) while the patient "
-        "is pregnant; on patient-view, pregnancy while a HER2 agent is recorded as ongoing. Pregnant = an active, "
-        "unrefuted pregnancy Condition (SNOMED 77386006) without an end date, or a positive hCG that nothing later "
-        "answers: no newer readable test, and no pregnancy recorded as ended (or refuted) on or after its day."
+        "is pregnant; on patient-view, pregnancy while a HER2 agent is ongoing (see \"Ongoing\" below) or a record of "
+        "one, even one only intended, covers today. Pregnant = an active, unrefuted pregnancy Condition (SNOMED "
+        "77386006) without an end date, or a positive hCG that nothing later answers: no newer readable test, and no "
+        "pregnancy recorded as ended (or refuted) on or after its day."
     ),
     thresholds=(
         "Positive hCG: coded Positive (qualitative) or above the result's own reference range high (quantitative), "
         f"counted for {POSITIVE_TEST_MONTHS} calendar months at the earlier of today and the planned start (longer "
-        "than a pregnancy can last after a positive test; local policy)."
+        f"than a pregnancy can last after a positive test; local policy). {ONGOING_THERAPY}"
     ),
 )
 def her2_agent_in_pregnancy(context: RuleContext) -> Iterator[Finding]:
@@ -196,23 +198,28 @@ def contraception_counselling(context: RuleContext) -> Iterator[Finding]:
     hooks=frozenset({"patient-view"}),
     cards=(AFTER_THERAPY_CARD,),
     trigger=(
-        "A chart opens for a patient whose HER2-agent therapy has stopped (no exposure running or planned, and the "
-        "cycle after the last recorded dose over), who is not pregnant, while a window after the last dose is open: "
-        "contraception for a female patient who may be of reproductive potential, contraception for a patient on "
-        "T-DXd not recorded as female, no breastfeeding after T-DM1. A last dose the record does not date is counted "
-        "from the latest day it shows."
+        "A chart opens for a patient who is not pregnant and whose HER2-agent therapy has stopped (none ongoing, see "
+        "\"Ongoing\" below; no record of one covering today, even one only intended; none planned to start later), "
+        "while a window after the last dose is open: contraception for a female patient who may be of reproductive "
+        "potential, contraception for a patient on T-DXd not recorded as female, no breastfeeding after T-DM1. A last "
+        "dose the record does not date is counted from the latest day it shows."
     ),
     thresholds=(
         f"{CONTRACEPTION_MONTHS} calendar months after the last dose of any HER2 agent; T-DXd, male patients with "
         f"female partners: {TDXD_MALE_CONTRACEPTION_MONTHS} months; Kadcyla: no breastfeeding for "
-        f"{BREASTFEEDING_MONTHS} months."
+        f"{BREASTFEEDING_MONTHS} months. {ONGOING_THERAPY}"
     ),
 )
 def contraception_after_therapy(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
     her2 = [e for e in facts.exposures if e.ingredients & EMBRYO_FETAL_WARNING_AGENTS]
-    # Therapy running today, or planned to start later, has not stopped.
-    if not her2 or any(e.end is None or e.end >= context.as_of for e in her2) or facts.get(pregnancy_evidence) is not None:
+    # Therapy ongoing today, or planned to start later, has not stopped.
+    if (
+        not her2
+        or any(e.start is not None and e.start > context.as_of for e in her2)
+        or _her2_agents_ongoing(context)
+        or facts.get(pregnancy_evidence) is not None
+    ):
         return
     potential = facts.get(reproductive_potential)
     tdxd = [e for e in her2 if TDXD in e.ingredients]
@@ -274,7 +281,7 @@ def _drafted_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
 
 
 def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
-    ongoing = [e for e in context.facts.exposures if e.ingredients & EMBRYO_FETAL_WARNING_AGENTS and e.overlaps(context.as_of, context.as_of)]
+    ongoing = _her2_agents_ongoing(context)
     if not ongoing:
         return
     evidence = context.facts.get(pregnancy_evidence)
@@ -290,6 +297,19 @@ def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
         },
         evidence=tuple(sorted(set(evidence.references) | {e.source for e in ongoing})),
     )
+
+
+def _her2_agents_ongoing(context: RuleContext) -> list[Exposure]:
+    """The HER2-agent records that keep the patient on therapy today (patient-view, rules 35 and 37): ongoing as the
+    stop cards read it (RuleContext.checked_therapy_of), so the dosing day of a 3-weekly cycle counts; and any record
+    covering today, even one only intended, which that reading leaves out: in pregnancy a course about to start
+    matters as much, and advice for after therapy does not apply yet."""
+    stop_card_reading = {e.source for e in context.checked_therapy_of(EMBRYO_FETAL_WARNING_AGENTS).ongoing}
+    return [
+        e for e in context.facts.exposures
+        if e.ingredients & EMBRYO_FETAL_WARNING_AGENTS
+        and (e.source in stop_card_reading or e.overlaps(context.as_of, context.as_of))
+    ]
 
 
 def _her2_drafts(context: RuleContext) -> list[tuple[DraftOrder, date]]:

@@ -174,12 +174,49 @@ def test_pregnancy_card_for_continuing_therapy_eleven_days_after_a_positive_test
     assert ordered.values["positive_test"]["day"] == charted.values["positive_test"]["day"] == date(2026, 11, 11)
 
 
+def test_pregnancy_card_on_the_dosing_day_of_a_three_weekly_trastuzumab_cycle():
+    # TODAY is day 21 after the 2026-11-01 dose: past its 20-day cover, the next dose due today.
+    (finding,) = her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, administration("a", TRASTUZUMAB, "2026-11-01"), hook="patient-view"))
+    assert finding.values["ongoing"] == [{"name": "trastuzumab", "record": "MedicationAdministration/a", "kind": "MedicationAdministration",
+                                          "status": "completed", "since": date(2026, 11, 1), "last_dose": date(2026, 11, 1)}]
+    assert finding.evidence == ("Condition/preg", "MedicationAdministration/a")
+
+
+def test_pregnancy_card_for_a_stopped_order_whose_bounds_still_run():
+    stopped = {**draft("r", TDM1, start="2026-09-01"), "status": "stopped"}
+    stopped["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["end"] = "2026-12-31"
+    (finding,) = her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, stopped, hook="patient-view"))
+    assert finding.values["drugs"] == "ado-trastuzumab emtansine"
+
+
+def test_pregnancy_card_for_an_intended_statement_covering_today():
+    intended = {**statement("plan", TDXD, "2026-11-15"), "status": "intended"}
+    (finding,) = her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, intended, hook="patient-view"))
+    assert finding.values["ongoing"][0]["status"] == "intended"
+
+
+def test_no_pregnancy_card_once_the_next_dose_is_long_late_or_without_her2_therapy():
+    # Next dose due 2026-11-02 (21 days after the last); 14 days' grace ended 2026-11-16.
+    ended = (administration("a1", TRASTUZUMAB, "2026-09-21"), administration("a2", TRASTUZUMAB, "2026-10-12"))
+    assert list(her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, *ended, hook="patient-view"))) == []
+    assert list(her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, statement("l", LAPATINIB, "2026-06-01"), hook="patient-view"))) == []
+
+
 def test_after_the_last_dose_contraception_runs_seven_calendar_months():
-    (finding,) = contraception_after_therapy(context(WOMAN, administration("a1", TRASTUZUMAB, "2026-08-31"),
-                                                     administration("a2", TRASTUZUMAB, "2026-10-31"), hook="patient-view"))
+    # Next dose due 2026-11-07 (21 days after the last); 14 days' grace ended 2026-11-21: therapy has stopped.
+    (finding,) = contraception_after_therapy(context(WOMAN, administration("a1", TRASTUZUMAB, "2026-09-26"),
+                                                     administration("a2", TRASTUZUMAB, "2026-10-17"), hook="patient-view"))
     (window,) = finding.values["windows"]
-    assert (window["advice"], window["last_dose"], window["until"]) == ("contraception", date(2026, 10, 31), date(2027, 5, 31))
+    assert (window["advice"], window["last_dose"], window["until"]) == ("contraception", date(2026, 10, 17), date(2027, 5, 17))
     assert finding.evidence == ("MedicationAdministration/a2",)
+
+
+def test_no_contraception_card_on_the_dosing_day_of_a_three_weekly_cycle_nor_while_the_next_dose_is_not_long_late():
+    # TODAY is day 21 after the 2026-11-01 dose: past its 20-day cover, the next dose due today.
+    dosing_day = (administration("a1", TRASTUZUMAB, "2026-10-11"), administration("a2", TRASTUZUMAB, "2026-11-01"))
+    assert list(contraception_after_therapy(context(WOMAN, *dosing_day, hook="patient-view"))) == []
+    # Next dose due 2026-11-08, 14 days late today: still the course.
+    assert list(contraception_after_therapy(context(WOMAN, administration("a", TRASTUZUMAB, "2026-10-18"), hook="patient-view"))) == []
 
 
 def test_no_card_while_a_cycle_still_covers_today_or_once_the_window_has_closed():
@@ -200,10 +237,13 @@ def test_a_stopped_order_without_an_end_counts_from_its_start():
 
 def test_a_man_after_tdxd_gets_four_months_and_no_female_advice():
     man = {**WOMAN, "gender": "male"}
-    (finding,) = contraception_after_therapy(context(man, administration("a", TDXD, "2026-10-20"), hook="patient-view"))
+    (finding,) = contraception_after_therapy(context(man, administration("a", TDXD, "2026-10-15"), hook="patient-view"))
     (window,) = finding.values["windows"]
-    assert (window["advice"], window["until"]) == ("male-contraception", date(2027, 2, 20))
+    assert (window["advice"], window["until"]) == ("male-contraception", date(2027, 2, 15))
 
 
 def test_no_stopping_card_during_pregnancy():
-    assert list(contraception_after_therapy(context(WOMAN, PREGNANCY, administration("a", TRASTUZUMAB, "2026-10-20"), hook="patient-view"))) == []
+    # Therapy has stopped (the next dose is more than 14 days late): only the pregnancy keeps the card away.
+    stopped = administration("a", TRASTUZUMAB, "2026-10-12")
+    assert list(contraception_after_therapy(context(WOMAN, stopped, hook="patient-view")))
+    assert list(contraception_after_therapy(context(WOMAN, PREGNANCY, stopped, hook="patient-view"))) == []
