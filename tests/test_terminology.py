@@ -520,6 +520,14 @@ def test_metastatic_excludes_the_wrong_codes():
     assert not in_value_set({"system": SNOMED, "code": "408643008"}, "metastatic")
 
 
+def test_heart_failure_holds_the_vsac_heart_failure_disorders_but_not_its_other_members():
+    # SNOMED CT codes are not expanded by is-a; these are listed from VSAC Heart Failure 2.16.840.1.113883.3.526.3.376.
+    for code in ("42343007", "698594003", "703272007", "417996009", "84114007", "426263006"):
+        assert in_value_set({"system": SNOMED, "code": code}, "heart_failure"), code
+    for code in ("15964701000119109", "410431009", "44088000", "90727007", "206586007"):
+        assert not in_value_set({"system": SNOMED, "code": code}, "heart_failure"), code
+
+
 def test_unverified_clinical_codes_never_match():
     assert not in_value_set({"system": ICD10CM, "code": "Z33.1"}, "pregnancy")
     assert not in_value_set({"system": ICD10CM, "code": "J84.10"}, "ild")

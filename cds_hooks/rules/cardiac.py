@@ -726,7 +726,10 @@ def newest_lvef_unusable(context: RuleContext) -> Iterator[Finding]:
     title="HER2 antibody ordered with active heart failure or LV systolic dysfunction",
     hooks=ORDER_HOOKS,
     cards=("cardiac-heart-failure-her2-therapy",),
-    trigger="A drafted HER2 antibody and an active heart failure (42343007, I50.-) or LVSD (134401001 ...) Condition.",
+    trigger=(
+        "A drafted HER2 antibody and an active heart failure (42343007 and the heart failure disorders of VSAC Heart "
+        "Failure 2.16.840.1.113883.3.526.3.376, listed in clinical_codes.yaml; I50.-) or LVSD (134401001 ...) Condition."
+    ),
     thresholds="Condition not recorded as inactive, resolved or in remission (no clinical status counts as active), nor as refuted.",
 )
 def heart_failure_with_her2_therapy(context: RuleContext) -> Iterator[Finding]:

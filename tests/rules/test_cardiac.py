@@ -519,6 +519,27 @@ def test_heart_failure_card_for_any_her2_antibody_but_not_for_other_drugs():
     assert cards(cardiac.heart_failure_with_her2_therapy, taxane_only) == {}
 
 
+# SNOMED CT descendants are matched only when listed: these come from VSAC Heart Failure 2.16.840.1.113883.3.526.3.376.
+@pytest.mark.parametrize("code", ["698594003", "703272007", "417996009"])
+def test_heart_failure_card_for_a_snomed_heart_failure_below_congestive_heart_failure(code):
+    context = context_for(condition("hf", SNOMED, code), drafts=(draft("x", "tdxd", "2026-11-23", 5.4),))
+    assert "cardiac-heart-failure-her2-therapy" in cards(cardiac.heart_failure_with_her2_therapy, context)
+
+
+def test_no_heart_failure_card_for_a_listed_snomed_heart_failure_resolved_or_refuted_nor_for_other_cardiac_disorders():
+    order = draft("x", "tdxd", "2026-11-23", 5.4)
+    assert "cardiac-heart-failure-her2-therapy" in cards(
+        cardiac.heart_failure_with_her2_therapy, context_for(condition("hfref", SNOMED, "703272007"), drafts=(order,)))
+    not_current = (condition("resolved", SNOMED, "703272007", status="resolved"),
+                   condition("refuted", SNOMED, "698594003", verification="refuted"))
+    # In the VSAC set but not heart failure itself: acute cor pulmonale from a pulmonary embolus, low cardiac output
+    # syndrome, a pleural effusion due to heart failure.
+    not_heart_failure = (condition("cor-pulmonale", SNOMED, "15964701000119109"), condition("low-output", SNOMED, "44088000"),
+                         condition("effusion", SNOMED, "90727007"))
+    for resource in not_current + not_heart_failure:
+        assert cards(cardiac.heart_failure_with_her2_therapy, context_for(resource, drafts=(order,))) == {}, resource["id"]
+
+
 # --- rule 20 ---------------------------------------------------------------------------------------------
 
 
