@@ -498,11 +498,9 @@ def test_serum_her2_is_not_tumour_her2():
 
 def test_icd10cm_prefixes():
     assert in_value_set({"system": ICD10CM, "code": "C79.31"}, "metastatic")
-    assert in_value_set({"system": ICD10CM, "code": "C79.31"}, "brain_metastasis")
     assert in_value_set({"system": ICD10CM, "code": "C50.911"}, "breast_cancer")
     assert in_value_set({"system": ICD10CM, "code": "c50911"}, "breast_cancer")
     assert not in_value_set({"system": ICD10CM, "code": "C5"}, "breast_cancer")
-    assert not in_value_set({"system": ICD10CM, "code": "C79.32"}, "brain_metastasis")
     assert in_value_set({"system": ICD10CM, "code": "I50.32"}, "heart_failure")
 
 
@@ -531,13 +529,14 @@ def test_heart_failure_holds_the_vsac_heart_failure_disorders_but_not_its_other_
 def test_unverified_clinical_codes_never_match():
     assert not in_value_set({"system": ICD10CM, "code": "Z33.1"}, "pregnancy")
     assert not in_value_set({"system": ICD10CM, "code": "J84.10"}, "ild")
+    assert not in_value_set({"system": ICD10CM, "code": "C79.31"}, "brain_metastasis")  # still metastatic (C79)
     assert ("http://hl7.org/fhir/sid/icd-10-cm", "Z33.1") not in value_set_codes("pregnancy")
 
 
 def test_value_set_codes_for_prefetch():
     assert value_set_codes("her2_ihc") == ((LOINC, "85319-2"), (LOINC, "18474-7"))
     assert (LOINC, "8812-0") in value_set_codes("lvef")
-    assert (ICD10CM, "C79.31") in value_set_codes("brain_metastasis")
+    assert value_set_codes("brain_metastasis") == ((SNOMED, "94225005"),)
     with pytest.raises(KeyError):
         value_set_codes("her2")
 

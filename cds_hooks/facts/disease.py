@@ -33,12 +33,16 @@ NEOADJUVANT_WINDOW = timedelta(days=365)
 TAXANE_CYCLE = timedelta(days=21)
 AVERAGE_MONTH_DAYS = 365.25 / 12
 
-# AJCC TNM category notation as EHRs and pathology systems write it ("ypT1c", "ypN0(i+)", "cM1"), read only as a
+# AJCC TNM category notation as EHRs and pathology systems write it ("ypT1c", "ypN0(i+)", "cM1"), or as SNOMED CT's
+# display of it ("American Joint Committee on Cancer ypT1c (qualifier value)", the mCODE value form), read only as a
 # whole value: the prefix letters (y = post-therapy, p = pathologic, c = clinical, r = recurrence, a = autopsy).
-_CATEGORY = re.compile(r"(?:yp|yc|rp|rc|p|c|a)?(?P<axis>[tnm])(?P<value>.+)")
-_T_RESIDUAL = re.compile(r"1mi|1[abc]?|2|3|4[a-d]?")
+_CATEGORY = re.compile(
+    r"(?:(?:american joint committee on cancer|ajcc) )?(?P<prefix>yp|yc|rp|rc|p|c|a)?(?P<axis>[tnm])(?P<value>.+?)(?: \(qualifier value\))?"
+)
+# AJCC suffixes ((m) after T; (sn), (f) after N) say how the category was found, not a different category.
+_T_RESIDUAL = re.compile(r"(?:1mi|1[abc]?|2|3|4[a-d]?)(?: ?\(m\))?")
 _T_NONE = re.compile(r"0|is(?:\s*\((?:dcis|paget)\))?")
-_N_RESIDUAL = re.compile(r"1mi|[123][abc]?(?:\((?:sn|f)\))?")
+_N_RESIDUAL = re.compile(r"(?:1mi|[123][abc]?)(?: ?\((?:sn|f)\))?")
 # ypN0 with isolated tumour cells (i+) or molecular findings (mol+) is not named by A3.4 as either pCR or
 # residual invasive disease, so it stays unknown and the clinician is asked.
 _N_NONE = re.compile(r"0(?:\((?:sn|f|i-|mol-)\))?")
@@ -53,9 +57,26 @@ _STAGE_GROUPS = frozenset({"clinical_stage_group", "pathologic_stage_group", "yp
 _STAGE_IV = re.compile(
     r"(?:(?:american joint committee on cancer|ajcc) )?(?:(?:yp|yc|p|c|r) ?)?(?:stage ?)?(?:iv|4)[a-c]?(?: \(qualifier value\))?"
 )
-# Residual Cancer Burden class (NAACCR item 1179: 0 = RCB-0/pCR, 1, 2, 3), written as "RCB-II", "RCB 2", ...
-_RCB = re.compile(r"rcb[\s-]*(?:class[\s-]*)?(?P<value>0|1|2|3|i|ii|iii)")
+# Residual Cancer Burden class (NAACCR item 1179: 0 = RCB-0/pCR, 1, 2, 3), written as "RCB-II", "RCB 2", "Residual
+# cancer burden class II", "RCB II (moderate)": the class decides; words after it are read only to refuse a value
+# they contradict (a residual burden named beside class 0, or pCR beside a class above 0).
+_RCB = re.compile(
+    r"(?:rcb|residual cancer burden)[\s-]*(?:class[\s-]*)?(?P<value>0|1|2|3|i|ii|iii)"
+    r"(?: ?\((?P<words>pcr|minimal|moderate|extensive)\))?"
+)
 _RCB_CLASS = {"0": 0, "1": 1, "2": 2, "3": 3, "i": 1, "ii": 2, "iii": 3}
+# mCODE codes post-neoadjuvant staging as a T or N category or stage group (cT/pT, ...) and puts the yp hierarchy in
+# the value (A3.4); the yp codes themselves, as Observation codes, say so whatever the value.
+_POST_NEOADJUVANT = frozenset({"yp_t", "yp_n", "yp_stage_group", "neoadjuvant_response"})
+_YP_OF_CATEGORY = {
+    **dict.fromkeys(("t_category", "clinical_t", "pathologic_t"), "yp_t"),
+    **dict.fromkeys(("n_category", "clinical_n", "pathologic_n"), "yp_n"),
+    **dict.fromkeys(("clinical_stage_group", "pathologic_stage_group"), "yp_stage_group"),
+}
+# A yp stage group, read only as a whole value: "ypIIA", "yp Stage IIIC", or SNOMED CT's display form.
+_YP_STAGE_GROUP = re.compile(
+    r"(?:(?:american joint committee on cancer|ajcc) )?yp ?(?:stage ?)?(?:0|i{1,3}|iv)[a-c]?(?: \(qualifier value\))?"
+)
 
 _Reading = Literal["residual", "none", "unknown"]
 
@@ -179,8 +200,7 @@ class NeoadjuvantTherapy:
 def residual_disease_findings(facts: Facts) -> ResidualDisease:
     """Residual invasive disease (ypT >= T1mi and/or ypN >= N1mi, or RCB >= 1) vs pCR (ypT0/Tis ypN0, RCB-0, or
     'no evidence of malignant neoplasm'), from the newest yp staging; unknown when staging is missing or partial."""
-    newest = {meaning: _newest(facts, meaning) for meaning in ("yp_t", "yp_n", "yp_stage_group", "neoadjuvant_response")}
-    found = {meaning: o for meaning, o in newest.items() if o is not None}
+    found = facts.get(_post_neoadjuvant_staging)
     if not found:
         return ResidualDisease("unknown", None, "no post-neoadjuvant (yp) staging recorded")
     t = _category_value(found["yp_t"], "t", _T_RESIDUAL, _T_NONE) if "yp_t" in found else "unknown"
@@ -233,8 +253,33 @@ def taxane_finished_before(facts: Facts, day: date) -> bool:
     return reached is not None and day - reached > TAXANE_CYCLE
 
 
-def _newest(facts: Facts, meaning: str) -> Observation | None:
-    return next(iter(_staging_with_meaning(facts, {meaning})), None)
+def _post_neoadjuvant_staging(facts: Facts) -> dict[str, Observation]:
+    """The newest Observation of each kind of post-neoadjuvant staging (yp_t, yp_n, yp_stage_group,
+    neoadjuvant_response)."""
+    newest: dict[str, Observation] = {}
+    for observation in observations_in(facts.record, "staging"):
+        kind = _post_neoadjuvant_kind(observation)
+        if kind is not None:
+            newest.setdefault(kind, observation)
+    return newest
+
+
+def _post_neoadjuvant_kind(observation: Observation) -> str | None:
+    """Which post-neoadjuvant staging the Observation is: by a yp (or RCB) code, or, for a T, N or stage group code,
+    by a yp value (yp notation or its SNOMED CT display, or a yp hierarchy code); None when it is not one."""
+    meaning = terminology.coded_meaning(observation.code, "staging")
+    if meaning in _POST_NEOADJUVANT:
+        return meaning
+    yp = _YP_OF_CATEGORY.get(meaning)
+    if yp is None:
+        return None
+    if terminology.coded_meaning(observation.valueCodeableConcept, "staging") == yp:
+        return yp
+    texts = _value_texts(observation)
+    if yp == "yp_stage_group":
+        return yp if any(map(_YP_STAGE_GROUP.fullmatch, texts)) else None
+    axis = yp[-1]
+    return yp if any((m := _CATEGORY.fullmatch(text)) and m["prefix"] == "yp" and m["axis"] == axis for text in texts) else None
 
 
 def _staging_with_meaning(facts: Facts, meanings: set[str]) -> tuple[Observation, ...]:
@@ -264,8 +309,12 @@ def _rcb_value(observation: Observation) -> _Reading:
         return "none"
     for text in _value_texts(observation):
         match = _RCB.fullmatch(text)
-        if match is not None:
-            return "none" if _RCB_CLASS[match["value"]] == 0 else "residual"
+        if match is None:
+            continue
+        residual = _RCB_CLASS[match["value"]] > 0
+        if match["words"] is not None and (match["words"] != "pcr") != residual:
+            continue
+        return "residual" if residual else "none"
     return "unknown"
 
 

@@ -79,9 +79,16 @@ def _her2_positive(facts: Facts) -> bool:
         "Early HER2-positive breast cancer; a trastuzumab (± pertuzumab) order planned after surgery (the yp staging "
         "day); taxane and trastuzumab started in the year before surgery; ypT >= T1mi and/or ypN >= N1mi or RCB >= 1. "
         "No yp staging: the card asks for the pathology result instead of assuming, but only once the taxane has "
-        "finished (last dose more than 21 days before the order, none continuing or drafted with it)."
+        "finished (last dose more than 21 days before the order, none continuing or drafted with it). yp staging is "
+        "read from yp codes, or from a T, N or stage group Observation whose value is yp (mCODE). Not once the "
+        "trastuzumab year is over: the order planned to start more than 52 weeks after the first neoadjuvant "
+        "trastuzumab."
     ),
-    thresholds="T-DM1 3.6 mg/kg IV q3w x 14 cycles; dose in mg from the latest weight within the weight lookback.",
+    thresholds=(
+        "T-DM1 3.6 mg/kg IV q3w x 14 cycles; dose in mg from the latest weight within the weight lookback. Upper bound: "
+        "order start <= 52 weeks after the first trastuzumab started in the year before surgery (adjuvant trastuzumab "
+        "is 1 year total, rule 45; T-DM1 replaces its adjuvant part)."
+    ),
 )
 def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
@@ -97,7 +104,7 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
     if residual.day is None and not _taxane_finished(context, start):
         return
     neoadjuvant = facts.get(therapy_before, residual.day or start)
-    if not neoadjuvant.taxane_and_trastuzumab:
+    if not neoadjuvant.taxane_and_trastuzumab or not _within_trastuzumab_year(neoadjuvant, start):
         return
     weight = facts.get(weight_kg)
     dose_mg = round(TDM1_DOSE_MG_PER_KG * weight.value, 1) if weight is not None else None
@@ -129,6 +136,13 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
         ) if confirmed else (),
         evidence=residual.references + tuple(e.source for e in neoadjuvant.taxanes + neoadjuvant.trastuzumab),
     )
+
+
+def _within_trastuzumab_year(neoadjuvant: NeoadjuvantTherapy, start: date) -> bool:
+    """KATHERINE's T-DM1 takes the place of the adjuvant part of the one-year trastuzumab course (rule 45), which
+    began with the neoadjuvant trastuzumab: once that year is over there is no adjuvant trastuzumab left to replace."""
+    first = min(e.start for e in neoadjuvant.trastuzumab if e.start is not None)
+    return start - first <= ADJUVANT_COURSE
 
 
 def _taxane_finished(context: RuleContext, start: date) -> bool:
@@ -180,9 +194,13 @@ def _tdm1_order(context: RuleContext, start: date, dose_mg: float | None, weight
     cards=("sequencing-adjuvant-tdm1-not-katherine",),
     trigger=(
         "T-DM1 ordered in early breast cancer when yp staging shows pCR (ypT0/Tis ypN0, RCB-0), or no taxane + "
-        "trastuzumab started in the year before surgery; without readable yp staging the card asks for it."
+        "trastuzumab started in the year before surgery (before the order when no yp staging dates surgery); after "
+        "neoadjuvant taxane + trastuzumab without readable yp staging the card asks for it."
     ),
-    thresholds="pCR = ypT0/Tis ypN0 or RCB-0 (A3.4); neoadjuvant = started within 365 days before the yp staging day.",
+    thresholds=(
+        "pCR = ypT0/Tis ypN0 or RCB-0 (A3.4); neoadjuvant = started within 365 days before the yp staging day, or "
+        "before the T-DM1 start when there is no yp staging."
+    ),
 )
 def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
@@ -194,7 +212,9 @@ def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
     neoadjuvant = facts.get(therapy_before, residual.day or start)
     if residual.status == "pcr":
         reason = "pcr"
-    elif residual.day is not None and not neoadjuvant.taxane_and_trastuzumab:
+    elif not neoadjuvant.taxane_and_trastuzumab:
+        # Without yp staging there is no surgery day: nothing in the year before the order means no neoadjuvant
+        # therapy on record (upfront surgery), and no ypTNM to ask for.
         reason = "no-neoadjuvant"
     elif residual.status == "unknown":
         reason = "unconfirmed"
@@ -442,7 +462,8 @@ def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
     hooks=ALL_HOOKS,
     cards=("sequencing-brain-metastases-progression",),
     trigger=(
-        "HER2-positive disease with an active brain metastasis condition, newest disease status 'worsened', at least "
+        "HER2-positive disease with an active brain metastasis condition (SNOMED 94225005; ICD-10-CM C79.31 is "
+        "UNVERIFIED in the reference and not read alone), newest disease status 'worsened', at least "
         "one HER2-directed drug started before it and none started since; on patient-view, and on ordering a "
         "HER2-directed drug other than tucatinib or T-DXd."
     ),

@@ -158,6 +158,17 @@ def test_metastatic_since_is_the_earliest_onset_or_recorded_day():
     assert brain_metastases(facts(HER2POS, condition("brain", "94225005", status="resolved"))) == ()
 
 
+def test_an_unverified_icd10_brain_code_alone_is_not_read_as_brain_metastases():
+    icd_only = {**condition("brain", "94225005", "2026-03-01"),
+                "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "C79.31"}]}}
+    record = facts(HER2POS, icd_only)
+    assert brain_metastases(record) == ()
+    # C79.31 is still a secondary malignant neoplasm (C77-C79): the disease is metastatic from its onset.
+    assert (setting(record), metastatic_since(record)) == ("metastatic", date(2026, 3, 1))
+    both = {**icd_only, "code": {"coding": [*icd_only["code"]["coding"], {"system": SCT, "code": "94225005"}]}}
+    assert [c.id for c in brain_metastases(facts(HER2POS, both))] == ["brain"]
+
+
 # --- residual disease ---------------------------------------------------------------------------------
 
 
@@ -186,6 +197,70 @@ def test_no_evidence_of_malignancy_and_rcb_class():
     assert residual_disease(facts(staging("r", "85323-4", "2026-06-22", string="RCB-II"))) == "residual"
     assert residual_disease(facts(staging("r", "85323-4", "2026-06-22", text="RCB 0"))) == "pcr"
     assert residual_disease(facts(yp_t("ypT0"), yp_n("ypN0"), staging("r", "85323-4", "2026-06-22", text="RCB-I"))) == "residual"
+
+
+# mCODE codes the Observation as a T or N category (or stage group) and carries the yp hierarchy in the value (A3.4).
+PT, PN, PATHOLOGIC_GROUP = "384625004", "371494008", "399588009"
+
+
+def snomed_display(display):
+    return {"system": SCT, "display": display}
+
+
+@pytest.mark.parametrize(("t", "n", "expected"), [
+    (staging("t", PT, "2026-06-22", text="ypT1c"), staging("n", PN, "2026-06-22", text="ypN1a"), "residual"),
+    (staging("t", PT, "2026-06-22", text="ypT0"), staging("n", PN, "2026-06-22", text="ypN0"), "pcr"),
+    (staging("t", "1222595002", "2026-06-22", snomed_display("American Joint Committee on Cancer ypT1c (qualifier value)")),
+     staging("n", "1222596001", "2026-06-22", snomed_display("American Joint Committee on Cancer ypN1a (qualifier value)")), "residual"),
+    (staging("t", PT, "2026-06-22", snomed_display("American Joint Committee on Cancer ypT0 (qualifier value)")),
+     staging("n", PN, "2026-06-22", snomed_display("American Joint Committee on Cancer ypN0 (qualifier value)")), "pcr"),
+    (yp_t("ypT0"), yp_n("ypN1mi(sn)"), "residual"),
+    (yp_t("ypT1c(m)"), yp_n("ypN0"), "residual"),
+    (staging("t", PT, "2026-06-22", text="ypT1c (m)"), staging("n", PN, "2026-06-22", text="ypN0(sn)"), "residual"),
+])
+def test_yp_staging_is_read_from_its_value_whatever_the_category_code(t, n, expected):
+    found = residual_disease_findings(facts(t, n))
+    assert (found.status, found.day) == (expected, date(2026, 6, 22))
+
+
+@pytest.mark.parametrize("t", [
+    "pT2",                    # upfront surgery: pathologic, not post-neoadjuvant
+    "ycT1c",                  # clinical staging after therapy, not pathologic
+    "T1c",                    # no prefix on a pT code: not yp
+    "ypN1a",                  # an N value on a T code
+    "American Joint Committee on Cancer pT2 (qualifier value)",
+])
+def test_a_t_category_code_with_a_value_that_is_not_yp_t_is_not_post_neoadjuvant_staging(t):
+    found = residual_disease_findings(facts(staging("t", PT, "2026-06-22", text=t)))
+    assert (found.status, found.day) == ("unknown", None), t
+
+
+@pytest.mark.parametrize("t", ["ypT1c ypN1a", "ypT1c(sn)", "ypT1c (qualifier value) extra", "ypT1cc"])
+def test_a_yp_value_is_read_only_whole_and_exact(t):
+    # yp staging (it dates surgery), but a value that is not exactly one T category is not read: the card asks.
+    found = residual_disease_findings(facts(staging("t", PT, "2026-06-22", text=t), staging("n", PN, "2026-06-22", text="ypN0")))
+    assert (found.status, found.day) == ("unknown", date(2026, 6, 22)), t
+
+
+def test_a_stage_group_or_a_yp_hierarchy_value_marks_post_neoadjuvant_staging():
+    group = residual_disease_findings(facts(staging("g", PATHOLOGIC_GROUP, "2026-06-22", text="ypIIA")))
+    assert (group.status, group.day) == ("unknown", date(2026, 6, 22))
+    assert residual_disease_findings(facts(staging("g", PATHOLOGIC_GROUP, "2026-06-22", text="IIA"))).day is None
+    hierarchy = residual_disease_findings(facts(staging("t", PT, "2026-06-22", {"system": SCT, "code": "1222595002"})))
+    assert (hierarchy.status, hierarchy.day) == ("unknown", date(2026, 6, 22))
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("Residual cancer burden class II", "residual"),
+    ("RCB II (moderate)", "residual"),
+    ("residual cancer burden 0", "pcr"),
+    ("RCB-0 (pCR)", "pcr"),
+    ("RCB 0 (moderate)", "unknown"),   # the words contradict the class: ask
+    ("RCB II pending", "unknown"),
+    ("residual cancer burden", "unknown"),
+])
+def test_rcb_class_written_out_or_with_its_description(value, expected):
+    assert residual_disease(facts(staging("r", "85323-4", "2026-06-22", string=value))) == expected
 
 
 def test_missing_staging_is_unknown_and_described():

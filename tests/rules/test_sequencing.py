@@ -8,6 +8,7 @@ from cds_hooks.record import build_record
 from cds_hooks.render import CardRenderer
 from cds_hooks.rules.base import RuleContext
 from cds_hooks.rules.sequencing import (
+    adjuvant_tdm1_not_katherine,
     brain_metastases_progression,
     early_recurrence_second_line,
     first_line_thp_preferred,
@@ -136,6 +137,27 @@ def test_katherine_needs_a_taxane_before_surgery():
     assert list(katherine_adjuvant_tdm1(context(*trastuzumab_only, *RESIDUAL, drafts=[draft("adj-h", "trastuzumab", "2026-07-13")]))) == []
 
 
+# mCODE form: pT/pN category codes with yp values (A3.4).
+MCODE_RESIDUAL = (yp("ypt", "384625004", "ypT1c"), yp("ypn", "371494008", "ypN1a"))
+MCODE_PCR = (yp("ypt", "384625004", "ypT0"), yp("ypn", "371494008", "ypN0"))
+
+
+def test_katherine_reads_yp_values_under_pathologic_category_codes():
+    (finding,) = katherine_adjuvant_tdm1(context(*NEOADJUVANT, *MCODE_RESIDUAL, drafts=[draft("adj-h", "trastuzumab", "2026-07-13")]))
+    assert finding.values["confirmed"] and finding.values["staging_day"] == date(2026, 6, 22)
+    assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *MCODE_PCR, drafts=[draft("adj-h", "trastuzumab", "2026-07-13")]))) == []
+
+
+def test_katherine_only_while_the_trastuzumab_year_is_not_complete():
+    # Neoadjuvant trastuzumab began 2026-01-05: T-DM1 x 14 replaces adjuvant trastuzumab only within that year.
+    def cards(start):
+        return [f.values["confirmed"] for f in katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, drafts=[draft("h", "trastuzumab", start)]))]
+
+    assert cards("2027-01-04") == [True]   # 52 weeks after the first neoadjuvant dose
+    assert cards("2027-01-05") == []
+    assert cards("2029-11-23") == []
+
+
 def every_three_weeks(drug, first, cycles):
     return tuple(administration(f"{drug}-{n}", drug, (date.fromisoformat(first) + timedelta(weeks=3 * n)).isoformat()) for n in range(cycles))
 
@@ -158,6 +180,31 @@ def test_katherine_not_while_the_taxane_is_drafted_with_the_order_or_recorded_as
     assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT_TH_4_CYCLES, drafts=delayed_cycle_5))) == []
     continuing = (HER2POS, statement("t", "docetaxel", "2026-08-03"), statement("h", "trastuzumab", "2026-08-03"))
     assert list(katherine_adjuvant_tdm1(context(*continuing, drafts=[draft("h", "trastuzumab", "2026-11-16")]))) == []
+
+
+# --- rule 39 ------------------------------------------------------------------------------------------
+
+# Upfront surgery: pT2 pN1a, no taxane or trastuzumab before it.
+UPFRONT_SURGERY = (HER2POS, yp("pt", "384625004", "pT2", "2026-06-01"), yp("pn", "371494008", "pN1a", "2026-06-01"))
+
+
+def test_tdm1_after_upfront_surgery_is_not_the_katherine_population():
+    (finding,) = adjuvant_tdm1_not_katherine(context(*UPFRONT_SURGERY, drafts=[draft("k", "tdm1", "2026-07-06", count=14)]))
+    assert finding.values["reason"] == "no-neoadjuvant" and finding.values["neoadjuvant"] == []
+    card = RENDERER.render(finding)
+    assert "without neoadjuvant taxane + trastuzumab: not the KATHERINE population" in card.summary
+    assert "No taxane + trastuzumab recorded in the year before this order" in card.detail
+    assert "Record the ypTNM staging or RCB class" not in card.detail
+
+
+def test_tdm1_after_neoadjuvant_therapy_without_yp_staging_asks_for_it():
+    (finding,) = adjuvant_tdm1_not_katherine(context(*NEOADJUVANT, drafts=[draft("k", "tdm1", "2026-07-13", count=14)]))
+    assert finding.values["reason"] == "unconfirmed"
+    assert "Record the ypTNM staging" in RENDERER.render(finding).detail
+
+
+def test_tdm1_after_residual_disease_in_the_mcode_form_gets_no_card():
+    assert list(adjuvant_tdm1_not_katherine(context(*NEOADJUVANT, *MCODE_RESIDUAL, drafts=[draft("k", "tdm1", "2026-07-13")]))) == []
 
 
 # --- rules 40-43 --------------------------------------------------------------------------------------
@@ -196,6 +243,15 @@ def test_brain_metastases_card_not_when_tucatinib_is_ordered():
     record = (*METASTATIC, condition("brain", "94225005", "2026-10-14"), *THP_LINE, worsened("2026-10-20"))
     assert len(list(brain_metastases_progression(context(*record, hook="patient-view")))) == 1
     assert list(brain_metastases_progression(context(*record, drafts=[draft("tuc", "tucatinib")]))) == []
+
+
+def test_brain_metastases_card_not_on_the_unverified_icd10_code_alone():
+    icd = {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "C79.31"}
+    icd_only = {**condition("brain", "94225005", "2026-10-14"), "code": {"coding": [icd]}}
+    record = (*METASTATIC, *THP_LINE, worsened("2026-10-20"))
+    assert list(brain_metastases_progression(context(*record, icd_only, hook="patient-view"))) == []
+    with_snomed = {**icd_only, "code": {"coding": [icd, {"system": SCT, "code": "94225005"}]}}
+    assert len(list(brain_metastases_progression(context(*record, with_snomed, hook="patient-view")))) == 1
 
 
 def test_early_recurrence_not_once_metastatic_therapy_started():
