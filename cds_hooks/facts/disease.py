@@ -22,9 +22,16 @@ HER2_DIRECTED = terminology.ingredients_in_class("her2_directed")
 TAXANES = terminology.ingredients_in_class("taxane")
 # Every trastuzumab product (biosimilars, Hylecta, Phesgo); not T-DM1 or T-DXd.
 TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
+# (Neo)adjuvant HER2-directed therapy, whose end rule 42 measures from: trastuzumab, and T-DM1 after it for residual
+# disease (KATHERINE). T-DXd is not among them: the reference names it for metastatic disease only.
+ADJUVANT_HER2_THERAPY = TRASTUZUMAB_PRODUCTS | {"ado_trastuzumab_emtansine"}
 
-# Drugs of one regimen start together; 30 days allows for a delayed first dose of one partner drug.
+# Drugs of one regimen start together; 30 days allows for a delayed first dose of one partner drug. It also allows
+# for metastatic therapy started before the metastases were confirmed and dated (a biopsy after the first cycle).
 REGIMEN_START_WINDOW = timedelta(days=30)
+# Exposures to the same HER2-directed drug separated by up to 90 days belong to one course (a delayed cycle, or
+# surgery between the neoadjuvant and adjuvant parts); a longer gap starts a new course.
+COURSE_GAP = timedelta(days=90)
 # Neoadjuvant therapy takes about six months; exposures started more than a year before surgery belong to
 # something else (an earlier cancer or regimen) and are not counted.
 NEOADJUVANT_WINDOW = timedelta(days=365)
@@ -119,7 +126,7 @@ def setting(facts: Facts) -> Setting:
     history of metastatic cancer, or M1 or stage group IV staging (mCODE); early when breast cancer is recorded
     without any of these; unknown when the record names no breast cancer."""
     if (
-        facts.get(active_conditions, "metastatic") or facts.get(active_conditions, "brain_metastasis")
+        facts.get(_metastatic_conditions) or facts.get(active_conditions, "brain_metastasis")
         or facts.get(_metastatic_staging) or facts.get(_metastatic_history_conditions)
         or facts.get(_metastatic_history_observations)
     ):
@@ -138,32 +145,56 @@ def brain_metastases(facts: Facts) -> tuple[Condition, ...]:
 
 
 def metastatic_since(facts: Facts) -> date | None:
-    """The earliest day of metastatic disease: a condition's onset (else recorded day), or the day of M1 or stage IV
-    staging. A HistoryOfMetastaticCancer Observation gives no day: it is dated when the history was noted, which
-    can be years after the metastases, and would make a recurrence look later than it was."""
-    conditions = facts.get(active_conditions, "metastatic") + brain_metastases(facts) + facts.get(_metastatic_history_conditions)
+    """The earliest day of metastatic disease: a secondary cancer condition's onset (else recorded day), a history
+    of metastatic cancer's onset, or the day of M1 or stage IV staging. A history of metastatic cancer is not dated
+    by the day it was recorded, as an Observation or a Condition: that is when the history was noted, which can be
+    years after the metastases, and would make a recurrence look later than it was."""
+    conditions = facts.get(_metastatic_conditions) + brain_metastases(facts)
     days = [day for condition in conditions if (day := condition_day(condition)) is not None]
+    days += [day for condition in facts.get(_metastatic_history_conditions) if (day := condition_onset(condition)) is not None]
     days += [day for observation in facts.get(_metastatic_staging) if (day := effective_day(observation)) is not None]
     return min(days, default=None)
 
 
 def condition_day(condition: Condition) -> date | None:
     """When the condition began: onset, else the day it was recorded."""
-    onset = condition.onsetDateTime or (condition.onsetPeriod.start if condition.onsetPeriod else None)
-    return first_day(onset) or first_day(condition.recordedDate)
+    return condition_onset(condition) or first_day(condition.recordedDate)
+
+
+def condition_onset(condition: Condition) -> date | None:
+    """The condition's recorded onset day; None when only its recording is dated."""
+    return first_day(condition.onsetDateTime or (condition.onsetPeriod.start if condition.onsetPeriod else None))
 
 
 def _metastatic_staging(facts: Facts) -> tuple[Observation, ...]:
     """Staging that says distant metastases: an M1 category or a stage group IV (clinical, pathologic or yp)."""
-    m1 = [o for o in _staging_with_meaning(facts, _M_CATEGORIES) if _category_value(o, "m", _M_METASTATIC, _NOTHING) == "residual"]
+    m1 = [
+        o for o in _staging_with_meaning(facts, _M_CATEGORIES)
+        if _category_value(o, "m", _M_METASTATIC, _NOTHING) == "residual"
+    ]
     stage_iv = [o for o in _staging_with_meaning(facts, _STAGE_GROUPS) if any(map(_STAGE_IV.fullmatch, _value_texts(o)))]
     return tuple(m1 + stage_iv)
 
 
+def _metastatic_conditions(facts: Facts) -> tuple[Condition, ...]:
+    """Secondary cancer conditions: in remission, inactive or resolved, metastases still make the disease
+    metastatic (a history of metastatic cancer)."""
+    return _recorded_unless_refuted(facts, "metastatic")
+
+
 def _metastatic_history_conditions(facts: Facts) -> tuple[Condition, ...]:
-    """History of metastatic cancer recorded as a Condition, whatever its clinical status: the history stays true
-    when the metastases are in remission (mCODE's own example records it as "remission")."""
-    return tuple(c for c in facts.record.conditions if terminology.in_value_set(c.code, "history_of_metastatic_cancer"))
+    """History of metastatic cancer recorded as a Condition: the history stays true when the metastases are in
+    remission (mCODE's own example records it as "remission")."""
+    return _recorded_unless_refuted(facts, "history_of_metastatic_cancer")
+
+
+def _recorded_unless_refuted(facts: Facts, value_set: str) -> tuple[Condition, ...]:
+    """Conditions in the value set whatever their clinical status, unless refuted (the record drops those entered
+    in error)."""
+    return tuple(
+        c for c in facts.record.conditions
+        if verification_status(c) != "refuted" and terminology.in_value_set(c.code, value_set)
+    )
 
 
 def _metastatic_history_observations(facts: Facts) -> tuple[Observation, ...]:
@@ -380,14 +411,15 @@ class TherapyLine:
 
 
 def metastatic_lines(facts: Facts) -> tuple[TherapyLine, ...]:
-    """HER2-directed regimens started on or after metastatic_since, oldest first; empty when that day is unknown.
+    """HER2-directed regimens started on or after metastatic_therapy_from, oldest first; empty when that day is
+    unknown.
 
     Estimate, which cards ask the clinician to confirm: a HER2-directed exposure starting within 30 days of the
     current line's start joins it; a later one opens a new line only if it brings a HER2-directed drug the current
     line does not have (a switch), so maintenance after chemotherapy (THP -> HP) stays in the same line. Other
     drugs (taxane, capecitabine) starting within 30 days of a line's start are shown as part of its regimen.
     """
-    since = facts.get(metastatic_since)
+    since = facts.get(metastatic_therapy_from)
     if since is None:
         return ()
     dated = [e for e in facts.exposures if e.start is not None and e.start >= since]
@@ -405,6 +437,32 @@ def metastatic_lines(facts: Facts) -> tuple[TherapyLine, ...]:
     return tuple(_line(number, group, dated) for number, group in enumerate(groups, start=1))
 
 
+def metastatic_therapy_from(facts: Facts) -> date | None:
+    """The day therapy for metastatic disease counts from: metastatic_since, or the start of a HER2-directed regimen
+    begun within REGIMEN_START_WINDOW before it, unless that regimen continues a course of the same drug (the last
+    doses of (neo)adjuvant therapy). None when metastatic_since is unknown. Therapy started before this day is
+    (neo)adjuvant (recurrence)."""
+    since = facts.get(metastatic_since)
+    if since is None:
+        return None
+    window_start = since - REGIMEN_START_WINDOW
+    started = [(e, e.start) for e in facts.exposures if e.start is not None and e.start < since and e.ingredients & HER2_DIRECTED]
+    earlier = [e for e, start in started if start < window_start]
+    # A course of the same drug within COURSE_GAP also means a recurrence within months of it: reading the regimen
+    # as its continuation keeps rule 42's second-line advice.
+    new_regimens = [
+        start for e, start in started
+        if start >= window_start and not any(_continues(before, e.ingredients, start) for before in earlier)
+    ]
+    return min(new_regimens, default=since)
+
+
+def _continues(before: Exposure, ingredients: frozenset[str], start: date) -> bool:
+    """Whether an exposure to `ingredients` starting on `start` continues the course of an earlier one: a
+    HER2-directed drug in common, and at most COURSE_GAP after it ended."""
+    return bool(ingredients & before.ingredients & HER2_DIRECTED) and (before.end is None or start - before.end <= COURSE_GAP)
+
+
 def line_of_therapy(facts: Facts) -> int | None:
     """How many metastatic HER2-directed lines have started (0 = none yet). None when not metastatic, or when
     HER2-directed therapy is recorded but the start of metastatic disease is not, so lines cannot be told."""
@@ -418,31 +476,38 @@ def line_of_therapy(facts: Facts) -> int | None:
 @dataclass(frozen=True)
 class Recurrence:
     metastatic_since: date
-    # The last dose of the trastuzumab given before metastatic disease (therapy.last_dose_of: an administration's or
-    # single-date statement's day, else a recorded end); None when trastuzumab continued to the diagnosis.
+    # The last dose of the trastuzumab or T-DM1 given before metastatic disease (therapy.last_dose_of: an
+    # administration's or single-date statement's day, else a recorded end); None when it continued to the diagnosis.
     last_dose: LastDose | None
     # The day the interval runs from: the last dose (the earliest it can have been, when the record leaves it open),
-    # or metastatic_since for a recurrence during trastuzumab.
+    # or metastatic_since for a recurrence during (neo)adjuvant therapy.
     measured_from: date
     months: float
     with_pertuzumab: bool
     sources: tuple[str, ...]
 
+    @property
+    def last_dose_undated(self) -> bool:
+        """Whether the record leaves the last dose open: the interval is at most `months`, maybe less."""
+        return self.last_dose is not None and self.last_dose.day is None
+
 
 def recurrence(facts: Facts) -> Recurrence | None:
-    """The interval from finishing the trastuzumab given before metastatic disease ((neo)adjuvant), i.e. its last
-    dose, to the metastatic diagnosis; None when either is unknown or no trastuzumab preceded it. Not from the end of
-    the last dose's cycle (therapy.DOSE_COVERAGE): that would put the recurrence three weeks closer to the therapy."""
+    """The interval from finishing the HER2-directed therapy given before metastatic disease ((neo)adjuvant
+    trastuzumab, and adjuvant T-DM1 after it), i.e. its last dose, to the metastatic diagnosis; None when either is
+    unknown or none preceded it. Not from the end of the last dose's cycle (therapy.DOSE_COVERAGE): that would put
+    the recurrence three weeks closer to the therapy."""
     since = facts.get(metastatic_since)
-    if since is None:
+    therapy_from = facts.get(metastatic_therapy_from)
+    if since is None or therapy_from is None:
         return None
-    earlier = [e for e in facts.exposures if e.start is not None and e.start < since]
-    trastuzumab = [e for e in earlier if e.ingredients & TRASTUZUMAB_PRODUCTS]
-    last = last_dose_of(trastuzumab)
+    earlier = [e for e in facts.exposures if e.start is not None and e.start < therapy_from]
+    adjuvant = [e for e in earlier if e.ingredients & ADJUVANT_HER2_THERAPY]
+    last = last_dose_of(adjuvant)
     if last is None:
         return None
-    # Recurrence during trastuzumab (continuing, or dosed up to or after the diagnosis) is an interval of zero.
-    during = any(e.ongoing for e in trastuzumab) or last.at_least >= since
+    # Recurrence during the therapy (continuing, or dosed up to or after the diagnosis) is an interval of zero.
+    during = any(e.ongoing for e in adjuvant) or last.at_least >= since
     measured_from = since if during else last.at_least
     return Recurrence(
         metastatic_since=since,
@@ -450,12 +515,12 @@ def recurrence(facts: Facts) -> Recurrence | None:
         measured_from=measured_from,
         months=round((since - measured_from).days / AVERAGE_MONTH_DAYS, 1),
         with_pertuzumab=any("pertuzumab" in e.ingredients for e in earlier),
-        sources=tuple(e.source for e in trastuzumab),
+        sources=tuple(e.source for e in adjuvant),
     )
 
 
 def recurrence_interval_months(facts: Facts) -> float | None:
-    """Months from the last dose of (neo)adjuvant trastuzumab to the metastatic diagnosis (0 = recurrence during it)."""
+    """Months from the last dose of (neo)adjuvant HER2 therapy to the metastatic diagnosis (0 = recurrence during it)."""
     found = facts.get(recurrence)
     return found.months if found is not None else None
 

@@ -3,12 +3,13 @@ on which HER2-directed regimen fits where the patient is in her disease course."
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Literal
 
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
 from cds_hooks.facts.body_size import weight_kg
 from cds_hooks.facts.disease import (
+    COURSE_GAP,
     HER2_DIRECTED,
     TAXANES,
     TRASTUZUMAB_PRODUCTS,
@@ -53,10 +54,8 @@ PERTUZUMAB_MAINTENANCE_MG = 420
 # ASCO guideline early-recurrence window (rule 42) and the Kadcyla/Enhertu label wording "within 6 months".
 GUIDELINE_RECURRENCE_MONTHS = 12
 LABEL_RECURRENCE_MONTHS = 6
-# Adjuvant trastuzumab: 1 year total (rule 45). Courses are joined across gaps of up to 90 days (a delayed
-# cycle or surgery between neoadjuvant and adjuvant parts); a longer gap starts a new course.
+# Adjuvant trastuzumab: 1 year total (rule 45), one course across gaps of up to disease.COURSE_GAP.
 ADJUVANT_COURSE = timedelta(weeks=52)
-COURSE_GAP = timedelta(days=90)
 # In metastatic disease HER2 antibodies continue until progression (rule 45); an order that ends within its first
 # 3-week cycle is a per-cycle order, not a fixed course.
 SINGLE_CYCLE = timedelta(days=21)
@@ -245,9 +244,10 @@ def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
     trigger=(
         "HER2-positive metastatic disease with no HER2-directed therapy started since the metastatic diagnosis, and "
         "an order for trastuzumab with a taxane (drafted or current) but no pertuzumab, or for T-DM1. Not when the "
-        "recurrence came within 12 months of (neo)adjuvant trastuzumab (rule 42)."
+        "recurrence came within 12 months of (neo)adjuvant trastuzumab or T-DM1, or may have (last dose undated; "
+        "rule 42)."
     ),
-    thresholds="Lines: HER2-directed regimens started after the metastatic diagnosis (30-day grouping).",
+    thresholds="Lines: HER2-directed regimens started after the metastatic diagnosis or within 30 days before it (30-day grouping).",
 )
 def first_line_thp_preferred(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
@@ -259,7 +259,8 @@ def first_line_thp_preferred(context: RuleContext) -> Iterator[Finding]:
     line = facts.get(line_of_therapy)
     if line is not None and line > 0:
         return
-    if _early_recurrence(facts):
+    # Within 12 months of (neo)adjuvant therapy, or maybe so, this is second line (rule 42 says which).
+    if _recurrence_timing(facts) in ("early", "undecided"):
         return
     tdm1 = context.focus_orders_of({TDM1})
     without_pertuzumab = {
@@ -329,7 +330,7 @@ def _pertuzumab_order(context: RuleContext, order: DraftOrder) -> dict[str, Any]
         "trastuzumab-based metastatic line and with no new line started since; on patient-view, and on ordering "
         "a HER2-directed drug other than T-DXd (unless T-DXd was already given)."
     ),
-    thresholds="Lines: HER2-directed regimens started after the metastatic diagnosis (30-day grouping).",
+    thresholds="Lines: HER2-directed regimens started after the metastatic diagnosis or within 30 days before it (30-day grouping).",
 )
 def second_line_after_progression(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
@@ -396,9 +397,16 @@ def _next_line_order_context(context: RuleContext, used: frozenset[str], preferr
 # --- rule 42: early recurrence -----------------------------------------------------------------------
 
 
-def _early_recurrence(facts: Facts) -> bool:
+def _recurrence_timing(facts: Facts) -> Literal["early", "late", "undecided"] | None:
+    """Whether metastatic disease came within 12 months of finishing (neo)adjuvant therapy: "undecided" when the last
+    dose is undated and could fall on either side of the cut-off; None without dated recurrence."""
     found = facts.get(recurrence)
-    return found is not None and within_months(found.measured_from, found.metastatic_since, GUIDELINE_RECURRENCE_MONTHS)
+    if found is None:
+        return None
+    # An undated last dose was on or after measured_from, so the interval is at most found.months.
+    if within_months(found.measured_from, found.metastatic_since, GUIDELINE_RECURRENCE_MONTHS):
+        return "early"
+    return "undecided" if found.last_dose_undated else "late"
 
 
 @rule(
@@ -408,11 +416,16 @@ def _early_recurrence(facts: Facts) -> bool:
     hooks=ALL_HOOKS,
     cards=("sequencing-early-recurrence-second-line",),
     trigger=(
-        "HER2-positive metastatic disease diagnosed <= 12 months after the last (neo)adjuvant trastuzumab, before any "
-        "metastatic line has started; on patient-view, and on ordering trastuzumab or pertuzumab (not T-DM1/T-DXd). "
-        "When the metastatic diagnosis is undated, on ordering, the card asks for the date."
+        "HER2-positive metastatic disease diagnosed <= 12 months after the last dose of (neo)adjuvant trastuzumab or "
+        "T-DM1 (therapy started before the metastatic diagnosis, less a HER2-directed regimen started within 30 days "
+        "before it, which is metastatic line 1), before any metastatic line has started; on patient-view, and on "
+        "ordering trastuzumab or pertuzumab (not T-DM1/T-DXd). When the last dose is undated and could be either "
+        "side of 12 months, the card asks for it; when the metastatic diagnosis is undated, on ordering, for that date."
     ),
-    thresholds="12 months (ASCO guideline, calendar months) and 6 months (Kadcyla/Enhertu label wording), both shown.",
+    thresholds=(
+        "12 months (ASCO guideline, calendar months) and 6 months (Kadcyla/Enhertu label wording), both shown; a "
+        "regimen continuing a course of the same drug (gap <= 90 days) is not a new metastatic line."
+    ),
 )
 def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
@@ -423,10 +436,12 @@ def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
         return
     found = facts.get(recurrence)
     if found is not None:
-        if not _early_recurrence(facts):
+        timing = _recurrence_timing(facts)
+        if timing == "late":
             return
         values: dict[str, Any] = {
             "dated": True,
+            "last_dose_needed": timing == "undecided",
             "during": found.last_dose is None,
             "last_dose": found.last_dose.day if found.last_dose is not None else None,
             "measured_from": found.measured_from,

@@ -140,6 +140,41 @@ def test_stage_group_iv_is_metastatic_from_its_day_and_lower_stage_groups_are_no
         assert (setting(record), metastatic_since(record)) == ("early", None), (code, value)
 
 
+M1_QUALIFIERS = [
+    ("399387003", {"value": {"system": SCT, "code": "1229903009", "display": "American Joint Committee on Cancer cM1 (qualifier value)"}}),
+    ("371497001", {"value": {"display": "American Joint Committee on Cancer pM1 (qualifier value)"}}),
+]
+NOT_M1_QUALIFIERS = [
+    ("399387003", {"value": {"display": "American Joint Committee on Cancer cM0 (qualifier value)"}}),
+    ("399387003", {"value": {"display": "American Joint Committee on Cancer cM0(i+) (qualifier value)"}}),
+    ("399387003", {"value": {"system": SCT, "code": "1229903009"}}),  # the code alone: not listed by the reference
+    ("384625004", {"value": {"display": "American Joint Committee on Cancer pM1 (qualifier value)"}}),  # a T category
+]
+
+
+def test_m1_as_snomed_displays_it_is_metastatic_from_its_day():
+    for code, value in M1_QUALIFIERS:
+        record = facts(HER2POS, staging("m", code, "2024-05-20", **value))
+        assert (setting(record), metastatic_since(record)) == ("metastatic", date(2024, 5, 20)), (code, value)
+    for code, value in NOT_M1_QUALIFIERS:
+        record = facts(HER2POS, staging("m", code, "2024-05-20", **value))
+        assert (setting(record), metastatic_since(record)) == ("early", None), (code, value)
+
+
+@pytest.mark.parametrize("status", ["remission", "inactive", "resolved"])
+def test_metastases_in_remission_or_resolved_stay_metastatic_from_their_onset(status):
+    record = facts(HER2POS, mets("2024-05-20", status=status))
+    assert (setting(record), metastatic_since(record)) == ("metastatic", date(2024, 5, 20))
+
+
+def test_refuted_metastases_are_not_metastatic():
+    refuted = {**mets("2024-05-20", status="resolved"),
+               "verificationStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "refuted"}]}}
+    assert (setting(facts(HER2POS, refuted)), metastatic_since(facts(HER2POS, refuted))) == ("early", None)
+    refuted_history = {**condition("history", "1287652008", "2025-06-02"), "verificationStatus": refuted["verificationStatus"]}
+    assert setting(facts(HER2POS, refuted_history)) == "early"
+
+
 def test_history_of_metastatic_cancer_is_metastatic_as_an_observation_or_a_condition_in_any_status():
     assert setting(facts(HER2POS, history_of_metastatic_cancer())) == "metastatic"
     assert setting(facts(HER2POS, history_of_metastatic_cancer(True))) == "metastatic"
@@ -148,6 +183,9 @@ def test_history_of_metastatic_cancer_is_metastatic_as_an_observation_or_a_condi
     assert metastatic_since(facts(HER2POS, history_of_metastatic_cancer())) is None
     remission = facts(HER2POS, condition("history", "1287652008", "2025-06-02", status="remission"))
     assert (setting(remission), metastatic_since(remission)) == ("metastatic", date(2025, 6, 2))
+    # As a Condition, too, the day it was recorded is when the history was noted.
+    recorded = facts(HER2POS, condition("history", "1287652008", recorded="2026-10-01"))
+    assert (setting(recorded), metastatic_since(recorded)) == ("metastatic", None)
 
 
 def test_metastatic_since_is_the_earliest_onset_or_recorded_day():
@@ -330,6 +368,31 @@ def test_lines_group_drugs_started_within_30_days_and_keep_maintenance_in_the_sa
     assert line_of_therapy(record) == 2
 
 
+def test_a_regimen_started_within_30_days_before_the_metastatic_date_is_line_1():
+    thp = (statement("t", "docetaxel", "2025-03-03", "2025-07-14"), statement("h", "trastuzumab", "2025-03-03"),
+           statement("p", "pertuzumab", "2025-03-03"))
+    record = facts(HER2POS, mets("2025-03-17"), *thp)
+    (line,) = metastatic_lines(record)
+    assert (line.start, sorted(line.her2_ingredients)) == (date(2025, 3, 3), ["pertuzumab", "trastuzumab"])
+    assert "docetaxel" in line.ingredients and line_of_therapy(record) == 1 and recurrence(record) is None
+    # Started 31 days before: (neo)adjuvant therapy continuing into the metastatic diagnosis.
+    earlier = facts(HER2POS, mets("2025-04-03"), *thp)
+    assert line_of_therapy(earlier) == 0 and recurrence_interval_months(earlier) == 0.0
+
+
+def test_the_last_doses_of_a_course_before_the_metastatic_date_are_not_a_new_line():
+    # Adjuvant trastuzumab dosed every 3 weeks, the last dose 10 days before the metastases.
+    doses = [administration(f"a{n}", "trastuzumab", day) for n, day in enumerate(["2026-09-14", "2026-10-05", "2026-10-26"])]
+    record = facts(HER2POS, mets("2026-11-05"), *doses)
+    assert line_of_therapy(record) == 0
+    found = recurrence(record)
+    assert found is not None and found.last_dose is not None and found.last_dose.day == date(2026, 10, 26)
+    # Adjuvant trastuzumab resumed after surgery (a 35-day gap after the neoadjuvant part), 20 days before the metastases.
+    resumed = facts(HER2POS, mets("2026-11-05"), statement("neo", "trastuzumab", "2026-03-02", "2026-09-11"),
+                    statement("adj", "trastuzumab", "2026-10-16"))
+    assert line_of_therapy(resumed) == 0 and recurrence_interval_months(resumed) == 0.0
+
+
 def test_line_of_therapy_is_unknown_without_a_metastatic_date_and_none_outside_metastatic_disease():
     assert line_of_therapy(facts(HER2POS, mets(), statement("h", "trastuzumab", "2025-03-17"))) is None
     assert line_of_therapy(facts(HER2POS, mets())) == 0
@@ -361,6 +424,29 @@ def test_recurrence_is_measured_from_the_last_dose_not_the_end_of_its_cycle():
     # Doses recorded up to or past the diagnosis: a recurrence during trastuzumab.
     during = recurrence(facts(HER2POS, mets("2026-11-15"), statement("h", "trastuzumab", "2025-11-01", "2026-12-01")))
     assert during is not None and (during.last_dose, during.months) == (None, 0.0)
+
+
+def test_recurrence_is_measured_from_the_end_of_adjuvant_tdm1_after_neoadjuvant_trastuzumab():
+    katherine = facts(HER2POS, mets("2026-08-01"), statement("h", "trastuzumab", "2025-01-06", "2025-05-12"),
+                      statement("p", "pertuzumab", "2025-01-06", "2025-05-12"), statement("k", "tdm1", "2025-06-30", "2026-03-20"))
+    found = recurrence(katherine)
+    assert found is not None and found.measured_from == date(2026, 3, 20) and found.months == 4.4
+    assert "MedicationStatement/k" in found.sources
+    # T-DXd is metastatic therapy in the reference: not (neo)adjuvant therapy to measure from.
+    tdxd = facts(HER2POS, mets("2026-08-01"), statement("h", "trastuzumab", "2025-01-06", "2025-05-12"),
+                 statement("dxd", "tdxd", "2025-06-30", "2026-03-20"))
+    found = recurrence(tdxd)
+    assert found is not None and found.measured_from == date(2025, 5, 12)
+
+
+def test_an_undated_last_dose_leaves_the_interval_open():
+    completed_request = {"resourceType": "MedicationRequest", "id": "h", "status": "completed", "intent": "order",
+                         "subject": {"reference": "Patient/p"}, "authoredOn": "2025-01-10",
+                         "medicationCodeableConcept": {"coding": [{"system": RX, "code": DRUGS["trastuzumab"]}]}}
+    found = recurrence(facts(HER2POS, mets("2026-03-01"), completed_request))
+    assert found is not None and found.last_dose_undated and found.measured_from == date(2025, 1, 10)
+    dated = recurrence(facts(HER2POS, mets("2026-03-01"), statement("h", "trastuzumab", "2025-01-10", "2025-12-29")))
+    assert dated is not None and not dated.last_dose_undated
 
 
 def test_within_months_uses_calendar_months():

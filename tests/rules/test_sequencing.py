@@ -7,6 +7,7 @@ from cds_hooks.facts import Facts
 from cds_hooks.record import build_record
 from cds_hooks.render import CardRenderer
 from cds_hooks.rules.base import RuleContext
+from cds_hooks.rules.summary import her2_therapy_summary
 from cds_hooks.rules.sequencing import (
     adjuvant_tdm1_not_katherine,
     brain_metastases_progression,
@@ -35,10 +36,14 @@ def medication(drug):
     return {"tdxd": TDXD, "tucatinib": TUCATINIB}.get(drug) or {"coding": [{"system": RX, "code": CODES[drug]}], "text": drug}
 
 
-def condition(cid, code, onset=None):
+def condition(cid, code, onset=None, status=None, recorded=None):
     resource = {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p"}, "code": {"coding": [{"system": SCT, "code": code}]}}
     if onset:
         resource["onsetDateTime"] = onset
+    if status:
+        resource["clinicalStatus"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": status}]}
+    if recorded:
+        resource["recordedDate"] = recorded
     return resource
 
 
@@ -130,6 +135,13 @@ def test_katherine_ignores_orders_before_surgery_and_when_tdm1_is_already_drafte
     assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, drafts=neoadjuvant_order))) == []
     both = [draft("adj-h", "trastuzumab", "2026-07-13"), draft("k", "tdm1", "2026-07-13")]
     assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, drafts=both))) == []
+
+
+def test_katherine_not_when_metastases_are_recorded_in_remission():
+    drafts = [draft("adj-h", "trastuzumab", "2026-07-13")]
+    assert len(list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, drafts=drafts)))) == 1
+    remission = condition("mets", "128462008", "2026-06-01", status="remission")
+    assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, remission, drafts=drafts))) == []
 
 
 def test_katherine_needs_a_taxane_before_surgery():
@@ -260,6 +272,71 @@ def test_early_recurrence_not_once_metastatic_therapy_started():
     assert finding.values["months"] == 8.0 and not finding.values["within_label_window"] and not finding.values["with_pertuzumab"]
     started = (*record, statement("dxd", "tdxd", "2025-09-01"))
     assert list(early_recurrence_second_line(context(*started, hook="patient-view"))) == []
+
+
+# First-line THP started 2025-03-03; the metastases are dated two weeks later (biopsy after the first cycle).
+DE_NOVO_THP = (HER2POS, statement("t", "docetaxel", "2025-03-03", "2025-07-14"), statement("h", "trastuzumab", "2025-03-03"),
+               statement("p", "pertuzumab", "2025-03-03"))
+
+
+def test_a_regimen_started_just_before_the_metastatic_date_is_line_1_for_rule_42_and_the_summary():
+    record = (*DE_NOVO_THP, condition("mets", "128462008", "2025-03-17"))
+    assert list(early_recurrence_second_line(context(*record, hook="patient-view"))) == []
+    (summary,) = her2_therapy_summary(context(*record, hook="patient-view"))
+    assert summary.values["line"] == 1 and summary.values["lines"][0]["start"] == date(2025, 3, 3)
+    # Started more than 30 days before the metastatic date, it was (neo)adjuvant: recurrence during it.
+    before = (*DE_NOVO_THP, condition("mets", "128462008", "2025-04-07"))
+    (finding,) = early_recurrence_second_line(context(*before, hook="patient-view"))
+    assert finding.values["during"]
+
+
+def test_a_history_of_metastases_is_not_dated_by_the_day_it_was_recorded():
+    history = condition("hist", "1287652008", recorded="2026-10-01")
+    assert list(early_recurrence_second_line(context(*DE_NOVO_THP, history, hook="patient-view"))) == []
+    assert list(early_recurrence_second_line(context(*DE_NOVO_THP, history, drafts=[draft("h", "trastuzumab")]))) == []
+    # Its onset dates the metastases.
+    dated = condition("hist", "1287652008", "2026-10-01")
+    (finding,) = early_recurrence_second_line(context(*DE_NOVO_THP, dated, hook="patient-view"))
+    assert finding.values["during"] and finding.values["metastatic_since"] == date(2026, 10, 1)
+
+
+# Neoadjuvant THP to 2025-05-12, then adjuvant T-DM1 for residual disease (KATHERINE) to 2026-03-20.
+KATHERINE_COURSE = (HER2POS, statement("pac", "paclitaxel", "2025-01-06", "2025-03-31"), statement("h", "trastuzumab", "2025-01-06", "2025-05-12"),
+                    statement("p", "pertuzumab", "2025-01-06", "2025-05-12"), statement("k", "tdm1", "2025-06-30", "2026-03-20"))
+
+
+def test_recurrence_after_adjuvant_tdm1_is_measured_from_its_last_dose():
+    record = (*KATHERINE_COURSE, condition("mets", "128462008", "2026-08-01"))
+    (finding,) = early_recurrence_second_line(context(*record, hook="patient-view"))
+    assert finding.values["last_dose"] == date(2026, 3, 20) and finding.values["months"] == 4.4
+    assert finding.values["within_label_window"] and finding.values["with_pertuzumab"]
+    th = [draft("h2", "trastuzumab"), draft("t", "docetaxel")]
+    assert list(first_line_thp_preferred(context(*record, drafts=th))) == []
+    # More than 12 months after the last T-DM1 dose: first-line options.
+    late = (*KATHERINE_COURSE, condition("mets", "128462008", "2027-03-22"))
+    assert list(early_recurrence_second_line(context(*late, hook="patient-view"))) == []
+    assert [f.card for f in first_line_thp_preferred(context(*late, drafts=th))] == ["sequencing-first-line-thp-preferred"]
+
+
+def completed_request(rid, drug, authored):
+    """A completed order with no dosage period: the record does not say when its last dose was."""
+    return {"resourceType": "MedicationRequest", "id": rid, "status": "completed", "intent": "order", "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": medication(drug), "authoredOn": authored}
+
+
+def test_an_undated_last_dose_that_decides_the_12_months_asks_for_it_and_claims_no_first_line():
+    record = (HER2POS, completed_request("h", "trastuzumab", "2025-01-10"), condition("mets", "128462008", "2026-03-01"))
+    th = [draft("h2", "trastuzumab"), draft("t", "docetaxel")]
+    (finding,) = early_recurrence_second_line(context(*record, drafts=th))
+    assert finding.values["last_dose_needed"] and finding.values["measured_from"] == date(2025, 1, 10)
+    card = RENDERER.render(finding)
+    assert card.summary.startswith("Last (neo)adjuvant trastuzumab dose undated: if within 12 months")
+    assert "came at most 13.6 months after it, possibly within 12" in card.detail and "label window" not in card.detail
+    assert list(first_line_thp_preferred(context(*record, drafts=th))) == []
+    # Undated but within 12 months whenever it was: second line, measured at most.
+    within = (HER2POS, completed_request("h", "trastuzumab", "2025-06-02"), condition("mets", "128462008", "2026-03-01"))
+    (finding,) = early_recurrence_second_line(context(*within, hook="patient-view"))
+    assert not finding.values["last_dose_needed"] and RENDERER.render(finding).summary.startswith("Metastatic recurrence at most 8.9 months")
 
 
 def adjuvant_doses_until(last_dose):
