@@ -13,6 +13,7 @@ from cds_hooks import terminology
 from cds_hooks.fhir_views import Condition, Observation
 from cds_hooks.facts import Facts
 from cds_hooks.dates import first_day
+from cds_hooks.facts.disease import verification_status
 from cds_hooks.facts.observations import coded_value, effective_day, measurement, observations_in
 
 Status = Literal["positive", "negative", "equivocal", "unknown"]
@@ -119,7 +120,7 @@ def her2_low(facts: Facts) -> bool | None:
         return False
     if status.ihc_score == "1+" or (status.ihc_score == "2+" and status.ish == "not_amplified"):
         return True
-    if any(terminology.in_value_set(c.code, "her2_low_breast_cancer") for c in facts.record.conditions):
+    if _conditions_in(facts, "her2_low_breast_cancer"):
         return True
     return None
 
@@ -228,7 +229,8 @@ def _interpretation(observation: Observation) -> Her2Result | None:
 
 
 def _number(observation: Observation) -> float | None:
-    """A Quantity value, or a Ratio's numerator/denominator (mCODE allows both for the ISH ratio)."""
+    """A Quantity value, or a Ratio's numerator/denominator (mCODE allows both for the ISH ratio), unrounded: rounding
+    before the ASCO/CAP cut-offs would read 499/250 (1.996) as 2.0, group 1."""
     found = measurement(observation)
     if found is not None:
         return found.value
@@ -238,12 +240,19 @@ def _number(observation: Observation) -> float | None:
     numerator, denominator = ratio.numerator.value, ratio.denominator.value
     if numerator is None or not denominator:
         return None
-    return round(float(numerator) / float(denominator), 2)
+    return float(numerator) / float(denominator)
 
 
 def _newest_condition(facts: Facts, value_set: str) -> Condition | None:
-    found = [c for c in facts.record.conditions if terminology.in_value_set(c.code, value_set)]
-    return max(found, key=lambda c: first_day(c.onsetDateTime or c.recordedDate) or date.min, default=None)
+    return max(_conditions_in(facts, value_set), key=lambda c: first_day(c.onsetDateTime or c.recordedDate) or date.min,
+               default=None)
+
+
+def _conditions_in(facts: Facts, value_set: str) -> list[Condition]:
+    """The diagnoses in the value set, whatever their clinical status, except those recorded as refuted: a refuted
+    HER2 diagnosis says the tumour is not of that type."""
+    return [c for c in facts.record.conditions
+            if terminology.in_value_set(c.code, value_set) and verification_status(c) != "refuted"]
 
 
 def _condition_text(condition: Condition) -> str:

@@ -24,6 +24,8 @@ IGNORED_STATUSES = frozenset({"entered-in-error", "not-taken", "not-done", "canc
 ON_HOLD = "on-hold"
 # Statuses meaning the therapy continues (or is planned) unless an end date says otherwise.
 _CONTINUING_STATUSES = frozenset({"active", "intended", ON_HOLD, "in-progress"})
+# Statuses of a signed order or statement that is given when its start comes ("intended" is only planned).
+_SIGNED_STATUSES = frozenset({"active", ON_HOLD})
 # Statuses with which a record says the drug is not being given now, whatever its dates.
 HELD_OR_STOPPED = frozenset({ON_HOLD, "stopped"})
 # UCUM units of Timing periods and Durations, in days (a month as 30 days, a year as 365).
@@ -132,6 +134,15 @@ def running_over(found: Iterable[Exposure], ingredients: frozenset[str], start: 
     """The exposures to any of these ingredients that cover [start, end] and are not held or stopped: an order or
     statement over those days, or a dose given within the cycle before them (DOSE_COVERAGE)."""
     return tuple(e for e in found if e.ingredients & ingredients and e.status not in HELD_OR_STOPPED and e.overlaps(start, end))
+
+
+def courses_ahead(found: Iterable[Exposure], day: date) -> tuple[Exposure, ...]:
+    """Signed orders and statements, active or on hold, whose start is after `day`: a course about to start."""
+    return tuple(
+        e for e in found
+        if e.resource_type != "MedicationAdministration" and e.status in _SIGNED_STATUSES and e.start is not None
+        and e.start > day
+    )
 
 
 def planned_period(order: DraftOrder, as_of: date) -> tuple[date, date | None]:

@@ -82,6 +82,12 @@ def acute_reactions(facts: Facts) -> tuple[Toxicity, ...]:
     return oldest_first(_toxicity(c) for c in conditions if verification_status(c) not in _NOT_CONFIRMED)
 
 
+def active_ards(facts: Facts) -> tuple[Toxicity, ...]:
+    """Active, not refuted acute respiratory distress syndrome (value set `ards`): like active ILD, a current lung
+    injury, whenever it began."""
+    return _toxicities(facts.get(active_conditions, "ards"))
+
+
 def oldest_first(toxicities: Iterable[Toxicity]) -> tuple[Toxicity, ...]:
     """By onset, undated last."""
     return tuple(sorted(toxicities, key=lambda t: (t.onset is None, t.onset or date.min)))

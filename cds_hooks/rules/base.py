@@ -8,9 +8,9 @@ from typing import Any, Callable, Iterable, Literal, Mapping
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
 from cds_hooks.facts.cardiac import (
-    NEXT_DOSE_GRACE, UNWRITTEN_DOSE_INTERVAL, LvefResult, LvefSeries, current_her2_antibody_therapy,
+    HER2_ANTIBODIES, NEXT_DOSE_GRACE, UNWRITTEN_DOSE_INTERVAL, LvefResult, LvefSeries, current_her2_antibody_therapy,
 )
-from cds_hooks.facts.therapy import Exposure
+from cds_hooks.facts.therapy import Exposure, courses_ahead
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder, PatientRecord
 from cds_hooks.settings import Settings
@@ -50,7 +50,7 @@ class Finding:
 ONGOING_THERAPY = (
     "Ongoing on patient-view: an order, statement or dose given (not only intended) covering today, or one whose next "
     f"dose (a written interval after the last, else {UNWRITTEN_DOSE_INTERVAL.days} days) is not more than "
-    f"{NEXT_DOSE_GRACE.days} days late."
+    f"{NEXT_DOSE_GRACE.days} days late; or a signed order or statement (active or on hold) whose start is still ahead."
 )
 
 
@@ -72,15 +72,24 @@ class RuleContext:
 
     def checked_therapy_of(self, ingredients: Iterable[str]) -> CheckedTherapy:
         """For a rule about HER2 antibodies that runs on order hooks and patient-view: on an order hook the focus
-        orders containing these ingredient keys; on patient-view the therapy with them the patient is on today, read as
-        for LVEF monitoring (facts.cardiac.current_her2_antibody_therapy: given, not only intended, and covering today
-        or with its next dose not long late), so cycles given from a plan signed weeks ago count, dosing days
-        included."""
+        orders containing these ingredient keys; on patient-view the therapy with them the patient is on today
+        (patient_view_therapy)."""
         wanted = frozenset(ingredients)
         if self.hook in ORDER_HOOKS:
-            return CheckedTherapy(orders=tuple(self.focus_orders_of(wanted)), ongoing=())
-        ongoing = tuple(e for e in self.facts.get(current_her2_antibody_therapy) if e.ingredients & wanted)
-        return CheckedTherapy(orders=(), ongoing=ongoing)
+            return CheckedTherapy(orders=tuple(self.focus_orders_of(wanted)), ongoing=(), as_of=self.as_of)
+        ongoing = tuple(e for e in self.facts.get(patient_view_therapy) if e.ingredients & wanted)
+        return CheckedTherapy(orders=(), ongoing=ongoing, as_of=self.as_of)
+
+
+def patient_view_therapy(facts: Facts) -> tuple[Exposure, ...]:
+    """The HER2 antibody therapy a patient-view stop card checks (ONGOING_THERAPY): as read for LVEF monitoring
+    (facts.cardiac.current_her2_antibody_therapy: given, not only intended, and covering today or with its next dose
+    not long late), so cycles given from a plan signed weeks ago count, dosing days included; and a signed course
+    whose first dose is still ahead, which a stop card must reach before that dose. The LVEF reading leaves the latter
+    out: monitoring on therapy starts with the therapy."""
+    current = facts.get(current_her2_antibody_therapy)
+    ahead = courses_ahead((e for e in facts.exposures if e.ingredients & HER2_ANTIBODIES), facts.as_of)
+    return (*current, *(e for e in ahead if e not in current))
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,7 @@ class CheckedTherapy:
 
     orders: tuple[DraftOrder, ...]
     ongoing: tuple[Exposure, ...]
+    as_of: date
 
     def __bool__(self) -> bool:
         return bool(self.orders or self.ongoing)
@@ -103,15 +113,16 @@ class CheckedTherapy:
         return {
             "orders": listed(self.orders),
             "therapy": names_of(self.ongoing),
-            "ongoing": ongoing_values(self.ongoing),
+            "ongoing": ongoing_values(self.ongoing, self.as_of),
         }
 
 
-def ongoing_values(exposures: Iterable[Exposure]) -> list[dict[str, Any]]:
-    """Each record that keeps a patient on a drug today, as cards list it: what, which record, since when, last dose."""
+def ongoing_values(exposures: Iterable[Exposure], as_of: date) -> list[dict[str, Any]]:
+    """Each record that keeps a patient on a drug today, as cards list it: what, which record, since when (or, for a
+    course still to start, from when), last dose."""
     return [
         {"name": e.text, "record": e.source, "kind": e.resource_type, "status": e.status, "since": e.start,
-         "last_dose": e.last_dose}
+         "to_start": e.start is not None and e.start > as_of, "last_dose": e.last_dose}
         for e in exposures
     ]
 

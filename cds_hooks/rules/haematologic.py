@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from cds_hooks.facts.labs import CellCount, labs_before
-from cds_hooks.facts.therapy import planned_period, started_before
+from cds_hooks.facts.labs import DOSE_DAY, CellCount, dose_day, labs_before
+from cds_hooks.facts.therapy import started_before
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import Finding, RuleContext, rule
@@ -42,18 +42,18 @@ COUNT_NAMES = {"neutrophils": "absolute neutrophil count", "platelets": "platele
     cards=("haematologic-tdm1-platelets-hold", "haematologic-tdm1-platelets-severe"),
     trigger=(
         "A drafted ado-trastuzumab emtansine (T-DM1) whose latest platelet count (LOINC 777-3, 26515-7) within the lab "
-        "lookback window before its planned start is below 50,000/mm³."
+        f"lookback window before {DOSE_DAY} is below 50,000/mm³."
     ),
     thresholds=(
         "25,000 to < 50,000/mm³: warning, hold until ≥ 75,000 then the same dose. < 25,000/mm³: critical, hold until "
         "≥ 75,000 then reduce one level. Units converted to per mm³ (10*3/uL, 10*9/L, /uL, /mm3); window "
-        "settings.lab_lookback_days before the planned start."
+        "settings.lab_lookback_days before the dose day, inclusive."
     ),
 )
 def tdm1_thrombocytopenia(context: RuleContext) -> Iterator[Finding]:
     low: list[tuple[DraftOrder, CellCount]] = []
     for order in context.focus_orders_of({TDM1}):
-        count = context.facts.get(labs_before, planned_period(order, context.as_of)[0]).platelets
+        count = context.facts.get(labs_before, dose_day(order, context.as_of)).platelets
         if count is not None and count.per_mm3 is not None and count.per_mm3 < HOLD_BELOW:
             low.append((order, count))
     if not low:
@@ -63,7 +63,7 @@ def tdm1_thrombocytopenia(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card="haematologic-tdm1-platelets-severe" if severe else "haematologic-tdm1-platelets-hold",
         values={
-            "doses": [{"order": order.text, "dose_day": planned_period(order, context.as_of)[0], "platelets": _count(count)}
+            "doses": [{"order": order.text, "dose_day": dose_day(order, context.as_of), "platelets": _count(count)}
                       for order, count in low],
             "lowest": _count(lowest),
         },
@@ -92,7 +92,7 @@ class _TdxdDose:
     cards=(TDXD_CARDS[4], TDXD_CARDS[3], COUNT_NEEDED_CARD),
     trigger=(
         "A drafted fam-trastuzumab deruxtecan (T-DXd) whose latest absolute neutrophil count (LOINC 751-8, 26499-4, "
-        "753-4) or platelet count (777-3, 26515-7) within the lab lookback window before its planned start is grade 3 "
+        f"753-4) or platelet count (777-3, 26515-7) within the lab lookback window before {DOSE_DAY} is grade 3 "
         "or 4; else, when either count is missing there or in a unit that cannot be converted, a card asks for it."
     ),
     thresholds=(
@@ -128,8 +128,8 @@ def tdxd_cytopenia(context: RuleContext) -> Iterator[Finding]:
 
 
 def _tdxd_dose(context: RuleContext, order: DraftOrder) -> _TdxdDose:
-    dose_day = planned_period(order, context.as_of)[0]
-    labs = context.facts.get(labs_before, dose_day)
+    day = dose_day(order, context.as_of)
+    labs = context.facts.get(labs_before, day)
     counts = {"neutrophils": labs.neutrophils, "platelets": labs.platelets}
     graded = {test: grade for test, count in counts.items() if (grade := _tdxd_grade(test, count)) is not None}
     unknown = tuple(test for test, count in counts.items() if count is None or count.per_mm3 is None)
@@ -137,9 +137,9 @@ def _tdxd_dose(context: RuleContext, order: DraftOrder) -> _TdxdDose:
         order=order,
         values={
             "order": order.text,
-            "dose_day": dose_day,
+            "dose_day": day,
             "window_start": labs.window_start,
-            "first_dose": not started_before(context.facts.exposures, TDXD, dose_day),
+            "first_dose": not started_before(context.facts.exposures, TDXD, day),
             "counts": [{**_count(count), "test": test, "name": COUNT_NAMES[test], "grade": graded.get(test)}
                        for test, count in counts.items() if count is not None],
             "missing": [COUNT_NAMES[test] for test, count in counts.items() if count is None],

@@ -8,8 +8,10 @@ from typing import Any, Iterator
 
 from cds_hooks.facts.cardiac import LvefResult, latest_lvef, lvef_series
 from cds_hooks.facts.disease import setting
-from cds_hooks.facts.labs import LIVER_TESTS, CellCount, LiverTest, PreDoseLabs, hys_law_pattern, labs_before
-from cds_hooks.facts.therapy import planned_period, started_before
+from cds_hooks.facts.labs import (
+    DOSE_DAY, LIVER_TESTS, CellCount, LiverTest, PreDoseLabs, dose_day, hys_law_pattern, labs_before,
+)
+from cds_hooks.facts.therapy import started_before
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import Finding, RuleContext, rule, unusable_lvef
@@ -84,18 +86,18 @@ _MBC = {"ast": _MBC_TRANSAMINASE, "alt": _MBC_TRANSAMINASE, "bilirubin_total": _
     cards=("hepatic-tdm1-labs-needed",),
     trigger=(
         "A drafted ado-trastuzumab emtansine (T-DM1) with no AST, ALT, total bilirubin or platelet count dated within "
-        "the lab lookback window before its planned start, or with a liver test that has no reference range (ULN) or "
+        f"the lab lookback window before {DOSE_DAY}, or with a liver test that has no reference range (ULN) or "
         "a platelet count in a unit that cannot be converted."
     ),
-    thresholds="settings.lab_lookback_days (local policy; default 7) before the draft's planned start, inclusive.",
+    thresholds="settings.lab_lookback_days (local policy; default 7) before the dose day, inclusive.",
 )
 def tdm1_labs_before_dose(context: RuleContext) -> Iterator[Finding]:
     doses: list[dict[str, Any]] = []
     # Ordered and without duplicates across several T-DM1 drafts.
     to_order: dict[str, None] = {}
     for order in context.focus_orders_of({TDM1}):
-        dose_day = planned_period(order, context.as_of)[0]
-        labs = context.facts.get(labs_before, dose_day)
+        day = dose_day(order, context.as_of)
+        labs = context.facts.get(labs_before, day)
         missing = list(labs.missing_liver_tests) + (["platelets"] if labs.platelets is None else [])
         unconvertible = labs.platelets if labs.platelets is not None and labs.platelets.per_mm3 is None else None
         if not (missing or labs.liver_tests_without_uln or unconvertible):
@@ -103,7 +105,7 @@ def tdm1_labs_before_dose(context: RuleContext) -> Iterator[Finding]:
         to_order.update(dict.fromkeys(missing))
         doses.append({
             "order": order.text,
-            "dose_day": dose_day,
+            "dose_day": day,
             "window_start": labs.window_start,
             "missing": [_lab_name(test) for test in missing],
             "without_uln": [_liver_values(result) for result in labs.liver_tests_without_uln],
@@ -127,29 +129,29 @@ def tdm1_labs_before_dose(context: RuleContext) -> Iterator[Finding]:
     hooks=ORDER_HOOKS,
     cards=("hepatic-tdm1-not-studied",),
     trigger=(
-        "A drafted T-DM1 with no T-DM1 recorded before its planned start, and a pre-dose AST or ALT > 2.5× ULN, total "
+        f"A drafted T-DM1 with no T-DM1 recorded before {DOSE_DAY}, and a pre-dose AST or ALT > 2.5× ULN, total "
         "bilirubin > 1.5× ULN, platelets < 100,000/mm³, or the latest LVEF < 50%. A start with grade 4 liver tests or "
         "the Hy's-law pattern is left to the critical card of hepatic.tdm1-liver-toxicity, which shows these values too."
     ),
     thresholds=(
-        "Labs: latest within settings.lab_lookback_days before the planned start, ULN from the result's own reference "
+        "Labs: latest within settings.lab_lookback_days before the dose day, ULN from the result's own reference "
         "range. LVEF: latest usable result (a percentage, read as the cardiac rules read it) within "
-        "settings.baseline_lvef_lookback_days before the planned start."
+        "settings.baseline_lvef_lookback_days before the dose day."
     ),
 )
 def tdm1_start_not_studied(context: RuleContext) -> Iterator[Finding]:
     starts: list[dict[str, Any]] = []
     evidence: set[str] = set()
     for order in context.focus_orders_of({TDM1}):
-        dose_day = planned_period(order, context.as_of)[0]
-        if started_before(context.facts.exposures, TDM1, dose_day):
+        day = dose_day(order, context.as_of)
+        if started_before(context.facts.exposures, TDM1, day):
             continue
-        labs = context.facts.get(labs_before, dose_day)
-        outside = _outside_studied_range(context, labs, dose_day)
+        labs = context.facts.get(labs_before, day)
+        outside = _outside_studied_range(context, labs, day)
         # "Weigh the risk" beside "do not start" would contradict it: the critical card shows these values instead.
         if outside and not _start_at_discontinuation_level(labs, context.facts.get(setting)):
             evidence.update({order.reference, *(item["reference"] for item in outside)})
-            starts.append({"order": order.text, "dose_day": dose_day, "outside": outside})
+            starts.append({"order": order.text, "dose_day": day, "outside": outside})
     if starts:
         yield Finding(card="hepatic-tdm1-not-studied", values={"starts": starts}, evidence=tuple(sorted(evidence)))
 
@@ -171,7 +173,7 @@ def tdm1_start_not_studied(context: RuleContext) -> Iterator[Finding]:
         "hold then reduce, bilirubin > 1–2× hold then reduce, > 2× discontinue. Setting unknown: the stricter table. "
         "Critical for grade 4 or Hy's law. Before a first dose only grade 4 and Hy's law apply (critical: do not start); "
         "lower values there are hepatic.tdm1-start-not-studied's. Latest result of each test within "
-        "settings.lab_lookback_days before the dose."
+        f"settings.lab_lookback_days before {DOSE_DAY}."
     ),
 )
 def tdm1_liver_toxicity(context: RuleContext) -> Iterator[Finding]:
@@ -183,21 +185,21 @@ def tdm1_liver_toxicity(context: RuleContext) -> Iterator[Finding]:
     orders: list[DraftOrder] = []
     evidence: set[str] = set()
     for order in tdm1_orders:
-        dose_day = planned_period(order, context.as_of)[0]
-        first_dose = not started_before(context.facts.exposures, TDM1, dose_day)
-        labs = context.facts.get(labs_before, dose_day)
+        day = dose_day(order, context.as_of)
+        first_dose = not started_before(context.facts.exposures, TDM1, day)
+        labs = context.facts.get(labs_before, day)
         graded, hys_law = _liver_toxicity(labs, disease_setting, first_dose)
         if graded or hys_law:
             orders.append(order)
             shown = {item["reference"] for item in graded} | {result.reference for result in hys_law or ()}
             # Rule 23 leaves a first dose at this level to this card, so its other values outside those studied show here.
             not_studied = [
-                item for item in _outside_studied_range(context, labs, dose_day) if item["reference"] not in shown
+                item for item in _outside_studied_range(context, labs, day) if item["reference"] not in shown
             ] if first_dose else []
             evidence.update({order.reference, *shown, *(item["reference"] for item in not_studied)})
             doses.append({
                 "order": order.text,
-                "dose_day": dose_day,
+                "dose_day": day,
                 "first_dose": first_dose,
                 "results": graded,
                 "hys_law": {"transaminase": _liver_values(hys_law[0]), "bilirubin": _liver_values(hys_law[1])} if hys_law else None,
@@ -245,7 +247,7 @@ def _start_at_discontinuation_level(labs: PreDoseLabs, disease_setting: str) -> 
     return bool(graded) or hys_law is not None
 
 
-def _outside_studied_range(context: RuleContext, labs: PreDoseLabs, dose_day: date) -> list[dict[str, Any]]:
+def _outside_studied_range(context: RuleContext, labs: PreDoseLabs, day: date) -> list[dict[str, Any]]:
     outside = []
     for test, limit in _NOT_STUDIED_ULN.items():
         result = labs.liver[test]
@@ -255,7 +257,7 @@ def _outside_studied_range(context: RuleContext, labs: PreDoseLabs, dose_day: da
     if platelets is not None and platelets.per_mm3 is not None and platelets.per_mm3 < _NOT_STUDIED_PLATELETS:
         outside.append({**_platelet_values(platelets), "limit": "< 100,000/mm³"})
     # Read as every LVEF is (facts.cardiac): a value that is not plainly a percentage is not compared with 50%.
-    lvef = latest_lvef(context.facts, dose_day, context.settings.baseline_lvef_lookback_days)
+    lvef = latest_lvef(context.facts, day, context.settings.baseline_lvef_lookback_days)
     if lvef is not None and lvef.value < _NOT_STUDIED_LVEF:
         newer = unusable_lvef(context.facts.get(lvef_series), lvef)
         outside.append({**_lvef_values(lvef), "limit": "< 50%", "unusable_lvef": newer})

@@ -40,7 +40,7 @@ def positivity_not_confirmed(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card="her2-not-confirmed",
         values={"drugs": names_of(orders), "status": status.status, "basis": status.basis,
-                "needs_ihc_review": status.needs_ihc_review},
+                "needs_ihc_review": status.needs_ihc_review, "ish_on_file": status.ish_result is not None},
         evidence=tuple(o.reference for o in orders) + ((status.decided_by,) if status.decided_by else ()),
     )
 
@@ -53,7 +53,8 @@ def positivity_not_confirmed(context: RuleContext) -> Iterator[Finding]:
     cards=("her2-equivocal-needs-ish",),
     trigger=(
         "The newest HER2 IHC is 2+ and no ISH result of that day or later completes it (none, or a ratio without "
-        "copies per cell); on order hooks only when a HER2-directed drug is drafted."
+        "copies per cell), even when an older result was positive; on order hooks only when a HER2-directed drug is "
+        "drafted."
     ),
     thresholds="ASCO/CAP 2018: IHC 2+ is equivocal and needs ISH.",
 )
@@ -64,10 +65,12 @@ def equivocal_needs_ish(context: RuleContext) -> Iterator[Finding]:
     status = context.facts.get(her2_status)
     if not _awaits_reflex_ish(status) or status.ihc is None:
         return
+    # Any positive result decides the status (facts.her2): here an older one, as the newest IHC is 2+.
+    earlier_positive = status.basis if status.status == "positive" else None
     yield Finding(
         card="her2-equivocal-needs-ish",
         values={"ihc": status.ihc.describe(), "ish": status.ish_result.describe() if status.ish_result else None,
-                "drugs": names_of(orders)},
+                "drugs": names_of(orders), "earlier_positive": earlier_positive},
         suggestions=(_order_ish(context, status.ihc.reference),),
         evidence=tuple(o.reference for o in orders) + (status.ihc.reference,),
     )
@@ -100,8 +103,11 @@ def tdxd_her2_subtype(context: RuleContext) -> Iterator[Finding]:
 
 
 def _awaits_reflex_ish(status: Her2Status) -> bool:
-    """IHC 2+ with no ISH result completing it: equivocal until ISH is done."""
-    return status.status == "equivocal" and status.ihc_score == "2+" and not status.needs_ihc_review
+    """The newest IHC is 2+ and no ISH of that day or later completes it (amplified, not amplified, or a group 2-4
+    that asks for the IHC review instead). An older positive result does not: the newest IHC still needs its ISH."""
+    ish = status.ish_result
+    completed = ish is not None and (ish.ish is not None or ish.ish_group in (2, 3, 4))
+    return status.ihc_score == "2+" and not completed
 
 
 def _order_ish(context: RuleContext, ihc_reference: str) -> ProposedSuggestion:

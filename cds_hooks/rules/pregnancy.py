@@ -293,7 +293,7 @@ def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
             **_evidence_values(evidence),
             "drugs": names_of(ongoing),
             "drafts": [],
-            "ongoing": ongoing_values(ongoing),
+            "ongoing": ongoing_values(ongoing, context.as_of),
         },
         evidence=tuple(sorted(set(evidence.references) | {e.source for e in ongoing})),
     )
@@ -301,9 +301,9 @@ def _given_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
 
 def _her2_agents_ongoing(context: RuleContext) -> list[Exposure]:
     """The HER2-agent records that keep the patient on therapy today (patient-view, rules 35 and 37): ongoing as the
-    stop cards read it (RuleContext.checked_therapy_of), so the dosing day of a 3-weekly cycle counts; and any record
-    covering today, even one only intended, which that reading leaves out: in pregnancy a course about to start
-    matters as much, and advice for after therapy does not apply yet."""
+    stop cards read it (RuleContext.checked_therapy_of), so the dosing day of a 3-weekly cycle and a signed course
+    still to start count; and any record covering today, even one only intended, which that reading leaves out: in
+    pregnancy a course about to start matters as much, and advice for after therapy does not apply yet."""
     stop_card_reading = {e.source for e in context.checked_therapy_of(EMBRYO_FETAL_WARNING_AGENTS).ongoing}
     return [
         e for e in context.facts.exposures

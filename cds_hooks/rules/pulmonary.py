@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 from cds_hooks import terminology
 from cds_hooks.facts.dosing import dose_written, last_dose_day, previous_levels
 from cds_hooks.facts.therapy import planned_period
-from cds_hooks.facts.toxicity import Toxicity, acute_reactions, ild_episodes, oldest_first, worst_grade
+from cds_hooks.facts.toxicity import Toxicity, active_ards, acute_reactions, ild_episodes, oldest_first, worst_grade
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.rules.base import ONGOING_THERAPY, CheckedTherapy, Finding, RuleContext, listed, rule
 from cds_hooks.rules.proposals import remove_drafts
@@ -172,15 +172,15 @@ def _evidence(references: Iterable[str], toxicities: Sequence[Toxicity]) -> tupl
     cards=(DISCONTINUE_CARD, UNDATED_CARD),
     trigger=(
         "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo), or on patient-view ongoing therapy with one, "
-        "while an active, not refuted ILD/pneumonitis Condition is recorded, or an anaphylaxis, angioedema or ARDS "
-        "Condition (any clinical status, not refuted) or a past (inactive, resolved, remission) ILD/pneumonitis dated "
-        "on or after the first trastuzumab on record. "
+        "while an active, not refuted ILD/pneumonitis or ARDS Condition is recorded (whatever its date), or an "
+        "anaphylaxis, angioedema or past ARDS Condition (not refuted) or a past (inactive, resolved, remission) "
+        "ILD/pneumonitis dated on or after the first trastuzumab on record. "
         "Such a reaction or past episode without a date, for a patient given trastuzumab before, gets a card asking "
         "whether it followed trastuzumab."
     ),
     thresholds=(
-        "Reaction date: onsetDateTime or onsetPeriod.start, else recordedDate; a reaction dated before the first "
-        f"trastuzumab predates it and does not fire. {ONGOING_THERAPY}"
+        "Reaction date: onsetDateTime or onsetPeriod.start, else recordedDate; a reaction or past episode dated before "
+        f"the first trastuzumab predates it and does not fire. {ONGOING_THERAPY}"
     ),
 )
 def trastuzumab_discontinuation(context: RuleContext) -> Iterator[Finding]:
@@ -188,21 +188,26 @@ def trastuzumab_discontinuation(context: RuleContext) -> Iterator[Finding]:
     if not therapy:
         return
     episodes = context.facts.get(ild_episodes)
+    # Current lung injury stops trastuzumab whenever it began; so does an acute reaction or past episode on it.
     ild = [t for t in episodes if t.active]
+    ards = context.facts.get(active_ards)
     starts = [e.start for e in context.facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS and e.start is not None]
     first = min(starts, default=None)
-    # A past episode, like an acute reaction, stops trastuzumab when it happened on trastuzumab.
-    reactions = oldest_first((*context.facts.get(acute_reactions), *(t for t in episodes if not t.active)))
+    current = {t.reference for t in ards}
+    reactions = oldest_first((
+        *(r for r in context.facts.get(acute_reactions) if r.reference not in current),
+        *(t for t in episodes if not t.active),
+    ))
     after = [r for r in reactions if first is not None and r.onset is not None and r.onset >= first]
     undated = [r for r in reactions if r.onset is None]
     values: dict[str, Any] = {**therapy.card_values(), "first_trastuzumab": first}
-    if ild or after:
+    if ild or ards or after:
         yield Finding(
             card=DISCONTINUE_CARD,
-            values={**values, "ild": [t.card_values() for t in ild], "reactions": [t.card_values() for t in after],
-                    "undated": [t.card_values() for t in undated]},
+            values={**values, "ild": [t.card_values() for t in ild], "ards": [t.card_values() for t in ards],
+                    "reactions": [t.card_values() for t in after], "undated": [t.card_values() for t in undated]},
             suggestions=remove_drafts(therapy.orders),
-            evidence=_evidence(therapy.references, (*ild, *after)),
+            evidence=_evidence(therapy.references, (*ild, *ards, *after)),
         )
     elif undated and first is not None:
         yield Finding(

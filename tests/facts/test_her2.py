@@ -115,3 +115,38 @@ def test_interpretation_and_snomed_answers():
 ])
 def test_her2_low(resources, expected):
     assert her2_low(facts_with(*resources)) is expected
+
+
+def refuted(resource):
+    return {**resource, "verificationStatus": {"coding": [{"code": "refuted"}]}}
+
+
+def test_a_refuted_her2_diagnosis_is_no_her2_status():
+    assert her2_status(facts_with(refuted(condition("427685000")))).status == "unknown"
+    both = her2_status(facts_with(refuted(condition("427685000")), condition("431396003", cid="c2")))
+    assert (both.status, both.decided_by) == ("negative", "Condition/c2")
+
+
+def test_a_confirmed_her2_diagnosis_still_counts():
+    confirmed = {**condition("427685000"), "verificationStatus": {"coding": [{"code": "confirmed"}]}}
+    assert her2_status(facts_with(confirmed)).status == "positive"
+
+
+def test_a_refuted_her2_low_diagnosis_is_not_her2_low():
+    assert her2_low(facts_with(refuted(condition("1381317004")))) is None
+    assert her2_low(facts_with(refuted(condition("1381317004")), condition("1381317004", cid="c2"))) is True
+
+
+def ish_ratio_value(numerator, denominator, copies):
+    ratio = observation("ratio", "49683-6", "2026-03-02",
+                        valueRatio={"numerator": {"value": numerator}, "denominator": {"value": denominator}})
+    return ratio, observation("copies", "74860-8", "2026-03-02", valueQuantity={"value": copies})
+
+
+def test_an_ish_ratio_value_just_below_2_is_not_rounded_up_to_group_1():
+    result = her2_status(facts_with(*ish_ratio_value(499, 250, 4.5)))
+    assert (result.status, result.ish_result.ish_group, result.ish_result.ratio) == ("equivocal", 4, 1.996)
+
+
+def test_an_ish_ratio_value_of_exactly_2_is_group_1():
+    assert her2_status(facts_with(*ish_ratio_value(500, 250, 4.5))).ish_result.ish_group == 1

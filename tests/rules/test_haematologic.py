@@ -2,6 +2,8 @@
 neutropenia and thrombocytopenia, and a blood count asked for when there is none."""
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from cds_hooks.rules.haematologic import tdm1_thrombocytopenia, tdxd_cytopenia
@@ -69,3 +71,33 @@ def test_a_graded_count_is_reported_even_when_the_other_is_missing():
 
 def test_tdm1_orders_are_not_read_against_the_enhertu_table():
     assert list(tdxd_cytopenia(context(lab("neutrophils", 0.3, "10*9/L")))) == []
+
+
+# A draft whose planned start (a course's first day) is already past is dosed today at the earliest: its labs are
+# those before today, not before that day.
+PAST_START = {"dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-09-01"}}}}]}
+
+
+def test_a_draft_started_in_the_past_reads_todays_platelet_count():
+    resources = [lab("platelets", 200, "10*3/uL", day="2026-08-30"), {**lab("platelets", 20, "10*3/uL", day="2026-11-21")}]
+    (finding,) = tdm1_thrombocytopenia(context(PRIOR_TDM1, *resources, drafts=({**TDM1_DRAFT, **PAST_START},)))
+    assert finding.card == "haematologic-tdm1-platelets-severe"
+    assert finding.values["doses"][0]["dose_day"] == date(2026, 11, 22)
+
+
+def test_a_draft_started_in_the_past_does_not_read_counts_from_before_that_start():
+    old_low = lab("platelets", 20, "10*3/uL", day="2026-08-30")
+    assert list(tdm1_thrombocytopenia(context(PRIOR_TDM1, old_low, drafts=({**TDM1_DRAFT, **PAST_START},)))) == []
+
+
+def test_tdxd_draft_started_in_the_past_reads_todays_counts():
+    counts = [lab("neutrophils", 3.0, "10*9/L", day="2026-08-30"), lab("platelets", 200, "10*3/uL", day="2026-08-30"),
+              lab("neutrophils", 0.3, "10*9/L", day="2026-11-21"), lab("platelets", 15, "10*3/uL", day="2026-11-21")]
+    (finding,) = tdxd_cytopenia(context(*counts, drafts=({**TDXD_DRAFT, **PAST_START},)))
+    assert finding.card == "haematologic-tdxd-cytopenia-grade-4"
+
+
+def test_tdxd_draft_started_in_the_past_with_only_counts_from_before_that_start_asks_for_new_ones():
+    old_low = [lab("neutrophils", 0.3, "10*9/L", day="2026-08-30"), lab("platelets", 15, "10*3/uL", day="2026-08-30")]
+    (finding,) = tdxd_cytopenia(context(*old_low, drafts=({**TDXD_DRAFT, **PAST_START},)))
+    assert finding.card == "haematologic-tdxd-blood-count-needed"

@@ -213,3 +213,24 @@ def test_first_dose_below_grade_4_and_hys_law_gets_only_the_untested_start_warni
     assert list(tdm1_liver_toxicity(start)) == []
     (finding,) = tdm1_start_not_studied(start)
     assert finding.card == "hepatic-tdm1-not-studied"
+
+
+PAST_START_DRAFT = {**TDM1_DRAFT, "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-09-01"}}}}]}
+
+
+def test_a_draft_started_in_the_past_reads_labs_before_today():
+    labs = [{**resource, "effectiveDateTime": "2026-11-21"} for resource in normal()]
+    assert list(tdm1_labs_before_dose(context(*labs, drafts=(PAST_START_DRAFT,)))) == []
+
+
+def test_a_draft_started_in_the_past_does_not_count_labs_from_before_that_start():
+    labs = [{**resource, "effectiveDateTime": "2026-08-30"} for resource in normal()]
+    (finding,) = tdm1_labs_before_dose(context(*labs, drafts=(PAST_START_DRAFT,)))
+    assert finding.values["doses"][0]["dose_day"] == AS_OF
+    assert finding.values["doses"][0]["missing"] == ["AST", "ALT", "total bilirubin", "platelet count"]
+
+
+def test_liver_toxicity_of_a_draft_started_in_the_past_reads_todays_results():
+    labs = [{**resource, "effectiveDateTime": "2026-11-21"} for resource in normal(ast=900)]
+    (finding,) = tdm1_liver_toxicity(context(PRIOR_TDM1, *labs, drafts=(PAST_START_DRAFT,)))
+    assert finding.card == "hepatic-tdm1-liver-discontinue"

@@ -6,6 +6,7 @@ from datetime import date
 from cds_hooks.facts import Facts
 from cds_hooks.record import build_record
 from cds_hooks.rules import her2_testing
+from cds_hooks.render import CardRenderer
 from cds_hooks.rules.base import RuleContext
 from cds_hooks.settings import Settings
 
@@ -17,6 +18,7 @@ DRUGS = {
     "lapatinib": {"coding": [{"system": RX, "code": "672149"}], "text": "lapatinib"},
     "paclitaxel": {"coding": [{"system": RX, "code": "56946"}], "text": "paclitaxel"},
 }
+RENDERER = CardRenderer.load()
 IHC = {"0": "LA6111-4", "1+": "LA11841-6", "2+": "LA11842-4", "3+": "LA11843-2"}
 
 
@@ -65,3 +67,77 @@ def test_rule_11_accepts_positive_and_low_and_flags_zero_or_unknown():
     (zero,) = run(her2_testing.tdxd_her2_subtype, ihc("0"), drugs=["tdxd"])
     (unknown,) = run(her2_testing.tdxd_her2_subtype, drugs=["tdxd"])
     assert (zero.values["ihc_zero"], unknown.values["ihc_zero"]) == (True, False)
+
+
+def dated_ihc(score, day):
+    return {**ihc(score), "id": f"ihc-{day}", "effectiveDateTime": day}
+
+
+def ish_presence(day, answer="LA6576-8"):
+    return {"resourceType": "Observation", "id": f"fish-{day}", "status": "final", "effectiveDateTime": day,
+            "code": {"coding": [{"system": LOINC, "code": "85318-4"}]},
+            "valueCodeableConcept": {"coding": [{"system": LOINC, "code": answer}]}}
+
+
+def refuted_her2_diagnosis(code, cid="dx"):
+    return {"resourceType": "Condition", "id": cid, "subject": {"reference": "Patient/p"},
+            "verificationStatus": {"coding": [{"code": "refuted"}]},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]}}
+
+
+def test_rule_9_does_not_count_a_refuted_her2_positive_diagnosis():
+    (finding,) = run(her2_testing.positivity_not_confirmed, refuted_her2_diagnosis("427685000"), drugs=["trastuzumab"])
+    assert finding.values["status"] == "unknown"
+    confirmed = {**refuted_her2_diagnosis("427685000"), "verificationStatus": {"coding": [{"code": "confirmed"}]}}
+    assert run(her2_testing.positivity_not_confirmed, confirmed, drugs=["trastuzumab"]) == []
+
+
+def test_rule_11_does_not_count_a_refuted_her2_low_or_positive_diagnosis():
+    for code in ("1381317004", "427685000"):
+        (finding,) = run(her2_testing.tdxd_her2_subtype, refuted_her2_diagnosis(code), drugs=["tdxd"])
+        assert finding.card == "her2-tdxd-subtype-unconfirmed"
+
+
+def test_rule_9_reads_an_ish_ratio_value_just_below_2_as_not_final():
+    ratio = {"resourceType": "Observation", "id": "ratio", "status": "final", "effectiveDateTime": "2026-03-02",
+             "code": {"coding": [{"system": LOINC, "code": "49683-6"}]},
+             "valueRatio": {"numerator": {"value": 499}, "denominator": {"value": 250}}}
+    copies = {"resourceType": "Observation", "id": "copies", "status": "final", "effectiveDateTime": "2026-03-02",
+              "code": {"coding": [{"system": LOINC, "code": "74860-8"}]}, "valueQuantity": {"value": 4.5}}
+    (finding,) = run(her2_testing.positivity_not_confirmed, ratio, copies, drugs=["trastuzumab"])
+    assert finding.values["status"] == "equivocal" and finding.values["needs_ihc_review"]
+    over = {**ratio, "valueRatio": {"numerator": {"value": 500}, "denominator": {"value": 250}}}
+    assert run(her2_testing.positivity_not_confirmed, over, copies, drugs=["trastuzumab"]) == []
+
+
+def test_rule_10_reads_the_newest_ihc_2plus_even_after_an_older_positive_result():
+    (finding,) = run(her2_testing.equivocal_needs_ish, dated_ihc("3+", "2024-01-10"), dated_ihc("2+", "2026-03-01"),
+                     drugs=["trastuzumab"])
+    assert finding.values["earlier_positive"] == "IHC 3+ on 2024-01-10 is HER2-positive"
+    assert "Observation/ihc-2026-03-01" in finding.evidence
+    assert "An earlier result was positive" in RENDERER.render(finding).detail
+    # Rule 9 still reads the tumour as HER2-positive.
+    assert run(her2_testing.positivity_not_confirmed, dated_ihc("3+", "2024-01-10"), dated_ihc("2+", "2026-03-01"),
+               drugs=["trastuzumab"]) == []
+
+
+def test_rule_10_is_silent_when_an_ish_of_that_day_or_later_completes_the_newest_ihc_2plus():
+    older_positive = dated_ihc("3+", "2024-01-10")
+    for ish in (ish_presence("2026-03-05"), ish_presence("2026-03-05", answer="LA6577-6")):
+        assert run(her2_testing.equivocal_needs_ish, older_positive, dated_ihc("2+", "2026-03-01"), ish,
+                   drugs=["trastuzumab"]) == []
+    # The newest IHC is 3+: an older IHC 2+ asks for nothing.
+    assert run(her2_testing.equivocal_needs_ish, dated_ihc("2+", "2024-01-10"), dated_ihc("3+", "2026-03-01"),
+               hook="patient-view") == []
+
+
+def test_rule_9_names_an_incomplete_ish_result_instead_of_saying_there_is_none():
+    ratio = {"resourceType": "Observation", "id": "ratio", "status": "final", "effectiveDateTime": "2026-03-09",
+             "code": {"coding": [{"system": LOINC, "code": "49683-6"}]}, "valueQuantity": {"value": 5.0}}
+    (finding,) = run(her2_testing.positivity_not_confirmed, ratio, drugs=["trastuzumab"])
+    assert finding.values["ish_on_file"] is True
+    card = RENDERER.render(finding)
+    assert "HER2/CEP17 ratio 5, no copies-per-cell result" in card.detail
+    assert "No HER2 test result" not in card.detail and card.summary.startswith("HER2 result incomplete")
+    (none,) = run(her2_testing.positivity_not_confirmed, drugs=["trastuzumab"])
+    assert RENDERER.render(none).summary.startswith("No HER2 result on file")

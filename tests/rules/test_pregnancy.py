@@ -5,6 +5,7 @@ from datetime import date
 
 from cds_hooks.facts import Facts
 from cds_hooks.record import build_record
+from cds_hooks.render import CardRenderer
 from cds_hooks.rules.base import RuleContext
 from cds_hooks.rules.pregnancy import (
     contraception_after_therapy,
@@ -17,6 +18,7 @@ from cds_hooks.settings import Settings
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 LOINC = "http://loinc.org"
 TODAY = date(2026, 11, 22)
+RENDERER = CardRenderer.load()
 TRASTUZUMAB = {"coding": [{"system": RX, "code": "224905"}], "text": "trastuzumab"}
 TDM1 = {"coding": [{"system": RX, "code": "1371041"}], "text": "ado-trastuzumab emtansine"}
 TDXD = {"coding": [{"system": "http://www.whocc.no/atc", "code": "L01FD04"}], "text": "Enhertu"}
@@ -178,7 +180,7 @@ def test_pregnancy_card_on_the_dosing_day_of_a_three_weekly_trastuzumab_cycle():
     # TODAY is day 21 after the 2026-11-01 dose: past its 20-day cover, the next dose due today.
     (finding,) = her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, administration("a", TRASTUZUMAB, "2026-11-01"), hook="patient-view"))
     assert finding.values["ongoing"] == [{"name": "trastuzumab", "record": "MedicationAdministration/a", "kind": "MedicationAdministration",
-                                          "status": "completed", "since": date(2026, 11, 1), "last_dose": date(2026, 11, 1)}]
+                                          "status": "completed", "since": date(2026, 11, 1), "to_start": False, "last_dose": date(2026, 11, 1)}]
     assert finding.evidence == ("Condition/preg", "MedicationAdministration/a")
 
 
@@ -247,3 +249,22 @@ def test_no_stopping_card_during_pregnancy():
     stopped = administration("a", TRASTUZUMAB, "2026-10-12")
     assert list(contraception_after_therapy(context(WOMAN, stopped, hook="patient-view")))
     assert list(contraception_after_therapy(context(WOMAN, PREGNANCY, stopped, hook="patient-view"))) == []
+
+
+def signed_course(status="active", start="2026-12-01"):
+    return {**draft("course", TRASTUZUMAB, start=start), "status": status}
+
+
+def test_pregnancy_card_on_patient_view_for_a_signed_course_still_to_start():
+    (finding,) = her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, signed_course(), hook="patient-view"))
+    assert finding.values["ongoing"][0]["to_start"] is True
+    detail = RENDERER.render(finding).detail
+    assert "or with a signed course about to start" in detail
+    assert "trastuzumab: MedicationRequest active, to start on 2026-12-01." in detail
+    # The contraception-after card waits for that course.
+    assert list(contraception_after_therapy(context(WOMAN, administration("a", TRASTUZUMAB, "2026-09-01"), signed_course(),
+                                                    hook="patient-view"))) == []
+
+
+def test_no_pregnancy_card_on_patient_view_for_a_course_stopped_before_its_start():
+    assert list(her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, signed_course("stopped"), hook="patient-view"))) == []

@@ -252,3 +252,39 @@ def test_ongoing_trastuzumab_after_a_reaction_is_discontinued_or_asked_about_on_
 def test_no_card_hides_the_lung_stop_cards():
     stop_cards = {"pulmonary-tdxd-ild", "pulmonary-tdm1-ild", "pulmonary-trastuzumab-discontinue"}
     assert not any(stop_cards & set(template.absorbs) for template in RENDERER.templates.values())
+
+
+def test_active_ards_stops_a_first_trastuzumab_whatever_its_date():
+    for ards in (reaction("67782005", "2026-11-20", status="active"), reaction("67782005", status="active")):
+        (finding,) = trastuzumab_discontinuation(context(ards, drafts=(HERCEPTIN,)))
+        assert finding.card == "pulmonary-trastuzumab-discontinue"
+        assert [c["reference"] for c in finding.values["ards"]] == ["Condition/r-67782005"]
+        assert finding.values["reactions"] == [] and finding.values["undated"] == []
+        summary, detail = rendered(finding)
+        assert summary.startswith("Herceptin: reaction 67782005 recorded (active); discontinue trastuzumab")
+        assert "Acute respiratory distress syndrome, active: reaction 67782005" in detail
+
+
+def test_past_or_refuted_ards_before_trastuzumab_does_not_stop_it():
+    past = reaction("67782005", "2026-03-01", status="resolved")
+    refuted = {**reaction("67782005", "2026-11-20", status="active", verification="refuted"), "id": "refuted"}
+    assert list(trastuzumab_discontinuation(context(PRIOR_TRASTUZUMAB, past, refuted, drafts=(HERCEPTIN,)))) == []
+
+
+SIGNED_TDXD_PLAN = {**TDXD, "id": "signed-plan", "status": "active", "authoredOn": "2026-11-20",
+                    "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-11-26"}, "period": 3, "periodUnit": "wk"}}}]}
+
+
+@pytest.mark.parametrize("status", ["active", "on-hold"])
+def test_a_signed_tdxd_course_still_to_start_gets_the_stop_card_on_patient_view(status):
+    (finding,) = tdxd_ild(chart_opened({**SIGNED_TDXD_PLAN, "status": status}, GRADE_2_ILD))
+    assert finding.values["action"] == "discontinue" and finding.suggestions == ()
+    assert f"Enhertu: MedicationRequest {status}, to start on 2026-11-26 (MedicationRequest/signed-plan)" in rendered(finding)[1]
+
+
+def test_a_course_only_intended_or_stopped_before_its_start_gets_no_stop_card_on_patient_view():
+    intended = {"resourceType": "MedicationStatement", "id": "intended", "status": "intended", "subject": {"reference": "Patient/p"},
+                "medicationCodeableConcept": {"coding": [{"system": RX, "code": "2267576"}]}, "effectivePeriod": {"start": "2026-11-26"}}
+    stopped = {**SIGNED_TDXD_PLAN, "status": "stopped"}
+    for course in (intended, stopped):
+        assert list(tdxd_ild(chart_opened(course, GRADE_2_ILD))) == []
