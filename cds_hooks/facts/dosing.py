@@ -10,7 +10,7 @@ from cds_hooks.facts import Facts
 from cds_hooks.facts.body_size import BodySize, weight_kg
 from cds_hooks.dates import first_day
 from cds_hooks.facts.observations import latest_measurement
-from cds_hooks.facts.therapy import IGNORED_STATUSES
+from cds_hooks.facts.therapy import IGNORED_STATUSES, dose_day
 from cds_hooks.record import DraftOrder, MedicationRecord
 
 DoseUnit = Literal["mg/kg", "mg", "mg/m2"]
@@ -130,15 +130,10 @@ def dose_written(order: DraftOrder) -> str | None:
     return f"{float(quantity.value):g} {quantity.unit or quantity.code or ''}".strip()
 
 
-def order_day(facts: Facts, order: DraftOrder) -> date:
-    """The day the draft was written (never after today): weights and histories are read as of that day."""
-    authored = first_day(order.resource.authoredOn)
-    return min(authored, facts.as_of) if authored else facts.as_of
-
-
 def order_weight(facts: Facts, order: DraftOrder) -> BodySize | None:
-    """The latest weight within settings.weight_lookback_days before the draft was written."""
-    return weight_on(facts, order_day(facts, order))
+    """The latest weight within settings.weight_lookback_days before (and on) the dose day: the weight the dose is
+    given at, not the one of the day the draft was written or its course began."""
+    return weight_on(facts, dose_day(order, facts.as_of))
 
 
 def weight_on(facts: Facts, day: date) -> BodySize | None:
@@ -150,7 +145,7 @@ def weight_on(facts: Facts, day: date) -> BodySize | None:
 
 def last_recorded_weight(facts: Facts, order: DraftOrder) -> str | None:
     """The newest weight at any age, as written, to show next to "no current weight"."""
-    found = latest_measurement(facts.record, "body_weight", order_day(facts, order))
+    found = latest_measurement(facts.record, "body_weight", dose_day(order, facts.as_of))
     if found is None:
         return None
     when = f" on {found.day.isoformat()}" if found.day else ""
@@ -158,7 +153,7 @@ def last_recorded_weight(facts: Facts, order: DraftOrder) -> str | None:
 
 
 def dose_mg_per_kg(facts: Facts, order: DraftOrder) -> WeightBasedDose | None:
-    """The ordered dose in mg/kg: as written, or mg divided by the current weight; None if it cannot be known."""
+    """The ordered dose in mg/kg: as written, or mg divided by the weight of the dose day; None if it cannot be known."""
     dose = ordered_dose(order)
     if dose is None or dose.unit == "mg/m2":
         return None

@@ -9,8 +9,6 @@ from typing import Callable, Mapping, TypeVar
 from cds_hooks.fhir_views import Observation
 from cds_hooks.facts import Facts
 from cds_hooks.facts.observations import measurement, results_in
-from cds_hooks.facts.therapy import planned_period
-from cds_hooks.record import DraftOrder
 
 Result = TypeVar("Result")
 
@@ -92,19 +90,6 @@ class PreDoseLabs:
     @property
     def liver_tests_without_uln(self) -> tuple[LiverTest, ...]:
         return tuple(result for result in self.liver.values() if result is not None and result.uln is None)
-
-
-# dose_day in words, for rule thresholds.
-DOSE_DAY = "the dose day (the draft's planned start, or today when that day is past)"
-
-
-def dose_day(order: DraftOrder, as_of: date) -> date:
-    """The day a drafted dose is given, for its pre-dose labs: its planned start, or today when that day is past.
-
-    A dose not yet given cannot be given on a day already past, so a draft started weeks ago (a course's first day)
-    must be read against today's results, not those before that day.
-    """
-    return max(planned_period(order, as_of)[0], as_of)
 
 
 def labs_before(facts: Facts, dose_day: date) -> PreDoseLabs:

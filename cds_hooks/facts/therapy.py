@@ -151,6 +151,20 @@ def planned_period(order: DraftOrder, as_of: date) -> tuple[date, date | None]:
     return start or as_of, end
 
 
+# dose_day in words, for rule thresholds.
+DOSE_DAY = "the dose day (the draft's planned start, or today when that day is past)"
+
+
+def dose_day(order: DraftOrder, as_of: date) -> date:
+    """The day a drafted dose is given, for what must be known before it (labs, weight, LVEF): its planned start,
+    or today when that day is past.
+
+    A dose not yet given cannot be given on a day already past, so a draft started weeks ago (a course's first day)
+    must be read against today's results, not those before that day. planned_period stays the course's own start.
+    """
+    return max(planned_period(order, as_of)[0], as_of)
+
+
 @dataclass(frozen=True)
 class CourseLimit:
     """What ends a drafted course: its last planned day, and how the order says so, in words."""

@@ -29,7 +29,7 @@ from cds_hooks.facts.cardiac import (
     resumption_lvef_schedule,
 )
 from cds_hooks.dates import add_months, first_day
-from cds_hooks.facts.therapy import last_dose_of, planned_period
+from cds_hooks.facts.therapy import DOSE_DAY, dose_day, last_dose_of, planned_period
 from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -221,10 +221,10 @@ class _BaselineGap:
     cards=("cardiac-baseline-lvef-missing",),
     trigger=(
         "A drafted HER2 antibody (trastuzumab products, pertuzumab, Phesgo, T-DM1, T-DXd, margetuximab) or anthracycline "
-        "that the patient has not had before, and no LVEF result in the lookback window before its planned start."
+        f"that the patient has not had before {DOSE_DAY}, and no LVEF result in the lookback window before that day."
     ),
     thresholds=(
-        "LVEF (any method, A3.2) dated within settings.baseline_lvef_lookback_days before the planned start, or later. "
+        "LVEF (any method, A3.2) dated within settings.baseline_lvef_lookback_days before the dose day, or later. "
         "As for every LVEF rule, a value counts above 1 and at most 100, in % or with no unit; a value of 1 or less "
         "(possibly a fraction, with % or no unit), another unit or a % outside 0-100 is named on the card as unusable."
     ),
@@ -265,7 +265,7 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
         "at completion (the card says so, with the last LVEF and how long before the last dose it was), else 6 months "
         "after the last LVEF. "
         "Order hooks: a HER2 antibody drafted for a patient who has had one before, with the last LVEF older than the "
-        "interval at the planned start: the held interval while trastuzumab is held (a resumption), else the on-therapy "
+        f"interval at {DOSE_DAY}: the held interval while trastuzumab is held (a resumption), else the on-therapy "
         "one (a first dose without a baseline is rule 12's card instead). The card names the interval and why."
     ),
     thresholds=(
@@ -292,16 +292,16 @@ def lvef_monitoring_due(context: RuleContext) -> Iterator[Finding]:
         evidence = tuple(e.source for e in schedule.exposures)
         orders: list[dict[str, object]] = []
     else:
-        continuing = [(order, start) for order in context.focus_orders if (start := _continuation_start(context, order))]
+        continuing = [(order, day) for order in context.focus_orders if (day := _continuation_day(context, order))]
         if not continuing:
             return
         schedule = context.facts.get(resumption_lvef_schedule)
-        due_orders = [(order, start) for order, start in continuing if schedule.due <= start]
+        due_orders = [(order, day) for order, day in continuing if schedule.due <= day]
         if not due_orders:
             return
         drugs = names_of(order for order, _ in due_orders)
         evidence = tuple(order.reference for order, _ in due_orders) + tuple(e.source for e in schedule.exposures)
-        orders = [{"order": order.text, "start": start} for order, start in due_orders]
+        orders = [{"order": order.text, "start": planned_period(order, context.as_of)[0]} for order, _ in due_orders]
     series = context.facts.get(lvef_series)
     latest = series.latest
     held = schedule.exposures if schedule.reason == "held" else ()
@@ -335,27 +335,28 @@ def _baseline_gap(context: RuleContext, order: DraftOrder) -> _BaselineGap | Non
     history is read only for such an order)."""
     if not order.ingredients & BASELINE_LVEF_AGENTS:
         return None
-    start = planned_period(order, context.as_of)[0]
-    new_agents = (order.ingredients & BASELINE_LVEF_AGENTS) - _given_before(context, start)
+    # The baseline must be recent at the first dose, which is today at the earliest when the planned start is past.
+    day = dose_day(order, context.as_of)
+    new_agents = (order.ingredients & BASELINE_LVEF_AGENTS) - _given_before(context, day)
     if not new_agents:
         return None
-    window_start = start - timedelta(days=context.settings.baseline_lvef_lookback_days)
+    window_start = day - timedelta(days=context.settings.baseline_lvef_lookback_days)
     if any(result.day >= window_start for result in context.facts.get(lvef_series).results):
         return None
-    return _BaselineGap(order, start, frozenset(new_agents))
+    return _BaselineGap(order, planned_period(order, context.as_of)[0], frozenset(new_agents))
 
 
-def _continuation_start(context: RuleContext, order: DraftOrder) -> date | None:
-    """The planned start of a drafted HER2 antibody continuing prior HER2 antibody therapy (not a first dose, which
+def _continuation_day(context: RuleContext, order: DraftOrder) -> date | None:
+    """The dose day of a drafted HER2 antibody continuing prior HER2 antibody therapy (not a first dose, which
     rule 12 covers)."""
     if not order.ingredients & HER2_ANTIBODIES:
         return None
     if _baseline_gap(context, order) is not None:
         return None
-    start = planned_period(order, context.as_of)[0]
-    if not _given_before(context, start) & HER2_ANTIBODIES:
+    day = dose_day(order, context.as_of)
+    if not _given_before(context, day) & HER2_ANTIBODIES:
         return None
-    return start
+    return day
 
 
 def _given_before(context: RuleContext, day: date) -> frozenset[str]:

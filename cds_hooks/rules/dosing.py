@@ -15,7 +15,6 @@ from cds_hooks.facts.dosing import (
     dose_written,
     last_dose_day,
     last_recorded_weight,
-    order_day,
     order_route,
     order_weight,
     ordered_dose,
@@ -23,8 +22,10 @@ from cds_hooks.facts.dosing import (
     undated_records,
 )
 from cds_hooks.facts.therapy import (
+    DOSE_DAY,
     HELD_OR_STOPPED,
     Exposure,
+    dose_day,
     exposures_started_before,
     planned_period,
     running_over,
@@ -93,7 +94,7 @@ FLOAT_NOISE = 1e-9
     ),
     thresholds=(
         "Dose patterns exact for doses written in mg/kg, within 5% for mg converted with the latest weight within "
-        "weight_lookback_days (vial rounding)."
+        f"weight_lookback_days before {DOSE_DAY} (vial rounding)."
     ),
 )
 def product_identity(context: RuleContext) -> Iterator[Finding]:
@@ -225,8 +226,8 @@ def unidentified_checked_drug(concept: Mapping[str, Any] | None) -> terminology.
     title="T-DM1 dose above 3.6 mg/kg",
     hooks=ORDER_HOOKS,
     cards=("dosing-tdm1-overdose",),
-    trigger="A T-DM1 draft above 3.6 mg/kg (ordered in mg/kg, or mg divided by the latest weight).",
-    thresholds="> 3.6 mg/kg, no rounding allowance in either unit; weight within weight_lookback_days of the order date.",
+    trigger="A T-DM1 draft above 3.6 mg/kg (ordered in mg/kg, or mg divided by the latest weight up to the dose day).",
+    thresholds=f"> 3.6 mg/kg, no rounding allowance in either unit; weight within weight_lookback_days before {DOSE_DAY}.",
 )
 def tdm1_maximum_dose(context: RuleContext) -> Iterator[Finding]:
     over = []
@@ -591,7 +592,7 @@ def iv_product_subcutaneous_route(context: RuleContext) -> Iterator[Finding]:
         "record dates neither a dose given nor the end of the therapy and no active order or statement shows it "
         "continuing; at order-sign also any HER2 agent draft with no dose quantity in mg, mg/kg or mg/m2."
     ),
-    thresholds="weight_lookback_days (local policy; the labels give none) before the order date.",
+    thresholds=f"weight_lookback_days (local policy; the labels give none) before {DOSE_DAY}.",
 )
 def dose_not_checked(context: RuleContext) -> Iterator[Finding]:
     orders, last_dose_unknown = [], False
@@ -618,7 +619,7 @@ def _unchecked_reasons(context: RuleContext, order: DraftOrder) -> list[str]:
     dose = ordered_dose(order)
     if agent in WEIGHT_BASED and order_weight(context.facts, order) is None:
         last = last_recorded_weight(context.facts, order)
-        day = order_day(context.facts, order).isoformat()
+        day = dose_day(order, context.as_of).isoformat()
         consequence = ("the mg dose cannot be converted to mg/kg and checked" if dose is not None and dose.unit == "mg"
                        else "the dose in mg cannot be computed from mg/kg")
         reasons.append(f"no body weight in the {context.settings.weight_lookback_days} days up to {day}"

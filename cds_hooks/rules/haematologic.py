@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from cds_hooks.facts.labs import DOSE_DAY, CellCount, dose_day, labs_before
-from cds_hooks.facts.therapy import started_before
+from cds_hooks.facts.labs import CellCount, labs_before
+from cds_hooks.facts.therapy import DOSE_DAY, dose_day, started_before
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import Finding, RuleContext, rule

@@ -8,10 +8,8 @@ from typing import Any, Iterator
 
 from cds_hooks.facts.cardiac import LvefResult, latest_lvef, lvef_series
 from cds_hooks.facts.disease import setting
-from cds_hooks.facts.labs import (
-    DOSE_DAY, LIVER_TESTS, CellCount, LiverTest, PreDoseLabs, dose_day, hys_law_pattern, labs_before,
-)
-from cds_hooks.facts.therapy import started_before
+from cds_hooks.facts.labs import LIVER_TESTS, CellCount, LiverTest, PreDoseLabs, hys_law_pattern, labs_before
+from cds_hooks.facts.therapy import DOSE_DAY, dose_day, started_before
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import Finding, RuleContext, rule, unusable_lvef

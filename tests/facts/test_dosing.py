@@ -1,4 +1,4 @@
-"""Ordered doses in mg/kg, weights read as of the order's date, and the dose history of HER2 agents."""
+"""Ordered doses in mg/kg, weights read as of the dose day, and the dose history of HER2 agents."""
 from __future__ import annotations
 
 from datetime import date
@@ -66,12 +66,34 @@ def test_stu3_dose_on_the_dosage_is_read():
     assert dose_mg_per_kg(facts, facts.record.draft_orders[0]).mg_per_kg == 3.6
 
 
-def test_mg_needs_a_weight_within_the_lookback_of_the_order_date():
-    facts = facts_with(weight("2026-11-10"), drafts=[draft(300, "mg")], as_of=date(2027, 6, 1))
+def test_mg_needs_a_weight_within_the_lookback_of_the_dose_day():
+    facts = facts_with(weight("2026-11-10"), drafts=[draft(300, "mg")])
     dose = dose_mg_per_kg(facts, facts.record.draft_orders[0])
     assert (dose.mg_per_kg, dose.weight.value) == (4.41, 68.0)
+    # Written in November and not given by June: the November weight is no longer current.
+    later = facts_with(weight("2026-11-10"), drafts=[draft(300, "mg")], as_of=date(2027, 6, 1))
+    assert dose_mg_per_kg(later, later.record.draft_orders[0]) is None
     stale = facts_with(weight("2026-09-01"), drafts=[draft(300, "mg")])
     assert dose_mg_per_kg(stale, stale.record.draft_orders[0]) is None
+
+
+def test_a_draft_whose_course_began_weeks_ago_is_dosed_at_today_s_weight():
+    # Written and bounded to start in late August, still a draft: the dose is today at the earliest.
+    course = draft(250, "mg", authored="2026-08-30", timing={"repeat": {"boundsPeriod": {"start": "2026-09-01"}}})
+    facts = facts_with(weight("2026-08-30", 70.0), weight("2026-11-21", 55.0), drafts=[course])
+    dose = dose_mg_per_kg(facts, facts.record.draft_orders[0])
+    assert (dose.mg_per_kg, dose.weight.day) == (4.55, date(2026, 11, 21))
+    # Near miss: the newer weight is the heavier one, so the dose is within 3.6 mg/kg.
+    facts = facts_with(weight("2026-08-30", 55.0), weight("2026-11-21", 70.0), drafts=[course])
+    assert dose_mg_per_kg(facts, facts.record.draft_orders[0]).mg_per_kg == 3.57
+
+
+def test_a_dose_planned_ahead_needs_a_weight_within_the_lookback_of_its_day():
+    ahead = draft(245, "mg", timing={"repeat": {"boundsPeriod": {"start": "2026-12-01"}}})
+    facts = facts_with(weight("2026-11-10"), drafts=[ahead])
+    assert dose_mg_per_kg(facts, facts.record.draft_orders[0]).weight.day == date(2026, 11, 10)
+    facts = facts_with(weight("2026-10-30"), drafts=[ahead])
+    assert dose_mg_per_kg(facts, facts.record.draft_orders[0]) is None
 
 
 def test_mg_per_kg_order_needs_no_weight_to_be_read():

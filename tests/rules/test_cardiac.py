@@ -79,6 +79,15 @@ def test_baseline_window_is_counted_from_the_planned_start():
     assert "cardiac-baseline-lvef-missing" in cards(cardiac.baseline_lvef_before_first_dose, stale)
 
 
+def test_baseline_window_is_counted_from_today_when_the_planned_start_is_past():
+    # Planned for 2026-09-01 and still a draft on 2026-11-22: the first dose is today at the earliest.
+    september = (draft("d", "trastuzumab", "2026-09-01"),)
+    (found,) = cards(cardiac.baseline_lvef_before_first_dose, context_for(lvef("a", "2026-07-01", 60), drafts=september)).values()
+    assert found.values["orders"][0]["start"] == date(2026, 9, 1)
+    # Near miss: an LVEF within the 90 days before today.
+    assert cards(cardiac.baseline_lvef_before_first_dose, context_for(lvef("a", "2026-08-24", 60), drafts=september)) == {}
+
+
 def test_baseline_suggestion_is_a_draft_lvef_service_request():
     context = context_for(drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))
     (suggestion,) = cards(cardiac.baseline_lvef_before_first_dose, context)["cardiac-baseline-lvef-missing"].suggestions
@@ -108,6 +117,17 @@ def test_lvef_due_not_shown_for_a_first_dose_that_rule_12_covers():
     context = context_for(statement("h", "trastuzumab", "2026-03-02"), drafts=(draft("d", "pertuzumab", "2026-11-23", 840, "mg"),))
     assert "cardiac-baseline-lvef-missing" in cards(cardiac.baseline_lvef_before_first_dose, context)
     assert cards(cardiac.lvef_monitoring_due, context) == {}
+
+
+def test_lvef_due_at_a_continuing_dose_is_judged_on_today_when_the_planned_start_is_past():
+    # Last LVEF 2026-06-20, due 84 days later (2026-09-12): after the planned start 2026-09-01, before today.
+    on_therapy = statement("h", "trastuzumab", "2026-03-02")
+    september = (draft("d", "trastuzumab", "2026-09-01", 6),)
+    found = cards(cardiac.lvef_monitoring_due, context_for(on_therapy, lvef("a", "2026-06-20", 60), drafts=september))
+    assert found["cardiac-lvef-due"].values["due"] == date(2026, 9, 12)
+    assert found["cardiac-lvef-due"].values["orders"] == [{"order": "trastuzumab", "start": date(2026, 9, 1)}]
+    # Near miss: the last LVEF is due 2026-11-24, after today.
+    assert cards(cardiac.lvef_monitoring_due, context_for(on_therapy, lvef("a", "2026-09-01", 60), drafts=september)) == {}
 
 
 def test_lvef_due_on_patient_view_only_while_on_therapy():

@@ -31,15 +31,16 @@ def weight(day="2026-11-10", kg=68.0):
             "valueQuantity": {"value": kg, "unit": "kg", "code": "kg"}}
 
 
-def draft(did, drug, value=None, unit="mg/kg", weeks=3, route="intravenous", concept=None):
+def draft(did, drug, value=None, unit="mg/kg", weeks=3, route="intravenous", concept=None, start="2026-11-23",
+          authored="2026-11-22"):
     """`route`: the route text, or None for a draft with no route."""
-    dosage = {"timing": {"repeat": {"boundsPeriod": {"start": "2026-11-23"}, "frequency": 1, "period": weeks, "periodUnit": "wk"}}}
+    dosage = {"timing": {"repeat": {"boundsPeriod": {"start": start}, "frequency": 1, "period": weeks, "periodUnit": "wk"}}}
     if route is not None:
         dosage["route"] = {"text": route}
     if value is not None:
         dosage["doseAndRate"] = [{"doseQuantity": {"value": value, "unit": unit}}]
     return {"resourceType": "MedicationRequest", "id": did, "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
-            "authoredOn": "2026-11-22", "medicationCodeableConcept": concept or DRUGS[drug], "dosageInstruction": [dosage]}
+            "authoredOn": authored, "medicationCodeableConcept": concept or DRUGS[drug], "dosageInstruction": [dosage]}
 
 
 def administration(aid, drug, day, value, unit="mg/kg"):
@@ -167,6 +168,18 @@ def test_tdm1_maximum_is_strict_and_suggests_3_6_mg_per_kg():
     assert update.type == "update" and update.resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 3.6
     assert cards(dosing.tdm1_maximum_dose, context(weight(), drafts=[draft("a", "tdm1", 3.6)])) == []
     assert cards(dosing.tdm1_maximum_dose, context(drafts=[draft("a", "tdm1", 300, "mg")])) == []
+
+
+def test_tdm1_maximum_is_checked_at_the_weight_of_the_dose_day_not_of_a_past_planned_start():
+    # 250 mg written for 70 kg when the course was planned for September; 55 kg yesterday: 4.55 mg/kg today.
+    september = draft("a", "tdm1", 250, "mg", start="2026-09-01", authored="2026-08-30")
+    ctx = context(weight("2026-08-30", 70.0), weight("2026-11-21", 55.0), drafts=[september])
+    (finding,) = cards(dosing.tdm1_maximum_dose, ctx)
+    assert (finding.values["orders"][0]["mg_per_kg"], finding.values["orders"][0]["weight"]) == (4.55, "55 kg on 2026-11-21")
+    assert finding.values["orders"][0]["max_mg"] == 198
+    # Near miss: the newer weight is 70 kg, so 250 mg is 3.57 mg/kg.
+    ctx = context(weight("2026-08-30", 55.0), weight("2026-11-21", 70.0), drafts=[september])
+    assert cards(dosing.tdm1_maximum_dose, ctx) == []
 
 
 def test_tdm1_re_escalation_is_measured_from_the_lowest_recorded_level():
@@ -408,9 +421,18 @@ def test_missing_weight_and_unstructured_dose():
     (finding,) = cards(dosing.dose_not_checked, ctx)
     assert finding.values["orders"] == [
         {"order": "ado-trastuzumab emtansine", "reasons": [
-            "no body weight in the 30 days up to 2026-11-22 (last recorded: 68 kg on 2026-09-01): the dose in mg cannot be computed from mg/kg"]},
+            "no body weight in the 30 days up to 2026-11-23 (last recorded: 68 kg on 2026-09-01): the dose in mg cannot be computed from mg/kg"]},
         {"order": "pertuzumab", "reasons": ["the order has no dose"]},
     ]
+
+
+def test_a_draft_whose_course_began_in_september_needs_a_weight_within_the_lookback_of_today():
+    # Written 2026-09-01 with that day's weight; still a draft on 2026-11-22, so the dose is today at the earliest.
+    september = draft("a", "tdm1", 3.6, start="2026-09-01", authored="2026-09-01")
+    (finding,) = cards(dosing.dose_not_checked, context(weight("2026-09-01"), drafts=[september]))
+    assert finding.values["orders"][0]["reasons"][0].startswith("no body weight in the 30 days up to 2026-11-22 ")
+    # Near miss: a weight within the 30 days before today.
+    assert cards(dosing.dose_not_checked, context(weight("2026-09-01"), weight("2026-10-24"), drafts=[september])) == []
 
 
 def test_an_order_without_a_dose_is_not_flagged_while_still_being_selected():
