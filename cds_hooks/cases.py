@@ -15,9 +15,10 @@ A case file is JSON:
 `expect` needs at least one of: cards that must appear (indicator optional), cards that must not, or
 "empty": true for exactly {"cards": []}. Paths are relative to the case file.
 
-Most cases mean the same whenever they run, because rules measure time from the drafted order's own dates. A case
-about the day the chart is opened ("the last dose was four weeks ago") does not: it names `written_on`, and every
-full date in its patient, draft orders and request moves forward by the days between then and today.
+A case that names `written_on` has every full date in its patient, draft orders and request moved forward by the
+days between then and today, so it means the same whenever it runs. Any case whose meaning depends on today needs
+it: one about the day the chart is opened ("the last dose was four weeks ago"), and one about a drafted dose's weight,
+labs or LVEF, which are read as of the dose day and a dose is never given on a day already past (facts.therapy.dose_day).
 """
 from __future__ import annotations
 
