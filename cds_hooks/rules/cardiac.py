@@ -62,12 +62,13 @@ TRASTUZUMAB_WASHOUT_MONTHS = 7
     cards=("anthracycline-with-trastuzumab", "anthracycline-after-trastuzumab"),
     trigger=(
         "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo) or pertuzumab while an anthracycline is drafted "
-        "too or recorded over the planned period; or a drafted anthracycline while one of those is (critical). "
-        "Otherwise, a drafted anthracycline planned within the washout after the last dose of a trastuzumab product "
+        "too or recorded from its dose day to its planned end; or a drafted anthracycline while one of those is "
+        "(critical). Otherwise, a drafted anthracycline whose dose day is within the washout after the last dose of a "
+        "trastuzumab product "
         "(warning; a last dose the record does not date is counted from the latest day it shows)."
     ),
     thresholds=(
-        "Overlap of periods; a recorded dose covers 20 days after it (21-day cycle). Washout: "
+        f"Overlap of periods from {DOSE_DAY}; a recorded dose covers 20 days after it (21-day cycle). Washout: "
         f"{TRASTUZUMAB_WASHOUT_MONTHS} calendar months after the last trastuzumab dose (verify §5.1). T-DM1 and T-DXd are "
         "not in scope."
     ),
@@ -81,8 +82,11 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
         if partner_class is None:
             continue
         own_kind, partner_kind = ("her2", "anthracycline") if partner_class is ANTHRACYCLINES else ("anthracycline", "her2")
+        # Concurrent with what runs from the day this dose is given: a partner given and finished since a past
+        # planned start is sequential (the washout card's, for an anthracycline drafted after trastuzumab).
         start, end = planned_period(order, context.as_of)
-        for other in _overlapping(context, order, partner_class, start, end):
+        day = dose_day(order, context.as_of)
+        for other in _overlapping(context, order, partner_class, day, end):
             removable[order.reference] = order
             if other.draft is not None:
                 removable[other.draft.reference] = other.draft
@@ -90,7 +94,7 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
             names[partner_kind].add(other.text)
             pairs.setdefault(
                 frozenset({order.reference, other.reference}),
-                {"ordered": order.text, "ordered_when": f"planned from {start.isoformat()}", "other": other.text, "other_when": other.when},
+                {"ordered": order.text, "ordered_when": _given_from(start, day), "other": other.text, "other_when": other.when},
             )
     if not pairs:
         # Concurrent use is the graver finding; the washout card is only shown without it.
@@ -107,6 +111,12 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
         evidence=tuple(sorted({reference for key in pairs for reference in key})),
         system_actions=(_detected_issue(context, pairs),) if context.hook == "order-sign" else (),
     )
+
+
+def _given_from(start: date, day: date) -> str:
+    """When a drafted order runs, as the card says it: its planned start, and the dose day when that start is past."""
+    planned = f"planned from {start.isoformat()}"
+    return planned if day == start else f"{planned}, so given from {day.isoformat()} at the earliest"
 
 
 def _detected_issue(context: RuleContext, pairs: dict[frozenset[str], dict[str, str]]) -> ProposedAction:
@@ -130,25 +140,25 @@ def _detected_issue(context: RuleContext, pairs: dict[frozenset[str], dict[str, 
 
 
 def _anthracycline_after_trastuzumab(context: RuleContext) -> Iterator[Finding]:
-    """Drafted anthracyclines planned within the washout after the last dose of a trastuzumab product."""
+    """Drafted anthracyclines whose dose day is within the washout after the last dose of a trastuzumab product."""
     orders: list[DraftOrder] = []
     windows: list[dict[str, object]] = []
     sources: set[str] = set()
     for order in context.focus_orders_of(ANTHRACYCLINES):
-        start = planned_period(order, context.as_of)[0]
+        day = dose_day(order, context.as_of)
         stopped = [
             e for e in context.facts.get(given_exposures)
-            if e.ingredients & TRASTUZUMAB_PRODUCTS and e.end is not None and e.end < start
+            if e.ingredients & TRASTUZUMAB_PRODUCTS and e.end is not None and e.end < day
         ]
         last = last_dose_of(stopped)
         if last is None:
             continue
         until = add_months(last.at_least, TRASTUZUMAB_WASHOUT_MONTHS)
-        if start > until:
+        if day > until:
             continue
         orders.append(order)
         sources.update(last.sources)
-        windows.append({"ordered": order.text, "start": start, "trastuzumab": names_of(stopped), "last_dose": last.day,
+        windows.append({"ordered": order.text, "day": day, "trastuzumab": names_of(stopped), "last_dose": last.day,
                         "at_least": last.at_least, "until": until})
     if not orders:
         return
@@ -179,7 +189,7 @@ def _partner_class(order: DraftOrder) -> frozenset[str] | None:
 
 
 def _overlapping(context: RuleContext, order: DraftOrder, partner_class: frozenset[str], start: date, end: date | None) -> Iterator[_Overlap]:
-    """Each partner drug drafted alongside this order or recorded over its planned period."""
+    """Each partner drug drafted alongside this order or recorded over [start, end]."""
     for other in context.record.draft_orders:
         if other is not order and other.ingredients & partner_class:
             yield _Overlap(other.text, "ordered together in this order session", other.reference, other)

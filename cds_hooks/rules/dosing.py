@@ -89,7 +89,8 @@ FLOAT_NOISE = 1e-9
     cards=("dosing-product-substitution",),
     trigger=(
         "A draft whose RxNorm/ATC codes, text and displays name different drugs (one a HER2 agent); a T-DM1 or "
-        "T-DXd draft while a trastuzumab product is drafted too or still active; or a dose that belongs to another "
+        "T-DXd draft while a trastuzumab product is drafted too or its order or statement is still active on the dose "
+        "day; or a dose that belongs to another "
         "product (T-DM1 at 4/6/8 or 5.4 mg/kg, trastuzumab or T-DXd at 3.6 mg/kg)."
     ),
     thresholds=(
@@ -133,10 +134,11 @@ _NAMED_AS = {"code": "code {}", "display": 'display "{}"', "text": 'text "{}"'}
 
 
 def _plan_conflicts(context: RuleContext, order: DraftOrder) -> list[str]:
-    """T-DM1 or T-DXd drafted while a trastuzumab product is drafted alongside or its order is still active."""
+    """T-DM1 or T-DXd drafted while a trastuzumab product is drafted alongside or its order is still active on the
+    dose day (an order that ended since a past planned start is a finished course, not a conflict)."""
     if not order.ingredients & ADCS:
         return []
-    start, _ = planned_period(order, context.as_of)
+    day = dose_day(order, context.as_of)
     issues = [
         f"{other.text} is drafted in the same order session"
         for other in context.record.draft_orders
@@ -144,9 +146,9 @@ def _plan_conflicts(context: RuleContext, order: DraftOrder) -> list[str]:
     ]
     for exposure in context.facts.exposures:
         planned = exposure.resource_type in ("MedicationRequest", "MedicationStatement")
-        if planned and _is_plain_trastuzumab(exposure.ingredients) and exposure.overlaps(start):
+        if planned and _is_plain_trastuzumab(exposure.ingredients) and exposure.overlaps(day):
             since = f" since {exposure.start.isoformat()}" if exposure.start else ""
-            issues.append(f"{exposure.text} is still {exposure.status} ({exposure.source}{since}) on {start.isoformat()}")
+            issues.append(f"{exposure.text} is still {exposure.status} ({exposure.source}{since}) on {day.isoformat()}")
     return issues
 
 
@@ -254,10 +256,13 @@ def tdm1_maximum_dose(context: RuleContext) -> Iterator[Finding]:
     title="T-DM1 re-escalated after a reduction, or reduced below 2.4 mg/kg",
     hooks=ORDER_HOOKS,
     cards=("dosing-tdm1-reduction",),
-    trigger="A T-DM1 draft above the lowest level given or prescribed before (after a reduction below 3.6), or below 2.4 mg/kg.",
+    trigger=(
+        "A T-DM1 draft above the lowest level given or prescribed before the dose day (after a reduction below 3.6), "
+        "or below 2.4 mg/kg."
+    ),
     thresholds=(
         "Ladder 3.6 -> 3.0 -> 2.4 mg/kg, then discontinue; no re-escalation; exact for doses written in mg/kg, within 5% "
-        "when the draft or the recorded level was in mg (vial rounding)."
+        f"when the draft or the recorded level was in mg (vial rounding); recorded levels dated before {DOSE_DAY}."
     ),
 )
 def tdm1_dose_reduction(context: RuleContext) -> Iterator[Finding]:
@@ -287,10 +292,13 @@ def tdm1_dose_reduction(context: RuleContext) -> Iterator[Finding]:
     title="T-DXd dose not a breast-cancer level, or re-escalated after a reduction",
     hooks=ORDER_HOOKS,
     cards=("dosing-tdxd-dose",),
-    trigger="A T-DXd draft not at 5.4, 4.4 or 3.2 mg/kg (6.4 mg/kg named as the gastric dose), or above a level reduced to before.",
+    trigger=(
+        "A T-DXd draft not at 5.4, 4.4 or 3.2 mg/kg (6.4 mg/kg named as the gastric dose), or above a level reduced to "
+        "before the dose day."
+    ),
     thresholds=(
         "Breast 5.4 mg/kg q3w; reductions 4.4 -> 3.2 -> discontinue; no re-escalation; exact for doses written in mg/kg, "
-        "within 5% when the draft or the recorded level was in mg (vial rounding)."
+        f"within 5% when the draft or the recorded level was in mg (vial rounding); recorded levels dated before {DOSE_DAY}."
     ),
 )
 def tdxd_dose(context: RuleContext) -> Iterator[Finding]:
@@ -330,8 +338,8 @@ def tdxd_dose(context: RuleContext) -> Iterator[Finding]:
     ),
     thresholds=(
         "Levels exact for doses written in mg/kg, within 5% for mg converted with the weight (vial rounding); missed = "
-        "more than interval + 7 days since the last dose given, else since the recorded end of the therapy (label "
-        "wording to verify); a loading dose is questioned only from a dose given."
+        f"more than interval + 7 days from the last dose given, else from the recorded end of the therapy, to {DOSE_DAY} "
+        "(label wording to verify); a loading dose is questioned only from a dose given."
     ),
 )
 def trastuzumab_schedule(context: RuleContext) -> Iterator[Finding]:
@@ -360,22 +368,23 @@ def _trastuzumab_issues(context: RuleContext, order: DraftOrder, dose: WeightBas
     ordered_interval = dose.ordered.interval_days
     if ordered_interval is not None and ordered_interval != interval:
         issues.append(f"{level:g} mg/kg belongs to the {_schedule_name(interval)} schedule, but the order repeats every {ordered_interval} days")
-    start, _ = planned_period(order, context.as_of)
-    earlier = started_before(context.facts.exposures, TRASTUZUMAB, start)
-    last = context.facts.get(last_dose_day, TRASTUZUMAB, start)
-    late = last is not None and (start - last.day).days > interval + MISSED_DOSE_GRACE_DAYS
+    # Missed or on time as of the day this dose is given, not a past planned start.
+    day = dose_day(order, context.as_of)
+    earlier = started_before(context.facts.exposures, TRASTUZUMAB, day)
+    last = context.facts.get(last_dose_day, TRASTUZUMAB, day)
+    late = last is not None and (day - last.day).days > interval + MISSED_DOSE_GRACE_DAYS
     reload_to = None
     if phase == "maintenance" and not earlier:
         issues.append(f"no earlier trastuzumab is on record: a first dose is the loading dose ({TRASTUZUMAB_LOADING[interval]:g} mg/kg)")
         reload_to = TRASTUZUMAB_LOADING[interval]
     elif phase == "maintenance" and last is not None and late:
-        issues.append(f"{_last_dose_text(last, start)}: missed by more than a week, which calls for a re-load "
+        issues.append(f"{_last_dose_text(last, day)}: missed by more than a week, which calls for a re-load "
                       "(label section 2; verify)")
         reload_to = TRASTUZUMAB_LOADING[interval]
     # A recorded end shows when the therapy stopped, not that the last dose was that recent: it can show a dose was
     # missed, but only a dose given shows that a re-load is not needed.
     elif phase == "loading" and last is not None and last.given and not late:
-        issues.append(f"a loading dose, but {_last_dose_text(last, start)} (not missed by more than a week)")
+        issues.append(f"a loading dose, but {_last_dose_text(last, day)} (not missed by more than a week)")
     return issues, reload_to
 
 
@@ -385,9 +394,9 @@ def _trastuzumab_level(dose: WeightBasedDose) -> tuple[float, str, int] | None:
     return None if level is None else (level, *TRASTUZUMAB_SCHEDULES[level])
 
 
-def _last_dose_text(last: LastDoseDay, start: date) -> str:
-    """The last dose, the record that dates it and the days to the planned start, as the card names them."""
-    when = f"{last.day.isoformat()}, {(start - last.day).days} days before the planned start {start.isoformat()}"
+def _last_dose_text(last: LastDoseDay, day: date) -> str:
+    """The last dose, the record that dates it and the days to this dose (on `day`), as the card names them."""
+    when = f"{last.day.isoformat()}, {(day - last.day).days} days before this dose on {day.isoformat()}"
     if last.given:
         return f"the last recorded dose ({last.source}) was given on {when}"
     return (f"no dose given is recorded; the trastuzumab therapy on record ({last.source}) ended on {when}, and the last "
@@ -401,18 +410,18 @@ def _undated_last_dose_reason(context: RuleContext, order: DraftOrder) -> str | 
     schedule = _trastuzumab_level(dose) if dose is not None else None
     if schedule is None or schedule[1] != "maintenance":
         return None
-    start, _ = planned_period(order, context.as_of)
-    if context.facts.get(last_dose_day, TRASTUZUMAB, start) is not None:
+    day = dose_day(order, context.as_of)
+    if context.facts.get(last_dose_day, TRASTUZUMAB, day) is not None:
         return None
-    earlier = exposures_started_before(context.facts.exposures, TRASTUZUMAB, start)
+    earlier = exposures_started_before(context.facts.exposures, TRASTUZUMAB, day)
     # An active order or statement is the record's own account that the therapy continues. EHRs that send no
     # administrations show every patient on trastuzumab this way; a warning on each cycle there would be overridden
     # by habit. Stopped, completed, on-hold or unknown therapy with no end date does not say when doses stopped.
-    if not earlier or any(e.status == "active" and e.overlaps(start) for e in earlier):
+    if not earlier or any(e.status == "active" and e.overlaps(day) for e in earlier):
         return None
     therapy = "; ".join(f"{e.source}, {e.status}" + (f", since {e.start.isoformat()}" if e.start else "") for e in earlier)
     return (f"trastuzumab is on record ({therapy}) but the record dates neither a dose given nor the end of that "
-            f"therapy before the planned start {start.isoformat()}: whether a dose was missed by more than a week, which "
+            f"therapy before this dose on {day.isoformat()}: whether a dose was missed by more than a week, which "
             "calls for a re-load (label section 2; verify), could not be checked")
 
 
@@ -431,7 +440,7 @@ def _schedule_name(interval: int) -> str:
     cards=("dosing-pertuzumab-dose",),
     trigger=(
         "An IV pertuzumab draft not in mg, not 840 or 420 mg, not repeated every 3 weeks, or 420 mg with no "
-        "earlier pertuzumab on record."
+        "pertuzumab on record before the dose day."
     ),
     thresholds="840 mg load, 420 mg q3w, exactly (a fixed dose is not rounded); no dose reductions.",
 )
@@ -447,8 +456,9 @@ def pertuzumab_dose(context: RuleContext) -> Iterator[Finding]:
         elif _level(dose.value, (PERTUZUMAB_LOAD_MG, PERTUZUMAB_MAINTENANCE_MG), FLOAT_NOISE) is None:
             issues.append(f"{dose.describe()} is neither the 840 mg loading dose nor the 420 mg maintenance dose; "
                           "pertuzumab has no dose reductions")
+        # The first dose is the one with no pertuzumab before the day it is given, a load since a past start included.
         elif _near(dose.value, PERTUZUMAB_MAINTENANCE_MG, FLOAT_NOISE) and not started_before(
-                context.facts.exposures, PERTUZUMAB, planned_period(order, context.as_of)[0]):
+                context.facts.exposures, PERTUZUMAB, dose_day(order, context.as_of)):
             issues.append("420 mg, but no earlier pertuzumab is on record: the first dose is 840 mg")
             suggestions.append(_set_dose(order, PERTUZUMAB_LOAD_MG, "mg"))
         if dose.interval_days is not None and dose.interval_days != PERTUZUMAB_INTERVAL_DAYS:
@@ -468,11 +478,14 @@ def pertuzumab_dose(context: RuleContext) -> Iterator[Finding]:
     cards=("dosing-pertuzumab-without-trastuzumab",),
     trigger=(
         "An IV pertuzumab draft when no draft of the request (selected or not) is a trastuzumab product (biosimilars, "
-        "Hylecta, Phesgo) or T-DXd, and none runs on its planned start: no order or statement over that day that is "
+        "Hylecta, Phesgo) or T-DXd, and none runs on its dose day: no order or statement over that day that is "
         "not on-hold or stopped, and no dose given in the 3-week cycle before it. The card names held or stopped "
         "trastuzumab (with the recorded reason), its last dose, and trastuzumab records that date nothing."
     ),
-    thresholds="A dose given covers the 20 days after it (a 21-day cycle); on-hold and stopped records never run.",
+    thresholds=(
+        f"Over {DOSE_DAY} to the planned end; a dose given covers the 20 days after it (a 21-day cycle); on-hold and "
+        "stopped records never run."
+    ),
 )
 def pertuzumab_without_trastuzumab(context: RuleContext) -> Iterator[Finding]:
     # Every draft, not only the selected ones: trastuzumab drafted beside a selected pertuzumab is given with it.
@@ -480,12 +493,13 @@ def pertuzumab_without_trastuzumab(context: RuleContext) -> Iterator[Finding]:
         return
     alone, last_dose_unknown = [], False
     for order in _orders_of(context, PERTUZUMAB):
-        start, end = planned_period(order, context.as_of)
-        if running_over(context.facts.exposures, PERTUZUMAB_PARTNERS, start, end):
+        # Trastuzumab that ran at a past planned start but has stopped since is not given with this dose.
+        day, end = dose_day(order, context.as_of), planned_period(order, context.as_of)[1]
+        if running_over(context.facts.exposures, PERTUZUMAB_PARTNERS, day, end):
             continue
-        trastuzumab, last_unknown = _trastuzumab_on_record(context, start)
+        trastuzumab, last_unknown = _trastuzumab_on_record(context, day)
         last_dose_unknown = last_dose_unknown or last_unknown
-        alone.append((order, {"order": order.text, "reference": order.reference, "start": start.isoformat(),
+        alone.append((order, {"order": order.text, "reference": order.reference, "day": day.isoformat(),
                               "trastuzumab": trastuzumab}))
     if alone:
         yield Finding(card="dosing-pertuzumab-without-trastuzumab",
@@ -494,15 +508,15 @@ def pertuzumab_without_trastuzumab(context: RuleContext) -> Iterator[Finding]:
                       evidence=tuple(order.reference for order, _ in alone))
 
 
-def _trastuzumab_on_record(context: RuleContext, start: date) -> tuple[list[str], bool]:
-    """What the record shows of trastuzumab before `start`, as the card lists it (held or stopped therapy, the last
+def _trastuzumab_on_record(context: RuleContext, day: date) -> tuple[list[str], bool]:
+    """What the record shows of trastuzumab before `day`, as the card lists it (held or stopped therapy, the last
     dose, records that date nothing), and whether trastuzumab is on record but its last dose is not dated."""
-    earlier = exposures_started_before(context.facts.exposures, TRASTUZUMAB, start)
+    earlier = exposures_started_before(context.facts.exposures, TRASTUZUMAB, day)
     undated = context.facts.get(undated_records, TRASTUZUMAB)
-    last = context.facts.get(last_dose_day, TRASTUZUMAB, start)
+    last = context.facts.get(last_dose_day, TRASTUZUMAB, day)
     shown = [_held_or_stopped_text(e) for e in earlier if e.status in HELD_OR_STOPPED]
     if last is not None:
-        shown.append(_last_dose_text(last, start))
+        shown.append(_last_dose_text(last, day))
     shown += [f"{m.text} ({m.reference}, {m.resource.status}) is on record with no date" for m in undated]
     return shown, last is None and bool(earlier or undated)
 
@@ -589,8 +603,8 @@ def iv_product_subcutaneous_route(context: RuleContext) -> Iterator[Finding]:
     trigger=(
         "A weight-based HER2 agent (IV trastuzumab, T-DM1, T-DXd) drafted with no body weight within "
         "weight_lookback_days, or dosed in mg/m2; an IV trastuzumab maintenance dose after earlier trastuzumab when the "
-        "record dates neither a dose given nor the end of the therapy and no active order or statement shows it "
-        "continuing; at order-sign also any HER2 agent draft with no dose quantity in mg, mg/kg or mg/m2."
+        "record dates neither a dose given nor the end of the therapy before the dose day and no active order or "
+        "statement shows it continuing then; at order-sign also any HER2 agent draft with no dose quantity in mg, mg/kg or mg/m2."
     ),
     thresholds=f"weight_lookback_days (local policy; the labels give none) before {DOSE_DAY}.",
 )
@@ -653,9 +667,10 @@ def _orders_of(context: RuleContext, agent: str) -> list[DraftOrder]:
 
 
 def _reduced_to(context: RuleContext, order: DraftOrder, ingredient: str, full_dose: float) -> DoseLevel | None:
-    """The lowest level recorded before this order, when it is a reduction from the full dose."""
-    start, _ = planned_period(order, context.as_of)
-    lowest = min(context.facts.get(previous_levels, ingredient, start), key=lambda level: level.mg_per_kg, default=None)
+    """The lowest level recorded before the dose day, when it is a reduction from the full dose: a reduction given
+    since a past planned start counts too."""
+    day = dose_day(order, context.as_of)
+    lowest = min(context.facts.get(previous_levels, ingredient, day), key=lambda level: level.mg_per_kg, default=None)
     if lowest is None or lowest.mg_per_kg >= full_dose * (1 - _allowance(lowest)):
         return None
     return lowest

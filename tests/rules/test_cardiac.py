@@ -606,6 +606,41 @@ def test_no_washout_card_for_trastuzumab_after_an_anthracycline_or_for_an_anthra
     assert cards(cardiac.anthracycline_with_trastuzumab, after_tdm1) == {}
 
 
+def test_trastuzumab_given_and_finished_since_a_past_planned_start_is_the_washout_not_concurrent_use():
+    # Doxorubicin planned for 2026-09-01, still a draft today: a trastuzumab dose on 2026-09-15 (covering to
+    # 2026-10-05) came before it, so the dose today is 7 months' washout, not concurrent use.
+    given = administration("h", "trastuzumab", "2026-09-15", 6, "mg/kg")
+    context = context_for(given, drafts=(draft("d", "doxorubicin", "2026-09-01", 60, "mg/m2"),))
+    found = cards(cardiac.anthracycline_with_trastuzumab, context)
+    assert list(found) == ["anthracycline-after-trastuzumab"]
+    (order,) = found["anthracycline-after-trastuzumab"].values["orders"]
+    assert (order["day"], order["last_dose"], order["until"]) == (TODAY, date(2026, 9, 15), date(2027, 4, 15))
+    assert "given on 2026-11-22 at the earliest" in RENDERER.render(found["anthracycline-after-trastuzumab"]).detail
+    # Near miss: trastuzumab given 2026-11-09 still covers today, which is concurrent use.
+    recent = administration("h", "trastuzumab", "2026-11-09", 6, "mg/kg")
+    context = context_for(recent, drafts=(draft("d", "doxorubicin", "2026-09-01", 60, "mg/m2"),))
+    finding = cards(cardiac.anthracycline_with_trastuzumab, context)["anthracycline-with-trastuzumab"]
+    assert finding.values["pairs"][0]["ordered_when"] == "planned from 2026-09-01, so given from 2026-11-22 at the earliest"
+
+
+def test_a_trastuzumab_draft_whose_planned_start_is_past_is_given_after_an_anthracycline_finished_since():
+    # AC given 2026-09-10 (covering to 2026-09-30) after trastuzumab was planned for 2026-09-01: today it is sequential.
+    given = administration("a", "doxorubicin", "2026-09-10", 60, "mg/m2")
+    assert cards(cardiac.anthracycline_with_trastuzumab, context_for(given, drafts=(draft("h", "trastuzumab", "2026-09-01"),))) == {}
+    recent = administration("a", "doxorubicin", "2026-11-09", 60, "mg/m2")
+    found = cards(cardiac.anthracycline_with_trastuzumab, context_for(recent, drafts=(draft("h", "trastuzumab", "2026-09-01"),)))
+    assert list(found) == ["anthracycline-with-trastuzumab"]
+
+
+def test_the_washout_of_a_draft_whose_planned_start_is_past_is_counted_to_today():
+    # Planned 2026-09-01 (within 7 months of the 2026-04-01 dose) but given today, after the washout ended 2026-11-01.
+    given = administration("h", "trastuzumab", "2026-04-01", 6, "mg/kg")
+    assert cards(cardiac.anthracycline_with_trastuzumab, context_for(given, drafts=(draft("d", "doxorubicin", "2026-09-01", 60, "mg/m2"),))) == {}
+    within = administration("h", "trastuzumab", "2026-05-01", 6, "mg/kg")
+    found = cards(cardiac.anthracycline_with_trastuzumab, context_for(within, drafts=(draft("d", "doxorubicin", "2026-09-01", 60, "mg/m2"),)))
+    assert found["anthracycline-after-trastuzumab"].values["orders"][0]["until"] == date(2026, 12, 1)
+
+
 # --- rule 21 ---------------------------------------------------------------------------------------------
 
 

@@ -243,7 +243,7 @@ def test_trastuzumab_weekly_schedule():
 def test_trastuzumab_loading_dose_when_the_last_dose_was_on_time():
     ctx = context(weight(), administration("h1", "trastuzumab", "2026-11-02", 6), drafts=[draft("a", "trastuzumab", 8)])
     (finding,) = cards(dosing.trastuzumab_schedule, ctx)
-    assert "21 days before the planned start 2026-11-23" in finding.values["orders"][0]["issues"][0]
+    assert "21 days before this dose on 2026-11-23" in finding.values["orders"][0]["issues"][0]
 
 
 def test_trastuzumab_dose_off_every_level():
@@ -263,7 +263,7 @@ def test_recorded_end_of_trastuzumab_therapy_dates_the_last_dose_when_no_dose_gi
     stopped = trastuzumab_request("r", "stopped", end="2026-08-03")
     (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), stopped, drafts=[draft("a", "trastuzumab", 6)]))
     (issue,) = finding.values["orders"][0]["issues"]
-    assert "MedicationRequest/r" in issue and "ended on 2026-08-03, 112 days before the planned start 2026-11-23" in issue
+    assert "MedicationRequest/r" in issue and "ended on 2026-08-03, 112 days before this dose on 2026-11-23" in issue
     assert finding.suggestions[0].values["new_dose"] == "8 mg/kg"
     statement = {"resourceType": "MedicationStatement", "id": "s", "status": "completed", "subject": {"reference": "Patient/p"},
                  "medicationCodeableConcept": DRUGS["trastuzumab"], "effectivePeriod": {"start": "2026-03-02", "end": "2026-08-03"}}
@@ -303,7 +303,7 @@ def test_phesgo_is_not_checked_as_iv_pertuzumab_or_trastuzumab():
 def test_pertuzumab_drafted_alone_with_no_trastuzumab_on_record():
     (finding,) = cards(dosing.pertuzumab_without_trastuzumab, context(drafts=[draft("a", "pertuzumab", 840, "mg")]))
     assert finding.values["orders"] == [
-        {"order": "pertuzumab", "reference": "MedicationRequest/a", "start": "2026-11-23", "trastuzumab": []}]
+        {"order": "pertuzumab", "reference": "MedicationRequest/a", "day": "2026-11-23", "trastuzumab": []}]
     assert finding.values["last_dose_unknown"] is False
     assert finding.suggestions[0].actions[0].resource_id == "MedicationRequest/a"
     # Trastuzumab with pertuzumab is the regimen; Phesgo holds both; T-DXd + pertuzumab is labelled (DESTINY-Breast09).
@@ -333,7 +333,7 @@ def test_trastuzumab_running_on_the_planned_start_keeps_pertuzumab_company():
     old = administration("h1", "trastuzumab", "2026-10-12", 6)
     (finding,) = cards(dosing.pertuzumab_without_trastuzumab, context(old, drafts=[pertuzumab]))
     assert finding.values["orders"][0]["trastuzumab"] == [
-        "the last recorded dose (MedicationAdministration/h1) was given on 2026-10-12, 42 days before the planned start 2026-11-23"]
+        "the last recorded dose (MedicationAdministration/h1) was given on 2026-10-12, 42 days before this dose on 2026-11-23"]
     assert cards(dosing.pertuzumab_without_trastuzumab, context(old, trastuzumab_request("r", "active"), drafts=[pertuzumab])) == []
     # An active order whose recorded end is before the planned start no longer runs.
     ended = trastuzumab_request("r", "active", end="2026-10-26")
@@ -347,7 +347,7 @@ def test_held_or_stopped_trastuzumab_is_named_with_the_reason_the_record_gives()
     (finding,) = cards(dosing.pertuzumab_without_trastuzumab, context(*history, drafts=[draft("a", "pertuzumab", 420, "mg")]))
     assert finding.values["orders"][0]["trastuzumab"] == [
         'trastuzumab is on-hold (MedicationRequest/r, since 2026-03-02; reason recorded: "LVEF fell from 62% to 44%")',
-        "the last recorded dose (MedicationAdministration/h1) was given on 2026-10-12, 42 days before the planned start 2026-11-23",
+        "the last recorded dose (MedicationAdministration/h1) was given on 2026-10-12, 42 days before this dose on 2026-11-23",
     ]
     # An order on hold or stopped does not run over the planned start, whatever its dates.
     stopped = trastuzumab_request("r", "stopped", start="2026-11-16")
@@ -457,3 +457,69 @@ def test_trastuzumab_maintenance_when_the_record_dates_no_last_dose():
 def test_mg_per_m2_for_a_weight_based_agent():
     (finding,) = cards(dosing.dose_not_checked, context(weight(), drafts=[draft("a", "trastuzumab", 250, "mg/m2")]))
     assert finding.values["orders"][0]["reasons"] == ["the dose is written as 250 mg/m2; this agent is dosed in mg/kg"]
+
+
+# --- a draft whose planned start is already past is dosed today: what was given since counts --------
+
+
+def september(did, drug, value, unit="mg/kg", **kw):
+    """A draft of a course planned from 2026-09-01, signed on 2026-11-22 (today)."""
+    return draft(did, drug, value, unit, start="2026-09-01", authored="2026-08-30", **kw)
+
+
+def test_a_reduction_given_since_a_past_planned_start_is_the_level_not_to_exceed():
+    given = (administration("x1", "tdm1", "2026-08-11", 3.6), administration("x2", "tdm1", "2026-10-20", 3.0))
+    (finding,) = cards(dosing.tdm1_dose_reduction, context(weight(), *given, drafts=[september("a", "tdm1", 3.6)]))
+    assert (finding.values["orders"][0]["reduced_to"], finding.values["orders"][0]["reduced_on"]) == (3.0, date(2026, 10, 20))
+    assert cards(dosing.tdm1_dose_reduction, context(weight(), *given, drafts=[september("a", "tdm1", 3.0)])) == []
+    given = (administration("x1", "tdxd", "2026-08-11", 5.4), administration("x2", "tdxd", "2026-10-20", 4.4))
+    (finding,) = cards(dosing.tdxd_dose, context(weight(), *given, drafts=[september("a", "tdxd", 5.4)]))
+    assert (finding.values["orders"][0]["problem"], finding.values["orders"][0]["reduced_to"]) == ("re-escalation", 4.4)
+    assert cards(dosing.tdxd_dose, context(weight(), *given, drafts=[september("a", "tdxd", 4.4)])) == []
+
+
+def test_a_trastuzumab_dose_missed_is_counted_to_today_when_the_planned_start_is_past():
+    # 21 days before the planned start, 103 days before today: missed by more than a week.
+    last = administration("h1", "trastuzumab", "2026-08-11", 6)
+    (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), last, drafts=[september("a", "trastuzumab", 6)]))
+    assert "103 days before this dose on 2026-11-22: missed by more than a week" in finding.values["orders"][0]["issues"][0]
+    assert finding.suggestions[0].values["new_dose"] == "8 mg/kg"
+    # Near miss: a dose given since the planned start, 20 days ago, is on time; a loading dose is then questioned.
+    since = administration("h2", "trastuzumab", "2026-11-02", 6)
+    assert cards(dosing.trastuzumab_schedule, context(weight(), last, since, drafts=[september("a", "trastuzumab", 6)])) == []
+    (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), last, since, drafts=[september("a", "trastuzumab", 8)]))
+    assert "(MedicationAdministration/h2) was given on 2026-11-02, 20 days before this dose on 2026-11-22" in (
+        finding.values["orders"][0]["issues"][0])
+
+
+def test_a_trastuzumab_dose_given_since_a_past_planned_start_dates_the_last_dose():
+    stopped = trastuzumab_request("r", "stopped")
+    (finding,) = cards(dosing.dose_not_checked, context(weight(), stopped, drafts=[september("a", "trastuzumab", 6)]))
+    assert "before this dose on 2026-11-22: whether a dose was missed" in finding.values["orders"][0]["reasons"][0]
+    since = administration("h1", "trastuzumab", "2026-11-02", 6)
+    assert cards(dosing.dose_not_checked, context(weight(), stopped, since, drafts=[september("a", "trastuzumab", 6)])) == []
+
+
+def test_a_pertuzumab_load_given_since_a_past_planned_start_makes_420_mg_the_next_dose():
+    (finding,) = cards(dosing.pertuzumab_dose, context(drafts=[september("a", "pertuzumab", 420, "mg")]))
+    assert finding.values["orders"][0]["issues"] == ["420 mg, but no earlier pertuzumab is on record: the first dose is 840 mg"]
+    load = administration("p1", "pertuzumab", "2026-11-02", 840, "mg")
+    assert cards(dosing.pertuzumab_dose, context(load, drafts=[september("a", "pertuzumab", 420, "mg")])) == []
+
+
+def test_trastuzumab_stopped_since_a_past_planned_start_does_not_keep_pertuzumab_company():
+    ended = trastuzumab_request("r", "completed", end="2026-10-01")
+    (finding,) = cards(dosing.pertuzumab_without_trastuzumab, context(ended, drafts=[september("a", "pertuzumab", 420, "mg")]))
+    assert finding.values["orders"][0]["day"] == "2026-11-22"
+    assert "ended on 2026-10-01, 52 days before this dose on 2026-11-22" in finding.values["orders"][0]["trastuzumab"][0]
+    running = trastuzumab_request("r", "active")
+    assert cards(dosing.pertuzumab_without_trastuzumab, context(running, drafts=[september("a", "pertuzumab", 420, "mg")])) == []
+
+
+def test_trastuzumab_order_ended_since_a_past_planned_start_is_no_plan_conflict_for_tdm1():
+    ended = trastuzumab_request("r", "completed", end="2026-10-01")
+    assert cards(dosing.product_identity, context(weight(), ended, drafts=[september("a", "tdm1", 3.6)])) == []
+    active = trastuzumab_request("r", "active")
+    (finding,) = cards(dosing.product_identity, context(weight(), active, drafts=[september("a", "tdm1", 3.6)]))
+    assert finding.values["orders"][0]["issues"] == [
+        "trastuzumab is still active (MedicationRequest/r since 2026-03-02) on 2026-11-22"]
