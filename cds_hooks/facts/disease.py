@@ -179,18 +179,18 @@ def _metastatic_staging(facts: Facts) -> tuple[Observation, ...]:
 def _metastatic_conditions(facts: Facts) -> tuple[Condition, ...]:
     """Secondary cancer conditions: in remission, inactive or resolved, metastases still make the disease
     metastatic (a history of metastatic cancer)."""
-    return _recorded_unless_refuted(facts, "metastatic")
+    return recorded_unless_refuted(facts, "metastatic")
 
 
 def _metastatic_history_conditions(facts: Facts) -> tuple[Condition, ...]:
     """History of metastatic cancer recorded as a Condition: the history stays true when the metastases are in
     remission (mCODE's own example records it as "remission")."""
-    return _recorded_unless_refuted(facts, "history_of_metastatic_cancer")
+    return recorded_unless_refuted(facts, "history_of_metastatic_cancer")
 
 
-def _recorded_unless_refuted(facts: Facts, value_set: str) -> tuple[Condition, ...]:
+def recorded_unless_refuted(facts: Facts, value_set: str) -> tuple[Condition, ...]:
     """Conditions in the value set whatever their clinical status, unless refuted (the record drops those entered
-    in error)."""
+    in error): a diagnosis in remission or resolved still says what the disease was."""
     return tuple(
         c for c in facts.record.conditions
         if verification_status(c) != "refuted" and terminology.in_value_set(c.code, value_set)

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from cds_hooks import terminology
 from cds_hooks.fhir_views import Condition, Observation
 from cds_hooks.facts import Facts
 from cds_hooks.dates import first_day
-from cds_hooks.facts.disease import verification_status
+from cds_hooks.facts.disease import recorded_unless_refuted
 from cds_hooks.facts.observations import coded_value, effective_day, measurement, observations_in
 
 Status = Literal["positive", "negative", "equivocal", "unknown"]
@@ -120,7 +119,7 @@ def her2_low(facts: Facts) -> bool | None:
         return False
     if status.ihc_score == "1+" or (status.ihc_score == "2+" and status.ish == "not_amplified"):
         return True
-    if _conditions_in(facts, "her2_low_breast_cancer"):
+    if recorded_unless_refuted(facts, "her2_low_breast_cancer"):
         return True
     return None
 
@@ -244,15 +243,9 @@ def _number(observation: Observation) -> float | None:
 
 
 def _newest_condition(facts: Facts, value_set: str) -> Condition | None:
-    return max(_conditions_in(facts, value_set), key=lambda c: first_day(c.onsetDateTime or c.recordedDate) or date.min,
+    # A refuted HER2 diagnosis says the tumour is not of that type; one in remission still says what it was.
+    return max(recorded_unless_refuted(facts, value_set), key=lambda c: first_day(c.onsetDateTime or c.recordedDate) or date.min,
                default=None)
-
-
-def _conditions_in(facts: Facts, value_set: str) -> list[Condition]:
-    """The diagnoses in the value set, whatever their clinical status, except those recorded as refuted: a refuted
-    HER2 diagnosis says the tumour is not of that type."""
-    return [c for c in facts.record.conditions
-            if terminology.in_value_set(c.code, value_set) and verification_status(c) != "refuted"]
 
 
 def _condition_text(condition: Condition) -> str:
