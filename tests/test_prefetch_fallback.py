@@ -164,6 +164,8 @@ def test_partial_prefetch_only_fetches_what_is_missing(live_server: LiveServer):
 # --- where the token may go -------------------------------------------------------------------------------------
 
 
+# Every key must get its 307 (twelve fetches): a whole answer.
+@WHOLE_ANSWER
 def test_a_redirect_is_not_followed_so_another_server_never_gets_the_token(live_server: LiveServer):
     with FhirTestServer(resources=CASE.store.resources) as elsewhere:
         with FhirTestServer(redirect_to=elsewhere.base_url) as fhir:
