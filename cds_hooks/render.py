@@ -10,7 +10,9 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from importlib import resources
+from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
 import jinja2
@@ -64,16 +66,8 @@ class CardRenderer:
 
     @classmethod
     def load(cls) -> "CardRenderer":
-        """Read and compile every card in the installed cards/ folder."""
-        files = sorted(
-            (entry for entry in resources.files(CARD_PACKAGE).iterdir() if entry.name.endswith(".yaml")),
-            key=lambda entry: entry.name,
-        )
-        templates = {}
-        for entry in files:
-            template = compile_card(entry.name.removesuffix(".yaml"), yaml.safe_load(entry.read_text("utf-8")))
-            templates[template.id] = template
-        return cls(templates)
+        """Every card in the installed cards/ folder, compiled."""
+        return cls(_installed_templates())
 
     def render(self, finding: Finding) -> Card:
         template = self.templates.get(finding.card)
@@ -125,6 +119,21 @@ class CardRenderer:
             actions=tuple(actions),
             isRecommended=True if proposed.recommended else None,
         )
+
+
+@cache
+def _installed_templates() -> Mapping[str, CardTemplate]:
+    """Read and compiled once per process: the files are part of the installed package, and compiling them takes a
+    fifth of a second, which every app instance (a test's own server, a CLI run) would otherwise pay again."""
+    files = sorted(
+        (entry for entry in resources.files(CARD_PACKAGE).iterdir() if entry.name.endswith(".yaml")),
+        key=lambda entry: entry.name,
+    )
+    templates = {}
+    for entry in files:
+        template = compile_card(entry.name.removesuffix(".yaml"), yaml.safe_load(entry.read_text("utf-8")))
+        templates[template.id] = template
+    return MappingProxyType(templates)
 
 
 def compile_card(name: str, definition: Any) -> CardTemplate:
