@@ -198,7 +198,11 @@ def test_the_page_shows_cards_as_an_ehr_does(browser, preview_url):
 
 
 def test_card_markdown_is_escaped_before_it_is_rendered(browser, preview_url):
+    from selenium.webdriver.support.ui import WebDriverWait
+
     browser.get(preview_url + "/")
+    # The page's scripts are deferred; get() can return before they have run (seen once in a full run).
+    WebDriverWait(browser, 10).until(lambda driver: driver.execute_script("return typeof renderMarkdown === 'function'"))
     html = browser.execute_script(
         "return renderMarkdown(arguments[0])",
         "<img src=x onerror=alert(1)> **bold** \\*not italic\\* [evil](javascript:alert(1)) `a_b`\n\n- one\n  - nested",
