@@ -84,6 +84,12 @@ _YP_OF_CATEGORY = {
 _YP_STAGE_GROUP = re.compile(
     r"(?:(?:american joint committee on cancer|ajcc) )?yp ?(?:stage ?)?(?:0|i{1,3}|iv)[a-c]?(?: \(qualifier value\))?"
 )
+# The group of a yp stage group value, with or without the yp (the Observation's code may say it), or as the AJCC
+# code system's code ("2A"). By AJCC's breast definitions stage 0 is Tis N0 and every group from I to III needs a T of
+# at least T1mi or an N of at least N1mi: residual invasive disease by A3.4. Group IV is the metastatic setting's.
+_STAGE_GROUP_VALUE = re.compile(
+    r"(?:(?:american joint committee on cancer|ajcc) )?(?:yp ?)?(?:stage ?)?(?P<group>0|(?:i{1,3}|[1-3])[a-c]?)(?: \(qualifier value\))?"
+)
 
 _Reading = Literal["residual", "none", "unknown"]
 
@@ -229,18 +235,19 @@ class NeoadjuvantTherapy:
 
 
 def residual_disease_findings(facts: Facts) -> ResidualDisease:
-    """Residual invasive disease (ypT >= T1mi and/or ypN >= N1mi, or RCB >= 1) vs pCR (ypT0/Tis ypN0, RCB-0, or
-    'no evidence of malignant neoplasm'), from the newest yp staging; unknown when staging is missing or partial."""
+    """Residual invasive disease (ypT >= T1mi and/or ypN >= N1mi, a yp stage group from I to III, or RCB >= 1) vs pCR
+    (ypT0/Tis ypN0, yp stage 0, RCB-0, or 'no evidence of malignant neoplasm'), from the newest yp staging; unknown
+    when staging is missing or partial."""
     found = facts.get(_post_neoadjuvant_staging)
     if not found:
         return ResidualDisease("unknown", None, "no post-neoadjuvant (yp) staging recorded")
     t = _category_value(found["yp_t"], "t", _T_RESIDUAL, _T_NONE) if "yp_t" in found else "unknown"
     n = _category_value(found["yp_n"], "n", _N_RESIDUAL, _N_NONE) if "yp_n" in found else "unknown"
     rcb = _rcb_value(found["neoadjuvant_response"]) if "neoadjuvant_response" in found else "unknown"
-    group_pcr = "yp_stage_group" in found and _is_pcr_value(found["yp_stage_group"])
-    if "residual" in (t, n, rcb):
+    group = _stage_group_value(found["yp_stage_group"]) if "yp_stage_group" in found else "unknown"
+    if "residual" in (t, n, rcb, group):
         status: ResidualStatus = "residual"
-    elif (t == "none" and n == "none") or rcb == "none" or group_pcr:
+    elif (t == "none" and n == "none") or rcb == "none" or group == "none":
         status = "pcr"
     else:
         status = "unknown"
@@ -332,6 +339,16 @@ def _category_value(observation: Observation, axis: str, residual: re.Pattern[st
             return "residual"
         if none.fullmatch(match["value"]):
             return "none"
+    return "unknown"
+
+
+def _stage_group_value(observation: Observation) -> _Reading:
+    if _is_pcr_value(observation):
+        return "none"
+    for text in _value_texts(observation):
+        match = _STAGE_GROUP_VALUE.fullmatch(text)
+        if match is not None:
+            return "none" if match["group"] == "0" else "residual"
     return "unknown"
 
 

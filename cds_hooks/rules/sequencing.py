@@ -76,7 +76,8 @@ def _her2_positive(facts: Facts) -> bool:
     cards=("sequencing-katherine-adjuvant-tdm1",),
     trigger=(
         "Early HER2-positive breast cancer; a trastuzumab (± pertuzumab) order planned after surgery (the yp staging "
-        "day); taxane and trastuzumab started in the year before surgery; ypT >= T1mi and/or ypN >= N1mi or RCB >= 1. "
+        "day); taxane and trastuzumab started in the year before surgery; ypT >= T1mi and/or ypN >= N1mi, a yp stage "
+        "group from I to III (each needs one of them), or RCB >= 1. "
         "No yp staging: the card asks for the pathology result instead of assuming, but only once the taxane has "
         "finished (last dose more than 21 days before the order, none continuing or drafted with it). yp staging is "
         "read from yp codes, or from a T, N or stage group Observation whose value is yp (mCODE). Not once the "
@@ -192,12 +193,12 @@ def _tdm1_order(context: RuleContext, start: date, dose_mg: float | None, weight
     hooks=ORDER_HOOKS,
     cards=("sequencing-adjuvant-tdm1-not-katherine",),
     trigger=(
-        "T-DM1 ordered in early breast cancer when yp staging shows pCR (ypT0/Tis ypN0, RCB-0), or no taxane + "
+        "T-DM1 ordered in early breast cancer when yp staging shows pCR (ypT0/Tis ypN0, yp stage 0, RCB-0), or no taxane + "
         "trastuzumab started in the year before surgery (before the order when no yp staging dates surgery); after "
         "neoadjuvant taxane + trastuzumab without readable yp staging the card asks for it."
     ),
     thresholds=(
-        "pCR = ypT0/Tis ypN0 or RCB-0 (A3.4); neoadjuvant = started within 365 days before the yp staging day, or "
+        "pCR = ypT0/Tis ypN0 (yp stage 0) or RCB-0 (A3.4); neoadjuvant = started within 365 days before the yp staging day, or "
         "before the T-DM1 start when there is no yp staging."
     ),
 )

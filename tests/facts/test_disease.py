@@ -282,10 +282,41 @@ def test_a_yp_value_is_read_only_whole_and_exact(t):
 
 def test_a_stage_group_or_a_yp_hierarchy_value_marks_post_neoadjuvant_staging():
     group = residual_disease_findings(facts(staging("g", PATHOLOGIC_GROUP, "2026-06-22", text="ypIIA")))
-    assert (group.status, group.day) == ("unknown", date(2026, 6, 22))
+    assert (group.status, group.day) == ("residual", date(2026, 6, 22))
     assert residual_disease_findings(facts(staging("g", PATHOLOGIC_GROUP, "2026-06-22", text="IIA"))).day is None
     hierarchy = residual_disease_findings(facts(staging("t", PT, "2026-06-22", {"system": SCT, "code": "1222595002"})))
     assert (hierarchy.status, hierarchy.day) == ("unknown", date(2026, 6, 22))
+
+
+YP_GROUP = "1222594003"
+
+
+@pytest.mark.parametrize(("code", "value", "expected"), [
+    # Every AJCC breast stage group from I to III needs ypT >= T1mi or ypN >= N1mi; stage 0 is ypTis ypN0.
+    (PATHOLOGIC_GROUP, {"text": "ypIIA"}, "residual"),
+    (PATHOLOGIC_GROUP, {"text": "yp Stage IIIC"}, "residual"),
+    (PATHOLOGIC_GROUP, {"text": "ypIA"}, "residual"),
+    (PATHOLOGIC_GROUP, snomed_display("American Joint Committee on Cancer ypIB (qualifier value)"), "residual"),
+    (YP_GROUP, {"text": "IIB"}, "residual"),      # the code says yp; the value need not
+    (YP_GROUP, {"system": "http://cancerstaging.org", "code": "2A"}, "residual"),
+    (YP_GROUP, {"text": "Stage 0"}, "pcr"),
+    (PATHOLOGIC_GROUP, {"text": "ypStage 0"}, "pcr"),
+    (YP_GROUP, {"text": "IV"}, "unknown"),        # metastatic: the setting's business, not residual disease's
+    (YP_GROUP, {"text": "ypIIA with a comment"}, "unknown"),
+    (YP_GROUP, {"text": "0A"}, "unknown"),
+    (YP_GROUP, {"text": "IIIE"}, "unknown"),
+])
+def test_a_yp_stage_group_is_read_as_residual_disease_or_pcr(code, value, expected):
+    concept = {"text": value["text"]} if set(value) == {"text"} else {}
+    coded = None if concept else value
+    found = residual_disease_findings(facts(staging("g", code, "2026-06-22", coded, text=concept.get("text"))))
+    assert (found.status, found.day) == (expected, date(2026, 6, 22)), value
+
+
+def test_a_yp_stage_group_beside_yp_categories_that_say_pcr_is_residual_disease():
+    # The newest reading of each kind is kept; any of them naming invasive disease shows the KATHERINE card.
+    group = staging("g", YP_GROUP, "2026-06-22", text="IA")
+    assert residual_disease(facts(yp_t("ypT0"), yp_n("ypN0"), group)) == "residual"
 
 
 @pytest.mark.parametrize(("value", "expected"), [

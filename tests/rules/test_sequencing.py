@@ -160,6 +160,13 @@ def test_katherine_reads_yp_values_under_pathologic_category_codes():
     assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *MCODE_PCR, drafts=[draft("adj-h", "trastuzumab", "2026-07-13")]))) == []
 
 
+def test_katherine_reads_a_yp_stage_group_alone():
+    adjuvant = [draft("adj-h", "trastuzumab", "2026-07-13")]
+    (finding,) = katherine_adjuvant_tdm1(context(*NEOADJUVANT, yp("g", "399588009", "ypIIA"), drafts=adjuvant))
+    assert finding.values["confirmed"] and "ypIIA" in RENDERER.render(finding).detail
+    assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, yp("g", "1222594003", "Stage 0"), drafts=adjuvant))) == []
+
+
 def test_katherine_only_while_the_trastuzumab_year_is_not_complete():
     # Neoadjuvant trastuzumab began 2026-01-05: T-DM1 x 14 replaces adjuvant trastuzumab only within that year.
     def cards(start):
