@@ -51,6 +51,10 @@ class Exposure:
     def ongoing(self) -> bool:
         return self.end is None
 
+    def starts_after(self, day: date) -> bool:
+        """Whether the record dates its start after `day`: on that day the course has not begun."""
+        return self.start is not None and self.start > day
+
     @property
     def resource_type(self) -> str:
         """The type of the record it comes from: an administration records a dose given, not a plan or a hold."""
@@ -140,8 +144,7 @@ def courses_ahead(found: Iterable[Exposure], day: date) -> tuple[Exposure, ...]:
     """Signed orders and statements, active or on hold, whose start is after `day`: a course about to start."""
     return tuple(
         e for e in found
-        if e.resource_type != "MedicationAdministration" and e.status in _SIGNED_STATUSES and e.start is not None
-        and e.start > day
+        if e.resource_type != "MedicationAdministration" and e.status in _SIGNED_STATUSES and e.starts_after(day)
     )
 
 

@@ -108,11 +108,16 @@ class CheckedTherapy:
         return frozenset({order.reference for order in self.orders} | {e.source for e in self.ongoing})
 
     def card_values(self) -> dict[str, Any]:
-        """`orders` (the drafts, listed) and, for cards/includes/ongoing-therapy.md, `therapy` (the ongoing drugs'
-        names) and `ongoing` (each record: what, since when, its last dose)."""
+        """`orders` (the drafts, listed); for cards/includes/therapy-summary.txt, `started` (the names of the ongoing
+        drugs the patient has begun), `starting` (those of the signed courses still to start) and `starting_on` (the
+        first of their starts), as a card must not say "on" a drug not yet given; and, for
+        cards/includes/ongoing-therapy.md, `ongoing` (each record: what, since when, its last dose)."""
+        ahead = [e for e in self.ongoing if e.starts_after(self.as_of)]
         return {
             "orders": listed(self.orders),
-            "therapy": names_of(self.ongoing),
+            "started": names_of(e for e in self.ongoing if e not in ahead),
+            "starting": names_of(ahead),
+            "starting_on": min((e.start for e in ahead if e.start is not None), default=None),
             "ongoing": ongoing_values(self.ongoing, self.as_of),
         }
 
@@ -122,7 +127,7 @@ def ongoing_values(exposures: Iterable[Exposure], as_of: date) -> list[dict[str,
     course still to start, from when), last dose."""
     return [
         {"name": e.text, "record": e.source, "kind": e.resource_type, "status": e.status, "since": e.start,
-         "to_start": e.start is not None and e.start > as_of, "last_dose": e.last_dose}
+         "to_start": e.starts_after(as_of), "last_dose": e.last_dose}
         for e in exposures
     ]
 

@@ -51,3 +51,26 @@ def test_no_card_on_patient_view_when_the_tdm1_course_ended_or_another_drug_is_o
     trastuzumab = {**PRIOR_TDM1, "id": "h", "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}]}}
     for therapy in (long_ago, trastuzumab):
         assert list(tdm1_peripheral_neuropathy(chart_opened(therapy, neuropathy("n", "Grade 3")))) == []
+
+
+SIGNED_TDM1 = {**TDM1_DRAFT, "id": "signed", "status": "active"}  # Kadcyla from 2026-12-01, after AS_OF
+
+
+@pytest.mark.parametrize("grade_text, begun_or_drafted, to_start", [
+    ("Grade 3", "Hold T-DM1: grade 3 peripheral neuropathy recorded; resume when ≤ grade 2",
+     "Kadcyla to start 2026-12-01: grade 3 peripheral neuropathy recorded; hold T-DM1 until ≤ grade 2"),
+    (None, "T-DM1 with peripheral neuropathy of unrecorded grade: grade it before the next dose",
+     "Kadcyla to start 2026-12-01 with peripheral neuropathy of unrecorded grade: grade it before the first dose"),
+], ids=["grade-3", "ungraded"])
+def test_the_summary_says_when_a_signed_tdm1_course_has_not_started(grade_text, begun_or_drafted, to_start):
+    condition = neuropathy("n", grade_text)
+
+    def card(rule_context):
+        (finding,) = tdm1_peripheral_neuropathy(rule_context)
+        return CardRenderer.load().render(finding)
+
+    course_ahead = card(chart_opened(SIGNED_TDM1, condition))
+    assert course_ahead.summary == to_start
+    assert "for a patient with Kadcyla due to start 2026-12-01." in course_ahead.detail
+    assert card(chart_opened(PRIOR_TDM1, condition)).summary == begun_or_drafted
+    assert card(context(condition)).summary == begun_or_drafted

@@ -288,3 +288,51 @@ def test_a_course_only_intended_or_stopped_before_its_start_gets_no_stop_card_on
     stopped = {**SIGNED_TDXD_PLAN, "status": "stopped"}
     for course in (intended, stopped):
         assert list(tdxd_ild(chart_opened(course, GRADE_2_ILD))) == []
+
+
+def signed_course(rxcui):
+    """A signed course of the drug (MedicationRequest active) whose first dose, on 2026-11-26, is after AS_OF."""
+    return {**SIGNED_TDXD_PLAN, "id": f"course-{rxcui}",
+            "medicationCodeableConcept": {"coding": [{"system": RX, "code": rxcui}], "text": "Course"}}
+
+
+# Each lung stop card that patient-view gives for ongoing therapy: its rule, the drug, the records beside the therapy
+# and the summary after the words naming the therapy.
+LUNG_STOP_CARDS = [
+    pytest.param(tdxd_ild, "2267576", (GRADE_2_ILD,), ": grade 2 ILD/pneumonitis on record; permanently discontinue",
+                 id="pulmonary-tdxd-ild"),
+    pytest.param(tdm1_ild, "1371041", (GRADE_2_ILD,), " with ILD/pneumonitis on record: permanently discontinue T-DM1",
+                 id="pulmonary-tdm1-ild"),
+    pytest.param(trastuzumab_discontinuation, "2107053", (PRIOR_TRASTUZUMAB, reaction("39579001", "2026-07-01")),
+                 ": reaction 39579001 on 2026-07-01 (past episode, recorded as resolved); discontinue trastuzumab (boxed warning)",
+                 id="pulmonary-trastuzumab-discontinue"),
+    pytest.param(trastuzumab_discontinuation, "2107053", (PRIOR_TRASTUZUMAB, reaction("41291007")),
+                 ": reaction 41291007 is recorded without a date; if it followed trastuzumab, discontinue it",
+                 id="pulmonary-trastuzumab-reaction-undated"),
+]
+
+
+@pytest.mark.parametrize("stop_rule, rxcui, records, action", LUNG_STOP_CARDS)
+def test_a_stop_card_names_a_course_still_to_start_as_such_not_as_therapy_the_patient_is_on(stop_rule, rxcui, records, action):
+    (finding,) = stop_rule(chart_opened(signed_course(rxcui), *records))
+    summary, detail = rendered(finding)
+    assert summary == f"Course to start 2026-11-26{action}"
+    heading = detail.splitlines()[0]
+    assert "Course is due to start 2026-11-26" in heading or "with Course due to start 2026-11-26" in heading
+    assert "on Course" not in heading
+
+
+@pytest.mark.parametrize("stop_rule, rxcui, records, action", LUNG_STOP_CARDS)
+def test_a_stop_card_names_therapy_begun_as_therapy_the_patient_is_on(stop_rule, rxcui, records, action):
+    (finding,) = stop_rule(chart_opened(given("cycle", rxcui, "2026-11-10"), *records))
+    summary, detail = rendered(finding)
+    assert summary == f"On given cycle{action}"
+    assert "on given cycle" in detail.splitlines()[0] and "due to start" not in detail
+
+
+def test_therapy_begun_names_the_card_while_a_further_course_is_still_to_start():
+    (finding,) = tdxd_ild(chart_opened(TDXD_DOSE_DAY, SIGNED_TDXD_PLAN, GRADE_2_ILD))
+    summary, detail = rendered(finding)
+    assert summary.startswith("On given tdxd-cycle-4: grade 2")
+    assert "for a patient on given tdxd-cycle-4." in detail
+    assert "Enhertu: MedicationRequest active, to start on 2026-11-26 (MedicationRequest/signed-plan)" in detail
