@@ -496,6 +496,9 @@ class Recurrence:
     # The last dose of the trastuzumab or T-DM1 given before metastatic disease (therapy.last_dose_of: an
     # administration's or single-date statement's day, else a recorded end); None when it continued to the diagnosis.
     last_dose: LastDose | None
+    # The (neo)adjuvant HER2 therapy given last (ADJUVANT_HER2_THERAPY ingredients): that of the last dose, and any
+    # recorded as continuing to the diagnosis. T-DM1 after trastuzumab for residual disease is not trastuzumab.
+    last_given: frozenset[str]
     # The day the interval runs from: the last dose (the earliest it can have been, when the record leaves it open),
     # or metastatic_since for a recurrence during (neo)adjuvant therapy.
     measured_from: date
@@ -523,12 +526,14 @@ def recurrence(facts: Facts) -> Recurrence | None:
     last = last_dose_of(adjuvant)
     if last is None:
         return None
+    continuing = [e for e in adjuvant if e.ongoing]
     # Recurrence during the therapy (continuing, or dosed up to or after the diagnosis) is an interval of zero.
-    during = any(e.ongoing for e in adjuvant) or last.at_least >= since
+    during = bool(continuing) or last.at_least >= since
     measured_from = since if during else last.at_least
     return Recurrence(
         metastatic_since=since,
         last_dose=None if during else last,
+        last_given=frozenset().union(last.ingredients, *(e.ingredients for e in continuing)) & ADJUVANT_HER2_THERAPY,
         measured_from=measured_from,
         months=round((since - measured_from).days / AVERAGE_MONTH_DAYS, 1),
         with_pertuzumab=any("pertuzumab" in e.ingredients for e in earlier),

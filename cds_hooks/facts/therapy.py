@@ -92,6 +92,8 @@ class LastDose:
     # The last dose was on or after this day: `day` when known, else the start of the exposure that leaves it open.
     at_least: date
     sources: tuple[str, ...]
+    # The drugs of the exposures that gave it (a card names the drug given last, T-DM1 after trastuzumab).
+    ingredients: frozenset[str]
 
 
 def last_dose_of(found: Iterable[Exposure]) -> LastDose | None:
@@ -102,10 +104,14 @@ def last_dose_of(found: Iterable[Exposure]) -> LastDose | None:
     open_starts = [e.start for e in found if e.last_dose is None and e.start is not None]
     floor = max(open_starts, default=None)
     if floor is not None and (day is None or floor > day):
-        return LastDose(None, floor, tuple(e.source for e in found if e.last_dose is None and e.start == floor))
+        return _last_dose(None, floor, [e for e in found if e.last_dose is None and e.start == floor])
     if day is None:
         return None
-    return LastDose(day, day, tuple(e.source for e in found if e.last_dose == day))
+    return _last_dose(day, day, [e for e in found if e.last_dose == day])
+
+
+def _last_dose(day: date | None, at_least: date, given: list[Exposure]) -> LastDose:
+    return LastDose(day, at_least, tuple(e.source for e in given), frozenset().union(*(e.ingredients for e in given)))
 
 
 def dosed_until(found: Iterable[Exposure], day: date) -> date | None:

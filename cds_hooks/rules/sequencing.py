@@ -9,6 +9,7 @@ from cds_hooks import terminology
 from cds_hooks.facts import Facts
 from cds_hooks.facts.body_size import weight_kg
 from cds_hooks.facts.disease import (
+    ADJUVANT_HER2_THERAPY,
     COURSE_GAP,
     HER2_DIRECTED,
     TAXANES,
@@ -407,25 +408,34 @@ def _recurrence_timing(facts: Facts) -> Literal["early", "late", "undecided"] | 
     # An undated last dose was on or after measured_from, so the interval is at most found.months.
     if within_months(found.measured_from, found.metastatic_since, GUIDELINE_RECURRENCE_MONTHS):
         return "early"
-    return "undecided" if found.last_dose_undated else "late"
+    if not found.last_dose_undated:
+        return "late"
+    # measured_from is the start of the record that leaves the last dose open, and one record of (neo)adjuvant therapy
+    # ends within a year (trastuzumab is 1 year in all, rule 45; KATHERINE's 14 T-DM1 cycles take 39 weeks): a
+    # metastatic diagnosis more than 12 months after that year is late whenever in it the last dose came.
+    latest_last_dose = found.measured_from + ADJUVANT_COURSE
+    return "undecided" if within_months(latest_last_dose, found.metastatic_since, GUIDELINE_RECURRENCE_MONTHS) else "late"
 
 
 @rule(
     id="sequencing.early-recurrence-second-line",
     numbers=(42,),
-    title="Metastatic recurrence within 12 months of (neo)adjuvant trastuzumab: treat as second line",
+    title="Metastatic recurrence within 12 months of (neo)adjuvant trastuzumab or T-DM1: treat as second line",
     hooks=ALL_HOOKS,
     cards=("sequencing-early-recurrence-second-line",),
     trigger=(
         "HER2-positive metastatic disease diagnosed <= 12 months after the last dose of (neo)adjuvant trastuzumab or "
         "T-DM1 (therapy started before the metastatic diagnosis, less a HER2-directed regimen started within 30 days "
         "before it, which is metastatic line 1), before any metastatic line has started; on patient-view, and on "
-        "ordering trastuzumab or pertuzumab (not T-DM1/T-DXd). When the last dose is undated and could be either "
-        "side of 12 months, the card asks for it; when the metastatic diagnosis is undated, on ordering, for that date."
+        "ordering trastuzumab or pertuzumab (not T-DM1/T-DXd). The card names the drug of that last dose. When the "
+        "last dose is undated and could be either side of 12 months, the card asks for it; when the metastatic "
+        "diagnosis is undated, on ordering after (neo)adjuvant trastuzumab or T-DM1 that has ended, for that date."
     ),
     thresholds=(
         "12 months (ASCO guideline, calendar months) and 6 months (Kadcyla/Enhertu label wording), both shown; a "
-        "regimen continuing a course of the same drug (gap <= 90 days) is not a new metastatic line."
+        "regimen continuing a course of the same drug (gap <= 90 days) is not a new metastatic line. An undated last "
+        "dose came at most 52 weeks after its record began (adjuvant trastuzumab is 1 year in all, rule 45): a "
+        "metastatic diagnosis more than 12 months after that is late, and the card does not ask."
     ),
 )
 def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
@@ -442,6 +452,7 @@ def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
             return
         values: dict[str, Any] = {
             "dated": True,
+            **_last_given_values(found.last_given),
             "last_dose_needed": timing == "undecided",
             "during": found.last_dose is None,
             "last_dose": found.last_dose.day if found.last_dose is not None else None,
@@ -454,18 +465,25 @@ def early_recurrence_second_line(context: RuleContext) -> Iterator[Finding]:
         evidence = found.sources
     else:
         # Undated metastatic disease: ask, but only while a first-line order is being written.
-        last = last_dose_of(e for e in facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS and not e.ongoing)
+        last = last_dose_of(e for e in facts.exposures if e.ingredients & ADJUVANT_HER2_THERAPY and not e.ongoing)
         if facts.get(metastatic_since) is not None or context.hook == "patient-view" or last is None:
             return
-        values = {"dated": False, "last_dose": last.day, "measured_from": last.at_least,
+        values = {"dated": False, **_last_given_values(last.ingredients), "last_dose": last.day, "measured_from": last.at_least,
                   "with_pertuzumab": any("pertuzumab" in e.ingredients for e in facts.exposures)}
         evidence = last.sources
     yield Finding(
         card="sequencing-early-recurrence-second-line",
         values={**values, "orders": names_of(first_line_orders), "guideline_months": GUIDELINE_RECURRENCE_MONTHS,
-                "label_months": LABEL_RECURRENCE_MONTHS},
+                "label_months": LABEL_RECURRENCE_MONTHS,
+                # Second line after T-DM1 is T-DXd (rule 41 offers T-DM1 only if not used before).
+                "tdm1_used": any(TDM1 in e.ingredients for e in facts.exposures)},
         evidence=evidence,
     )
+
+
+def _last_given_values(ingredients: frozenset[str]) -> dict[str, bool]:
+    """Which (neo)adjuvant HER2 therapy the last dose was, for the card to name: T-DM1, a trastuzumab product, or both."""
+    return {"tdm1_last": TDM1 in ingredients, "trastuzumab_last": bool(ingredients & TRASTUZUMAB_PRODUCTS)}
 
 
 # --- rule 43: brain metastases -----------------------------------------------------------------------

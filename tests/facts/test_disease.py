@@ -470,6 +470,18 @@ def test_recurrence_is_measured_from_the_end_of_adjuvant_tdm1_after_neoadjuvant_
     assert found is not None and found.measured_from == date(2025, 5, 12)
 
 
+def test_recurrence_names_the_adjuvant_her2_therapy_given_last():
+    neoadjuvant = (statement("h", "trastuzumab", "2025-01-06", "2025-05-12"), statement("p", "pertuzumab", "2025-01-06", "2025-05-12"))
+    katherine = recurrence(facts(HER2POS, mets("2026-08-01"), *neoadjuvant, statement("k", "tdm1", "2025-06-30", "2026-03-20")))
+    assert katherine is not None and katherine.last_given == {"ado_trastuzumab_emtansine"}
+    # Continuing to the diagnosis, T-DM1 is what the recurrence came during.
+    during = recurrence(facts(HER2POS, mets("2026-01-12"), *neoadjuvant, statement("k", "tdm1", "2025-06-30")))
+    assert during is not None and during.last_dose is None and during.last_given == {"ado_trastuzumab_emtansine"}
+    # Pertuzumab given with the last trastuzumab dose is not (neo)adjuvant HER2 therapy rule 42 measures from.
+    hp = recurrence(facts(HER2POS, mets("2025-08-18"), *neoadjuvant))
+    assert hp is not None and hp.last_given == {"trastuzumab"}
+
+
 def test_an_undated_last_dose_leaves_the_interval_open():
     completed_request = {"resourceType": "MedicationRequest", "id": "h", "status": "completed", "intent": "order",
                          "subject": {"reference": "Patient/p"}, "authoredOn": "2025-01-10",

@@ -96,6 +96,16 @@ def test_last_dose_is_the_newest_recorded_dose_or_course_end():
     assert (last.day, last.at_least, last.sources) == (date(2026, 10, 5), date(2026, 10, 5), ("MedicationAdministration/a2",))
 
 
+def test_last_dose_names_the_drugs_that_gave_it():
+    # Neoadjuvant trastuzumab, then adjuvant T-DM1 (KATHERINE).
+    trastuzumab = {**statement("completed", effectivePeriod={"start": "2025-01-06", "end": "2025-05-12"}), "id": "h",
+                   "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}]}}
+    kadcyla = {**statement("completed", effectivePeriod={"start": "2025-06-30", "end": "2026-03-20"}), "id": "k",
+               "medicationCodeableConcept": {"coding": [{"system": RX, "code": "1371041"}]}}
+    assert last_dose_of(exposures(record_with(trastuzumab, kadcyla))).ingredients == {"ado_trastuzumab_emtansine"}
+    assert last_dose_of(exposures(record_with(trastuzumab))).ingredients == {"trastuzumab"}
+
+
 def test_a_later_course_without_an_end_leaves_the_last_dose_open_from_its_start():
     stopped = {"resourceType": "MedicationRequest", "id": "r", "status": "stopped", "intent": "order", "subject": {"reference": "Patient/p"},
                "medicationCodeableConcept": DOXORUBICIN, "authoredOn": "2026-10-20"}

@@ -325,6 +325,27 @@ def test_recurrence_after_adjuvant_tdm1_is_measured_from_its_last_dose():
     assert [f.card for f in first_line_thp_preferred(context(*late, drafts=th))] == ["sequencing-first-line-thp-preferred"]
 
 
+def test_after_adjuvant_tdm1_the_card_names_the_tdm1_dose_and_offers_no_tdm1_again():
+    record = (*KATHERINE_COURSE, condition("mets", "128462008", "2026-08-01"))
+    (finding,) = early_recurrence_second_line(context(*record, hook="patient-view"))
+    card = RENDERER.render(finding)
+    assert card.summary == "Metastatic recurrence 4.4 months after the last (neo)adjuvant T-DM1 dose: treat as second line (e.g. T-DXd)"
+    assert "Measured from the last T-DM1 dose, 2026-03-20, to the metastatic diagnosis, 2026-08-01" in card.detail
+    assert "trastuzumab dose" not in card.detail and "go to second-line therapy (T-DXd)." in card.detail
+    # T-DM1 recorded as continuing up to the metastatic diagnosis: a recurrence during T-DM1.
+    during = (*KATHERINE_COURSE[:-1], statement("k", "tdm1", "2025-06-30"), condition("mets", "128462008", "2026-01-12"))
+    (finding,) = early_recurrence_second_line(context(*during, hook="patient-view"))
+    card = RENDERER.render(finding)
+    assert card.summary.startswith("Metastatic recurrence during (neo)adjuvant T-DM1: treat as second line")
+    assert "The T-DM1 given before metastatic disease continued up to the metastatic diagnosis (2026-01-12)" in card.detail
+    # After adjuvant trastuzumab + pertuzumab the card names trastuzumab, and T-DM1 stays a second-line option.
+    hp = (HER2POS, condition("mets", "128462008", "2025-08-18"), statement("h", "trastuzumab", "2024-01-08", "2024-12-16"),
+          statement("p", "pertuzumab", "2024-01-08", "2024-12-16"))
+    card = RENDERER.render(next(iter(early_recurrence_second_line(context(*hp, hook="patient-view")))))
+    assert card.summary.startswith("Metastatic recurrence 8 months after the last (neo)adjuvant trastuzumab dose")
+    assert "go to second-line therapy (T-DXd, or T-DM1)." in card.detail
+
+
 def completed_request(rid, drug, authored):
     """A completed order with no dosage period: the record does not say when its last dose was."""
     return {"resourceType": "MedicationRequest", "id": rid, "status": "completed", "intent": "order", "subject": {"reference": "Patient/p"},
@@ -344,6 +365,21 @@ def test_an_undated_last_dose_that_decides_the_12_months_asks_for_it_and_claims_
     within = (HER2POS, completed_request("h", "trastuzumab", "2025-06-02"), condition("mets", "128462008", "2026-03-01"))
     (finding,) = early_recurrence_second_line(context(*within, hook="patient-view"))
     assert not finding.values["last_dose_needed"] and RENDERER.render(finding).summary.startswith("Metastatic recurrence at most 8.9 months")
+
+
+def test_an_undated_last_dose_is_not_asked_for_when_its_one_year_course_ended_over_12_months_before():
+    # Trastuzumab ordered 2024-03-04, its last dose undated: within the 52-week course, so by 2025-03-03 at the latest.
+    order = completed_request("h", "trastuzumab", "2024-03-04")
+    th = [draft("h2", "trastuzumab"), draft("t", "docetaxel")]
+    late = (HER2POS, order, condition("mets", "128462008", "2026-03-04"))
+    assert list(early_recurrence_second_line(context(*late, hook="patient-view"))) == []
+    assert list(early_recurrence_second_line(context(*late, drafts=th))) == []
+    assert [f.card for f in first_line_thp_preferred(context(*late, drafts=th))] == ["sequencing-first-line-thp-preferred"]
+    # 12 months after that latest day, the last dose may still have come within 12 months: the card asks for it.
+    edge = (HER2POS, order, condition("mets", "128462008", "2026-03-03"))
+    (finding,) = early_recurrence_second_line(context(*edge, hook="patient-view"))
+    assert finding.values["last_dose_needed"] and finding.values["measured_from"] == date(2024, 3, 4)
+    assert list(first_line_thp_preferred(context(*edge, drafts=th))) == []
 
 
 def adjuvant_doses_until(last_dose):
@@ -366,6 +402,20 @@ def test_undated_recurrence_card_names_the_last_dose_on_record():
     record = (HER2POS, condition("mets", "128462008"), administration("a", "trastuzumab", "2025-11-16"))
     (finding,) = early_recurrence_second_line(context(*record, drafts=[draft("h", "trastuzumab")]))
     assert "Last trastuzumab dose on record: 2025-11-16" in RENDERER.render(finding).detail
+
+
+def test_undated_metastases_after_adjuvant_tdm1_ask_for_the_date_against_the_last_tdm1_dose():
+    record = (*KATHERINE_COURSE, condition("mets", "128462008"))
+    (finding,) = early_recurrence_second_line(context(*record, drafts=[draft("h2", "trastuzumab")]))
+    card = RENDERER.render(finding)
+    assert card.summary == "Metastatic diagnosis undated: if within 12 months of the last (neo)adjuvant T-DM1 dose, treat as second line"
+    assert "Last T-DM1 dose on record: 2026-03-20" in card.detail and finding.evidence == ("MedicationStatement/k",)
+    # T-DM1 the only (neo)adjuvant HER2 therapy on record (the neoadjuvant regimen given elsewhere): asked too.
+    tdm1_only = (HER2POS, statement("k", "tdm1", "2025-06-30", "2026-03-20"), condition("mets", "128462008"))
+    assert len(list(early_recurrence_second_line(context(*tdm1_only, drafts=[draft("h2", "trastuzumab")])))) == 1
+    # T-DXd is metastatic therapy in the reference, not (neo)adjuvant: nothing to measure from.
+    tdxd_only = (HER2POS, statement("dxd", "tdxd", "2025-06-30", "2026-03-20"), condition("mets", "128462008"))
+    assert list(early_recurrence_second_line(context(*tdxd_only, drafts=[draft("h2", "trastuzumab")]))) == []
 
 
 # --- rules 44 and 45 ----------------------------------------------------------------------------------
