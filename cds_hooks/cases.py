@@ -17,8 +17,9 @@ A case file is JSON:
 
 A case that names `written_on` has every full date in its patient, draft orders and request moved forward by the
 days between then and today, so it means the same whenever it runs. Any case whose meaning depends on today needs
-it: one about the day the chart is opened ("the last dose was four weeks ago"), and one about a drafted dose's weight,
-labs or LVEF, which are read as of the dose day and a dose is never given on a day already past (facts.therapy.dose_day).
+it: one about the day the chart is opened ("the last dose was four weeks ago"), and one about a drafted dose, which is
+never given on a day already past (facts.therapy.dose_day): what must be known before it (weight, BSA, labs, LVEF,
+pregnancy test, earlier doses), what runs alongside it and how far into a course it falls are read as of that day.
 """
 from __future__ import annotations
 

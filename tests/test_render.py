@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_rendered_card_is_conformant_and_escapes_record_text():
     finding = Finding(
         card="anthracycline-with-trastuzumab",
         values={
-            "pairs": [{"ordered": "trastuzumab", "ordered_when": "planned from 2026-11-23",
+            "pairs": [{"ordered": "trastuzumab", "when": {"start": date(2026, 11, 23), "day": date(2026, 11, 23)},
                        "other": "doxorubicin *bold* <b>x</b>", "other_when": "active since 2026-11-02"}],
             "her2_drugs": "trastuzumab",
             "anthracyclines": "doxorubicin",

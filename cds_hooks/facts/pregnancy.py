@@ -112,24 +112,23 @@ def hcg_results(facts: Facts) -> tuple[HcgResult, ...]:
 
 
 def recent_pregnancy_test(facts: Facts, on: date | None = None) -> HcgResult | None:
-    """The newest pregnancy test from `pregnancy_test_lookback_days` before `on` (the planned start; default today).
-
-    A test taken after a planned start that is already past still counts: the first dose is not given yet.
-    """
+    """The newest pregnancy test from `pregnancy_test_lookback_days` before `on` (a drafted dose's dose day, never
+    before today; default today) up to that day."""
     day = on or facts.as_of
-    earliest, latest = day - timedelta(days=facts.settings.pregnancy_test_lookback_days), max(day, facts.as_of)
-    return next((r for r in facts.get(hcg_results) if r.day is not None and earliest <= r.day <= latest), None)
+    earliest = day - timedelta(days=facts.settings.pregnancy_test_lookback_days)
+    return next((r for r in facts.get(hcg_results) if r.day is not None and earliest <= r.day <= day), None)
 
 
 def pregnancy_evidence(facts: Facts, on: date | None = None) -> PregnancyEvidence | None:
-    """An active pregnancy Condition, or a positive test that nothing later answers and that a pregnancy could still
-    follow: no more than POSITIVE_TEST_MONTHS old at the earlier of today and `on`.
+    """An active pregnancy Condition, or a positive test that nothing later answers (read up to `on`) and that a
+    pregnancy could still follow: no more than POSITIVE_TEST_MONTHS old today.
 
-    `on` is the planned start of a drafted dose (default today); a start planned weeks ahead does not hide a test.
+    `on` is the dose day of a drafted dose (never before today; default today); a dose planned weeks ahead does not
+    hide a test, since the pregnancy it shows is judged as of today.
     """
     conditions = tuple(_recorded(c) for c in facts.get(active_conditions, "pregnancy") if _still_pregnant(c))
     positive = facts.get(_unanswered_positive_test, on)
-    if positive is not None and not _could_be_current(facts, positive, on):
+    if positive is not None and not _could_be_current(facts, positive):
         positive = None
     if not conditions and positive is None:
         return None
@@ -140,11 +139,12 @@ def lapsed_positive_test(facts: Facts, on: date | None = None) -> HcgResult | No
     """A positive test that nothing later answers but older than a pregnancy lasts: the pregnancy it showed is over,
     the record does not say how, and so it cannot tell whether the patient is pregnant now."""
     positive = facts.get(_unanswered_positive_test, on)
-    return positive if positive is not None and not _could_be_current(facts, positive, on) else None
+    return positive if positive is not None and not _could_be_current(facts, positive) else None
 
 
 def her2_start(facts: Facts, agents: frozenset[str], on: date) -> Her2Start | None:
-    """Whether a HER2 order of these ingredients planned for `on` starts therapy; None when it continues a course.
+    """Whether a HER2 order of these ingredients given on `on` (its dose day) starts therapy; None when it continues
+    a course.
 
     An undated earlier record counts as given before, as in `started_before`.
     """
@@ -176,9 +176,8 @@ def reproductive_potential(facts: Facts) -> ReproductivePotential:
 
 
 def _latest_readable_test(facts: Facts, on: date | None) -> HcgResult | None:
-    """The newest test read as positive or negative, up to the later of today and `on` (a test taken since a planned
-    start that is already past still precedes the first dose)."""
-    until = max(on or facts.as_of, facts.as_of)
+    """The newest test read as positive or negative, up to `on` (a dose day, never before today; default today)."""
+    until = on or facts.as_of
     return next((r for r in facts.get(hcg_results) if r.interpretable and r.day is not None and r.day <= until), None)
 
 
@@ -191,8 +190,8 @@ def _unanswered_positive_test(facts: Facts, on: date | None) -> HcgResult | None
     return None if answered else latest
 
 
-def _could_be_current(facts: Facts, positive: HcgResult, on: date | None) -> bool:
-    return add_months(positive.day, POSITIVE_TEST_MONTHS) >= min(on or facts.as_of, facts.as_of)
+def _could_be_current(facts: Facts, positive: HcgResult) -> bool:
+    return add_months(positive.day, POSITIVE_TEST_MONTHS) >= facts.as_of
 
 
 def _pregnancy_end_days(facts: Facts) -> tuple[date, ...]:

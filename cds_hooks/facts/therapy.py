@@ -174,6 +174,22 @@ def dose_day(order: DraftOrder, as_of: date) -> date:
     return max(planned_period(order, as_of)[0], as_of)
 
 
+# dose_period in words, for rule thresholds.
+DOSE_PERIOD = f"from {DOSE_DAY} to the planned end (that day alone when the planned end is past)"
+
+
+def dose_period(order: DraftOrder, as_of: date) -> tuple[date, date | None]:
+    """The days a drafted dose runs over, for what runs alongside it: from its dose day to its planned end (None =
+    open-ended), never ending before the dose day.
+
+    A draft whose planned course is already over is still a dose ordered now: it is given on its dose day, so the
+    window keeps that day rather than becoming empty and hiding what runs on it.
+    """
+    day = dose_day(order, as_of)
+    end = planned_period(order, as_of)[1]
+    return day, None if end is None else max(end, day)
+
+
 @dataclass(frozen=True)
 class CourseLimit:
     """What ends a drafted course: its last planned day, and how the order says so, in words."""

@@ -29,7 +29,7 @@ from cds_hooks.facts.cardiac import (
     resumption_lvef_schedule,
 )
 from cds_hooks.dates import add_months, first_day
-from cds_hooks.facts.therapy import DOSE_DAY, dose_day, last_dose_of, planned_period
+from cds_hooks.facts.therapy import DOSE_DAY, DOSE_PERIOD, dose_day, dose_period, last_dose_of, planned_period
 from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -62,19 +62,19 @@ TRASTUZUMAB_WASHOUT_MONTHS = 7
     cards=("anthracycline-with-trastuzumab", "anthracycline-after-trastuzumab"),
     trigger=(
         "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo) or pertuzumab while an anthracycline is drafted "
-        "too or recorded from its dose day to its planned end; or a drafted anthracycline while one of those is "
-        "(critical). Otherwise, a drafted anthracycline whose dose day is within the washout after the last dose of a "
-        "trastuzumab product "
-        "(warning; a last dose the record does not date is counted from the latest day it shows)."
+        "too or recorded over the days it is given (its dose day to its planned end); or a drafted anthracycline while "
+        "one of those is (critical). Otherwise, a drafted anthracycline whose dose day is within the washout after the "
+        "last dose of a trastuzumab product (warning; a last dose the record does not date is counted from the latest "
+        "day it shows)."
     ),
     thresholds=(
-        f"Overlap of periods from {DOSE_DAY}; a recorded dose covers 20 days after it (21-day cycle). Washout: "
+        f"Overlap with the days {DOSE_PERIOD}; a recorded dose covers 20 days after it (21-day cycle). Washout: "
         f"{TRASTUZUMAB_WASHOUT_MONTHS} calendar months after the last trastuzumab dose (verify §5.1). T-DM1 and T-DXd are "
         "not in scope."
     ),
 )
 def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
-    pairs: dict[frozenset[str], dict[str, str]] = {}
+    pairs: dict[frozenset[str], dict[str, object]] = {}
     removable: dict[str, DraftOrder] = {}
     names: dict[str, set[str]] = {"her2": set(), "anthracycline": set()}
     for order in context.focus_orders:
@@ -83,10 +83,11 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
             continue
         own_kind, partner_kind = ("her2", "anthracycline") if partner_class is ANTHRACYCLINES else ("anthracycline", "her2")
         # Concurrent with what runs from the day this dose is given: a partner given and finished since a past
-        # planned start is sequential (the washout card's, for an anthracycline drafted after trastuzumab).
-        start, end = planned_period(order, context.as_of)
-        day = dose_day(order, context.as_of)
-        for other in _overlapping(context, order, partner_class, day, end):
+        # planned start is sequential (the washout card's, for an anthracycline drafted after trastuzumab), while one
+        # running today is concurrent even when the draft's planned end is already past.
+        start = planned_period(order, context.as_of)[0]
+        day, until = dose_period(order, context.as_of)
+        for other in _overlapping(context, order, partner_class, day, until):
             removable[order.reference] = order
             if other.draft is not None:
                 removable[other.draft.reference] = other.draft
@@ -94,7 +95,7 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
             names[partner_kind].add(other.text)
             pairs.setdefault(
                 frozenset({order.reference, other.reference}),
-                {"ordered": order.text, "ordered_when": _given_from(start, day), "other": other.text, "other_when": other.when},
+                {"ordered": order.text, "when": {"start": start, "day": day}, "other": other.text, "other_when": other.when},
             )
     if not pairs:
         # Concurrent use is the graver finding; the washout card is only shown without it.
@@ -113,13 +114,7 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
     )
 
 
-def _given_from(start: date, day: date) -> str:
-    """When a drafted order runs, as the card says it: its planned start, and the dose day when that start is past."""
-    planned = f"planned from {start.isoformat()}"
-    return planned if day == start else f"{planned}, so given from {day.isoformat()} at the earliest"
-
-
-def _detected_issue(context: RuleContext, pairs: dict[frozenset[str], dict[str, str]]) -> ProposedAction:
+def _detected_issue(context: RuleContext, pairs: dict[frozenset[str], dict[str, object]]) -> ProposedAction:
     """At signing, a DetectedIssue lets the EHR keep a record that this interaction was flagged."""
     implicated = sorted({reference for key in pairs for reference in key})
     return ProposedAction(
@@ -792,13 +787,16 @@ CEILING_WITH_CARDIOTOXIC_THERAPY = 400
         "A drafted doxorubicin order when the doses already given (MedicationAdministration mg / BSA, or mg/m2 as "
         "recorded) plus this dose reach the first risk tier, when other anthracyclines were given, or when the total "
         "cannot be computed (a dose or the BSA is missing, or a course is recorded without administrations); also when "
-        "doxorubicin was given before and the drafted dose cannot be converted to mg/m2 (mg without a BSA, mg/kg, "
-        "another unit), so the total cannot include it."
+        "doxorubicin was given before and the drafted dose cannot be converted to mg/m2 (mg without a BSA of its dose "
+        "day, mg/kg, another unit), so the total cannot include it."
     ),
     thresholds=(
         "Risk tiers 300/400/450/500 mg/m2; ceiling 550 mg/m2, 400 with other cardiotoxic therapy: a HER2 antibody "
         "(trastuzumab products, pertuzumab, T-DM1, T-DXd, margetuximab) recorded at any time or drafted. Epirubicin "
-        "and other anthracyclines are shown as recorded, never converted (equivalence factors UNVERIFIED)."
+        "and other anthracyclines are shown as recorded, never converted (equivalence factors UNVERIFIED). BSA: for "
+        "the doses given, the one within weight_lookback_days before the last of them, else the current one; for a "
+        f"drafted dose in mg, the one within weight_lookback_days before {DOSE_DAY}: recorded, else Mosteller from a "
+        "weight that recent and any height."
     ),
 )
 def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
@@ -807,7 +805,7 @@ def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
         return
     history = context.facts.get(cumulative_doxorubicin)
     given = cumulative_doxorubicin_mg_per_m2(context.facts)
-    planned = _planned_dose(orders, history.bsa or context.facts.get(bsa_m2))
+    planned = _planned_dose(context, orders)
     projected = None if given is None or planned.mg_per_m2 is None else round(given + planned.mg_per_m2, 1)
     # Without this dose, the total given so far is the most the card can judge by.
     judged = projected if planned.mg_per_m2 is not None else given
@@ -828,7 +826,9 @@ def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
             "doses": history.doses,
             "first_day": history.first_day,
             "last_day": history.last_day,
-            "bsa": {"value": history.bsa.value, "day": history.bsa.day, "method": history.bsa.method} if history.bsa else None,
+            "bsa": _bsa_view(history.bsa) if history.bsa else None,
+            "converted": list(planned.converted),
+            "weight_lookback_days": context.settings.weight_lookback_days,
             "missing": list(history.missing),
             "others": [vars(other) for other in history.other_anthracyclines],
             "tier": tier,
@@ -846,22 +846,33 @@ class _PlannedDose:
     # Each drafted dose that cannot be converted: the order, its dose as written, and why
     # (no-bsa | mg-per-kg | unit-unknown).
     not_counted: tuple[dict[str, str], ...]
+    # Each drafted dose in mg converted to mg/m2: the order, its dose as written, the BSA used and the result.
+    converted: tuple[dict[str, object], ...] = ()
 
 
-def _planned_dose(orders: list[DraftOrder], bsa: BodySize | None) -> _PlannedDose:
-    """The drafted doxorubicin in mg/m2 (mg divided by the BSA), or why it cannot be converted."""
+def _planned_dose(context: RuleContext, orders: list[DraftOrder]) -> _PlannedDose:
+    """The drafted doxorubicin in mg/m2, or why it cannot be converted. A dose in mg is divided by the BSA of its dose
+    day (the BSA it was prescribed for), not the one of the doses given before, which may be years old."""
     total = 0.0
     not_counted: list[dict[str, str]] = []
+    converted: list[dict[str, object]] = []
     for order in orders:
         dose = ordered_dose(order)
+        bsa = context.facts.on(dose_day(order, context.as_of)).get(bsa_m2) if dose is not None and dose.unit == "mg" else None
         if dose is not None and dose.unit == "mg/m2":
             total += dose.value
-        elif dose is not None and dose.unit == "mg" and bsa is not None:
+        elif dose is not None and bsa is not None:
             total += dose.value / bsa.value
+            converted.append({"order": order.text, "written": dose_written(order) or "", "bsa": _bsa_view(bsa),
+                              "mg_per_m2": round(dose.value / bsa.value, 1)})
         else:
             reason = "unit-unknown" if dose is None else "mg-per-kg" if dose.unit == "mg/kg" else "no-bsa"
             not_counted.append({"order": order.text, "written": dose_written(order) or "", "reason": reason})
-    return _PlannedDose(None if not_counted else round(total, 1), tuple(not_counted))
+    return _PlannedDose(None if not_counted else round(total, 1), tuple(not_counted), tuple(converted))
+
+
+def _bsa_view(bsa: BodySize) -> dict[str, object]:
+    return {"value": bsa.value, "day": bsa.day, "method": bsa.method}
 
 
 def _her2_antibodies_given_or_drafted(context: RuleContext) -> str:

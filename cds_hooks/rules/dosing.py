@@ -23,11 +23,12 @@ from cds_hooks.facts.dosing import (
 )
 from cds_hooks.facts.therapy import (
     DOSE_DAY,
+    DOSE_PERIOD,
     HELD_OR_STOPPED,
     Exposure,
     dose_day,
+    dose_period,
     exposures_started_before,
-    planned_period,
     running_over,
     started_before,
 )
@@ -483,7 +484,7 @@ def pertuzumab_dose(context: RuleContext) -> Iterator[Finding]:
         "trastuzumab (with the recorded reason), its last dose, and trastuzumab records that date nothing."
     ),
     thresholds=(
-        f"Over {DOSE_DAY} to the planned end; a dose given covers the 20 days after it (a 21-day cycle); on-hold and "
+        f"Over the days {DOSE_PERIOD}; a dose given covers the 20 days after it (a 21-day cycle); on-hold and "
         "stopped records never run."
     ),
 )
@@ -493,8 +494,9 @@ def pertuzumab_without_trastuzumab(context: RuleContext) -> Iterator[Finding]:
         return
     alone, last_dose_unknown = [], False
     for order in _orders_of(context, PERTUZUMAB):
-        # Trastuzumab that ran at a past planned start but has stopped since is not given with this dose.
-        day, end = dose_day(order, context.as_of), planned_period(order, context.as_of)[1]
+        # Trastuzumab that ran at a past planned start but has stopped since is not given with this dose; one that
+        # runs today is, even when the draft's planned end is already past.
+        day, end = dose_period(order, context.as_of)
         if running_over(context.facts.exposures, PERTUZUMAB_PARTNERS, day, end):
             continue
         trastuzumab, last_unknown = _trastuzumab_on_record(context, day)

@@ -20,7 +20,7 @@ from cds_hooks.facts.pregnancy import (
     recent_pregnancy_test,
     reproductive_potential,
 )
-from cds_hooks.facts.therapy import Exposure, last_dose_of, planned_period
+from cds_hooks.facts.therapy import DOSE_DAY, Exposure, dose_day, last_dose_of, planned_period
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import (
@@ -68,8 +68,8 @@ _PREGNANCY_TESTS = {
     ),
     thresholds=(
         "Positive hCG: coded Positive (qualitative) or above the result's own reference range high (quantitative), "
-        f"counted for {POSITIVE_TEST_MONTHS} calendar months at the earlier of today and the planned start (longer "
-        f"than a pregnancy can last after a positive test; local policy). {ONGOING_THERAPY}"
+        f"counted for {POSITIVE_TEST_MONTHS} calendar months to today, whatever the dose day (longer than a pregnancy "
+        f"can last after a positive test; local policy); tests up to {DOSE_DAY} are read. {ONGOING_THERAPY}"
     ),
 )
 def her2_agent_in_pregnancy(context: RuleContext) -> Iterator[Finding]:
@@ -93,9 +93,9 @@ def her2_agent_in_pregnancy(context: RuleContext) -> Iterator[Finding]:
         "pregnancy and no outcome is recorded."
     ),
     thresholds=(
-        "Window: pregnancy_test_lookback_days before the planned start (local policy; the labels say only 'before "
-        f"starting'). Break: {THERAPY_BREAK.days} days without HER2 therapy (local policy). Old positive test: more "
-        f"than {POSITIVE_TEST_MONTHS} calendar months."
+        f"Window: pregnancy_test_lookback_days before {DOSE_DAY}, local policy (the labels say only 'before "
+        f"starting'). Break: {THERAPY_BREAK.days} days without HER2 therapy before that day (local policy). Old "
+        f"positive test: more than {POSITIVE_TEST_MONTHS} calendar months."
     ),
 )
 def status_before_her2_start(context: RuleContext) -> Iterator[Finding]:
@@ -106,29 +106,30 @@ def status_before_her2_start(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
     problems: list[dict[str, Any]] = []
     lapsed: HcgResult | None = None
-    for order, start in _her2_drafts(context):
-        if facts.get(pregnancy_evidence, start) is not None:
+    for order, day in _her2_drafts(context):
+        if facts.get(pregnancy_evidence, day) is not None:
             continue  # the critical pregnancy card already speaks for this order
-        test = recent_pregnancy_test(facts, start)
-        starting = facts.get(her2_start, order.ingredients, start)
-        found = {"order": order, "start": start, "starting": starting}
+        test = recent_pregnancy_test(facts, day)
+        starting = facts.get(her2_start, order.ingredients, day)
+        found = {"order": order, "day": day, "starting": starting}
         if test is not None and not test.interpretable:
             problems.append({**found, "reason": "unreadable", "test": test})
-        elif (old := facts.get(lapsed_positive_test, start)) is not None:
+        elif (old := facts.get(lapsed_positive_test, day)) is not None:
             lapsed = lapsed or old
             problems.append({**found, "reason": "positive-without-outcome", "test": old})
         elif test is None and starting is not None:
             problems.append({**found, "reason": "no-test", "test": None})
     if not problems:
         return
-    latest = _latest_test_before(context, max(p["start"] for p in problems))
+    latest = _latest_test_before(context, max(p["day"] for p in problems))
     tests = {p["test"].reference for p in problems if p["test"]} | ({latest.reference} if latest else set())
     yield Finding(
         card=STATUS_CARD,
         values={
             "drugs": names_of(p["order"] for p in problems),
-            "orders": [{"name": p["order"].text, "start": p["start"], "window_from": p["start"] - timedelta(days=lookback),
-                        "reason": p["reason"], "test": _test_values(p["test"]) if p["test"] else None,
+            "orders": [{"name": p["order"].text, **_when(context, p["order"], p["day"]),
+                        "window_from": p["day"] - timedelta(days=lookback), "reason": p["reason"],
+                        "test": _test_values(p["test"]) if p["test"] else None,
                         "start_reason": _start_values(p["starting"])} for p in problems],
             "lookback_days": lookback,
             "lapsed": _test_values(lapsed) if lapsed else None,
@@ -162,9 +163,9 @@ def contraception_counselling(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
     potential = facts.get(reproductive_potential)
     starts = [
-        (order, start, starting) for order, start in _her2_drafts(context)
-        if (starting := facts.get(her2_start, order.ingredients, start)) is not None
-        and facts.get(pregnancy_evidence, start) is None
+        (order, day, starting) for order, day in _her2_drafts(context)
+        if (starting := facts.get(her2_start, order.ingredients, day)) is not None
+        and facts.get(pregnancy_evidence, day) is None
     ]
     started = frozenset().union(*(order.ingredients for order, _, _ in starts))
     female_advice = potential.status != "no"
@@ -175,8 +176,8 @@ def contraception_counselling(context: RuleContext) -> Iterator[Finding]:
         card=CONTRACEPTION_CARD,
         values={
             "drugs": names_of(order for order, _, _ in starts),
-            "orders": [{"name": order.text, "start": start, "start_reason": _start_values(starting)}
-                       for order, start, starting in starts],
+            "orders": [{"name": order.text, **_when(context, order, day), "start_reason": _start_values(starting)}
+                       for order, day, starting in starts],
             "break_days": THERAPY_BREAK.days,
             "patient": potential.description,
             "potential": potential.status,
@@ -260,11 +261,11 @@ def _window(advice: str, exposures: list[Exposure], months: int) -> dict[str, An
 def _drafted_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
     drafts: list[tuple[DraftOrder, date]] = []
     evidence: PregnancyEvidence | None = None
-    for order, start in _her2_drafts(context):
-        found = context.facts.get(pregnancy_evidence, start)
+    for order, day in _her2_drafts(context):
+        found = context.facts.get(pregnancy_evidence, day)
         if found is not None:
             evidence = evidence or found
-            drafts.append((order, start))
+            drafts.append((order, day))
     if evidence is None:
         return
     yield Finding(
@@ -272,7 +273,7 @@ def _drafted_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
         values={
             **_evidence_values(evidence),
             "drugs": names_of(order for order, _ in drafts),
-            "drafts": [{"name": order.text, "start": start} for order, start in drafts],
+            "drafts": [{"name": order.text, **_when(context, order, day)} for order, day in drafts],
             "ongoing": [],
         },
         suggestions=remove_drafts(order for order, _ in drafts),
@@ -313,14 +314,20 @@ def _her2_agents_ongoing(context: RuleContext) -> list[Exposure]:
 
 
 def _her2_drafts(context: RuleContext) -> list[tuple[DraftOrder, date]]:
-    """The focus orders for a HER2 agent, each with its planned start."""
-    return [(order, planned_period(order, context.as_of)[0]) for order in context.focus_orders_of(EMBRYO_FETAL_WARNING_AGENTS)]
+    """The focus orders for a HER2 agent, each with its dose day: the labels' "before starting" is before the first
+    dose, which is today at the earliest when the planned start is past (a test, a pregnancy or a dose since then
+    counts)."""
+    return [(order, dose_day(order, context.as_of)) for order in context.focus_orders_of(EMBRYO_FETAL_WARNING_AGENTS)]
 
 
-def _latest_test_before(context: RuleContext, start: date) -> HcgResult | None:
-    """The newest dated pregnancy test up to the planned start (or today, if later), whatever its age."""
-    until = max(start, context.as_of)
-    return next((r for r in context.facts.get(hcg_results) if r.day is not None and r.day <= until), None)
+def _when(context: RuleContext, order: DraftOrder, day: date) -> dict[str, date]:
+    """When a drafted order is given, for card text: its planned start and its dose day."""
+    return {"start": planned_period(order, context.as_of)[0], "day": day}
+
+
+def _latest_test_before(context: RuleContext, day: date) -> HcgResult | None:
+    """The newest dated pregnancy test up to the dose day, whatever its age."""
+    return next((r for r in context.facts.get(hcg_results) if r.day is not None and r.day <= day), None)
 
 
 def _evidence_values(evidence: PregnancyEvidence) -> dict[str, Any]:

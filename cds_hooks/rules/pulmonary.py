@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 from cds_hooks import terminology
 from cds_hooks.facts.dosing import dose_written, last_dose_day, previous_levels
-from cds_hooks.facts.therapy import planned_period
+from cds_hooks.facts.therapy import DOSE_DAY, dose_day
 from cds_hooks.facts.toxicity import Toxicity, active_ards, acute_reactions, ild_episodes, oldest_first, worst_grade
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.rules.base import ONGOING_THERAPY, CheckedTherapy, Finding, RuleContext, listed, rule
@@ -91,7 +91,8 @@ def tdxd_ild(context: RuleContext) -> Iterator[Finding]:
     thresholds=(
         "Resolved within 28 days of onset: same dose, no card; later: reduce one level (5.4 -> 4.4 -> 3.2 mg/kg -> "
         "discontinue). Onset from onsetDateTime or onsetPeriod.start, resolution from abatementDateTime or "
-        "abatementPeriod.end, partial dates read at their widest."
+        "abatementPeriod.end, partial dates read at their widest. The level to reduce from: the last T-DXd dose "
+        f"recorded before {DOSE_DAY}."
     ),
 )
 def tdxd_resumption_after_grade_1_ild(context: RuleContext) -> Iterator[Finding]:
@@ -109,8 +110,9 @@ def tdxd_resumption_after_grade_1_ild(context: RuleContext) -> Iterator[Finding]
     last = context.facts.get(last_dose_day, TDXD, date.max)
     if since is not None and last is not None and last.day > since:
         return
-    start = min(planned_period(order, context.as_of)[0] for order in orders)
-    levels = context.facts.get(previous_levels, TDXD, start)
+    # The level to reduce from is the last one given before this dose, a dose given since a past planned start too.
+    day = min(dose_day(order, context.as_of) for order in orders)
+    levels = context.facts.get(previous_levels, TDXD, day)
     yield Finding(
         card=RESUMPTION_CARD,
         values={

@@ -31,7 +31,17 @@ from cds_hooks.facts.disease import (
     within_months,
 )
 from cds_hooks.facts.her2 import her2_status
-from cds_hooks.facts.therapy import Exposure, course_limit, dosed_until, last_dose_of, planned_period
+from cds_hooks.facts.therapy import (
+    DOSE_DAY,
+    DOSE_PERIOD,
+    Exposure,
+    course_limit,
+    dose_day,
+    dose_period,
+    dosed_until,
+    last_dose_of,
+    planned_period,
+)
 from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -76,19 +86,20 @@ def _her2_positive(facts: Facts) -> bool:
     hooks=ORDER_HOOKS,
     cards=("sequencing-katherine-adjuvant-tdm1",),
     trigger=(
-        "Early HER2-positive breast cancer; a trastuzumab (± pertuzumab) order planned after surgery (the yp staging "
-        "day); taxane and trastuzumab started in the year before surgery; ypT >= T1mi and/or ypN >= N1mi, a yp stage "
-        "group from I to III (each needs one of them), or RCB >= 1. "
+        "Early HER2-positive breast cancer; a trastuzumab (± pertuzumab) order, given after surgery (the yp staging "
+        "day) even when planned before it, since its dose day is today at the earliest; taxane and trastuzumab started "
+        "in the year before surgery; ypT >= T1mi and/or ypN >= N1mi, a yp stage group from I to III (each needs one of "
+        "them), or RCB >= 1. "
         "No yp staging: the card asks for the pathology result instead of assuming, but only once the taxane has "
-        "finished (last dose more than 21 days before the order, none continuing or drafted with it). yp staging is "
+        "finished (last dose more than 21 days before the order's dose day, none continuing or drafted with it), "
+        "counting taxane and trastuzumab started in the year before the order's planned start. yp staging is "
         "read from yp codes, or from a T, N or stage group Observation whose value is yp (mCODE). Not once the "
-        "trastuzumab year is over: the order planned to start more than 52 weeks after the first neoadjuvant "
-        "trastuzumab."
+        "trastuzumab year is over: the order's dose day more than 52 weeks after the first neoadjuvant trastuzumab."
     ),
     thresholds=(
-        "T-DM1 3.6 mg/kg IV q3w x 14 cycles; dose in mg from the latest weight within the weight lookback. Upper bound: "
-        "order start <= 52 weeks after the first trastuzumab started in the year before surgery (adjuvant trastuzumab "
-        "is 1 year total, rule 45; T-DM1 replaces its adjuvant part)."
+        "T-DM1 3.6 mg/kg IV q3w x 14 cycles from the order's dose day; dose in mg from the latest weight within the "
+        f"weight lookback. Upper bound: {DOSE_DAY} <= 52 weeks after the first trastuzumab started in the year before "
+        "surgery (adjuvant trastuzumab is 1 year total, rule 45; T-DM1 replaces its adjuvant part)."
     ),
 )
 def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
@@ -98,14 +109,18 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
         return
     if any(TDM1 in o.ingredients for o in context.record.draft_orders):
         return
+    # The order is given on its dose day, today at the earliest: after surgery whenever yp staging is on record, even
+    # for a draft planned before it, and with no adjuvant trastuzumab left to replace once the year is over by then.
+    # Without yp staging, its planned start stands for surgery, as the nearest day the record gives.
     start = min(planned_period(o, context.as_of)[0] for o in orders)
+    day = min(dose_day(o, context.as_of) for o in orders)
     residual = facts.get(residual_disease_findings)
-    if residual.status == "pcr" or (residual.day is not None and start < residual.day):
+    if residual.status == "pcr":
         return
-    if residual.day is None and not _taxane_finished(context, start):
+    if residual.day is None and not _taxane_finished(context, day):
         return
     neoadjuvant = facts.get(therapy_before, residual.day or start)
-    if not neoadjuvant.taxane_and_trastuzumab or not _within_trastuzumab_year(neoadjuvant, start):
+    if not neoadjuvant.taxane_and_trastuzumab or not _within_trastuzumab_year(neoadjuvant, day):
         return
     weight = facts.get(weight_kg)
     dose_mg = round(TDM1_DOSE_MG_PER_KG * weight.value, 1) if weight is not None else None
@@ -116,7 +131,7 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
         values={
             "confirmed": confirmed,
             "orders": names_of(replaced),
-            "planned_start": start,
+            "when": {"start": start, "day": day},
             "staging": residual.described,
             "staging_day": residual.day,
             "neoadjuvant": _neoadjuvant_values(neoadjuvant),
@@ -130,7 +145,7 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
                 key="replace-with-tdm1",
                 values={"dose_mg": dose_mg, "replaced": names_of(replaced)},
                 actions=(
-                    ProposedAction(type="create", resource=_tdm1_order(context, start, dose_mg, weight.value if weight else None)),
+                    ProposedAction(type="create", resource=_tdm1_order(context, day, dose_mg, weight.value if weight else None)),
                     *(ProposedAction(type="delete", resource_id=o.reference, values={"order": o.text}) for o in replaced),
                 ),
             ),
@@ -139,19 +154,19 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
     )
 
 
-def _within_trastuzumab_year(neoadjuvant: NeoadjuvantTherapy, start: date) -> bool:
+def _within_trastuzumab_year(neoadjuvant: NeoadjuvantTherapy, day: date) -> bool:
     """KATHERINE's T-DM1 takes the place of the adjuvant part of the one-year trastuzumab course (rule 45), which
     began with the neoadjuvant trastuzumab: once that year is over there is no adjuvant trastuzumab left to replace."""
     first = min(e.start for e in neoadjuvant.trastuzumab if e.start is not None)
-    return start - first <= ADJUVANT_COURSE
+    return day - first <= ADJUVANT_COURSE
 
 
-def _taxane_finished(context: RuleContext, start: date) -> bool:
-    """Without yp staging nothing dates surgery: until the taxane has finished (and while one is drafted with the
-    order), a trastuzumab order is the next neoadjuvant cycle, not the adjuvant one."""
+def _taxane_finished(context: RuleContext, day: date) -> bool:
+    """Without yp staging nothing dates surgery: until the taxane has finished by the dose day (and while one is
+    drafted with the order), a trastuzumab order is the next neoadjuvant cycle, not the adjuvant one."""
     if any(o.ingredients & TAXANES for o in context.record.draft_orders):
         return False
-    return context.facts.get(taxane_finished_before, start)
+    return context.facts.get(taxane_finished_before, day)
 
 
 def _neoadjuvant_values(therapy: NeoadjuvantTherapy) -> list[dict[str, Any]]:
@@ -160,7 +175,8 @@ def _neoadjuvant_values(therapy: NeoadjuvantTherapy) -> list[dict[str, Any]]:
 
 
 def _tdm1_order(context: RuleContext, start: date, dose_mg: float | None, weight: float | None) -> dict[str, Any]:
-    """A draft T-DM1 MedicationRequest for the KATHERINE regimen; the mg dose only when a weight is on file."""
+    """A draft T-DM1 MedicationRequest for the KATHERINE regimen from `start` (the replaced order's dose day, never a
+    day already past); the mg dose only when a weight is on file."""
     dose_text = f"{TDM1_DOSE_MG_PER_KG:g} mg/kg"
     if dose_mg is not None:
         dose_text += f" ({dose_mg:g} mg for {weight:g} kg)"
@@ -245,11 +261,15 @@ def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
     cards=("sequencing-first-line-thp-preferred",),
     trigger=(
         "HER2-positive metastatic disease with no HER2-directed therapy started since the metastatic diagnosis, and "
-        "an order for trastuzumab with a taxane (drafted or current) but no pertuzumab, or for T-DM1. Not when the "
+        "an order for trastuzumab with a taxane (drafted, or recorded over the days the trastuzumab is given) but no "
+        "pertuzumab, or for T-DM1. Not when the "
         "recurrence came within 12 months of (neo)adjuvant trastuzumab or T-DM1, or may have (last dose undated; "
         "rule 42)."
     ),
-    thresholds="Lines: HER2-directed regimens started after the metastatic diagnosis or within 30 days before it (30-day grouping).",
+    thresholds=(
+        "Lines: HER2-directed regimens started after the metastatic diagnosis or within 30 days before it (30-day "
+        f"grouping). The days a drafted trastuzumab is given: {DOSE_PERIOD}."
+    ),
 )
 def first_line_thp_preferred(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
@@ -291,15 +311,16 @@ def first_line_thp_preferred(context: RuleContext) -> Iterator[Finding]:
 
 def _regimen_around(context: RuleContext, order: DraftOrder) -> frozenset[str]:
     """Ingredients of the regimen this order belongs to: every draft of the session and every drug recorded over
-    the order's planned period."""
-    start, end = planned_period(order, context.as_of)
+    the days the order is given (dose_period: a taxane finished since a past planned start is not given with it)."""
+    day, end = dose_period(order, context.as_of)
     drafted = (other.ingredients for other in context.record.draft_orders)
-    current = (e.ingredients for e in context.facts.exposures if e.overlaps(start, end))
+    current = (e.ingredients for e in context.facts.exposures if e.overlaps(day, end))
     return frozenset().union(*drafted, *current)
 
 
 def _pertuzumab_order(context: RuleContext, order: DraftOrder) -> dict[str, Any]:
-    start = planned_period(order, context.as_of)[0]
+    """A draft pertuzumab MedicationRequest: the 840 mg load with the trastuzumab order's dose day, then 420 mg."""
+    start = dose_day(order, context.as_of)
     return medication_request(context, RXNORM_PERTUZUMAB, "pertuzumab", [
         {
             "sequence": 1,
@@ -546,8 +567,8 @@ def _condition_text(condition: Condition) -> str:
     title="T-DM1 and atezolizumab together",
     hooks=ORDER_HOOKS,
     cards=("sequencing-tdm1-with-atezolizumab",),
-    trigger="T-DM1 and atezolizumab both drafted, or one drafted while the other is recorded over its planned period.",
-    thresholds="Overlap of periods; a recorded dose covers 20 days after it (21-day cycle).",
+    trigger="T-DM1 and atezolizumab both drafted, or one drafted while the other is recorded over the days it is given.",
+    thresholds=f"Overlap with the days {DOSE_PERIOD}; a recorded dose covers 20 days after it (21-day cycle).",
 )
 def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
     partners = {TDM1: ATEZOLIZUMAB, ATEZOLIZUMAB: TDM1}
@@ -557,13 +578,13 @@ def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
         for own, partner in partners.items():
             if own not in order.ingredients:
                 continue
-            start, end = planned_period(order, context.as_of)
+            day, end = dose_period(order, context.as_of)
             for other in context.record.draft_orders:
                 if other is not order and partner in other.ingredients:
                     removable.update({order.reference: order, other.reference: other})
                     pairs.append({"ordered": order.text, "other": other.text, "other_when": "ordered together in this order session"})
             for exposure in context.facts.exposures:
-                if partner in exposure.ingredients and exposure.overlaps(start, end):
+                if partner in exposure.ingredients and exposure.overlaps(day, end):
                     removable[order.reference] = order
                     pairs.append({"ordered": order.text, "other": exposure.text, "other_when": exposure.describe()})
     if not pairs:
@@ -590,12 +611,13 @@ def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
     hooks=ALL_HOOKS,
     cards=("sequencing-trastuzumab-duration",),
     trigger=(
-        "Not metastatic: a trastuzumab-product order whose planned start or end lies more than 52 weeks after the "
-        "start of the current trastuzumab course (neoadjuvant + adjuvant); on patient-view, a trastuzumab course still "
+        "Not metastatic: a trastuzumab-product order whose dose day or planned end (never before the dose day) lies "
+        "more than 52 weeks after the start of the trastuzumab course running up to its planned start (neoadjuvant + "
+        "adjuvant); on patient-view, a trastuzumab course still "
         "running (a dose within its 3-week cycle, or recorded as continuing) whose last dose came more than 52 weeks "
         "after it began (to today while it continues with no dose dated since)."
     ),
-    thresholds="52 weeks total; exposures separated by <= 90 days belong to one course.",
+    thresholds=f"52 weeks total; exposures separated by <= 90 days belong to one course; an order's doses run from {DOSE_DAY}.",
 )
 def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
@@ -611,6 +633,8 @@ def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
         orders = context.focus_orders_of(TRASTUZUMAB_PRODUCTS)
         if not orders:
             return
+        # The course the orders were planned to continue, and the last day they give a dose (never before today: a
+        # draft planned within the year but signed after it gives its dose after it).
         start = min(planned_period(o, context.as_of)[0] for o in orders)
         course = _course_until(facts, start)
         if course is None:
@@ -692,9 +716,10 @@ def _course_until(facts: Facts, day: date) -> list[Exposure] | None:
 
 
 def _planned_end(order: DraftOrder, as_of: date) -> date:
-    """The last planned day of an order: its bounds or validity end, else the end its course limit sets, else its start."""
-    start, end = planned_period(order, as_of)
+    """The last planned day of an order: its bounds or validity end, else the end its course limit sets, else its
+    dose day; never before the dose day, since a draft whose planned course is over still gives a dose then."""
+    day, end = dose_period(order, as_of)
     if end is not None:
         return end
     limit = course_limit(order, as_of)
-    return limit.end if limit is not None else start
+    return max(limit.end, day) if limit is not None else day

@@ -121,10 +121,10 @@ def test_recent_positive_test_is_evidence_until_a_newer_negative_supersedes_it()
 def test_positive_test_is_evidence_for_as_long_as_the_pregnancy_could_last_whatever_the_lookback():
     eleven_days = urine("pos", "2026-11-11", POSITIVE)
     assert pregnancy_evidence(facts_with(eleven_days)).positive_test.reference == "Observation/pos"
-    # Ten calendar months after the test; the earlier of today and the planned start decides.
+    # Ten calendar months after the test, counted to today whatever the dose day.
     assert pregnancy_evidence(facts_with(urine("pos", "2026-01-22", POSITIVE))) is not None
+    assert pregnancy_evidence(facts_with(urine("pos", "2026-01-22", POSITIVE)), on=date(2026, 12, 14)) is not None
     assert pregnancy_evidence(facts_with(urine("pos", "2026-01-21", POSITIVE))) is None
-    assert pregnancy_evidence(facts_with(urine("pos", "2026-01-21", POSITIVE)), on=date(2026, 11, 21)) is not None
 
 
 def test_a_pregnancy_ended_on_or_after_a_positive_test_answers_it():
@@ -190,14 +190,12 @@ def test_recorded_pregnancy_contradicted_by_a_newer_negative_test_keeps_both():
     assert evidence.conditions and evidence.positive_test is None and evidence.latest_test.reading == "negative"
 
 
-def test_recent_test_window_ends_at_the_planned_start_or_today_whichever_is_later():
+def test_recent_test_window_ends_at_the_dose_day():
     facts = facts_with(urine("t", "2026-11-20", NEGATIVE))
     assert recent_pregnancy_test(facts).reference == "Observation/t"
     assert recent_pregnancy_test(facts, on=date(2026, 11, 27)).reference == "Observation/t"
-    assert recent_pregnancy_test(facts, on=date(2026, 11, 28)) is None  # 8 days before the start
-    # A start already past (an order authored earlier): a test taken since still precedes the first dose.
-    assert recent_pregnancy_test(facts, on=date(2026, 11, 15)).reference == "Observation/t"
-    assert recent_pregnancy_test(facts_with(urine("t", "2026-11-04", NEGATIVE)), on=date(2026, 11, 12)) is None
+    assert recent_pregnancy_test(facts, on=date(2026, 11, 28)) is None  # 8 days before the dose day
+    assert recent_pregnancy_test(facts_with(urine("t", "2026-11-14", NEGATIVE))) is None
 
 
 def test_recent_test_is_the_newest_in_the_window_whatever_its_reading():

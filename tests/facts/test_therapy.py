@@ -9,6 +9,7 @@ from cds_hooks.facts.therapy import (
     exposures,
     exposures_started_before,
     last_dose_of,
+    dose_period,
     planned_period,
     running_over,
     started_before,
@@ -87,6 +88,22 @@ def test_planned_period_of_a_draft_prefers_dosage_bounds_then_authored_date_then
         (date(2026, 11, 20), None),
         (today, None),
     ]
+
+
+def test_dose_period_runs_from_the_dose_day_and_never_ends_before_it():
+    def draft(did, bounds):
+        return {"resourceType": "MedicationRequest", "id": did, "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
+                "medicationCodeableConcept": DOXORUBICIN, "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": bounds}}}]}
+
+    today = date(2026, 11, 22)
+    ahead, running, over, open_ended = record_with(drafts=[
+        draft("ahead", {"start": "2026-12-01", "end": "2027-02-01"}), draft("running", {"start": "2026-09-01", "end": "2027-02-01"}),
+        draft("over", {"start": "2026-09-01", "end": "2026-10-15"}), draft("open", {"start": "2026-09-01"})]).draft_orders
+    assert dose_period(ahead, today) == (date(2026, 12, 1), date(2027, 2, 1))
+    assert dose_period(running, today) == (today, date(2027, 2, 1))
+    # A planned course already over is still a dose given today, not an empty window.
+    assert dose_period(over, today) == (today, today)
+    assert dose_period(open_ended, today) == (today, None)
 
 
 def test_last_dose_is_the_newest_recorded_dose_or_course_end():

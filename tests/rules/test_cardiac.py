@@ -620,7 +620,7 @@ def test_trastuzumab_given_and_finished_since_a_past_planned_start_is_the_washou
     recent = administration("h", "trastuzumab", "2026-11-09", 6, "mg/kg")
     context = context_for(recent, drafts=(draft("d", "doxorubicin", "2026-09-01", 60, "mg/m2"),))
     finding = cards(cardiac.anthracycline_with_trastuzumab, context)["anthracycline-with-trastuzumab"]
-    assert finding.values["pairs"][0]["ordered_when"] == "planned from 2026-09-01, so given from 2026-11-22 at the earliest"
+    assert "doxorubicin (planned from 2026-09-01, so given from 2026-11-22 at the earliest) overlaps" in RENDERER.render(finding).detail
 
 
 def test_a_trastuzumab_draft_whose_planned_start_is_past_is_given_after_an_anthracycline_finished_since():
@@ -630,6 +630,24 @@ def test_a_trastuzumab_draft_whose_planned_start_is_past_is_given_after_an_anthr
     recent = administration("a", "doxorubicin", "2026-11-09", 60, "mg/m2")
     found = cards(cardiac.anthracycline_with_trastuzumab, context_for(recent, drafts=(draft("h", "trastuzumab", "2026-09-01"),)))
     assert list(found) == ["anthracycline-with-trastuzumab"]
+
+
+def ended(order: dict, end: str) -> dict:
+    """The draft with a planned end."""
+    order["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["end"] = end
+    return order
+
+
+def test_a_draft_whose_planned_course_is_over_is_concurrent_with_what_runs_today():
+    # Trastuzumab planned 2026-09-01 to 2026-10-15, still a draft on 2026-11-22: given today, with doxorubicin
+    # recorded as running since 2026-11-02.
+    running = statement("a", "doxorubicin", "2026-11-02")
+    september = (ended(draft("h", "trastuzumab", "2026-09-01"), "2026-10-15"),)
+    finding = cards(cardiac.anthracycline_with_trastuzumab, context_for(running, drafts=september))["anthracycline-with-trastuzumab"]
+    assert "trastuzumab (planned from 2026-09-01, so given from 2026-11-22 at the earliest) overlaps" in RENDERER.render(finding).detail
+    # Near miss: doxorubicin recorded as stopped before today (2026-10-30) with its last dose then.
+    stopped = statement("a", "doxorubicin", "2026-10-09", "2026-10-30", status="completed")
+    assert cards(cardiac.anthracycline_with_trastuzumab, context_for(stopped, drafts=september)) == {}
 
 
 def test_the_washout_of_a_draft_whose_planned_start_is_past_is_counted_to_today():
@@ -671,9 +689,32 @@ def test_without_a_her2_antibody_the_ceiling_is_550():
 
 
 def test_drafted_mg_dose_is_converted_with_the_bsa():
-    context = context_for(bsa("2024-03-20", 2.0), *dox_doses(4, 120, "mg"), drafts=(draft("d", "doxorubicin", "2026-12-01", 120, "mg"),))
+    context = context_for(bsa("2024-03-20", 2.0), bsa("2026-11-20", 2.0), *dox_doses(4, 120, "mg"),
+                          drafts=(draft("d", "doxorubicin", "2026-12-01", 120, "mg"),))
     values = cards(cardiac.cumulative_doxorubicin_dose, context)["cardiac-cumulative-doxorubicin"].values
     assert (values["given"], values["planned"], values["projected"]) == (240.0, 60.0, 300.0)
+
+
+def test_a_drafted_mg_dose_is_converted_with_the_bsa_of_its_dose_day_not_of_the_doses_given_before():
+    # 480 mg given in 2024 at 2.0 m2 (240 mg/m2); 96 mg drafted now for 1.6 m2 is 60 mg/m2, reaching the 300 tier
+    # (48 mg/m2 and no tier with the old BSA).
+    given = (bsa("2024-03-20", 2.0), *dox_doses(4, 120, "mg"))
+    context = context_for(*given, bsa("2026-11-20", 1.6), drafts=(draft("d", "doxorubicin", "2026-12-01", 96, "mg"),))
+    finding = cards(cardiac.cumulative_doxorubicin_dose, context)["cardiac-cumulative-doxorubicin"]
+    assert (finding.values["given"], finding.values["planned"], finding.values["projected"], finding.values["tier"]) == (240.0, 60.0, 300.0, 300)
+    assert "This order: doxorubicin, 96 mg for a body surface area of 1.6 m2 (measured, 2026-11-20) = 60 mg/m2." in RENDERER.render(finding).detail
+    # Near miss: at 2.0 m2 today too, 96 mg is 48 mg/m2 and the total stays below the first tier.
+    assert cards(cardiac.cumulative_doxorubicin_dose, context_for(*given, bsa("2026-11-20", 2.0), drafts=(draft("d", "doxorubicin", "2026-12-01", 96, "mg"),))) == {}
+
+
+def test_a_drafted_mg_dose_without_a_bsa_near_its_dose_day_is_named_not_converted_with_an_old_one():
+    given = (bsa("2024-03-20", 2.0), *dox_doses(4, 120, "mg"))
+    finding = cards(cardiac.cumulative_doxorubicin_dose, context_for(*given, drafts=(draft("d", "doxorubicin", "2026-12-01", 120, "mg"),)))["cardiac-cumulative-doxorubicin"]
+    assert [item["reason"] for item in finding.values["not_counted"]] == ["no-bsa"] and finding.values["projected"] is None
+    assert "no body surface area from the 30 days before its dose day" in RENDERER.render(finding).detail
+    # A BSA within 30 days before a dose planned ahead (2026-12-01) converts it.
+    near = context_for(*given, bsa("2026-11-02", 2.0), drafts=(draft("d", "doxorubicin", "2026-12-01", 120, "mg"),))
+    assert cards(cardiac.cumulative_doxorubicin_dose, near)["cardiac-cumulative-doxorubicin"].values["projected"] == 300.0
 
 
 def test_prior_epirubicin_is_shown_even_below_the_doxorubicin_tiers():

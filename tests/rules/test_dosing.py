@@ -523,3 +523,16 @@ def test_trastuzumab_order_ended_since_a_past_planned_start_is_no_plan_conflict_
     (finding,) = cards(dosing.product_identity, context(weight(), active, drafts=[september("a", "tdm1", 3.6)]))
     assert finding.values["orders"][0]["issues"] == [
         "trastuzumab is still active (MedicationRequest/r since 2026-03-02) on 2026-11-22"]
+
+
+def test_trastuzumab_running_today_keeps_company_with_pertuzumab_whose_planned_course_is_over():
+    # Pertuzumab planned 2026-09-01 to 2026-10-15, still a draft on 2026-11-22: it is given today, with the trastuzumab
+    # ordered since 2026-11-02, although its planned course ended before that began.
+    pertuzumab = september("a", "pertuzumab", 420, "mg")
+    pertuzumab["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["end"] = "2026-10-15"
+    running = trastuzumab_request("r", "active", start="2026-11-02")
+    assert cards(dosing.pertuzumab_without_trastuzumab, context(running, drafts=[pertuzumab])) == []
+    # Near miss: trastuzumab that ended 2026-10-01 does not run today.
+    ended = trastuzumab_request("r", "completed", start="2026-08-03", end="2026-10-01")
+    (finding,) = cards(dosing.pertuzumab_without_trastuzumab, context(ended, drafts=[pertuzumab]))
+    assert finding.values["orders"][0]["day"] == "2026-11-22"

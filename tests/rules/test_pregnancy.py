@@ -71,7 +71,7 @@ def test_status_check_is_silent_when_pregnancy_is_already_known():
     assert list(status_before_her2_start(context(WOMAN, PREGNANCY, drafts=[draft("h", TRASTUZUMAB)]))) == []
 
 
-def test_status_check_counts_the_window_back_from_the_planned_start():
+def test_status_check_counts_the_window_back_from_a_planned_start_ahead():
     negative_today = hcg("t", "2026-11-22", "LA6577-6")
     assert list(status_before_her2_start(context(WOMAN, negative_today, drafts=[draft("h", TRASTUZUMAB)]))) == []
     (finding,) = status_before_her2_start(context(WOMAN, negative_today, drafts=[draft("h", TRASTUZUMAB, start="2026-12-14")]))
@@ -83,6 +83,53 @@ def test_status_check_counts_the_window_back_from_the_planned_start():
         "ServiceRequest", "draft", "order", {"reference": "Patient/p"})
     assert request["code"]["coding"][0] == {"system": LOINC, "code": "2106-3",
                                             "display": "Choriogonadotropin (pregnancy test) [Presence] in Urine"}
+
+
+# --- a draft whose planned start is already past starts therapy today: what holds before that dose ------------
+
+
+def test_status_check_counts_the_window_back_from_today_when_the_planned_start_is_past():
+    # First trastuzumab planned 2026-09-01 and still a draft on 2026-11-22: a negative test of 2026-08-28 was taken
+    # before the planned start, but almost three months before the first dose.
+    before_planned = hcg("t", "2026-08-28", "LA6577-6")
+    (finding,) = status_before_her2_start(context(WOMAN, before_planned, drafts=[draft("h", TRASTUZUMAB, start="2026-09-01")]))
+    (order,) = finding.values["orders"]
+    assert (order["reason"], order["start"], order["day"], order["window_from"]) == (
+        "no-test", date(2026, 9, 1), TODAY, date(2026, 11, 15))
+    detail = RENDERER.render(finding).detail
+    assert "planned from 2026-09-01, so given from 2026-11-22 at the earliest" in detail
+    assert "no pregnancy test is recorded between 2026-11-15 and 2026-11-22" in detail
+    # Near miss: a negative test within the week before today.
+    recent = hcg("t", "2026-11-20", "LA6577-6")
+    assert list(status_before_her2_start(context(WOMAN, recent, drafts=[draft("h", TRASTUZUMAB, start="2026-09-01")]))) == []
+
+
+def test_a_draft_planned_to_continue_a_course_starts_it_again_after_a_break_until_today():
+    # Planned 2026-09-01, 12 days after the last dose (2026-08-20), but given today after 94 days without trastuzumab:
+    # a new start, which needs a pregnancy test and contraception counselling.
+    last = administration("a1", TRASTUZUMAB, "2026-08-20")
+    september = [draft("h", TRASTUZUMAB, start="2026-09-01")]
+    (finding,) = status_before_her2_start(context(WOMAN, last, drafts=september))
+    assert finding.values["orders"][0]["start_reason"]["after_break"]
+    (counselling,) = contraception_counselling(context(WOMAN, last, drafts=september))
+    assert counselling.values["orders"][0]["start_reason"]["last_dose"] == date(2026, 8, 20)
+    # Near miss: a dose given since the planned start (2026-11-02) continues the course.
+    since = administration("a2", TRASTUZUMAB, "2026-11-02")
+    assert list(status_before_her2_start(context(WOMAN, last, since, drafts=september))) == []
+    assert list(contraception_counselling(context(WOMAN, last, since, drafts=september))) == []
+
+
+def test_a_positive_test_is_judged_current_as_of_today_not_a_past_planned_start():
+    # Positive on 2026-01-10, nothing since: current within 10 months of the 2026-09-01 planned start, but not today,
+    # when the dose is given; the record then cannot tell whether the patient is pregnant, which the status card says.
+    records = (WOMAN, hcg("t", "2026-01-10", "LA6576-8"))
+    september = [draft("h", TRASTUZUMAB, start="2026-09-01")]
+    assert list(her2_agent_in_pregnancy(context(*records, drafts=september))) == []
+    (finding,) = status_before_her2_start(context(*records, drafts=september))
+    assert finding.values["orders"][0]["reason"] == "positive-without-outcome"
+    # Near miss: a positive test of 2026-02-01 is within 10 months of today.
+    (finding,) = her2_agent_in_pregnancy(context(WOMAN, hcg("t", "2026-02-01", "LA6576-8"), drafts=september))
+    assert finding.values["drafts"] == [{"name": "trastuzumab", "start": date(2026, 9, 1), "day": TODAY}]
 
 
 def test_status_check_flags_an_unreadable_test_even_when_therapy_continues():

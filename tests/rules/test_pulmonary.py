@@ -3,6 +3,8 @@ after a resolved grade 1 episode; trastuzumab after ILD, ARDS, anaphylaxis or an
 cards for ongoing therapy."""
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from cds_hooks.render import CardRenderer
@@ -170,6 +172,21 @@ def test_tdxd_after_a_grade_1_episode_that_took_over_28_days_to_resolve_is_reduc
     assert finding.values["last_level"]["mg_per_kg"] == 5.4
     summary, detail = rendered(finding)
     assert "49 days" in summary and "reduce one dose level" in detail
+
+
+def test_tdxd_resumption_names_a_level_given_since_a_past_planned_start_as_the_last():
+    # Drafted for 2026-09-05 and still a draft on 2026-11-22; 4.4 mg/kg was given on 2026-09-10, before the episode
+    # (2026-09-20 to 2026-11-05): that is the level to reduce from, not the 5.4 mg/kg before the planned start.
+    reduced = {**PRIOR_TDXD, "id": "tdxd-reduced", "effectiveDateTime": "2026-09-10",
+               "dosage": {"dose": {"value": 4.4, "unit": "mg/kg", "system": "http://unitsofmeasure.org", "code": "mg/kg"}}}
+    slow = episode("slow", onsetDateTime="2026-09-20", abatementDateTime="2026-11-05")
+    september = {**TDXD, "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-09-05"}}}}]}
+    (finding,) = tdxd_resumption_after_grade_1_ild(context(PRIOR_TDXD, reduced, slow, drafts=(september,)))
+    assert finding.values["last_level"] == {"mg_per_kg": 4.4, "day": date(2026, 9, 10)}
+    assert "Last T-DXd dose recorded: 4.4 mg/kg on 2026-09-10" in rendered(finding)[1]
+    # Near miss: 4.4 mg/kg given since the episode resolved chose the level already.
+    resumed = {**reduced, "id": "tdxd-resumed", "effectiveDateTime": "2026-11-12"}
+    assert list(tdxd_resumption_after_grade_1_ild(context(PRIOR_TDXD, resumed, slow, drafts=(september,)))) == []
 
 
 def test_tdxd_after_a_grade_1_episode_with_no_resolution_date_asks_for_it():

@@ -60,8 +60,9 @@ def administration(aid, drug, day):
             "medicationCodeableConcept": medication(drug), "effectiveDateTime": day}
 
 
-def draft(did, drug, start="2026-11-23", count=None):
-    repeat = {"boundsPeriod": {"start": start}, "frequency": 1, "period": 3, "periodUnit": "wk", **({"count": count} if count else {})}
+def draft(did, drug, start="2026-11-23", count=None, end=None):
+    bounds = {"start": start, **({"end": end} if end else {})}
+    repeat = {"boundsPeriod": bounds, "frequency": 1, "period": 3, "periodUnit": "wk", **({"count": count} if count else {})}
     return {"resourceType": "MedicationRequest", "id": did, "status": "draft", "intent": "order", "subject": {"reference": "Patient/p"},
             "medicationCodeableConcept": medication(drug), "authoredOn": "2026-11-22", "dosageInstruction": [{"timing": {"repeat": repeat}}]}
 
@@ -88,12 +89,12 @@ def worsened(when):
     return observation("status", LOINC, "97509-4", when, {"coding": [{"system": SCT, "code": "271299001"}]})
 
 
-def context(*resources, drafts=(), hook="order-sign"):
+def context(*resources, drafts=(), hook="order-sign", today=TODAY):
     record = build_record({"all": list(resources)}, list(drafts))
     settings = Settings()
     focus = record.draft_orders if hook != "patient-view" else ()
-    return RuleContext(hook=hook, patient_id="p", record=record, facts=Facts(record, TODAY, settings), focus_orders=focus,
-                       settings=settings, as_of=TODAY)
+    return RuleContext(hook=hook, patient_id="p", record=record, facts=Facts(record, today, settings), focus_orders=focus,
+                       settings=settings, as_of=today)
 
 
 NEOADJUVANT = (
@@ -130,11 +131,22 @@ def test_katherine_without_weight_orders_per_kg_only_and_says_so():
     assert "no current weight" in dosage["text"]
 
 
-def test_katherine_ignores_orders_before_surgery_and_when_tdm1_is_already_drafted():
-    neoadjuvant_order = [draft("neo-h", "trastuzumab", "2026-03-02")]
-    assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, drafts=neoadjuvant_order))) == []
+def test_katherine_ignores_orders_when_tdm1_is_already_drafted():
     both = [draft("adj-h", "trastuzumab", "2026-07-13"), draft("k", "tdm1", "2026-07-13")]
     assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, drafts=both))) == []
+
+
+def test_katherine_a_draft_planned_before_surgery_but_signed_after_it_is_adjuvant():
+    # Planned 2026-03-02 with the neoadjuvant course, still a draft on 2026-11-22, after surgery (yp staging 2026-06-22):
+    # its dose is adjuvant trastuzumab, so T-DM1 starting today is suggested in its place.
+    (finding,) = katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, weight(70), drafts=[draft("neo-h", "trastuzumab", "2026-03-02")]))
+    assert finding.values["when"] == {"start": date(2026, 3, 2), "day": TODAY}
+    assert "planned from 2026-03-02, so given from 2026-11-22 at the earliest" in RENDERER.render(finding).detail
+    repeat = finding.suggestions[0].actions[0].resource["dosageInstruction"][0]["timing"]["repeat"]
+    assert repeat["boundsPeriod"] == {"start": "2026-11-22"}
+    # Near miss: a pathologic complete response.
+    pcr = (yp("ypt", "1222595002", "ypT0"), yp("ypn", "1222596001", "ypN0"))
+    assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *pcr, drafts=[draft("neo-h", "trastuzumab", "2026-03-02")]))) == []
 
 
 def test_katherine_not_when_metastases_are_recorded_in_remission():
@@ -177,6 +189,16 @@ def test_katherine_only_while_the_trastuzumab_year_is_not_complete():
     assert cards("2029-11-23") == []
 
 
+def test_katherine_not_once_the_trastuzumab_year_is_over_on_the_dose_day_of_a_draft_planned_within_it():
+    # Neoadjuvant trastuzumab began 2025-12-01; a draft planned 2026-11-02 (48 weeks) and signed 2026-11-22 (51 weeks)
+    # still has adjuvant trastuzumab to replace; one signed after 2026-11-30 (52 weeks) does not.
+    neoadjuvant = (HER2POS, statement("pac", "paclitaxel", "2025-12-01", "2026-02-16"),
+                   statement("h", "trastuzumab", "2025-12-01", "2026-04-13"), yp("ypt", "1222595002", "ypT1a", "2026-05-18"))
+    drafts = [draft("h", "trastuzumab", "2026-11-02")]
+    assert len(list(katherine_adjuvant_tdm1(context(*neoadjuvant, drafts=drafts)))) == 1
+    assert list(katherine_adjuvant_tdm1(context(*neoadjuvant, drafts=drafts, today=date(2026, 12, 1)))) == []
+
+
 def every_three_weeks(drug, first, cycles):
     return tuple(administration(f"{drug}-{n}", drug, (date.fromisoformat(first) + timedelta(weeks=3 * n)).isoformat()) for n in range(cycles))
 
@@ -186,12 +208,24 @@ NEOADJUVANT_TH_4_CYCLES = (HER2POS, *every_three_weeks("docetaxel", "2026-08-03"
 
 
 def test_katherine_without_yp_staging_asks_only_once_the_taxane_has_finished():
-    def cards(start):
-        return [f.values["confirmed"] for f in katherine_adjuvant_tdm1(context(*NEOADJUVANT_TH_4_CYCLES, drafts=[draft("h", "trastuzumab", start)]))]
+    # Cycles 1-4 from 2026-08-31, the last docetaxel dose on 2026-11-02.
+    given = (HER2POS, *every_three_weeks("docetaxel", "2026-08-31", 4), *every_three_weeks("trastuzumab", "2026-08-31", 4))
 
-    assert cards("2026-10-26") == []         # cycle 5, 21 days after the last docetaxel dose
-    assert cards("2026-10-27") == [False]    # more than a cycle after it: asks for the pathology
-    assert cards("2026-11-16") == [False]    # six weeks after it
+    def cards(start):
+        return [f.values["confirmed"] for f in katherine_adjuvant_tdm1(context(*given, drafts=[draft("h", "trastuzumab", start)]))]
+
+    assert cards("2026-11-23") == []         # cycle 5, 21 days after the last docetaxel dose
+    assert cards("2026-11-24") == [False]    # more than a cycle after it: asks for the pathology
+    assert cards("2026-12-14") == [False]    # six weeks after it
+
+
+def test_katherine_a_cycle_5_planned_in_october_and_still_a_draft_today_is_not_the_next_neoadjuvant_cycle():
+    # Planned 2026-10-26, 21 days after the last docetaxel dose (2026-10-05); given today, 48 days after it.
+    (finding,) = katherine_adjuvant_tdm1(context(*NEOADJUVANT_TH_4_CYCLES, drafts=[draft("h", "trastuzumab", "2026-10-26")]))
+    assert finding.values["confirmed"] is False and finding.values["when"] == {"start": date(2026, 10, 26), "day": TODAY}
+    # Near miss: docetaxel given since the planned start (2026-11-09): the draft is the next neoadjuvant cycle.
+    cycle_5 = administration("docetaxel-5", "docetaxel", "2026-11-09")
+    assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT_TH_4_CYCLES, cycle_5, drafts=[draft("h", "trastuzumab", "2026-10-26")]))) == []
 
 
 def test_katherine_not_while_the_taxane_is_drafted_with_the_order_or_recorded_as_continuing():
@@ -238,6 +272,20 @@ def test_first_line_card_counts_a_taxane_already_running():
     (finding,) = first_line_thp_preferred(context(*record, drafts=[draft("h", "trastuzumab")]))
     assert finding.values["taxanes"] == "docetaxel" and finding.suggestions[0].key == "add-pertuzumab"
     assert list(first_line_thp_preferred(context(*METASTATIC, drafts=[draft("h", "trastuzumab")]))) == []
+
+
+def test_first_line_regimen_is_what_runs_on_the_dose_day_of_a_draft_planned_earlier():
+    # Trastuzumab planned 2026-09-01 to 2026-10-15, still a draft on 2026-11-22: it is given today, with the docetaxel
+    # running since 2026-11-02, although its planned course ended before that began.
+    running = statement("t", "docetaxel", "2026-11-02")
+    (finding,) = first_line_thp_preferred(context(*METASTATIC, running, drafts=[draft("h", "trastuzumab", "2026-09-01", end="2026-10-15")]))
+    assert finding.values["taxanes"] == "docetaxel"
+    # The pertuzumab load is given with that dose, today, not on the past planned start.
+    loading = finding.suggestions[0].actions[0].resource["dosageInstruction"][0]
+    assert loading["timing"]["repeat"]["boundsPeriod"] == {"start": "2026-11-22"}
+    # Near miss: docetaxel that finished in September, after the planned start, is not given with today's dose.
+    finished = statement("t", "docetaxel", "2026-09-01", "2026-09-22")
+    assert list(first_line_thp_preferred(context(*METASTATIC, finished, drafts=[draft("h", "trastuzumab", "2026-09-01")]))) == []
 
 
 def test_first_line_card_not_after_metastatic_therapy_has_started():
@@ -425,6 +473,31 @@ def test_atezolizumab_pair_is_shown_once_and_only_the_atezolizumab_draft_is_offe
     (finding,) = tdm1_with_atezolizumab(context(*METASTATIC, drafts=[draft("k", "tdm1"), draft("a", "atezolizumab")]))
     assert len(finding.values["pairs"]) == 1
     assert [s.actions[0].resource_id for s in finding.suggestions] == ["MedicationRequest/a"]
+
+
+def test_tdm1_with_atezolizumab_is_judged_over_the_days_a_draft_planned_earlier_is_given():
+    # T-DM1 planned 2026-09-01 to 2026-10-15, still a draft on 2026-11-22: atezolizumab running since 2026-11-02 runs
+    # with today's dose.
+    september = [draft("k", "tdm1", "2026-09-01", end="2026-10-15")]
+    (finding,) = tdm1_with_atezolizumab(context(*METASTATIC, statement("a", "atezolizumab", "2026-11-02"), drafts=september))
+    assert finding.values["pairs"][0]["other"] == "atezolizumab"
+    # Near miss: atezolizumab given once, on 2026-09-10, after the planned start: its cycle ended 2026-09-30.
+    given = administration("a", "atezolizumab", "2026-09-10")
+    assert list(tdm1_with_atezolizumab(context(*METASTATIC, given, drafts=[draft("k", "tdm1", "2026-09-01")]))) == []
+
+
+def test_a_draft_planned_within_the_trastuzumab_year_but_signed_after_it_is_beyond_52_weeks():
+    # 16 cycles from 2025-10-06 (the last 2026-08-17); an open-ended draft planned 2026-09-07 (week 48) and still a
+    # draft on 2026-11-22 gives its dose in week 58.
+    course = (HER2POS, *every_three_weeks("trastuzumab", "2025-10-06", 16))
+    (finding,) = trastuzumab_duration(context(*course, drafts=[draft("h", "trastuzumab", "2026-09-07")]))
+    assert finding.values["until"] == TODAY and finding.values["weeks"] == 58
+    # So does one whose planned course ended before today.
+    (ended,) = trastuzumab_duration(context(*course, drafts=[draft("h", "trastuzumab", "2026-09-07", end="2026-10-19")]))
+    assert ended.values["until"] == TODAY
+    # Near miss: the same draft for a course that began 2025-12-29 is in week 47 today.
+    later = (HER2POS, *every_three_weeks("trastuzumab", "2025-12-29", 12))
+    assert list(trastuzumab_duration(context(*later, drafts=[draft("h", "trastuzumab", "2026-09-07")]))) == []
 
 
 def test_trastuzumab_course_counts_planned_cycles_and_breaks_on_long_gaps():
