@@ -98,7 +98,7 @@ def _her2_positive(facts: Facts) -> bool:
     ),
     thresholds=(
         "T-DM1 3.6 mg/kg IV q3w x 14 cycles from the order's dose day; dose in mg from the latest weight within the "
-        f"weight lookback. Upper bound: {DOSE_DAY} <= 52 weeks after the first trastuzumab started in the year before "
+        f"weight lookback before that day. Upper bound: {DOSE_DAY} <= 52 weeks after the first trastuzumab started in the year before "
         "surgery (adjuvant trastuzumab is 1 year total, rule 45; T-DM1 replaces its adjuvant part)."
     ),
 )
@@ -122,7 +122,8 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
     neoadjuvant = facts.get(therapy_before, residual.day or start)
     if not neoadjuvant.taxane_and_trastuzumab or not _within_trastuzumab_year(neoadjuvant, day):
         return
-    weight = facts.get(weight_kg)
+    # The suggested course starts on the dose day: its mg dose comes from a weight of the lookback before that day.
+    weight = facts.on(day).get(weight_kg)
     dose_mg = round(TDM1_DOSE_MG_PER_KG * weight.value, 1) if weight is not None else None
     replaced = [o for o in context.record.draft_orders if o.ingredients & HER2_ANTIBODY_ORDER and TDM1 not in o.ingredients]
     confirmed = residual.status == "residual"

@@ -131,6 +131,15 @@ def test_katherine_without_weight_orders_per_kg_only_and_says_so():
     assert "no current weight" in dosage["text"]
 
 
+def test_katherine_doses_a_course_starting_later_by_a_weight_from_before_its_start():
+    # TODAY is 2026-11-22; the weight of 2026-11-20 is 35 days old on 2026-12-27.
+    (near,) = katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, weight(70), drafts=[draft("adj-h", "trastuzumab", "2026-12-10")]))
+    assert near.values["dose_mg"] == 252.0
+    (later,) = katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, weight(70), drafts=[draft("adj-h", "trastuzumab", "2026-12-27")]))
+    assert later.values["dose_mg"] is None
+    assert "No body weight from the 30 days before 2026-12-27" in RENDERER.render(later).detail
+
+
 def test_katherine_ignores_orders_when_tdm1_is_already_drafted():
     both = [draft("adj-h", "trastuzumab", "2026-07-13"), draft("k", "tdm1", "2026-07-13")]
     assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, drafts=both))) == []
