@@ -198,11 +198,11 @@ class CourseLimit:
     how: str
 
 
-def course_limit(order: DraftOrder, as_of: date) -> CourseLimit | None:
+def course_limit(order: DraftOrder, start: date) -> CourseLimit | None:
     """The end an order writes into its course: a dosage bounds end, a number of doses (timing count), a bounds
-    duration, or the dispense's expected supply duration. None for an open-ended order. The validity period of the
-    prescription is not a course length and is not read."""
-    start = planned_period(order, as_of)[0]
+    duration, or the dispense's expected supply duration, the last three counted from `start`, the day of its first
+    dose. None for an open-ended order. The validity period of the prescription is not a course length and is not
+    read."""
     for dosage in order.resource.dosageInstruction or []:
         repeat = dosage.timing.repeat if dosage.timing else None
         if repeat is None:

@@ -618,7 +618,8 @@ def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
         "running (a dose within its 3-week cycle, or recorded as continuing) whose last dose came more than 52 weeks "
         "after it began (to today while it continues with no dose dated since)."
     ),
-    thresholds=f"52 weeks total; exposures separated by <= 90 days belong to one course; an order's doses run from {DOSE_DAY}.",
+    thresholds=f"52 weeks total; exposures separated by <= 90 days belong to one course; an order's doses run from {DOSE_DAY}, "
+    "a number of doses or a duration counted from that day too.",
 )
 def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
@@ -677,8 +678,9 @@ def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
 def metastatic_no_fixed_duration(context: RuleContext) -> Iterator[Finding]:
     fixed = []
     for order in context.focus_orders_of(HER2_ANTIBODIES):
+        # How the order is written: its course counted from its own planned start.
         start = planned_period(order, context.as_of)[0]
-        limit = course_limit(order, context.as_of)
+        limit = course_limit(order, start)
         if limit is not None and limit.end - start >= SINGLE_CYCLE:
             fixed.append({"order": order.text, "start": start, "end": limit.end, "how": limit.how,
                           "reference": order.reference})
@@ -718,9 +720,10 @@ def _course_until(facts: Facts, day: date) -> list[Exposure] | None:
 
 def _planned_end(order: DraftOrder, as_of: date) -> date:
     """The last planned day of an order: its bounds or validity end, else the end its course limit sets, else its
-    dose day; never before the dose day, since a draft whose planned course is over still gives a dose then."""
+    dose day; never before the dose day, since a draft whose planned course is over still gives a dose then. A number
+    of doses or a duration runs from the dose day: none of those doses is given yet."""
     day, end = dose_period(order, as_of)
     if end is not None:
         return end
-    limit = course_limit(order, as_of)
+    limit = course_limit(order, day)
     return max(limit.end, day) if limit is not None else day

@@ -511,10 +511,14 @@ def test_a_draft_planned_within_the_trastuzumab_year_but_signed_after_it_is_beyo
 
 def test_trastuzumab_course_counts_planned_cycles_and_breaks_on_long_gaps():
     course = (HER2POS, statement("neo", "trastuzumab", "2026-01-05", "2026-05-18"))
-    # 17 cycles q3w from 2026-06-01: last dose 2027-05-03, 69 weeks after the course began on 2026-01-05.
-    (finding,) = trastuzumab_duration(context(*course, drafts=[draft("h", "trastuzumab", "2026-06-01", count=17)]))
-    assert finding.values["until"] == date(2027, 5, 3) and finding.values["weeks"] == 69
-    assert list(trastuzumab_duration(context(*course, drafts=[draft("h", "trastuzumab", "2026-06-01", count=10)]))) == []
+    # 4 cycles q3w planned from 2026-10-26, given from today (2026-11-22): last dose 2027-01-24, 54 weeks after the
+    # course began on 2026-01-05 (counted from the planned start it would end 2026-12-28, in week 51).
+    (finding,) = trastuzumab_duration(context(*course, statement("adj", "trastuzumab", "2026-06-01", "2026-10-05"),
+                                              drafts=[draft("h", "trastuzumab", "2026-10-26", count=4)]))
+    assert finding.values["until"] == date(2027, 1, 24) and finding.values["weeks"] == 54
+    # Near miss: 2 cycles from today end on 2026-12-13, week 49.
+    assert list(trastuzumab_duration(context(*course, statement("adj", "trastuzumab", "2026-06-01", "2026-10-05"),
+                                             drafts=[draft("h", "trastuzumab", "2026-10-26", count=2)]))) == []
     # A gap over 90 days starts a new course.
     assert list(trastuzumab_duration(context(*course, drafts=[draft("h", "trastuzumab", "2026-11-23", count=17)]))) == []
     metastatic = (*METASTATIC, statement("h", "trastuzumab", "2025-03-17"))
