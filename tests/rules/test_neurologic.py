@@ -58,9 +58,9 @@ SIGNED_TDM1 = {**TDM1_DRAFT, "id": "signed", "status": "active"}  # Kadcyla from
 
 @pytest.mark.parametrize("grade_text, begun_or_drafted, to_start", [
     ("Grade 3", "Hold T-DM1: grade 3 peripheral neuropathy recorded; resume when ≤ grade 2",
-     "Kadcyla to start 2026-12-01: grade 3 peripheral neuropathy recorded; hold T-DM1 until ≤ grade 2"),
+     "Hold T-DM1 until ≤ grade 2: grade 3 peripheral neuropathy recorded; Kadcyla to start 2026-12-01"),
     (None, "T-DM1 with peripheral neuropathy of unrecorded grade: grade it before the next dose",
-     "Kadcyla to start 2026-12-01 with peripheral neuropathy of unrecorded grade: grade it before the first dose"),
+     "T-DM1 with peripheral neuropathy of unrecorded grade: grade it before the first dose; Kadcyla to start 2026-12-01"),
 ], ids=["grade-3", "ungraded"])
 def test_the_summary_says_when_a_signed_tdm1_course_has_not_started(grade_text, begun_or_drafted, to_start):
     condition = neuropathy("n", grade_text)

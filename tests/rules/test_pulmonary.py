@@ -221,7 +221,7 @@ def test_ongoing_tdxd_with_grade_2_ild_gets_the_stop_card_on_patient_view_withou
     assert finding.values["action"] == "discontinue" and finding.suggestions == ()
     assert finding.evidence == ("Condition/g2", "MedicationAdministration/tdxd-cycle-4")
     summary, detail = rendered(finding)
-    assert summary.startswith("On given tdxd-cycle-4: grade 2 ILD/pneumonitis on record; permanently discontinue")
+    assert summary == "Permanently discontinue T-DXd: grade 2 ILD/pneumonitis on record; on given tdxd-cycle-4"
     assert "for a patient on given tdxd-cycle-4" in detail and "an order for" not in detail
     assert "given tdxd-cycle-4: dose given on 2026-11-01 (MedicationAdministration/tdxd-cycle-4)" in detail
 
@@ -253,7 +253,7 @@ def test_ongoing_tdm1_with_ild_gets_the_tdm1_card_only():
     assert list(tdxd_ild(chart_opened(ongoing_tdm1, GRADE_2_ILD))) == []
     (finding,) = tdm1_ild(chart_opened(ongoing_tdm1, GRADE_2_ILD))
     assert finding.card == "pulmonary-tdm1-ild" and finding.suggestions == ()
-    assert rendered(finding)[0].startswith("On given tdm1-cycle-2 with ILD/pneumonitis on record")
+    assert rendered(finding)[0] == "Permanently discontinue T-DM1: ILD/pneumonitis on record; on given tdm1-cycle-2"
 
 
 def test_ongoing_trastuzumab_after_a_reaction_is_discontinued_or_asked_about_on_patient_view():
@@ -278,7 +278,7 @@ def test_active_ards_stops_a_first_trastuzumab_whatever_its_date():
         assert [c["reference"] for c in finding.values["ards"]] == ["Condition/r-67782005"]
         assert finding.values["reactions"] == [] and finding.values["undated"] == []
         summary, detail = rendered(finding)
-        assert summary.startswith("Herceptin: reaction 67782005 recorded (active); discontinue trastuzumab")
+        assert summary == "Discontinue trastuzumab (boxed warning): reaction 67782005 recorded (active); Herceptin ordered"
         assert "Acute respiratory distress syndrome, active: reaction 67782005" in detail
 
 
@@ -314,17 +314,17 @@ def signed_course(rxcui):
 
 
 # Each lung stop card that patient-view gives for ongoing therapy: its rule, the drug, the records beside the therapy
-# and the summary after the words naming the therapy.
+# and the summary before the words naming the therapy (the action first, so the 140-character cut never takes it).
 LUNG_STOP_CARDS = [
-    pytest.param(tdxd_ild, "2267576", (GRADE_2_ILD,), ": grade 2 ILD/pneumonitis on record; permanently discontinue",
+    pytest.param(tdxd_ild, "2267576", (GRADE_2_ILD,), "Permanently discontinue T-DXd: grade 2 ILD/pneumonitis on record; ",
                  id="pulmonary-tdxd-ild"),
-    pytest.param(tdm1_ild, "1371041", (GRADE_2_ILD,), " with ILD/pneumonitis on record: permanently discontinue T-DM1",
+    pytest.param(tdm1_ild, "1371041", (GRADE_2_ILD,), "Permanently discontinue T-DM1: ILD/pneumonitis on record; ",
                  id="pulmonary-tdm1-ild"),
     pytest.param(trastuzumab_discontinuation, "2107053", (PRIOR_TRASTUZUMAB, reaction("39579001", "2026-07-01")),
-                 ": reaction 39579001 on 2026-07-01 (past episode, recorded as resolved); discontinue trastuzumab (boxed warning)",
+                 "Discontinue trastuzumab (boxed warning): reaction 39579001 on 2026-07-01 (past episode, recorded as resolved); ",
                  id="pulmonary-trastuzumab-discontinue"),
     pytest.param(trastuzumab_discontinuation, "2107053", (PRIOR_TRASTUZUMAB, reaction("41291007")),
-                 ": reaction 41291007 is recorded without a date; if it followed trastuzumab, discontinue it",
+                 "Discontinue trastuzumab if the undated reaction 41291007 on record followed it; ",
                  id="pulmonary-trastuzumab-reaction-undated"),
 ]
 
@@ -333,23 +333,33 @@ LUNG_STOP_CARDS = [
 def test_a_stop_card_names_a_course_still_to_start_as_such_not_as_therapy_the_patient_is_on(stop_rule, rxcui, records, action):
     (finding,) = stop_rule(chart_opened(signed_course(rxcui), *records))
     summary, detail = rendered(finding)
-    assert summary == f"Course to start 2026-11-26{action}"
+    assert summary == f"{action}Course to start 2026-11-26"
     heading = detail.splitlines()[0]
     assert "Course is due to start 2026-11-26" in heading or "with Course due to start 2026-11-26" in heading
     assert "on Course" not in heading
 
 
 @pytest.mark.parametrize("stop_rule, rxcui, records, action", LUNG_STOP_CARDS)
+def test_the_140_character_cut_of_a_summary_never_takes_its_action(stop_rule, rxcui, records, action):
+    # The course's name comes from the record and can be long; it ends the summary, after the action.
+    course = {**signed_course(rxcui), "medicationCodeableConcept": {"coding": [{"system": RX, "code": rxcui}],
+                                                                     "text": "Course " + "of a long product name " * 6}}
+    (finding,) = stop_rule(chart_opened(course, *records))
+    summary, _ = rendered(finding)
+    assert len(summary) < 140 and summary.endswith("…") and summary.startswith(action)
+
+
+@pytest.mark.parametrize("stop_rule, rxcui, records, action", LUNG_STOP_CARDS)
 def test_a_stop_card_names_therapy_begun_as_therapy_the_patient_is_on(stop_rule, rxcui, records, action):
     (finding,) = stop_rule(chart_opened(given("cycle", rxcui, "2026-11-10"), *records))
     summary, detail = rendered(finding)
-    assert summary == f"On given cycle{action}"
+    assert summary == f"{action}on given cycle"
     assert "on given cycle" in detail.splitlines()[0] and "due to start" not in detail
 
 
 def test_therapy_begun_names_the_card_while_a_further_course_is_still_to_start():
     (finding,) = tdxd_ild(chart_opened(TDXD_DOSE_DAY, SIGNED_TDXD_PLAN, GRADE_2_ILD))
     summary, detail = rendered(finding)
-    assert summary.startswith("On given tdxd-cycle-4: grade 2")
+    assert summary.endswith("grade 2 ILD/pneumonitis on record; on given tdxd-cycle-4")
     assert "for a patient on given tdxd-cycle-4." in detail
     assert "Enhertu: MedicationRequest active, to start on 2026-11-26 (MedicationRequest/signed-plan)" in detail
