@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ElementTree
 
 import pytest
 
-from cds_hooks.cases import CASE_KINDS, CaseError, check_response, load_case, load_cases
+from cds_hooks.cases import CASE_KINDS, CaseError, card_id, check_response, load_case, load_cases
 from cds_hooks.engine import Engine
 from cds_hooks.memory_fhir import searchset
 from cds_hooks.protocol.request import parse_hook_request
@@ -17,6 +17,7 @@ from cds_hooks.rules import REGISTRY
 from cds_hooks.scope import concerns_checks
 from cds_hooks.services import OBSERVATION_KEYS
 from cds_hooks.settings import Settings
+from cds_hooks.terminology import RXNORM
 
 from .conftest import FIXTURES, SERVICE_LOG, LiveServer
 from .fhir_server import FhirTestServer
@@ -61,6 +62,91 @@ def test_case_from_a_server_that_ignores_the_code_parameter(engine: Engine, case
     for key in OBSERVATION_KEYS:
         request["prefetch"][key] = searchset([dict(r) for r in observations], [])
     assert check_response(case, 200, engine.evaluate(case.service_id, request).body) == []
+
+
+# What a long local product description adds to each RxNorm-coded drug's name (it names no drug itself): every name
+# is then over 120 characters, as the record's own names can be ("trastuzumab-pkrb 150 MG Injection [Herzuma]").
+LONG_NAME_TAIL = " as written in this hospital's formulary with its local product description" * 2
+
+
+def with_long_drug_names(value):
+    """The request with the text of each RxNorm-coded medication (drafts and the record alike) made long."""
+    if isinstance(value, list):
+        return [with_long_drug_names(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    copy = {key: with_long_drug_names(item) for key, item in value.items()}
+    codings = [c for c in value.get("coding") or () if isinstance(c, dict) and c.get("system") == RXNORM]
+    if codings:
+        copy["text"] = (value.get("text") or codings[0].get("display") or "") + LONG_NAME_TAIL
+    return copy
+
+
+# Each card whose summary names drugs from the record, a case that shows it, and what the summary says before the
+# first of those names: its action, and the values that go with it.
+SUMMARIES_NAMING_DRUGS = [
+    ("anthracycline-after-trastuzumab", "anthracycline-doxorubicin-127-days-after-last-trastuzumab",
+     "The labels advise avoiding anthracyclines within ~7 months of the last trastuzumab dose; "),
+    ("cardiac-heart-failure-her2-therapy", "cardiac-heart-failure-with-first-line-trastuzumab",
+     "Review cardiac risk before this dose: Congestive heart failure on record; "),
+    ("cardiac-lvef-baseline-unknown", "cardiac-lvef-baseline-unknown-tdxd-43",
+     "The hold rule cannot be applied: LVEF 43% with no pretreatment LVEF on record; "),
+    ("cardiac-lvef-hold-tdm1", "cardiac-lvef-hold-tdm1-metastatic-below-40", "Hold T-DM1: LVEF 38% on 2026-11-02, down 22 points; "),
+    ("cardiac-lvef-hold-tdxd", "cardiac-lvef-hold-tdxd-drop-over-20", "Interrupt T-DXd: LVEF 42% on 2026-11-02, down 22 points; "),
+    ("cardiac-lvef-hold-trastuzumab-pertuzumab", "cardiac-lvef-hold-trastuzumab-pertuzumab-drop-18",
+     "Withhold trastuzumab and pertuzumab: LVEF 44% on 2026-11-02, down 18 points from baseline; "),
+    ("cardiac-lvef-newest-unusable", "cardiac-lvef-newest-record-unitless-fraction-on-tdm1-named",
+     "A newer LVEF record could not be used; last usable LVEF 55% on 2026-07-13; "),
+    ("cardiac-lvef-newest-unusable", "cardiac-lvef-newest-record-unitless-fraction-on-patient-view-named",
+     "A newer LVEF record could not be used; last usable LVEF 62% on "),
+    ("cardiac-lvef-repeat-tdm1", "cardiac-lvef-repeat-tdm1-metastatic-43-down-7",
+     "T-DM1 may continue: LVEF 43% on 2026-11-02; repeat LVEF within 3 weeks; "),
+    ("cardiac-lvef-repeat-tdxd", "cardiac-lvef-repeat-tdxd-43-down-7",
+     "T-DXd may continue: LVEF 43% on 2026-11-02; repeat LVEF within 3 weeks; "),
+    ("dosing-agent-not-identified", "dosing-trastuzumab-and-tdm1-codes-not-identified",
+     "Check the product: not identified, so HER2 agent and anthracycline checks did not run for "),
+    ("dosing-dose-not-checked", "dosing-tdm1-weight-outdated",
+     "Dose not fully checked: needs a current weight, a structured dose or a dated last dose; "),
+    ("dosing-iv-product-subcutaneous-route", "dosing-iv-trastuzumab-600mg-subcutaneous-route",
+     "Confirm the product and route - IV product ordered by the subcutaneous route: "),
+    ("dosing-pertuzumab-without-trastuzumab", "dosing-pertuzumab-first-dose-drafted-without-trastuzumab",
+     "Pertuzumab is given with trastuzumab and held or stopped with it: no trastuzumab drafted or running with "),
+    ("dosing-product-substitution", "dosing-tdm1-at-trastuzumab-loading-dose",
+     "Do not substitute - verify product and dose (may be the wrong HER2 product): "),
+    ("dosing-subcutaneous-product", "dosing-hylecta-ordered-by-weight", "Confirm the dose and route - subcutaneous fixed-dose product: "),
+    ("pregnancy-contraception-counselling", "pregnancy-contraception-at-first-signing",
+     "Counsel on contraception during treatment and for 7 months after the last dose: starting "),
+    ("pregnancy-status-before-her2-start", "anthracycline-entered-in-error-is-ignored",
+     "Verify pregnancy status: no readable pregnancy test within 7 days before the dose; "),
+    ("pregnancy-status-before-her2-start", "pregnancy-next-dose-eleven-months-after-positive-hcg",
+     "Verify pregnancy status: last pregnancy test positive ("),
+    ("pulmonary-tdxd-resumption-after-grade-1-ild", "pulmonary-tdxd-after-grade-1-ild-resolved-in-49-days",
+     "Reduce T-DXd one dose level: grade 1 ILD/pneumonitis, 49 days to resolve; "),
+    ("pulmonary-tdxd-resumption-after-grade-1-ild", "pulmonary-tdxd-after-grade-1-ild-resolution-undated",
+     "Check the T-DXd dose level: grade 1 ILD/pneumonitis, time to resolution not recorded; "),
+    ("sequencing-metastatic-no-fixed-duration", "sequencing-metastatic-trastuzumab-six-cycles",
+     "In metastatic disease continue until progression or unacceptable toxicity; ordered as a fixed course (6 doses): "),
+    ("sequencing-metastatic-no-fixed-duration", "sequencing-fixed-course-setting-unknown",
+     "If metastatic, continue until progression or unacceptable toxicity; ordered as a fixed course (6 doses): "),
+]
+
+
+@pytest.mark.parametrize("card, case_name, action", SUMMARIES_NAMING_DRUGS, ids=[f"{c}:{n}" for c, n, _ in SUMMARIES_NAMING_DRUGS])
+def test_the_140_character_cut_of_a_summary_takes_only_the_drug_names_that_end_it(engine: Engine, card, case_name, action):
+    # CDS Hooks caps a summary below 140 characters (render._summary cuts it); the record's drug names come last.
+    (case,) = [c for c in CASES if c.name == case_name]
+
+    def summary(request) -> str:
+        (text,) = [c["summary"] for c in engine.evaluate(case.service_id, request).body["cards"] if card_id(c) == card]
+        return text
+
+    whole = summary(case.request_for("full"))
+    cut = summary(with_long_drug_names(case.request_for("full")))
+    assert whole.startswith(action) and len(whole) < 140 and not whole.endswith("…")
+    # The two agree up to the end of the first drug name, whose long form then runs on to the cut.
+    name_ends = cut.find(LONG_NAME_TAIL[:8])
+    assert len(action) <= name_ends and cut[:name_ends] == whole[:name_ends]
+    assert len(cut) < 140 and cut.endswith("…") and LONG_NAME_TAIL.startswith(cut[name_ends:-1])
 
 
 @pytest.mark.parametrize("rule", REGISTRY, ids=[rule.id for rule in REGISTRY])

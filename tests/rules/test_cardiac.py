@@ -311,6 +311,18 @@ def test_trastuzumab_and_pertuzumab_drafts_share_one_hold_card_that_removes_both
     assert {a.resource_id for s in finding.suggestions for a in s.actions} == {"MedicationRequest/t", "MedicationRequest/p"}
 
 
+@pytest.mark.parametrize(("drugs", "withhold"), [
+    (("trastuzumab", "pertuzumab"), "Withhold trastuzumab and pertuzumab: LVEF 44% on 2026-11-02"),
+    (("trastuzumab",), "Withhold trastuzumab: LVEF 44% on 2026-11-02"),
+    (("pertuzumab",), "Withhold pertuzumab: LVEF 44% on 2026-11-02"),
+])
+def test_the_hold_summary_names_the_antibodies_drafted_before_the_record_s_names(drugs, withhold):
+    doses = {"trastuzumab": (6, "mg/kg"), "pertuzumab": (420, "mg")}
+    drafts = tuple(draft(drug[0], drug, "2026-11-23", *doses[drug]) for drug in drugs)
+    finding = cards(cardiac.trastuzumab_pertuzumab_lvef_hold, context_for(*on_trastuzumab_with_drop(), drafts=drafts))
+    assert RENDERER.render(finding["cardiac-lvef-hold-trastuzumab-pertuzumab"]).summary.startswith(withhold)
+
+
 def test_eu_jurisdiction_uses_the_smpc_threshold():
     resources = (metastatic(), lvef("pre", "2026-02-20", 60), lvef("now", "2026-11-02", 49), statement("h", "trastuzumab", "2026-03-02"))
     drafts = (draft("t", "trastuzumab", "2026-11-23"),)
@@ -437,7 +449,7 @@ def test_a_newer_lvef_record_that_cannot_be_used_is_named_when_a_her2_antibody_i
     assert finding.evidence == ("MedicationRequest/k", "Observation/newer", "Observation/july")
     card = RENDERER.render(finding)
     assert card.indicator == "warning"
-    assert card.summary == "tdm1: a newer LVEF record could not be used; last usable LVEF 55% on 2026-07-13"
+    assert card.summary == "A newer LVEF record could not be used; last usable LVEF 55% on 2026-07-13; tdm1 ordered"
     assert "- Latest usable LVEF: 55% on 2026-07-13 (echocardiography).\n- " + NEWER_UNUSABLE in card.detail
     # LVEF is due by the July result: that card names the newer record too.
     due = RENDERER.render(cards(cardiac.lvef_monitoring_due, context)["cardiac-lvef-due"])
@@ -457,7 +469,7 @@ def test_an_unusable_lvef_record_not_newer_than_the_latest_usable_one_is_not_nam
 def test_an_undated_lvef_record_may_be_newer_and_is_named():
     undated = {**lvef("undated", "2026-01-01", 35), "effectiveDateTime": None}
     card = RENDERER.render(cards(cardiac.newest_lvef_unusable, on_tdm1(lvef("now", "2026-11-16", 55), undated))["cardiac-lvef-newest-unusable"])
-    assert card.summary.startswith("tdm1: an undated LVEF record could not be used")
+    assert card.summary.startswith("An undated LVEF record could not be used")
     assert ("An LVEF record with no date (it may be newer) could not be used: it has no date. "
             "Check it before relying on the result above.") in card.detail
 
@@ -483,7 +495,7 @@ def test_newer_lvef_warning_on_patient_view_only_while_lvef_monitoring_applies()
     assert cards(cardiac.lvef_monitoring_due, on) == {}
     finding = cards(cardiac.newest_lvef_unusable, on)["cardiac-lvef-newest-unusable"]
     assert finding.evidence == ("Observation/newer", "Observation/now")
-    assert RENDERER.render(finding).summary == "trastuzumab: a newer LVEF record could not be used; last usable LVEF 62% on 2026-11-02"
+    assert RENDERER.render(finding).summary == "A newer LVEF record could not be used; last usable LVEF 62% on 2026-11-02; HER2 therapy: trastuzumab"
     long_after = chart(statement("h", "trastuzumab", "2022-01-03", "2023-01-02", status="completed"))
     assert cards(cardiac.newest_lvef_unusable, long_after) == {}
 
