@@ -10,7 +10,7 @@ from cds_hooks.facts import Facts
 from cds_hooks.facts.cardiac import (
     HER2_ANTIBODIES, NEXT_DOSE_GRACE, UNWRITTEN_DOSE_INTERVAL, LvefResult, LvefSeries, current_her2_antibody_therapy,
 )
-from cds_hooks.facts.therapy import Exposure, courses_ahead
+from cds_hooks.facts.therapy import Exposure, courses_ahead, dose_day, planned_period
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder, PatientRecord
 from cds_hooks.settings import Settings
@@ -130,6 +130,11 @@ def ongoing_values(exposures: Iterable[Exposure], as_of: date) -> list[dict[str,
          "to_start": e.starts_after(as_of), "last_dose": e.last_dose}
         for e in exposures
     ]
+
+
+def when_given(order: DraftOrder, as_of: date) -> dict[str, date]:
+    """When a drafted order is given, for cards/includes/planned-from.txt: its planned start and its dose day."""
+    return {"start": planned_period(order, as_of)[0], "day": dose_day(order, as_of)}
 
 
 def joined(names: Iterable[str]) -> str:

@@ -43,6 +43,7 @@ from cds_hooks.rules.base import (
     names_of,
     rule,
     unusable_lvef,
+    when_given,
 )
 from cds_hooks.rules.proposals import loinc, remove_drafts, service_request
 
@@ -85,7 +86,6 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
         # Concurrent with what runs from the day this dose is given: a partner given and finished since a past
         # planned start is sequential (the washout card's, for an anthracycline drafted after trastuzumab), while one
         # running today is concurrent even when the draft's planned end is already past.
-        start = planned_period(order, context.as_of)[0]
         day, until = dose_period(order, context.as_of)
         for other in _overlapping(context, order, partner_class, day, until):
             removable[order.reference] = order
@@ -95,7 +95,7 @@ def anthracycline_with_trastuzumab(context: RuleContext) -> Iterator[Finding]:
             names[partner_kind].add(other.text)
             pairs.setdefault(
                 frozenset({order.reference, other.reference}),
-                {"ordered": order.text, "when": {"start": start, "day": day}, "other": other.text, "other_when": other.when},
+                {"ordered": order.text, "when": when_given(order, context.as_of), "other": other.text, "other_when": other.when},
             )
     if not pairs:
         # Concurrent use is the graver finding; the washout card is only shown without it.

@@ -20,12 +20,12 @@ from cds_hooks.facts.pregnancy import (
     recent_pregnancy_test,
     reproductive_potential,
 )
-from cds_hooks.facts.therapy import DOSE_DAY, Exposure, dose_day, last_dose_of, planned_period
+from cds_hooks.facts.therapy import DOSE_DAY, Exposure, dose_day, last_dose_of
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
 from cds_hooks.rules.base import (
     ONGOING_THERAPY, Finding, ProposedAction, ProposedSuggestion, RuleContext, ingredient_names, names_of,
-    ongoing_values, rule,
+    ongoing_values, rule, when_given,
 )
 from cds_hooks.rules.proposals import loinc, remove_drafts, service_request
 
@@ -127,7 +127,7 @@ def status_before_her2_start(context: RuleContext) -> Iterator[Finding]:
         card=STATUS_CARD,
         values={
             "drugs": names_of(p["order"] for p in problems),
-            "orders": [{"name": p["order"].text, **_when(context, p["order"], p["day"]),
+            "orders": [{"name": p["order"].text, "when": when_given(p["order"], context.as_of),
                         "window_from": p["day"] - timedelta(days=lookback), "reason": p["reason"],
                         "test": _test_values(p["test"]) if p["test"] else None,
                         "start_reason": _start_values(p["starting"])} for p in problems],
@@ -176,7 +176,7 @@ def contraception_counselling(context: RuleContext) -> Iterator[Finding]:
         card=CONTRACEPTION_CARD,
         values={
             "drugs": names_of(order for order, _, _ in starts),
-            "orders": [{"name": order.text, **_when(context, order, day), "start_reason": _start_values(starting)}
+            "orders": [{"name": order.text, "when": when_given(order, context.as_of), "start_reason": _start_values(starting)}
                        for order, day, starting in starts],
             "break_days": THERAPY_BREAK.days,
             "patient": potential.description,
@@ -273,7 +273,7 @@ def _drafted_during_pregnancy(context: RuleContext) -> Iterator[Finding]:
         values={
             **_evidence_values(evidence),
             "drugs": names_of(order for order, _ in drafts),
-            "drafts": [{"name": order.text, **_when(context, order, day)} for order, day in drafts],
+            "drafts": [{"name": order.text, "when": when_given(order, context.as_of)} for order, _ in drafts],
             "ongoing": [],
         },
         suggestions=remove_drafts(order for order, _ in drafts),
@@ -318,11 +318,6 @@ def _her2_drafts(context: RuleContext) -> list[tuple[DraftOrder, date]]:
     dose, which is today at the earliest when the planned start is past (a test, a pregnancy or a dose since then
     counts)."""
     return [(order, dose_day(order, context.as_of)) for order in context.focus_orders_of(EMBRYO_FETAL_WARNING_AGENTS)]
-
-
-def _when(context: RuleContext, order: DraftOrder, day: date) -> dict[str, date]:
-    """When a drafted order is given, for card text: its planned start and its dose day."""
-    return {"start": planned_period(order, context.as_of)[0], "day": day}
 
 
 def _latest_test_before(context: RuleContext, day: date) -> HcgResult | None:

@@ -94,8 +94,8 @@ def test_status_check_counts_the_window_back_from_today_when_the_planned_start_i
     before_planned = hcg("t", "2026-08-28", "LA6577-6")
     (finding,) = status_before_her2_start(context(WOMAN, before_planned, drafts=[draft("h", TRASTUZUMAB, start="2026-09-01")]))
     (order,) = finding.values["orders"]
-    assert (order["reason"], order["start"], order["day"], order["window_from"]) == (
-        "no-test", date(2026, 9, 1), TODAY, date(2026, 11, 15))
+    assert (order["reason"], order["when"], order["window_from"]) == (
+        "no-test", {"start": date(2026, 9, 1), "day": TODAY}, date(2026, 11, 15))
     detail = RENDERER.render(finding).detail
     assert "planned from 2026-09-01, so given from 2026-11-22 at the earliest" in detail
     assert "no pregnancy test is recorded between 2026-11-15 and 2026-11-22" in detail
@@ -129,7 +129,7 @@ def test_a_positive_test_is_judged_current_as_of_today_not_a_past_planned_start(
     assert finding.values["orders"][0]["reason"] == "positive-without-outcome"
     # Near miss: a positive test of 2026-02-01 is within 10 months of today.
     (finding,) = her2_agent_in_pregnancy(context(WOMAN, hcg("t", "2026-02-01", "LA6576-8"), drafts=september))
-    assert finding.values["drafts"] == [{"name": "trastuzumab", "start": date(2026, 9, 1), "day": TODAY}]
+    assert finding.values["drafts"] == [{"name": "trastuzumab", "when": {"start": date(2026, 9, 1), "day": TODAY}}]
 
 
 def test_status_check_flags_an_unreadable_test_even_when_therapy_continues():
