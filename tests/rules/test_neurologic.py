@@ -74,3 +74,8 @@ def test_the_summary_says_when_a_signed_tdm1_course_has_not_started(grade_text, 
     assert "for a patient with Kadcyla due to start 2026-12-01." in course_ahead.detail
     assert card(chart_opened(PRIOR_TDM1, condition)).summary == begun_or_drafted
     assert card(context(condition)).summary == begun_or_drafted
+    if grade_text is None:
+        # The detail's ask follows the summary's: the first dose of a course not begun, the next of one under way.
+        assert "record it before the first dose" in course_ahead.detail
+        assert "record it before the next dose" in card(chart_opened(PRIOR_TDM1, condition)).detail
+        assert "record it before this dose" in card(context(condition)).detail

@@ -234,6 +234,9 @@ def test_an_ongoing_tdxd_order_is_named_with_its_start_and_an_ungraded_episode_h
     detail = rendered(finding)[1]
     assert "Enhertu: MedicationRequest active, since 2026-08-01 (MedicationRequest/plan)" in detail
     assert "do not give the next dose" in detail
+    # A signed course not begun: its first dose.
+    (ahead,) = tdxd_ild(chart_opened(SIGNED_TDXD_PLAN, episode("none", None, "active")))
+    assert "do not give the first dose" in rendered(ahead)[1]
 
 
 @pytest.mark.parametrize("course", [
