@@ -618,8 +618,10 @@ def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
         "running (a dose within its 3-week cycle, or recorded as continuing) whose last dose came more than 52 weeks "
         "after it began (to today while it continues with no dose dated since)."
     ),
-    thresholds=f"52 weeks total; exposures separated by <= 90 days belong to one course; an order's doses run from {DOSE_DAY}, "
-    "a number of doses or a duration counted from that day too.",
+    thresholds=(
+        f"52 weeks total; exposures separated by <= 90 days belong to one course; an order's doses run from {DOSE_DAY}, "
+        "a number of doses or a duration counted from that day too."
+    ),
 )
 def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
