@@ -138,7 +138,7 @@ class IssuerKeys:
             if response.status_code != 200:
                 raise ValueError(f"the jku answered HTTP {response.status_code}")
             try:
-                body = read_bounded(response, MAX_JWKS_BYTES, deadline)
+                body = read_bounded(response.raw, MAX_JWKS_BYTES, deadline)
             except BodyTooLarge:
                 raise ValueError(f"the JWK Set is larger than {MAX_JWKS_BYTES} bytes") from None
             except BodyTooSlow:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-import requests
+import urllib3
 
 _READ_CHUNK_BYTES = 64 * 1024
 
@@ -17,14 +17,15 @@ class BodyTooSlow(Exception):
     pass
 
 
-def read_bounded(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
-    """The body of a streamed response; BodyTooLarge past `max_bytes`, BodyTooSlow past `deadline` (monotonic)."""
+def read_bounded(response: urllib3.BaseHTTPResponse, max_bytes: int, deadline: float) -> bytes:
+    """The body of a response not yet read (urllib3's, or a streamed requests response's `raw`); BodyTooLarge past
+    `max_bytes`, BodyTooSlow past `deadline` (monotonic)."""
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge
     body = bytearray()
     # read1 returns whatever one socket read brings, so a server dripping bytes cannot hold us past the deadline.
-    while chunk := response.raw.read1(_READ_CHUNK_BYTES, decode_content=True):
+    while chunk := response.read1(_READ_CHUNK_BYTES, decode_content=True):
         body += chunk
         if len(body) > max_bytes:
             raise BodyTooLarge

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,6 +75,7 @@ class FhirTestServer:
       close_unanswered       "reused": read a kept-alive connection's second request and close it unanswered, as a
                              server does whose idle timeout fires just as the client reuses the connection;
                              "every": close every connection unanswered
+    TLS: `tls` (a server-side ssl.SSLContext) serves https instead of http.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class FhirTestServer:
         redirect_to: str | None = None,
         required_token: str | None = None,
         close_unanswered: Literal["reused", "every"] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.store = InMemoryFhirStore(resources)
         self.page_size = page_size
@@ -104,6 +107,7 @@ class FhirTestServer:
         self.redirect_to = redirect_to
         self.required_token = required_token
         self.close_unanswered = close_unanswered
+        self.tls = tls
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         # Set on stop, so delayed and dripping handlers end at once instead of holding the port.
@@ -122,7 +126,7 @@ class FhirTestServer:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("the FHIR test server is not running")
-        return f"http://127.0.0.1:{self._server.server_port}{BASE_PATH}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._server.server_port}{BASE_PATH}"
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -137,6 +141,8 @@ class FhirTestServer:
     def start(self) -> "FhirTestServer":
         self._stopping.clear()
         self._server = _Server(("127.0.0.1", 0), _Handler, self)
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         # A short poll interval makes stop() quick: shutdown() waits for the serving loop's next poll.
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fhir-test-server", daemon=True

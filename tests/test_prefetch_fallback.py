@@ -2,11 +2,19 @@
 FHIR servers the service must not call or send the token to. Every failure is a 412 within the time budget."""
 from __future__ import annotations
 
+import ipaddress
 import logging
+import ssl
 import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from cds_hooks.cases import card_id, load_case
 from cds_hooks.prefetch import FHIR_SERVER_NOT_ALLOWED
@@ -239,3 +247,52 @@ def test_fetched_data_beyond_the_resource_count_is_412(settings: Settings, serve
         response, elapsed = timed_post(base_url, request_to(fhir.base_url))
     assert "this call's FHIR data is more than 3 resources" in reasons(response)
     assert elapsed < WITHIN_BUDGET
+
+
+# --- HTTPS: requests' certificate checks, CA bundle from the environment --------------------------------------------
+
+@pytest.fixture(scope="module")
+def loopback_certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fhir test server")])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return folder / "cert.pem", folder / "key.pem"
+
+
+@WHOLE_ANSWER
+@pytest.mark.parametrize("trusted", [True, False], ids=["ca-bundle-from-the-environment", "untrusted-certificate"])
+def test_an_https_fhir_server_is_called_only_when_its_certificate_is_trusted(live_server: LiveServer, monkeypatch,
+                                                                            loopback_certificate, trusted):
+    # The service sends its GETs through requests' connection pools and TLS set-up; REQUESTS_CA_BUNDLE must still
+    # mean what it means to requests, and a certificate nobody trusts must never get the token.
+    certificate, key = loopback_certificate
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if trusted:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(certificate, key)
+    with FhirTestServer(resources=CASE.store.resources, tls=tls) as fhir:
+        assert fhir.base_url.startswith("https://127.0.0.1:")
+        response = post_to(live_server.base_url, request_to(fhir.base_url))
+        served = list(fhir.requests)
+    if trusted:
+        assert response.status_code == 200, response.text
+        assert [card_id(card) for card in response.json()["cards"]][0] == "anthracycline-with-trastuzumab"
+        assert served and all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in served)
+    else:
+        assert reasons(response) == {"connection to the FHIR server failed"}
+        assert not served
