@@ -226,10 +226,7 @@ class _Route:
     whole_url: bool
 
     def target(self, url: str) -> str:
-        if self.whole_url:
-            return url
-        parts = urlsplit(url)
-        return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return url if self.whole_url else urllib3.util.parse_url(url).request_uri
 
 
 class PrefetchResolver:

@@ -131,13 +131,17 @@ BELOW_IV = [
 ]
 
 
+def setting_from_staging(code, value, when):
+    """The setting and metastatic day of a HER2-positive record holding this one staging Observation."""
+    record = facts(HER2POS, staging("sg", code, when, **value))
+    return setting(record), metastatic_since(record)
+
+
 def test_stage_group_iv_is_metastatic_from_its_day_and_lower_stage_groups_are_not():
     for code, value in STAGE_IV:
-        record = facts(HER2POS, staging("sg", code, "2026-02-02", **value))
-        assert (setting(record), metastatic_since(record)) == ("metastatic", date(2026, 2, 2)), (code, value)
+        assert setting_from_staging(code, value, "2026-02-02") == ("metastatic", date(2026, 2, 2)), (code, value)
     for code, value in BELOW_IV:
-        record = facts(HER2POS, staging("sg", code, "2026-02-02", **value))
-        assert (setting(record), metastatic_since(record)) == ("early", None), (code, value)
+        assert setting_from_staging(code, value, "2026-02-02") == ("early", None), (code, value)
 
 
 M1_QUALIFIERS = [
@@ -154,11 +158,9 @@ NOT_M1_QUALIFIERS = [
 
 def test_m1_as_snomed_displays_it_is_metastatic_from_its_day():
     for code, value in M1_QUALIFIERS:
-        record = facts(HER2POS, staging("m", code, "2024-05-20", **value))
-        assert (setting(record), metastatic_since(record)) == ("metastatic", date(2024, 5, 20)), (code, value)
+        assert setting_from_staging(code, value, "2024-05-20") == ("metastatic", date(2024, 5, 20)), (code, value)
     for code, value in NOT_M1_QUALIFIERS:
-        record = facts(HER2POS, staging("m", code, "2024-05-20", **value))
-        assert (setting(record), metastatic_since(record)) == ("early", None), (code, value)
+        assert setting_from_staging(code, value, "2024-05-20") == ("early", None), (code, value)
 
 
 @pytest.mark.parametrize("status", ["remission", "inactive", "resolved"])
