@@ -20,7 +20,7 @@ def healthz():
 
 @app.post("/cds-services/<service_id>")
 def invoke(service_id: str):
-    # The service's own body parse (media type, strict JSON), so the difference is everything after it.
+    # The whole body, parsed as the service checks it (media type, strict JSON): what any Flask handler of it does.
     json_body()
     return jsonify({"cards": []})
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from typing import Any, Callable
 
 import msgspec
@@ -28,3 +29,41 @@ def loads(data: bytes, parse_float: Callable[[str], Any] = float, parse_constant
 def _decoder(parse_float: Callable[[str], Any]) -> msgspec.json.Decoder:
     # One per number parser, built on first use: the callers pass module-level functions.
     return msgspec.json.Decoder(float_hook=parse_float)
+
+
+class NotJson(ValueError):
+    """Text the service does not read as JSON; the message says why, in words safe to show the client."""
+
+
+def strict_loads(data: bytes | memoryview) -> Any:
+    """The JSON value of `data` as `loads` reads it, refusing what JSON does not have and what Python cannot hold:
+    NaN and Infinity, a number beyond a double, an integer of more than 4,300 digits. Raise NotJson."""
+    try:
+        return loads(data, parse_float=finite_number, parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise NotJson("not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise NotJson(f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except _Refused as error:
+        raise NotJson(f"not valid JSON: {error}") from None
+    except ValueError:
+        # Python refuses to convert an integer of more than 4,300 digits, and json.loads lets that ValueError out.
+        raise NotJson("not valid JSON: an integer has more digits than the service reads") from None
+    except RecursionError:
+        raise NotJson("nested too deeply to be a CDS Hooks request") from None
+
+
+class _Refused(ValueError):
+    """A value that Python's parser accepts but JSON does not have: NaN, Infinity, or a number beyond a double."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON value")
+
+
+def finite_number(text: str) -> float:
+    """A JSON number's double; refused when it is beyond a double's range."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise _Refused(f"the number {text[:40]} is out of range")
+    return number

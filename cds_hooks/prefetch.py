@@ -21,7 +21,8 @@ import urllib3.exceptions
 from cds_hooks import json_text
 from cds_hooks.bounded_read import BodyTooLarge, BodyTooSlow, read_bounded
 from cds_hooks.compute_turn import COMPUTE_TURN
-from cds_hooks.protocol.errors import PrefetchUnavailable, TooManyResources
+from cds_hooks.protocol.body import DeferredEntries
+from cds_hooks.protocol.errors import InvalidRequest, PrefetchUnavailable, TooManyResources
 from cds_hooks.protocol.request import HookRequest
 from cds_hooks.settings import Endpoint, Settings
 
@@ -39,23 +40,28 @@ FHIR_SERVER_NOT_ALLOWED = "fhirServer is not a FHIR server this service is allow
 
 
 class SentBundle:
-    """A searchset Bundle the client sent for a key, its entries not yet read out."""
+    """A searchset Bundle the client sent for a key, its entries not yet read out (nor, when protocol.body deferred
+    them, read from their JSON text)."""
 
-    __slots__ = ("bundle",)
+    __slots__ = ("key", "bundle")
 
-    def __init__(self, bundle: dict) -> None:
+    def __init__(self, key: str, bundle: dict) -> None:
+        self.key = key
         self.bundle = bundle
 
     def __len__(self) -> int:
         # What the request carries for the key, search outcomes included, counted without walking the entries.
         entries = self.bundle.get("entry")
-        return len(entries) if isinstance(entries, list) else 0
+        return len(entries) if isinstance(entries, (list, DeferredEntries)) else 0
+
+    def resources(self) -> list[dict]:
+        return sent_resources(self.key, self.bundle)
 
 
 class PrefetchResources(Mapping[str, list[dict]]):
     """Prefetch key -> flat list of raw FHIR resources; every template key is present.
 
-    A Bundle the client sent is read out (resources_in) when its key is first read, so a key no fact reads,
+    A Bundle the client sent is read out (SentBundle.resources) when its key is first read, so a key no fact reads,
     such as years of labs on a patient-view, is never walked."""
 
     def __init__(self, values: Mapping[str, list[dict] | SentBundle]) -> None:
@@ -64,7 +70,7 @@ class PrefetchResources(Mapping[str, list[dict]]):
     def __getitem__(self, key: str) -> list[dict]:
         value = self._values[key]
         if isinstance(value, SentBundle):
-            value = self._values[key] = resources_in(value.bundle)
+            value = self._values[key] = value.resources()
         return value
 
     def __contains__(self, key: object) -> bool:
@@ -135,11 +141,22 @@ def primitive_text(value: Any) -> str | None:
     return None
 
 
+def sent_resources(key: str, resource: dict) -> list[dict]:
+    """resources_in for the client's value of a prefetch key; InvalidRequest (400) naming the key when its entries
+    hold a value the service does not read as JSON (protocol.body)."""
+    try:
+        return resources_in(resource)
+    except json_text.NotJson as error:
+        raise InvalidRequest(f"prefetch.{key} is {error}") from None
+
+
 def resources_in(resource: dict) -> list[dict]:
     """A Bundle's entry resources (without search outcomes), or the resource itself."""
     if resource.get("resourceType") != "Bundle":
         return [resource]
     entries = resource.get("entry")
+    if isinstance(entries, DeferredEntries):
+        entries = entries.load()
     if not isinstance(entries, list):
         return []
     found = []
@@ -296,10 +313,10 @@ class PrefetchResolver:
             return self._template_fetch(key, template, request, client_failed=value is not None)
         link = next_link(value)
         if link is None:
-            return SentBundle(value) if value.get("resourceType") == "Bundle" else resources_in(value)
+            return SentBundle(key, value) if value.get("resourceType") == "Bundle" else resources_in(value)
         if request.fhir_server is None:
             raise _KeyFailed("the prefetched Bundle has a next page but there is no fhirServer to fetch it from")
-        return _Fetch(key, self._on_server(link, request.fhir_server), False, tuple(resources_in(value)), pages=1)
+        return _Fetch(key, self._on_server(link, request.fhir_server), False, tuple(sent_resources(key, value)), pages=1)
 
     def _template_fetch(self, key: str, template: str, request: HookRequest, client_failed: bool) -> _Fetch:
         if request.fhir_server is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cds_hooks import json_text
-from cds_hooks.api.cds_services import _finite_number
+from cds_hooks.json_text import finite_number
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -57,7 +57,7 @@ def test_long_exponents_read_as_json_loads_reads_them(text: bytes):
 def test_a_long_exponent_out_of_range_still_meets_the_callers_options():
     # The service's own parse_float, which refuses what a double cannot hold.
     with pytest.raises(ValueError, match="out of range"):
-        json_text.loads(b"0." + b"0" * 9700 + b"1e100000", parse_float=_finite_number)
+        json_text.loads(b"0." + b"0" * 9700 + b"1e100000", parse_float=finite_number)
 
 
 @pytest.mark.parametrize("text", [

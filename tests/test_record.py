@@ -482,7 +482,7 @@ class Unwalkable(list):
 
 def test_a_sent_bundle_whose_value_sets_no_fact_reads_is_never_walked():
     labs = {"resourceType": "Bundle", "type": "searchset", "entry": Unwalkable([{"resource": observation("ast", "1920-8")}])}
-    prefetch = PrefetchResources({"lvef": SentBundle(searchset([observation("lvef", "10230-1")])), "labs": SentBundle(labs)})
+    prefetch = PrefetchResources({"lvef": SentBundle("lvef", searchset([observation("lvef", "10230-1")])), "labs": SentBundle("labs", labs)})
     record = build_record(prefetch, [], OBSERVATION_KEYS)
     assert [o.id for o in record.observations("lvef")] == ["lvef"]
     with pytest.raises(AssertionError, match="walked"):

@@ -1,11 +1,9 @@
 """HTTP endpoints of CDS Hooks 2.0: discovery, service invocation and feedback. Thin: parsing and status only."""
 from __future__ import annotations
 
-import json
 import logging
-import math
 import sqlite3
-from typing import Any
+from typing import Any, Callable
 
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -13,6 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from cds_hooks import json_text
 from cds_hooks.engine import Engine, Evaluation
 from cds_hooks.feedback import FeedbackStore, parse_feedback
+from cds_hooks.protocol.body import read_hook_call
 from cds_hooks.protocol.errors import InvalidRequest, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,7 @@ def invoke(service_id: str):
     engine = _engine()
     engine.service(service_id)  # an unknown id is a 404 before the body is even read
     g.service_id = service_id
-    body = json_body()
+    body = _json(read_hook_call)
     evaluation = engine.evaluate(service_id, body)
     _record_issued(evaluation)
     g.card_ids = evaluation.card_ids
@@ -75,6 +74,11 @@ def _record_issued(evaluation: Evaluation) -> None:
 
 def json_body() -> Any:
     """The request body as JSON: 415 for another media type, 400 for malformed JSON."""
+    return _json(json_text.strict_loads)
+
+
+def _json(read: Callable[[bytes], Any]) -> Any:
+    """The request body as `read` reads it (a json_text.NotJson is a 400), after the media type and size checks."""
     media_type = (request.mimetype or "").lower()
     if media_type not in JSON_MEDIA_TYPES:
         raise UnsupportedMediaType(
@@ -84,18 +88,9 @@ def json_body() -> Any:
     if not raw:
         raise InvalidRequest("the request body is empty; a JSON object is required")
     try:
-        return json_text.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_number)
-    except UnicodeDecodeError:
-        raise InvalidRequest("the request body is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise InvalidRequest(f"the request body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
-    except _NotJson as error:
-        raise InvalidRequest(f"the request body is not valid JSON: {error}") from None
-    except ValueError:
-        # Python refuses to convert an integer of more than 4,300 digits, and json.loads lets that ValueError out.
-        raise InvalidRequest("the request body is not valid JSON: an integer has more digits than the service reads") from None
-    except RecursionError:
-        raise InvalidRequest("the request body is nested too deeply to be a CDS Hooks request") from None
+        return read(raw)
+    except json_text.NotJson as error:
+        raise InvalidRequest(f"the request body is {error}") from None
 
 
 def _body_bytes() -> bytes:
@@ -117,17 +112,3 @@ def _body_bytes() -> bytes:
         raise RequestEntityTooLarge()
     return raw
 
-
-class _NotJson(ValueError):
-    """A value that Python's parser accepts but JSON does not have: NaN, Infinity, or a number beyond a double."""
-
-
-def _refuse_constant(name: str) -> Any:
-    raise _NotJson(f"{name} is not a JSON value")
-
-
-def _finite_number(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise _NotJson(f"the number {text[:40]} is out of range")
-    return number
