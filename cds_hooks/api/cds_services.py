@@ -44,9 +44,10 @@ def invoke(service_id: str):
     g.timings_ms = evaluation.timings_ms
     g.fetched_keys = evaluation.fetched_keys
     response = jsonify(evaluation.body)
-    # The EHR waits for the cards, not for our memory: the parsed body (~50,000 objects on a 2,000-resource record)
-    # is freed when the server closes the sent response, in a compute turn of its own (compute_turn.py).
-    held = [body]
+    # The EHR waits for the cards, not for our memory: the body and what the call built from it (tens of thousands of
+    # objects on a 2,000-resource record) are freed when the server closes the sent response, in a compute turn of
+    # its own (compute_turn.py).
+    held = [body, evaluation]
     response.call_on_close(held.clear)
     return response
 
