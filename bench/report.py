@@ -76,7 +76,7 @@ def _markdown(results: "Results", machine: dict[str, str], quick: bool) -> str:
         "- The service runs as `cds-hooks serve` with `CDS_HOOKS_AUTH_REQUIRED=false` (no JWT check) and "
         "`CDS_HOOKS_DEVELOPMENT_MODE=true` (so it may fetch from the loopback FHIR endpoint), logging at INFO to a file; "
         "the bare handler parses the whole body with the service's own `json_body()` (strict JSON, as the feedback endpoint reads it) and answers `{\"cards\": []}` (`bench/bare_app.py`); the service checks the whole body and reads the call's members, leaving each prefetch Bundle's entries as text until a check reads the key (`cds_hooks/protocol/body.py`); both prepare each worker's heap alike (`cds_hooks.cli.prepare_worker_heap`: the start-up heap frozen for the garbage collector, young collections every 50,000 allocations instead of 700). "
-        "The service frees a call's parsed body after the answer is sent, in a compute turn; the bare handler as its view "
+        "The service frees a call's parsed body and the record and facts built from it after the answer is sent, in a compute turn; the bare handler as its view "
         "returns, as a plain Flask handler does (the throughput runs count both). The service computes one request at a time per worker "
         "(`cds_hooks/compute_turn.py`); the bare handler's threads interleave as gunicorn runs them.",
         "- Records (`bench/generate.py`): `her2pos`, a HER2-positive patient five and a half years into treatment "
