@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 from cds_hooks.facts import Facts
 from cds_hooks.prefetch import PrefetchResolver
 from cds_hooks.protocol.cards import INDICATOR_ORDER, Card, Response, to_json
-from cds_hooks.protocol.errors import InvalidRequest, UnknownService
+from cds_hooks.protocol.errors import ServiceError, UnknownService
 from cds_hooks.protocol.request import HookRequest, parse_hook_request
 from cds_hooks.record import DraftOrder, PatientRecord, build_record, warm_up
 from cds_hooks.render import CardRenderer
@@ -147,9 +147,9 @@ class Engine:
             try:
                 findings = list(rule.evaluate(context))
                 _check_findings(rule, findings)
-            except InvalidRequest:
-                # The client's data, found unreadable when a fact first read its key (protocol.body): a 400, not
-                # a check that did not run.
+            except ServiceError:
+                # A key's data found unreadable when a fact first read it (prefetch.PrefetchResources): the client's
+                # (400) or the FHIR server's (412) answer, not a check that did not run.
                 raise
             except Exception:
                 # One broken rule must not silence the others; the clinician is told which check did not run.

@@ -21,7 +21,7 @@ import urllib3.exceptions
 from cds_hooks import json_text
 from cds_hooks.bounded_read import BodyTooLarge, BodyTooSlow, read_bounded
 from cds_hooks.compute_turn import COMPUTE_TURN
-from cds_hooks.protocol.body import DeferredEntries
+from cds_hooks.protocol.body import BundleReader, DeferredEntries, is_utf8
 from cds_hooks.protocol.errors import InvalidRequest, PrefetchUnavailable, TooManyResources
 from cds_hooks.protocol.request import HookRequest
 from cds_hooks.settings import Endpoint, Settings
@@ -37,6 +37,9 @@ _USER_TOKENS: Mapping[str, str] = {
     "userRelatedPersonId": "RelatedPerson",
 }
 FHIR_SERVER_NOT_ALLOWED = "fhirServer is not a FHIR server this service is allowed to call"
+NOT_JSON = "response is not JSON"
+# A FHIR server's answers are read as json.loads reads them, not strictly like a hook call (protocol.body).
+_FETCHED = BundleReader(json_text.loads, float)
 
 
 class SentBundle:
@@ -50,26 +53,58 @@ class SentBundle:
         self.bundle = bundle
 
     def __len__(self) -> int:
-        # What the request carries for the key, search outcomes included, counted without walking the entries.
-        entries = self.bundle.get("entry")
-        return len(entries) if isinstance(entries, (list, DeferredEntries)) else 0
+        # What the request carries for the key.
+        return resource_count(self.bundle)
 
     def resources(self) -> list[dict]:
-        return sent_resources(self.key, self.bundle)
+        """resources_in of the Bundle; InvalidRequest (400) naming the key when its entries hold a value the service
+        does not read as JSON (protocol.body)."""
+        try:
+            return resources_in(self.bundle)
+        except json_text.NotJson as error:
+            raise InvalidRequest(f"prefetch.{self.key} is {error}") from None
+
+
+class FetchedPages:
+    """A key's data from fhirServer: the first page the client sent, if it sent one, then the pages fetched, their
+    entries read (protocol.body.DeferredEntries) when the key is first read: on the call's thread and only for a
+    key a fact reads, not on the fetch's thread for every key."""
+
+    __slots__ = ("key", "sent", "pages")
+
+    def __init__(self, key: str, sent: SentBundle | None, pages: list[dict]) -> None:
+        self.key = key
+        self.sent = sent
+        self.pages = pages
+
+    def resources(self) -> list[dict]:
+        found: list[dict] = []
+        if self.sent is not None:
+            found.extend(self.sent.resources())
+        for page in self.pages:
+            try:
+                found.extend(resources_in(page))
+            except (ValueError, RecursionError):
+                # Well-formed JSON that json.loads will not convert (an integer of more than 4,300 digits), or nested
+                # deeper than the call's thread reads: as when the page was read whole on arrival, the key's data
+                # cannot be had.
+                log.debug("prefetch key failed", extra={"key": self.key, "outcome": "failed", "reason": NOT_JSON})
+                _raise_unavailable({self.key: NOT_JSON})
+        return found
 
 
 class PrefetchResources(Mapping[str, list[dict]]):
     """Prefetch key -> flat list of raw FHIR resources; every template key is present.
 
-    A Bundle the client sent is read out (SentBundle.resources) when its key is first read, so a key no fact reads,
-    such as years of labs on a patient-view, is never walked."""
+    A Bundle the client sent (SentBundle) and the pages fetched for a key (FetchedPages) are read out when the key is
+    first read, so a key no fact reads, such as years of labs on a patient-view, is never walked."""
 
-    def __init__(self, values: Mapping[str, list[dict] | SentBundle]) -> None:
+    def __init__(self, values: Mapping[str, list[dict] | SentBundle | FetchedPages]) -> None:
         self._values = dict(values)
 
     def __getitem__(self, key: str) -> list[dict]:
         value = self._values[key]
-        if isinstance(value, SentBundle):
+        if not isinstance(value, list):
             value = self._values[key] = value.resources()
         return value
 
@@ -141,15 +176,6 @@ def primitive_text(value: Any) -> str | None:
     return None
 
 
-def sent_resources(key: str, resource: dict) -> list[dict]:
-    """resources_in for the client's value of a prefetch key; InvalidRequest (400) naming the key when its entries
-    hold a value the service does not read as JSON (protocol.body)."""
-    try:
-        return resources_in(resource)
-    except json_text.NotJson as error:
-        raise InvalidRequest(f"prefetch.{key} is {error}") from None
-
-
 def resources_in(resource: dict) -> list[dict]:
     """A Bundle's entry resources (without search outcomes), or the resource itself."""
     if resource.get("resourceType") != "Bundle":
@@ -167,6 +193,14 @@ def resources_in(resource: dict) -> list[dict]:
             if not (isinstance(search, dict) and search.get("mode") == "outcome"):
                 found.append(entry_resource)
     return found
+
+
+def resource_count(resource: dict) -> int:
+    """The resources `resource` carries, search outcomes included, counted without reading a Bundle's entries."""
+    if resource.get("resourceType") != "Bundle":
+        return 1
+    entries = resource.get("entry")
+    return len(entries) if isinstance(entries, (list, DeferredEntries)) else 0
 
 
 def is_operation_outcome(value: Any) -> bool:
@@ -223,13 +257,13 @@ class _Fetch:
     # A 404 or 410 on a read means "no data"; on a search or a next page it is an error.
     is_read: bool
     # What the client already sent for this key, and how many pages that was.
-    resources: tuple[dict, ...] = ()
+    sent: SentBundle | None = None
     pages: int = 0
 
 
 @dataclass(frozen=True)
 class _Fetched:
-    resources: list[dict]
+    data: FetchedPages
     pages: int
     elapsed_ms: float
 
@@ -261,7 +295,7 @@ class PrefetchResolver:
     def resolve(self, request: HookRequest, templates: Mapping[str, str]) -> PrefetchResult:
         """Every template key's resources, from the request's prefetch or fetched; raise PrefetchUnavailable."""
         started = time.monotonic()
-        resources: dict[str, list[dict] | SentBundle] = {}
+        resources: dict[str, list[dict] | SentBundle | FetchedPages] = {}
         fetches: list[_Fetch] = []
         failures: dict[str, str] = {}
         for key, template in templates.items():
@@ -276,7 +310,7 @@ class PrefetchResolver:
             else:
                 resources[key] = supplied
                 log.debug("prefetch key supplied", extra={"key": key, "outcome": "supplied", "pages": 0, "elapsed_ms": 0.0})
-        in_request = len(request.draft_orders) + sum(map(len, resources.values())) + sum(len(f.resources) for f in fetches)
+        in_request = len(request.draft_orders) + sum(map(len, resources.values())) + sum(len(f.sent) for f in fetches if f.sent is not None)
         limit = self.settings.max_resources_per_request
         if in_request > limit:
             raise TooManyResources(
@@ -316,7 +350,7 @@ class PrefetchResolver:
             return SentBundle(key, value) if value.get("resourceType") == "Bundle" else resources_in(value)
         if request.fhir_server is None:
             raise _KeyFailed("the prefetched Bundle has a next page but there is no fhirServer to fetch it from")
-        return _Fetch(key, self._on_server(link, request.fhir_server), False, tuple(sent_resources(key, value)), pages=1)
+        return _Fetch(key, self._on_server(link, request.fhir_server), False, SentBundle(key, value), pages=1)
 
     def _template_fetch(self, key: str, template: str, request: HookRequest, client_failed: bool) -> _Fetch:
         if request.fhir_server is None:
@@ -329,7 +363,7 @@ class PrefetchResolver:
 
     def _fetch_all(
         self, fetches: list[_Fetch], request: HookRequest, started: float, failures: dict[str, str], count: _ResourceCount
-    ) -> dict[str, list[dict]]:
+    ) -> dict[str, FetchedPages]:
         """Run every fetch concurrently within the budget that began at `started`; record failures in `failures`."""
         if not fetches:
             return {}
@@ -345,7 +379,7 @@ class PrefetchResolver:
         # The fetches parse their answers in turns of their own (_get): this request must not hold one meanwhile.
         with COMPUTE_TURN.paused():
             wait(futures, timeout=max(0.0, deadline - time.monotonic()))
-        resolved: dict[str, list[dict]] = {}
+        resolved: dict[str, FetchedPages] = {}
         for future, fetch in futures.items():
             try:
                 fetched = _result_by_deadline(future, self._timeout_reason())
@@ -357,7 +391,7 @@ class PrefetchResolver:
                     extra={"key": fetch.key, "outcome": "failed", "reason": error.reason, "elapsed_ms": elapsed_ms},
                 )
                 continue
-            resolved[fetch.key] = fetched.resources
+            resolved[fetch.key] = fetched.data
             log.debug(
                 "prefetch key fetched",
                 extra={"key": fetch.key, "outcome": "fetched", "pages": fetched.pages, "elapsed_ms": fetched.elapsed_ms},
@@ -369,7 +403,7 @@ class PrefetchResolver:
     ) -> _Fetched:
         """Fetch one key, following `next` links; runs on a worker thread."""
         started = time.monotonic()
-        collected = list(fetch.resources)
+        fetched: list[dict] = []
         pages = fetch.pages
         fetched_urls: set[str] = set()
         url: str | None = fetch.url
@@ -379,19 +413,19 @@ class PrefetchResolver:
             if url in fetched_urls:
                 raise _KeyFailed("a next link repeats a page already fetched")
             fetched_urls.add(url)
-            body = self._get(url, headers, deadline, not_found_is_empty=fetch.is_read and pages == fetch.pages)
+            page = self._get(url, headers, deadline, not_found_is_empty=fetch.is_read and pages == fetch.pages)
             pages += 1
-            if body is None:
+            if page is None:
                 break
-            found = resources_in(body)
-            count.add(len(found))
-            collected.extend(found)
-            link = next_link(body)
+            count.add(resource_count(page))
+            fetched.append(page)
+            link = next_link(page)
             url = self._on_server(link, fhir_server) if link is not None else None
-        return _Fetched(collected, pages, round((time.monotonic() - started) * 1000, 1))
+        return _Fetched(FetchedPages(fetch.key, fetch.sent, fetched), pages, round((time.monotonic() - started) * 1000, 1))
 
     def _get(self, url: str, headers: Mapping[str, str], deadline: float, not_found_is_empty: bool) -> dict | None:
-        """One FHIR resource from `url`, or None for a read that found nothing."""
+        """One FHIR resource from `url`, a searchset's entries left as text (_fhir_resource), or None for a read that
+        found nothing."""
         try:
             with self._response(url, headers, deadline) as response:
                 if not_found_is_empty and response.status in (404, 410):
@@ -408,7 +442,8 @@ class PrefetchResolver:
             refused = _caused_by(error, ConnectionRefusedError)
             raise _KeyFailed("connection refused" if refused else "connection to the FHIR server failed") from None
         # Parsing is computing: in a turn, like the requests (compute_turn). Without it, eight clients of a prefetch
-        # fallback got ~13 % fewer answers per second than with no turns at all.
+        # fallback got ~13 % fewer answers per second than with no turns at all. A searchset's entries are parsed
+        # later, in the call's own turn, when a fact reads the key (FetchedPages).
         with COMPUTE_TURN.turn():
             return _fhir_resource(body)
 
@@ -499,10 +534,12 @@ def _result_by_deadline(future: Future[_Fetched], timeout_reason: str) -> _Fetch
 
 
 def _fhir_resource(body: bytes) -> dict:
+    """The resource of a FHIR server's answer, a Bundle's entries checked as JSON (syntax and UTF-8) but left as
+    text; raise _KeyFailed."""
     try:
-        resource = json_text.loads(body)
+        resource = _FETCHED.read(body) if is_utf8(body) else json_text.loads(body)
     except ValueError:
-        raise _KeyFailed("response is not JSON") from None
+        raise _KeyFailed(NOT_JSON) from None
     if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
         raise _KeyFailed("response is not a FHIR resource")
     if is_operation_outcome(resource):

@@ -75,6 +75,8 @@ class FhirTestServer:
       close_unanswered       "reused": read a kept-alive connection's second request and close it unanswered, as a
                              server does whose idle timeout fires just as the client reuses the connection;
                              "every": close every connection unanswered
+      replace_in_body        (old, new): every resource answered with the bytes `old` replaced by `new`, to send what
+                             json.dumps does not write (an integer of 5,000 digits, bytes that are not UTF-8)
     TLS: `tls` (a server-side ssl.SSLContext) serves https instead of http.
     """
 
@@ -93,6 +95,7 @@ class FhirTestServer:
         redirect_to: str | None = None,
         required_token: str | None = None,
         close_unanswered: Literal["reused", "every"] | None = None,
+        replace_in_body: tuple[bytes, bytes] | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.store = InMemoryFhirStore(resources)
@@ -107,6 +110,7 @@ class FhirTestServer:
         self.redirect_to = redirect_to
         self.required_token = required_token
         self.close_unanswered = close_unanswered
+        self.replace_in_body = replace_in_body
         self.tls = tls
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -333,7 +337,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _send_resource(self, status: int, resource: dict[str, Any] | None) -> None:
-        self._send(status, FHIR_JSON, json.dumps(resource).encode("utf-8") if resource is not None else b"")
+        body = json.dumps(resource).encode("utf-8") if resource is not None else b""
+        if self.server.fhir.replace_in_body is not None:
+            body = body.replace(*self.server.fhir.replace_in_body)
+        self._send(status, FHIR_JSON, body)
 
     def _send(self, status: int, content_type: str, body: bytes) -> None:
         fhir = self.server.fhir

@@ -449,6 +449,39 @@ def test_fetched_pages_beyond_the_resource_count_fail_their_key(resolver_with):
     assert reasons == {"lvef": "this call's FHIR data is more than 25 resources"}
 
 
+def test_a_key_over_two_fetched_pages_counts_both_and_reads_both_in_order(resolver_with):
+    templates = {"patient": PATIENT_READ, "lvef": LVEF_SERIES}
+    with FhirTestServer([lvef(i) for i in range(20)], page_size=10) as server:
+        request = hook_request({"patient": patient()}, server.base_url)
+        # The patient and the first page are 11; the second page brings the call to 21.
+        assert unavailable(resolver_with(max_resources_per_request=20), request, templates) == {
+            "lvef": "this call's FHIR data is more than 20 resources"
+        }
+        result = resolver_with(max_resources_per_request=21).resolve(request, templates)
+    assert ids(result.resources["lvef"]) == [f"lvef-{PATIENT_ID}-{i}" for i in range(20)]
+
+
+def test_a_sent_first_page_and_its_fetched_next_page_count_both_and_read_both_in_order(resolver_with):
+    templates = {"patient": PATIENT_READ, "lvef": LVEF_SERIES}
+    resources = [lvef(i) for i in range(20)]
+    with FhirTestServer(resources, page_size=10) as server:
+        first_page = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "link": [{"relation": "next", "url": f"{server.base_url}/Observation?patient={PATIENT_ID}&_page=2"}],
+            "entry": [{"resource": resource} for resource in resources[:10]],
+        }
+        request = hook_request({"patient": patient(), "lvef": first_page}, server.base_url)
+        # What the request carries (the patient and the first page, 11) is 413; the fetched page makes 21.
+        with pytest.raises(TooManyResources):
+            resolver_with(max_resources_per_request=10).resolve(request, templates)
+        assert unavailable(resolver_with(max_resources_per_request=20), request, templates) == {
+            "lvef": "this call's FHIR data is more than 20 resources"
+        }
+        result = resolver_with(max_resources_per_request=21).resolve(request, templates)
+    assert ids(result.resources["lvef"]) == ids(resources)
+
+
 def test_exactly_the_resource_count_is_accepted(resolver_with):
     with FhirTestServer([lvef(i) for i in range(29)], page_size=10) as server:
         result = resolver_with(max_resources_per_request=30).resolve(
@@ -537,6 +570,35 @@ def test_oversized_response_with_content_length_is_refused(resolver_with):
             resolver_with(prefetch_max_response_bytes=10_000), hook_request(fhir_server=server.base_url), {"c": CONDITIONS}
         )
     assert reasons == {"c": "response is larger than 10000 bytes"}
+
+
+# An LVEF whose value the FHIR test server writes as what json.dumps cannot: the marker replaced in its answers.
+MARKER = 987654.25
+
+
+def lvef_with_marker() -> dict[str, Any]:
+    return {**lvef(99), "valueQuantity": {"value": MARKER, "unit": "%"}}
+
+
+def test_a_fetched_searchset_is_read_when_its_key_is_first_read(resolver_with):
+    # json.loads reads the syntax of an integer of 5,000 digits but will not convert it (a ValueError): the key's
+    # data cannot be had, as when the whole answer was read on arrival, but only a call that reads the key says so.
+    digits = b"9" * 5000
+    with FhirTestServer([patient(), lvef(1), lvef_with_marker()], replace_in_body=(str(MARKER).encode(), digits)) as server:
+        result = resolver_with().resolve(hook_request(fhir_server=server.base_url), {"patient": PATIENT_READ, "lvef": LVEF_SERIES})
+        assert digits in requests.get(f"{server.base_url}/{LVEF_SERIES.replace('{{context.patientId}}', PATIENT_ID)}", timeout=5).content
+    assert ids(result.resources["patient"]) == [PATIENT_ID]
+    with pytest.raises(PrefetchUnavailable) as raised:
+        result.resources["lvef"]
+    assert raised.value.status == 412
+    assert raised.value.details == [{"key": "lvef", "reason": "response is not JSON"}]
+
+
+def test_a_fetched_searchset_that_is_not_utf8_is_refused_when_fetched(resolver_with):
+    # msgspec does not check the UTF-8 of what it passes over: the whole answer is checked on arrival.
+    with FhirTestServer([lvef(1), lvef_with_marker()], replace_in_body=(str(MARKER).encode(), b'"\xff"')) as server:
+        reasons = unavailable(resolver_with(), hook_request(fhir_server=server.base_url), {"lvef": LVEF_SERIES})
+    assert reasons == {"lvef": "response is not JSON"}
 
 
 def test_operation_outcome_answered_with_200_is_an_error(resolver_with):

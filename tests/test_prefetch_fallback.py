@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cds_hooks.cases import card_id, load_case
+from cds_hooks.cases import Case, card_id, load_case
 from cds_hooks.prefetch import FHIR_SERVER_NOT_ALLOWED
+from cds_hooks.services import PREFETCH
 from cds_hooks.settings import Settings
 
 from .conftest import FIXTURES, LiveServer, secret_token
@@ -167,6 +168,65 @@ def test_partial_prefetch_only_fetches_what_is_missing(live_server: LiveServer):
         paths = [r.path for r in fhir.requests]
     assert response.status_code == 200 and missing is not None
     assert len(paths) == 1 and paths[0].startswith("/fhir/Observation?")
+
+
+# --- what json.loads does not read in a fetched answer ------------------------------------------------------------
+
+TRASTUZUMAB = load_case(FIXTURES / "cases" / "sequencing-trastuzumab-19th-cycle-at-week-54.json")
+TDM1 = load_case(FIXTURES / "cases" / "haematologic-tdm1-platelets-50000.json")
+# A platelet count the labs query finds, its value this marker, which the FHIR test server replaces in its answers.
+MARKER = b"987654.25"
+
+
+def with_platelet_count(case: Case) -> list[dict]:
+    lab = {
+        "resourceType": "Observation", "id": "lab-replaced", "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "777-3"}]},
+        "subject": {"reference": f"Patient/{case.store.patient_id()}"},
+        "effectiveDateTime": "2020-01-01", "valueQuantity": {"value": float(MARKER), "unit": "10*3/uL"},
+    }
+    return [*case.store.resources, lab]
+
+
+def labs_answer(fhir: FhirTestServer, case: Case) -> bytes:
+    query = PREFETCH["labs"].replace("{{context.patientId}}", case.store.patient_id())
+    return requests.get(f"{fhir.base_url}/{query}", timeout=5).content
+
+
+def summaries(response: requests.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [card["summary"] for card in response.json()["cards"]]
+
+
+@WHOLE_ANSWER
+def test_a_fetched_integer_json_loads_will_not_convert_in_a_key_no_check_reads_does_not_stop_the_call(live_server: LiveServer):
+    # Trastuzumab's checks do not read the labs (services.py): the call is answered as without that Observation.
+    digits = b"9" * 5000
+    with FhirTestServer(resources=TRASTUZUMAB.store.resources) as fhir:
+        expected = live_server.post(f"/cds-services/{TRASTUZUMAB.service_id}", TRASTUZUMAB.request_for("none", fhir.base_url))
+    with FhirTestServer(resources=with_platelet_count(TRASTUZUMAB), replace_in_body=(MARKER, digits)) as fhir:
+        assert digits in labs_answer(fhir, TRASTUZUMAB)
+        response = live_server.post(f"/cds-services/{TRASTUZUMAB.service_id}", TRASTUZUMAB.request_for("none", fhir.base_url))
+    assert summaries(response) == summaries(expected) != []
+
+
+@WHOLE_ANSWER
+def test_a_fetched_integer_json_loads_will_not_convert_in_a_key_a_check_reads_is_412_naming_the_key(live_server: LiveServer):
+    # T-DM1's checks read the platelets as a rule runs: the 412 is not taken for a rule that failed.
+    with FhirTestServer(resources=with_platelet_count(TDM1), replace_in_body=(MARKER, b"9" * 5000)) as fhir:
+        response = live_server.post(f"/cds-services/{TDM1.service_id}", TDM1.request_for("none", fhir.base_url))
+    assert response.status_code == 412
+    assert response.json() == {"error": "prefetch-unavailable", "message": "required prefetch data is unavailable: labs",
+                               "details": [{"key": "labs", "reason": "response is not JSON"}]}
+
+
+@WHOLE_ANSWER
+def test_a_fetched_answer_that_is_not_utf8_is_412_even_in_a_key_no_check_reads(live_server: LiveServer):
+    with FhirTestServer(resources=with_platelet_count(TRASTUZUMAB), replace_in_body=(MARKER, b'"\xff"')) as fhir:
+        assert b'"\xff"' in labs_answer(fhir, TRASTUZUMAB)
+        response = live_server.post(f"/cds-services/{TRASTUZUMAB.service_id}", TRASTUZUMAB.request_for("none", fhir.base_url))
+    assert reasons(response) == {"response is not JSON"}
+    assert [detail["key"] for detail in response.json()["details"]] == ["labs"]
 
 
 # --- where the token may go -------------------------------------------------------------------------------------
