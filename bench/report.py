@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402  (the backend is chosen first)
+from matplotlib import ticker  # noqa: E402
 
 from bench.fhir_endpoint import FHIR_DELAY_SECONDS  # noqa: E402
 from bench.generate import HOOKS, PATIENTS  # noqa: E402
@@ -193,6 +194,10 @@ def _targets(results: "Results") -> list[str]:
     return lines
 
 
+def _milliseconds(value: float, _position: int) -> str:
+    return f"{value:g}"
+
+
 def _chart(results: "Results", path: Path) -> None:
     """Latency distributions (empirical CDFs): one panel per record and hook; fallback runs in the last row."""
     rows = [(patient, "full") for patient in PATIENTS] + [(patient, "none") for patient in PATIENTS]
@@ -212,6 +217,11 @@ def _chart(results: "Results", path: Path) -> None:
                 axis.axvline(max(fetches.values()), color="tab:orange", linestyle="--", label=f"slowest fetch {max(fetches.values()):.0f} ms")
                 axis.axvline(sum(fetches.values()), color="tab:red", linestyle=":", label=f"sum of fetches {sum(fetches.values()):.0f} ms")
             axis.set_xscale("log")
+            # Plain milliseconds at 1, 2, 3 and 5 of each decade: matplotlib's own labels of a narrow log range
+            # (3x10^1, 4x10^1) ran into each other.
+            axis.xaxis.set_major_formatter(ticker.FuncFormatter(_milliseconds))
+            axis.xaxis.set_minor_locator(ticker.LogLocator(subs=(2, 3, 5)))
+            axis.xaxis.set_minor_formatter(ticker.FuncFormatter(_milliseconds))
             axis.set_title(f"{patient}, {hook}, {'full prefetch' if mode == 'full' else 'fetched (no prefetch)'}", fontsize=10)
             axis.set_xlabel("latency (ms, log scale)")
             axis.set_ylabel("fraction of requests")
