@@ -18,7 +18,7 @@ from cds_hooks.protocol.request import HookRequest, parse_hook_request
 from cds_hooks.record import DraftOrder, PatientRecord, build_record, warm_up
 from cds_hooks.render import CardRenderer
 from cds_hooks.rules import REGISTRY, Finding, Rule, RuleContext
-from cds_hooks.scope import concerns_checks
+from cds_hooks.scope import concerns_checks, drafts_checks_read
 from cds_hooks.services import SERVICES, SERVICES_BY_ID, ServiceDefinition
 from cds_hooks.settings import Settings
 
@@ -111,7 +111,7 @@ class Engine:
         clock = clock or _Stopwatch({})
         prefetch = self.resolver.resolve(request, service.prefetch)
         clock.lap("prefetch")
-        record = build_record(prefetch.resources, request.draft_orders, service.observation_keys)
+        record = build_record(prefetch.resources, drafts_checks_read(request), service.observation_keys)
         clock.lap("record")
         as_of = self.today()
         context = RuleContext(

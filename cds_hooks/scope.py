@@ -5,7 +5,8 @@ service reads (a statin, an antibiotic). Every order-hook rule acts on a draft t
 (HookRequest.acts_on) that names a drug of medications.yaml, or on one the service cannot identify that may be a
 checked drug or names none (dosing.agent-not-identified). A call with no such draft is answered with no cards before
 its prefetch is read: nothing is fetched from the EHR's FHIR server, no record is built, and neither missing data
-(412) nor an unreadable draft of another drug (400) stops the answer.
+(412) nor an unreadable draft of another drug (400) stops the answer. When the call does concern the checks, a
+draft of another drug beside it is left out of the record (drafts_checks_read), so it does not stop them either.
 """
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def concerns_checks(request: HookRequest) -> bool:
         is_medication_order(draft) and request.acts_on(draft_reference(draft)) and _concerns_checks(draft, index)
         for draft in drafts
     )
+
+
+def drafts_checks_read(request: HookRequest) -> list[dict[str, Any]]:
+    """context.draftOrders less the medication orders that name no drug the checks read, acted on or not: an
+    unreadable statin drafted beside trastuzumab is neither read nor refused (400)."""
+    drafts = request.draft_orders
+    index = medication_index(drafts)
+    return [draft for draft in drafts if not is_medication_order(draft) or _concerns_checks(draft, index)]
 
 
 def _concerns_checks(draft: Mapping[str, Any], index: Mapping[str, Mapping[str, Any]]) -> bool:

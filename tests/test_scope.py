@@ -141,6 +141,27 @@ def test_a_statin_order_with_neither_prefetch_nor_fhir_server_is_answered_not_re
     assert trastuzumab.status_code == 412, trastuzumab.text
 
 
+def test_an_unreadable_draft_of_a_drug_no_check_reads_does_not_stop_the_checks_of_the_drafts_beside_it(live_server: LiveServer):
+    # It used to make the whole call a 400: the trastuzumab draft's checks did not run.
+    dosage = [{"timing": {"repeat": {"boundsPeriod": {"start": 20261123}}}}]
+    request = order_request("order-sign", [draft("s", ATORVASTATIN, dosageInstruction=dosage), draft("t", TRASTUZUMAB)])
+    request["prefetch"] = dict.fromkeys(PREFETCH)
+    response = live_server.post("/cds-services/her2-order-sign", json_body=request)
+    assert response.status_code == 200, response.text
+    alone = order_request("order-sign", [draft("t", TRASTUZUMAB)])
+    alone["prefetch"] = dict.fromkeys(PREFETCH)
+    assert response.json()["cards"] != [] and card_summaries(response) == card_summaries(live_server.post("/cds-services/her2-order-sign", json_body=alone))
+    # The near miss: the unreadable draft is the trastuzumab one, beside a statin that reads well.
+    request = order_request("order-sign", [draft("s", ATORVASTATIN), draft("t", TRASTUZUMAB, dosageInstruction=dosage)])
+    request["prefetch"] = dict.fromkeys(PREFETCH)
+    response = live_server.post("/cds-services/her2-order-sign", json_body=request)
+    assert response.status_code == 400 and "written as a number" in response.text
+
+
+def card_summaries(response) -> list[str]:
+    return [card["summary"] for card in response.json()["cards"]]
+
+
 def test_an_unreadable_draft_is_refused_only_when_a_check_reads_it(live_server: LiveServer):
     # A bounds start written as a JSON number: a day in 1970 to fhir_core, so never read (record._read_draft).
     dosage = [{"timing": {"repeat": {"boundsPeriod": {"start": 20261123}}}}]
