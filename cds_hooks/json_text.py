@@ -35,7 +35,7 @@ class NotJson(ValueError):
     """Text the service does not read as JSON; the message says why, in words safe to show the client."""
 
 
-def strict_loads(data: bytes | memoryview) -> Any:
+def strict_loads(data: bytes) -> Any:
     """The JSON value of `data` as `loads` reads it, refusing what JSON does not have and what Python cannot hold:
     NaN and Infinity, a number beyond a double, an integer of more than 4,300 digits. Raise NotJson."""
     try:
