@@ -434,13 +434,11 @@ class PrefetchResolver:
                     raise _KeyFailed(_status_reason(response.status))
                 body = self._read_body(response, deadline)
         except urllib3.exceptions.NewConnectionError as error:  # before timeouts: urllib3 makes it a ConnectTimeoutError
-            refused = _caused_by(error, ConnectionRefusedError)
-            raise _KeyFailed("connection refused" if refused else "connection to the FHIR server failed") from None
+            raise _connection_failed(error) from None
         except (urllib3.exceptions.TimeoutError, TimeoutError):
             raise _KeyFailed(self._timeout_reason()) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
-            refused = _caused_by(error, ConnectionRefusedError)
-            raise _KeyFailed("connection refused" if refused else "connection to the FHIR server failed") from None
+            raise _connection_failed(error) from None
         # Parsing is computing: in a turn, like the requests (compute_turn). Without it, eight clients of a prefetch
         # fallback got ~13 % fewer answers per second than with no turns at all. A searchset's entries are parsed
         # later, in the call's own turn, when a fact reads the key (FetchedPages).
@@ -551,6 +549,11 @@ def _status_reason(status: int) -> str:
     if 300 <= status < 400:
         return f"FHIR server answered {status} (redirects are not followed)"
     return f"FHIR server answered {status}"
+
+
+def _connection_failed(error: BaseException) -> _KeyFailed:
+    refused = _caused_by(error, ConnectionRefusedError)
+    return _KeyFailed("connection refused" if refused else "connection to the FHIR server failed")
 
 
 def _caused_by(error: BaseException, cause: type[BaseException]) -> bool:

@@ -22,12 +22,7 @@ def concerns_checks(request: HookRequest) -> bool:
     """False only for an order call none of whose drafts acted on is a drug the checks read; True for patient-view."""
     if request.hook not in ORDER_HOOKS:
         return True
-    drafts = request.draft_orders
-    index = medication_index(drafts)
-    return any(
-        is_medication_order(draft) and request.acts_on(draft_reference(draft)) and _concerns_checks(draft, index)
-        for draft in drafts
-    )
+    return any(is_medication_order(draft) and request.acts_on(draft_reference(draft)) for draft in drafts_checks_read(request))
 
 
 def drafts_checks_read(request: HookRequest) -> list[dict[str, Any]]:
