@@ -48,11 +48,20 @@ def her2_therapy_summary(context: RuleContext) -> Iterator[Finding]:
 def _disease(facts: Facts) -> dict[str, Any]:
     disease_setting = facts.get(setting)
     lines = facts.get(metastatic_lines)
+    line = facts.get(line_of_therapy)
+    # A course signed to start later (an active order or statement whose period begins after today) is a line the
+    # rules count, since the decision is made, but the summary says it is planned, not that the patient is on it.
+    started = [item for item in lines if item.start <= facts.as_of]
+    planned = [item for item in lines if item.start > facts.as_of]
     return {
         "setting": disease_setting,
         "metastatic_since": facts.get(metastatic_since),
-        "line": facts.get(line_of_therapy),
-        "lines": [{"number": line.number, "start": line.start, "regimen": " + ".join(line.texts)} for line in lines],
+        "line": None if line is None else len(started),
+        "planned_line": {"number": planned[0].number, "start": planned[0].start} if planned else None,
+        "lines": [
+            {"number": item.number, "start": item.start, "planned": item.start > facts.as_of, "regimen": " + ".join(item.texts)}
+            for item in lines
+        ],
     }
 
 

@@ -61,3 +61,30 @@ def test_summary_without_a_usable_lvef_names_every_lvef_record_it_could_not_use(
     card = RENDERER.render(next(iter(summary.her2_therapy_summary(context))))
     assert card.summary.endswith("no LVEF on file")
     assert "**LVEF:** no LVEF on file.\n\n- An LVEF record dated 2026-11-21 could not be used: recorded as 0.42" in card.detail
+
+
+def _metastatic_summary(*courses: dict):
+    mets = condition("mets", SNOMED, "128462008")
+    mets["onsetDateTime"] = "2026-10-01"
+    context = context_for(condition("bc", SNOMED, "427685000"), mets, lvef("a", "2026-10-20", 60), *courses, hook="patient-view")
+    return RENDERER.render(next(iter(summary.her2_therapy_summary(context))))
+
+
+def test_summary_says_a_first_line_signed_to_start_later_is_planned_not_begun():
+    card = _metastatic_summary(statement("d", "tdxd", "2026-11-29"))
+    assert card.summary == "HER2+ metastatic breast cancer, metastatic line 1 planned from 2026-11-29; LVEF 60% on 2026-10-20"
+    assert "- line 1 from 2026-11-29 (planned, not started): tdxd" in card.detail
+
+
+def test_summary_counts_a_course_that_starts_today_as_the_current_line():
+    card = _metastatic_summary(statement("d", "tdxd", "2026-11-22"))
+    assert card.summary.startswith("HER2+ metastatic breast cancer, metastatic line 1 (estimate); LVEF 60% on 2026-10-20")
+    assert "- line 1 from 2026-11-22: tdxd" in card.detail
+    assert "planned" not in card.summary + card.detail
+
+
+def test_summary_names_the_current_line_and_the_next_one_planned():
+    card = _metastatic_summary(statement("h", "trastuzumab", "2026-10-05", "2026-11-16"), statement("d", "tdxd", "2026-12-01"))
+    assert card.summary.startswith("HER2+ metastatic breast cancer, metastatic line 1 (estimate), next line 2 planned from "
+                                   "2026-12-01; LVEF 60% on 2026-10-20")
+    assert "- line 1 from 2026-10-05: trastuzumab\n- line 2 from 2026-12-01 (planned, not started): tdxd" in card.detail
