@@ -10,7 +10,7 @@ from cds_hooks.facts import Facts
 from cds_hooks.facts.body_size import BodySize, weight_kg
 from cds_hooks.dates import first_day
 from cds_hooks.facts.observations import latest_measurement
-from cds_hooks.facts.therapy import IGNORED_STATUSES, dose_day
+from cds_hooks.facts.therapy import IGNORED_STATUSES, dose_day, recorded_period
 from cds_hooks.record import DraftOrder, MedicationRecord
 
 DoseUnit = Literal["mg/kg", "mg", "mg/m2"]
@@ -93,11 +93,13 @@ class LastDoseDay:
     """The day of the last dose of an ingredient, and the record that dates it."""
 
     day: date
-    # True: a dose given that day (administration, single-date statement). False: no dose given is recorded, and
-    # the day is the recorded end of a statement's or request's period: the therapy stopped then, so the last
-    # dose was on or before it.
+    # True: a dose given that day (administration, single-date statement), or planned for it by another draft of the
+    # request (`drafted`). False: no dose given is recorded, and the day is the recorded end of a statement's or
+    # request's period: the therapy stopped then, so the last dose was on or before it.
     given: bool
     source: str
+    # A dose of another draft order of this request, planned for `day`: rules read drafts signed together as one plan.
+    drafted: bool = False
 
 
 def ordered_dose(order: DraftOrder) -> OrderedDose | None:
@@ -239,16 +241,16 @@ def _mg_per_kg(facts: Facts, dose: RecordedDose) -> float | None:
 def _dose_of(resource: Any) -> tuple[date | None, bool, Any]:
     """Day, whether it was given, and dose Quantity of an administration, statement or request."""
     kind = resource.get_resource_type()
+    start = recorded_period(resource)[0]
     if kind == "MedicationAdministration":
-        day = first_day(resource.effectiveDateTime) or first_day(resource.effectivePeriod.start if resource.effectivePeriod else None)
-        return day, True, resource.dosage.dose if resource.dosage else None
+        return start, True, resource.dosage.dose if resource.dosage else None
     if kind == "MedicationStatement":
         dosages = resource.dosage or []
-        single = resource.effectiveDateTime is not None
-        day = first_day(resource.effectiveDateTime) or first_day(resource.effectivePeriod.start if resource.effectivePeriod else None)
-        return day, single, _dose_quantity(dosages[0]) if dosages else None
+        return start, resource.effectiveDateTime is not None, _dose_quantity(dosages[0]) if dosages else None
+    # A request's level is prescribed when it is written; one that records no authoredOn is dated, as its exposure
+    # is, by its dosage bounds or validity period (a reduced order dated that way is still a reduction).
     dosages = resource.dosageInstruction or []
-    return first_day(resource.authoredOn), False, _dose_quantity(dosages[0]) if dosages else None
+    return first_day(resource.authoredOn) or start, False, _dose_quantity(dosages[0]) if dosages else None
 
 
 def _dose_quantity(dosage: Any) -> Any:

@@ -237,7 +237,7 @@ def _exposure(medication: MedicationRecord) -> Exposure | None:
     status = str(resource.status or "unknown")
     if status in IGNORED_STATUSES:
         return None
-    start, recorded_end = _recorded_period(resource)
+    start, recorded_end = recorded_period(resource)
     resource_type = resource.get_resource_type()
     if resource_type == "MedicationAdministration":
         # Each recorded dose exposes the patient for the cycle after it.
@@ -280,7 +280,7 @@ def _status_reason(resource: Any) -> str | None:
     return next((str(w) for w in words if w), None)
 
 
-def _recorded_period(resource: Any) -> tuple[date | None, date | None]:
+def recorded_period(resource: Any) -> tuple[date | None, date | None]:
     """Start and end days written on the resource, whichever element its type uses."""
     resource_type = resource.get_resource_type()
     if resource_type in ("MedicationStatement", "MedicationAdministration"):

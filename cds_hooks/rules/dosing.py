@@ -335,12 +335,14 @@ def tdxd_dose(context: RuleContext) -> Iterator[Finding]:
     trigger=(
         "An IV trastuzumab draft whose mg/kg is not 8/6 (every 3 weeks) or 4/2 (weekly), whose repeat interval "
         "does not fit its dose, a maintenance dose with no earlier trastuzumab or after a dose missed by more than "
-        "a week, or a loading dose when the last dose was on time."
+        "a week, or a loading dose when the last dose was on time. A trastuzumab dose drafted in the same request "
+        "(selected or not) for an earlier day is the dose before it."
     ),
     thresholds=(
         "Levels exact for doses written in mg/kg, within 5% for mg converted with the weight (vial rounding); missed = "
-        f"more than interval + 7 days from the last dose given, else from the recorded end of the therapy, to {DOSE_DAY} "
-        "(label wording to verify); a loading dose is questioned only from a dose given."
+        f"more than interval + 7 days from the last dose given or drafted for an earlier day, else from the recorded end "
+        f"of the therapy, to {DOSE_DAY} (label wording to verify); a loading dose is questioned only from a dose given or "
+        "drafted."
     ),
 )
 def trastuzumab_schedule(context: RuleContext) -> Iterator[Finding]:
@@ -371,11 +373,10 @@ def _trastuzumab_issues(context: RuleContext, order: DraftOrder, dose: WeightBas
         issues.append(f"{level:g} mg/kg belongs to the {_schedule_name(interval)} schedule, but the order repeats every {ordered_interval} days")
     # Missed or on time as of the day this dose is given, not a past planned start.
     day = dose_day(order, context.as_of)
-    earlier = started_before(context.facts.exposures, TRASTUZUMAB, day)
-    last = context.facts.get(last_dose_day, TRASTUZUMAB, day)
+    last = _dose_before(context, order, TRASTUZUMAB)
     late = last is not None and (day - last.day).days > interval + MISSED_DOSE_GRACE_DAYS
     reload_to = None
-    if phase == "maintenance" and not earlier:
+    if phase == "maintenance" and _first_dose(context, order, TRASTUZUMAB):
         issues.append(f"no earlier trastuzumab is on record: a first dose is the loading dose ({TRASTUZUMAB_LOADING[interval]:g} mg/kg)")
         reload_to = TRASTUZUMAB_LOADING[interval]
     elif phase == "maintenance" and last is not None and late:
@@ -398,6 +399,8 @@ def _trastuzumab_level(dose: WeightBasedDose) -> tuple[float, str, int] | None:
 def _last_dose_text(last: LastDoseDay, day: date) -> str:
     """The last dose, the record that dates it and the days to this dose (on `day`), as the card names them."""
     when = f"{last.day.isoformat()}, {(day - last.day).days} days before this dose on {day.isoformat()}"
+    if last.drafted:
+        return f"the dose drafted in this order session ({last.source}) is planned for {when}"
     if last.given:
         return f"the last recorded dose ({last.source}) was given on {when}"
     return (f"no dose given is recorded; the trastuzumab therapy on record ({last.source}) ended on {when}, and the last "
@@ -406,13 +409,14 @@ def _last_dose_text(last: LastDoseDay, day: date) -> str:
 
 def _undated_last_dose_reason(context: RuleContext, order: DraftOrder) -> str | None:
     """Why rule 5 cannot tell whether a dose was missed by more than a week: a trastuzumab maintenance dose after
-    earlier trastuzumab, when the record dates neither a dose given nor the end of that therapy. None otherwise."""
+    earlier trastuzumab, when neither the record (a dose given, the end of that therapy) nor a draft of this request
+    for an earlier day dates the dose before it. None otherwise."""
     dose = context.facts.get(draft_doses).get(order.reference) if _agent(order) == TRASTUZUMAB else None
     schedule = _trastuzumab_level(dose) if dose is not None else None
     if schedule is None or schedule[1] != "maintenance":
         return None
     day = dose_day(order, context.as_of)
-    if context.facts.get(last_dose_day, TRASTUZUMAB, day) is not None:
+    if _dose_before(context, order, TRASTUZUMAB) is not None:
         return None
     earlier = exposures_started_before(context.facts.exposures, TRASTUZUMAB, day)
     # An active order or statement is the record's own account that the therapy continues. EHRs that send no
@@ -424,6 +428,36 @@ def _undated_last_dose_reason(context: RuleContext, order: DraftOrder) -> str | 
     return (f"trastuzumab is on record ({therapy}) but the record dates neither a dose given nor the end of that "
             f"therapy before this dose on {day.isoformat()}: whether a dose was missed by more than a week, which "
             "calls for a re-load (label section 2; verify), could not be checked")
+
+
+def _dose_before(context: RuleContext, order: DraftOrder, ingredient: str) -> LastDoseDay | None:
+    """The dose before this draft's: the last on record before its dose day (`last_dose_day`), or a dose drafted in
+    this request for a day after that one and before this draft's (`_drafted_before`)."""
+    recorded = context.facts.get(last_dose_day, ingredient, dose_day(order, context.as_of))
+    drafted = _drafted_before(context, order, ingredient)
+    if drafted is None:
+        return recorded
+    drafted_day = dose_day(drafted, context.as_of)
+    if recorded is not None and recorded.day >= drafted_day:
+        return recorded
+    return LastDoseDay(drafted_day, True, drafted.reference, drafted=True)
+
+
+def _first_dose(context: RuleContext, order: DraftOrder, ingredient: str) -> bool:
+    """Whether no dose of the ingredient comes before this draft's: none recorded as started before its dose day (a
+    dose since a past planned start included) and none drafted in this request for an earlier day."""
+    day = dose_day(order, context.as_of)
+    return not started_before(context.facts.exposures, ingredient, day) and not _drafted_before(context, order, ingredient)
+
+
+def _drafted_before(context: RuleContext, order: DraftOrder, ingredient: str) -> DraftOrder | None:
+    """The latest other draft of the request (selected or not) with the ingredient, planned for a day before this
+    draft's dose day. Drafts signed together are one plan: the loading dose drafted for the first cycle comes before
+    the maintenance drafted from the second, which is then neither a first dose nor one after a missed dose."""
+    day = dose_day(order, context.as_of)
+    earlier = [other for other in context.record.draft_orders
+               if other is not order and ingredient in other.ingredients and dose_day(other, context.as_of) < day]
+    return max(earlier, key=lambda other: dose_day(other, context.as_of), default=None)
 
 
 def _schedule_name(interval: int) -> str:
@@ -441,7 +475,7 @@ def _schedule_name(interval: int) -> str:
     cards=("dosing-pertuzumab-dose",),
     trigger=(
         "An IV pertuzumab draft not in mg, not 840 or 420 mg, not repeated every 3 weeks, or 420 mg with no "
-        "pertuzumab on record before the dose day."
+        "pertuzumab on record before the dose day and none drafted in the request (selected or not) for an earlier day."
     ),
     thresholds="840 mg load, 420 mg q3w, exactly (a fixed dose is not rounded); no dose reductions.",
 )
@@ -457,9 +491,7 @@ def pertuzumab_dose(context: RuleContext) -> Iterator[Finding]:
         elif _level(dose.value, (PERTUZUMAB_LOAD_MG, PERTUZUMAB_MAINTENANCE_MG), FLOAT_NOISE) is None:
             issues.append(f"{dose.describe()} is neither the 840 mg loading dose nor the 420 mg maintenance dose; "
                           "pertuzumab has no dose reductions")
-        # The first dose is the one with no pertuzumab before the day it is given, a load since a past start included.
-        elif _near(dose.value, PERTUZUMAB_MAINTENANCE_MG, FLOAT_NOISE) and not started_before(
-                context.facts.exposures, PERTUZUMAB, dose_day(order, context.as_of)):
+        elif _near(dose.value, PERTUZUMAB_MAINTENANCE_MG, FLOAT_NOISE) and _first_dose(context, order, PERTUZUMAB):
             issues.append("420 mg, but no earlier pertuzumab is on record: the first dose is 840 mg")
             suggestions.append(_set_dose(order, PERTUZUMAB_LOAD_MG, "mg"))
         if dose.interval_days is not None and dose.interval_days != PERTUZUMAB_INTERVAL_DAYS:
@@ -605,8 +637,9 @@ def iv_product_subcutaneous_route(context: RuleContext) -> Iterator[Finding]:
     trigger=(
         "A weight-based HER2 agent (IV trastuzumab, T-DM1, T-DXd) drafted with no body weight within "
         "weight_lookback_days, or dosed in mg/m2; an IV trastuzumab maintenance dose after earlier trastuzumab when the "
-        "record dates neither a dose given nor the end of the therapy before the dose day and no active order or "
-        "statement shows it continuing then; at order-sign also any HER2 agent draft with no dose quantity in mg, mg/kg or mg/m2."
+        "record dates neither a dose given nor the end of the therapy before the dose day, no active order or "
+        "statement shows it continuing then and no dose of the request is drafted for an earlier day; at order-sign "
+        "also any HER2 agent draft with no dose quantity in mg, mg/kg or mg/m2."
     ),
     thresholds=f"weight_lookback_days (local policy; the labels give none) before {DOSE_DAY}.",
 )

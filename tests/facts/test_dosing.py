@@ -110,6 +110,20 @@ def test_a_dose_converted_from_mg_says_so():
     assert [(d.mg_per_kg, d.converted_from_mg) for d in levels] == [(3.0, True), (3.0, False)]
 
 
+def test_a_prescribed_dose_is_dated_by_its_writing_else_by_the_start_of_its_dosage_period():
+    # A signed reduced order that records no authoredOn is dated, as its exposure is, by its dosage bounds.
+    bounded = {"resourceType": "MedicationRequest", "id": "r1", "status": "active", "intent": "order",
+               "subject": {"reference": "Patient/p"}, "medicationCodeableConcept": TDM1,
+               "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-09-01"}}},
+                                      "doseAndRate": [{"doseQuantity": {"value": 3.0, "unit": "mg/kg"}}]}]}
+    levels = previous_levels(facts_with(bounded), "ado_trastuzumab_emtansine", date(2026, 11, 23))
+    assert [(d.reference, d.day, d.mg_per_kg) for d in levels] == [("MedicationRequest/r1", date(2026, 9, 1), 3.0)]
+    written = {**bounded, "authoredOn": "2026-08-30"}
+    assert previous_levels(facts_with(written), "ado_trastuzumab_emtansine", date(2026, 11, 23))[0].day == date(2026, 8, 30)
+    # Near miss: a period starting on the day asked about is no earlier level.
+    assert previous_levels(facts_with(bounded), "ado_trastuzumab_emtansine", date(2026, 9, 1)) == ()
+
+
 def statement(sid, status, **effective):
     return {"resourceType": "MedicationStatement", "id": sid, "status": status, "subject": {"reference": "Patient/p"},
             "medicationCodeableConcept": TDM1, **effective}

@@ -208,6 +208,19 @@ def test_tdm1_re_escalation_is_exact_unless_a_dose_was_converted_from_mg():
     assert cards(dosing.tdm1_dose_reduction, context(weight(), rounded, drafts=[draft("a", "tdm1", 3.6)])) == []
 
 
+def test_a_reduced_order_dated_only_by_its_dosage_period_is_a_prior_reduction():
+    reduced = {"resourceType": "MedicationRequest", "id": "r", "status": "active", "intent": "order",
+               "subject": {"reference": "Patient/p"}, "medicationCodeableConcept": DRUGS["tdm1"],
+               "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-09-01"}, "frequency": 1,
+                                                            "period": 3, "periodUnit": "wk"}},
+                                      "doseAndRate": [{"doseQuantity": {"value": 3.0, "unit": "mg/kg"}}]}]}
+    history = (administration("x1", "tdm1", "2026-08-11", 3.6), reduced)
+    (finding,) = cards(dosing.tdm1_dose_reduction, context(weight(), *history, drafts=[draft("a", "tdm1", 3.6)]))
+    assert (finding.values["orders"][0]["reduced_to"], finding.values["orders"][0]["reduced_on"]) == (3.0, date(2026, 9, 1))
+    # Near miss: kept at the reduced level.
+    assert cards(dosing.tdm1_dose_reduction, context(weight(), *history, drafts=[draft("a", "tdm1", 3.0)])) == []
+
+
 def test_tdm1_maximum_has_no_allowance_for_a_dose_written_in_mg_per_kg():
     (finding,) = cards(dosing.tdm1_maximum_dose, context(weight(), drafts=[draft("a", "tdm1", 3.604)]))
     assert finding.values["orders"][0]["dose"] == "3.604 mg/kg"
@@ -280,6 +293,46 @@ def test_a_dose_given_outranks_the_recorded_end_of_an_order():
     assert cards(dosing.trastuzumab_schedule, context(weight(), *history, drafts=[draft("a", "trastuzumab", 6)])) == []
     (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), *history, drafts=[draft("a", "trastuzumab", 8)]))
     assert "MedicationAdministration/h1" in finding.values["orders"][0]["issues"][0]
+
+
+def test_a_loading_dose_drafted_for_an_earlier_day_in_the_same_session_precedes_the_maintenance():
+    # 8 mg/kg for the first cycle and 6 mg/kg every 3 weeks from the second, signed together: the labelled schedule.
+    load, maintenance = draft("a", "trastuzumab", 8), draft("b", "trastuzumab", 6, start="2026-12-14")
+    assert cards(dosing.trastuzumab_schedule, context(weight(), drafts=[load, maintenance])) == []
+    # The load is in the session when only the maintenance is selected.
+    assert cards(dosing.trastuzumab_schedule, context(weight(), drafts=[load, maintenance], hook="order-select",
+                                                      selected={"b"})) == []
+    # Near miss: both planned for the same day, so no dose comes before the maintenance.
+    (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), drafts=[load, draft("b", "trastuzumab", 6)]))
+    assert finding.values["orders"][0]["issues"] == [
+        "no earlier trastuzumab is on record: a first dose is the loading dose (8 mg/kg)"]
+
+
+def test_a_re_load_drafted_before_the_maintenance_is_the_dose_before_it():
+    missed = administration("h1", "trastuzumab", "2026-10-01", 6)
+    reload, maintenance = draft("a", "trastuzumab", 8), draft("b", "trastuzumab", 6, start="2026-12-14")
+    assert cards(dosing.trastuzumab_schedule, context(weight(), missed, drafts=[reload, maintenance])) == []
+    # Near miss: a maintenance planned ten weeks after the drafted re-load misses its own cycle.
+    late = draft("b", "trastuzumab", 6, start="2027-02-01")
+    (finding,) = cards(dosing.trastuzumab_schedule, context(weight(), missed, drafts=[reload, late]))
+    assert finding.values["orders"][0]["issues"] == [
+        "the dose drafted in this order session (MedicationRequest/a) is planned for 2026-11-23, 70 days before this dose "
+        "on 2027-02-01: missed by more than a week, which calls for a re-load (label section 2; verify)"]
+    assert finding.suggestions[0].values["new_dose"] == "8 mg/kg"
+
+
+def test_a_dose_drafted_before_the_maintenance_dates_the_dose_before_it_when_the_record_does_not():
+    stopped = trastuzumab_request("r", "stopped")
+    drafts = [draft("a", "trastuzumab", 8), draft("b", "trastuzumab", 6, start="2026-12-14")]
+    assert cards(dosing.dose_not_checked, context(weight("2026-11-20"), stopped, drafts=drafts)) == []
+
+
+def test_a_pertuzumab_load_drafted_for_an_earlier_day_in_the_same_session_makes_420_mg_the_next_dose():
+    load, maintenance = draft("a", "pertuzumab", 840, "mg"), draft("b", "pertuzumab", 420, "mg", start="2026-12-14")
+    assert cards(dosing.pertuzumab_dose, context(drafts=[load, maintenance])) == []
+    # Near miss: 420 mg planned for the same day as the load.
+    (finding,) = cards(dosing.pertuzumab_dose, context(drafts=[load, draft("b", "pertuzumab", 420, "mg")]))
+    assert finding.values["orders"][0]["issues"] == ["420 mg, but no earlier pertuzumab is on record: the first dose is 840 mg"]
 
 
 def test_pertuzumab_is_a_fixed_dose_with_no_rounding_allowance():
