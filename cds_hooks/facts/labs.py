@@ -114,6 +114,13 @@ def labs_before(facts: Facts, dose_day: date) -> PreDoseLabs:
     )
 
 
+def platelet_counts(facts: Facts, after: date, dose_day: date) -> tuple[CellCount, ...]:
+    """The dated platelet counts after `after` up to (and on) the dose day, newest first; a count in a unit that
+    cannot be read per mm³ is left out."""
+    found = results_in(facts.record, "platelets", newest=dose_day, oldest=after + timedelta(days=1))
+    return tuple(count for observation in found if (count := _cell_count(observation)) is not None and count.per_mm3 is not None)
+
+
 def hys_law_pattern(labs: PreDoseLabs) -> tuple[LiverTest, LiverTest] | None:
     """(transaminase, bilirubin) when AST or ALT > 3× ULN and total bilirubin > 2× ULN, else None.
 

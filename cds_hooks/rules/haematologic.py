@@ -6,9 +6,12 @@ for T-DXd, whose label asks for a complete blood count before each dose, by this
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
+from itertools import takewhile
 from typing import Any, Iterator, Mapping
 
-from cds_hooks.facts.labs import CellCount, labs_before
+from cds_hooks.facts.dosing import last_dose_day
+from cds_hooks.facts.labs import CellCount, labs_before, platelet_counts
 from cds_hooks.facts.therapy import DOSE_DAY, dose_day, started_before
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -17,9 +20,11 @@ from cds_hooks.rules.proposals import lab_orders, remove_drafts
 
 TDM1 = "ado_trastuzumab_emtansine"
 TDXD = "fam_trastuzumab_deruxtecan"
-# Platelets per mm³ (Kadcyla label, clinical reference rules 28 and 29).
+# Platelets per mm³ (Kadcyla label, clinical reference rules 28 and 29): T-DM1 is held below 50,000 until they
+# recover to 75,000 or more.
 HOLD_BELOW = 50_000.0
 SEVERE_BELOW = 25_000.0
+RESUME_FROM = 75_000.0
 
 # Rule 30: Enhertu US prescribing information §2.3 Table 2 (grades per NCI-CTCAE v5.0), as reproduced on
 # https://www.enhertuhcp.com/en/breast/manage-potential-risks/neutropenia and .../thrombocytopenia: grade 3 is
@@ -37,39 +42,65 @@ COUNT_NAMES = {"neutrophils": "absolute neutrophil count", "platelets": "platele
 @rule(
     id="haematologic.tdm1-thrombocytopenia",
     numbers=(28, 29),
-    title="T-DM1 dose with a platelet count below 50,000/mm³",
+    title="T-DM1 dose with a platelet count below 50,000/mm³, or not yet recovered to 75,000/mm³ since one",
     hooks=ORDER_HOOKS,
     cards=("haematologic-tdm1-platelets-hold", "haematologic-tdm1-platelets-severe"),
     trigger=(
         "A drafted ado-trastuzumab emtansine (T-DM1) whose latest platelet count (LOINC 777-3, 26515-7) within the lab "
-        f"lookback window before {DOSE_DAY} is below 50,000/mm³."
+        f"lookback window before {DOSE_DAY} is below 50,000/mm³; or is below 75,000/mm³ while a count below 50,000/mm³ "
+        "dated after the last T-DM1 dose (with no dated dose, within that window) has no count of 75,000/mm³ or more "
+        "after it."
     ),
     thresholds=(
         "25,000 to < 50,000/mm³: warning, hold until ≥ 75,000 then the same dose. < 25,000/mm³: critical, hold until "
-        "≥ 75,000 then reduce one level. Units converted to per mm³ (10*3/uL, 10*9/L, /uL, /mm3); window "
-        "settings.lab_lookback_days before the dose day, inclusive."
+        "≥ 75,000 then reduce one level. A count not yet recovered is judged by the lowest count below 50,000/mm³ since "
+        "the last dose. Units converted to per mm³ (10*3/uL, 10*9/L, /uL, /mm3); window settings.lab_lookback_days "
+        "before the dose day, inclusive."
     ),
 )
 def tdm1_thrombocytopenia(context: RuleContext) -> Iterator[Finding]:
-    low: list[tuple[DraftOrder, CellCount]] = []
+    # Each held dose with the count that holds it and, when newer, the latest count, which has not recovered.
+    held: list[tuple[DraftOrder, CellCount, CellCount | None]] = []
     for order in context.focus_orders_of({TDM1}):
-        count = context.facts.get(labs_before, dose_day(order, context.as_of)).platelets
-        if count is not None and count.per_mm3 is not None and count.per_mm3 < HOLD_BELOW:
-            low.append((order, count))
-    if not low:
+        day = dose_day(order, context.as_of)
+        labs = context.facts.get(labs_before, day)
+        latest = labs.platelets
+        if latest is None or latest.per_mm3 is None or latest.per_mm3 >= RESUME_FROM:
+            continue
+        if latest.per_mm3 < HOLD_BELOW:
+            held.append((order, latest, None))
+        elif (low := _low_not_recovered(context, day, labs.window_start)) is not None:
+            held.append((order, low, latest))
+    if not held:
         return
-    lowest = min((count for _, count in low), key=lambda count: count.per_mm3 or 0.0)
+    _, lowest, lowest_latest = min(held, key=lambda item: item[1].per_mm3 or 0.0)
     severe = lowest.per_mm3 is not None and lowest.per_mm3 < SEVERE_BELOW
     yield Finding(
         card="haematologic-tdm1-platelets-severe" if severe else "haematologic-tdm1-platelets-hold",
         values={
-            "doses": [{"order": order.text, "dose_day": dose_day(order, context.as_of), "platelets": _count(count)}
-                      for order, count in low],
+            "doses": [{"order": order.text, "dose_day": dose_day(order, context.as_of), "platelets": _count(count),
+                       "latest": _count(latest) if latest else None}
+                      for order, count, latest in held],
             "lowest": _count(lowest),
+            "latest_after_lowest": _count(lowest_latest) if lowest_latest else None,
         },
-        suggestions=remove_drafts(order for order, _ in low),
-        evidence=tuple(sorted({order.reference for order, _ in low} | {count.reference for _, count in low})),
+        suggestions=remove_drafts(order for order, _, _ in held),
+        evidence=tuple(sorted({order.reference for order, _, _ in held}
+                              | {c.reference for _, low, latest in held for c in (low, latest) if c is not None})),
     )
+
+
+def _low_not_recovered(context: RuleContext, day: date, window_start: date) -> CellCount | None:
+    """The lowest count below HOLD_BELOW since the last T-DM1 dose before `day` (with no dated dose, within the lab
+    window) that no count of RESUME_FROM or more has followed: the label holds T-DM1 until platelets recover to
+    75,000/mm³, so a count of 50,000 to 75,000 since does not end the hold."""
+    last = context.facts.get(last_dose_day, TDM1, day)
+    after = last.day if last is not None else window_start - timedelta(days=1)
+    # Newest first, each read per mm³; those older than the newest recovered count no longer hold the dose.
+    counts = context.facts.get(platelet_counts, after, day)
+    since_recovery = takewhile(lambda count: (count.per_mm3 or 0.0) < RESUME_FROM, counts)
+    return min((count for count in since_recovery if (count.per_mm3 or 0.0) < HOLD_BELOW),
+               key=lambda count: count.per_mm3 or 0.0, default=None)
 
 
 @dataclass(frozen=True)

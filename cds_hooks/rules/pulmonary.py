@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 from cds_hooks import terminology
-from cds_hooks.facts.dosing import dose_written, last_dose_day, previous_levels
+from cds_hooks.facts.dosing import dose_written, last_dose_day, previous_levels, undated_records
 from cds_hooks.facts.therapy import DOSE_DAY, dose_day
 from cds_hooks.facts.toxicity import Toxicity, active_ards, acute_reactions, ild_episodes, oldest_first, worst_grade
 from cds_hooks.protocol.request import ORDER_HOOKS
@@ -177,12 +177,14 @@ def _evidence(references: Iterable[str], toxicities: Sequence[Toxicity]) -> tupl
         "while an active, not refuted ILD/pneumonitis or ARDS Condition is recorded (whatever its date), or an "
         "anaphylaxis, angioedema or past ARDS Condition (not refuted) or a past (inactive, resolved, remission) "
         "ILD/pneumonitis dated on or after the first trastuzumab on record. "
-        "Such a reaction or past episode without a date, for a patient given trastuzumab before, gets a card asking "
-        "whether it followed trastuzumab."
+        "Such a reaction or past episode without a date, for a patient given trastuzumab before, or not dated after "
+        "the first trastuzumab while a trastuzumab record has no start date, gets a card asking whether it followed "
+        "trastuzumab."
     ),
     thresholds=(
         "Reaction date: onsetDateTime or onsetPeriod.start, else recordedDate; a reaction or past episode dated before "
-        f"the first trastuzumab predates it and does not fire. {ONGOING_THERAPY}"
+        "the first trastuzumab predates it and does not fire, unless a trastuzumab record without a start date may "
+        f"have come before it. {ONGOING_THERAPY}"
     ),
 )
 def trastuzumab_discontinuation(context: RuleContext) -> Iterator[Finding]:
@@ -193,27 +195,33 @@ def trastuzumab_discontinuation(context: RuleContext) -> Iterator[Finding]:
     # Current lung injury stops trastuzumab whenever it began; so does an acute reaction or past episode on it.
     ild = [t for t in episodes if t.active]
     ards = context.facts.get(active_ards)
-    starts = [e.start for e in context.facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS and e.start is not None]
-    first = min(starts, default=None)
+    given = [e for e in context.facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS]
+    first = min((e.start for e in given if e.start is not None), default=None)
+    # Trastuzumab on record with no start date may have come before any reaction.
+    undated_trastuzumab = sorted({e.source for e in given if e.start is None} | {
+        m.reference for ingredient in TRASTUZUMAB_PRODUCTS for m in context.facts.get(undated_records, ingredient)
+    })
     current = {t.reference for t in ards}
     reactions = oldest_first((
         *(r for r in context.facts.get(acute_reactions) if r.reference not in current),
         *(t for t in episodes if not t.active),
     ))
     after = [r for r in reactions if first is not None and r.onset is not None and r.onset >= first]
-    undated = [r for r in reactions if r.onset is None]
-    values: dict[str, Any] = {**therapy.card_values(), "first_trastuzumab": first}
+    # What cannot be placed before or after trastuzumab: an undated reaction, or any not after the first dated
+    # trastuzumab while undated trastuzumab is on record.
+    unplaced = [r for r in reactions if r not in after and (r.onset is None or undated_trastuzumab)]
+    values: dict[str, Any] = {**therapy.card_values(), "first_trastuzumab": first, "undated_trastuzumab": undated_trastuzumab}
     if ild or ards or after:
         yield Finding(
             card=DISCONTINUE_CARD,
             values={**values, "ild": [t.card_values() for t in ild], "ards": [t.card_values() for t in ards],
-                    "reactions": [t.card_values() for t in after], "undated": [t.card_values() for t in undated]},
+                    "reactions": [t.card_values() for t in after], "unplaced": [t.card_values() for t in unplaced]},
             suggestions=remove_drafts(therapy.orders),
             evidence=_evidence(therapy.references, (*ild, *ards, *after)),
         )
-    elif undated and first is not None:
+    elif unplaced and (first is not None or undated_trastuzumab):
         yield Finding(
             card=UNDATED_CARD,
-            values={**values, "undated": [t.card_values() for t in undated]},
-            evidence=_evidence(therapy.references, undated),
+            values={**values, "unplaced": [t.card_values() for t in unplaced]},
+            evidence=_evidence({*therapy.references, *undated_trastuzumab}, unplaced),
         )

@@ -6,7 +6,7 @@ from datetime import date
 import pytest
 
 from cds_hooks.facts import Facts
-from cds_hooks.facts.labs import hys_law_pattern, labs_before
+from cds_hooks.facts.labs import hys_law_pattern, labs_before, platelet_counts
 from cds_hooks.record import build_record
 from cds_hooks.settings import Settings
 
@@ -70,6 +70,14 @@ def test_platelet_units_convert_to_a_count_per_mm3(value, unit, per_mm3):
 def test_unknown_platelet_unit_leaves_the_count_unknown(unit):
     count = labs_before(facts_with(lab("p", "platelets", 40, unit)), DOSE_DAY).platelets
     assert count is not None and count.per_mm3 is None
+
+
+def test_platelet_counts_after_a_day_up_to_the_dose_day_newest_first_in_known_units():
+    facts = facts_with(lab("on-the-day", "platelets", 30, "10*3/uL", "2026-11-10"), lab("low", "platelets", 40, "10*3/uL", "2026-11-15"),
+                       lab("unit", "platelets", 50, "g/L", "2026-11-20"), lab("latest", "platelets", 60, "10*3/uL", "2026-11-28"),
+                       lab("after", "platelets", 10, "10*3/uL", "2026-12-02"))
+    counts = platelet_counts(facts, date(2026, 11, 10), DOSE_DAY)
+    assert [(c.reference, c.per_mm3) for c in counts] == [("Observation/latest", 60_000), ("Observation/low", 40_000)]
 
 
 @pytest.mark.parametrize("test, value, unit, per_mm3", [

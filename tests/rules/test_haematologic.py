@@ -8,7 +8,7 @@ import pytest
 
 from cds_hooks.rules.haematologic import tdm1_thrombocytopenia, tdxd_cytopenia
 
-from .test_hepatic import PRIOR_TDM1, RX, TDM1_DRAFT, context, lab
+from .test_hepatic import PRIOR_TDM1, RENDERER, RX, TDM1_DRAFT, context, lab
 
 TDXD_DRAFT = {**TDM1_DRAFT, "id": "draft-tdxd", "medicationCodeableConcept": {"coding": [{"system": RX, "code": "2267576"}], "text": "Enhertu"}}
 
@@ -36,6 +36,42 @@ def test_count_outside_the_pre_dose_window_is_not_used():
 def test_only_tdm1_orders_are_checked():
     other = {**TDM1_DRAFT, "id": "d2", "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "224905"}]}}
     assert list(tdm1_thrombocytopenia(context(lab("platelets", 20, "10*3/uL"), drafts=(other,)))) == []
+
+
+# Rules 28-29: T-DM1 is held until platelets recover to >= 75,000/mm³, so a count of 50,000-75,000 after a low one since
+# the last dose (PRIOR_TDM1, 2026-11-10) does not end the hold.
+def low_then(low, *later):
+    """A platelet count (10*3/uL) on 2026-11-15, then (value, day) counts after it."""
+    counts = [{**lab("platelets", low, "10*3/uL", day="2026-11-15"), "id": "low"}]
+    return counts + [{**lab("platelets", value, "10*3/uL", day=day), "id": f"p-{day}"} for value, day in later]
+
+
+@pytest.mark.parametrize("low, card", [(40, "haematologic-tdm1-platelets-hold"), (20, "haematologic-tdm1-platelets-severe")])
+def test_a_count_not_yet_recovered_to_75000_after_a_low_one_since_the_last_dose_holds(low, card):
+    (finding,) = tdm1_thrombocytopenia(context(PRIOR_TDM1, *low_then(low, (74.9, "2026-11-28"))))
+    assert finding.card == card
+    assert finding.values["lowest"]["per_mm3"] == low * 1000
+    assert finding.values["latest_after_lowest"]["per_mm3"] == pytest.approx(74_900)
+    assert finding.evidence == ("MedicationRequest/draft-tdm1", "Observation/low", "Observation/p-2026-11-28")
+    summary = RENDERER.render(finding).summary
+    assert f"{low},000/mm³ on 2026-11-15" in summary and "74,900 on 2026-11-28" in summary
+
+
+@pytest.mark.parametrize("counts", [
+    low_then(40, (75, "2026-11-20"), (60, "2026-11-28")),    # recovered to 75,000, then grade 2 only
+    low_then(40, (75, "2026-11-28")),                          # recovered
+    low_then(50, (60, "2026-11-28")),                          # never below 50,000
+    [{**lab("platelets", 40, "10*3/uL", day="2026-11-09"), "id": "low"}, lab("platelets", 60, "10*3/uL")],  # before the last dose
+])
+def test_no_hold_when_the_low_count_recovered_or_came_before_the_last_dose(counts):
+    assert list(tdm1_thrombocytopenia(context(PRIOR_TDM1, *counts))) == []
+
+
+def test_with_no_dated_tdm1_dose_a_low_count_is_looked_for_only_in_the_lab_window():
+    in_window = [{**lab("platelets", 40, "10*3/uL", day="2026-11-25"), "id": "low"}, lab("platelets", 60, "10*3/uL")]
+    (finding,) = tdm1_thrombocytopenia(context(*in_window))
+    assert finding.values["lowest"]["day"] == date(2026, 11, 25)
+    assert list(tdm1_thrombocytopenia(context(*low_then(40, (60, "2026-11-28"))))) == []
 
 
 @pytest.mark.parametrize("anc, platelets, card, grade", [

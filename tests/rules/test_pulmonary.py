@@ -94,6 +94,44 @@ def test_an_undated_reaction_asks_only_when_trastuzumab_was_given():
     assert list(trastuzumab_discontinuation(context(reaction("41291007"), drafts=(HERCEPTIN,)))) == []
 
 
+def trastuzumab_statement(status="active", **dates):
+    """Trastuzumab on record as a MedicationStatement; without `dates` it has no start date."""
+    return {"resourceType": "MedicationStatement", "id": f"statement-{status}", "status": status, "subject": {"reference": "Patient/p"},
+            "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}]}, **dates}
+
+
+@pytest.mark.parametrize("status", ["active", "completed"])
+def test_a_dated_reaction_beside_trastuzumab_without_a_start_date_asks_whether_it_followed_trastuzumab(status):
+    (finding,) = trastuzumab_discontinuation(context(trastuzumab_statement(status), reaction("39579001", "2026-10-01"), drafts=(HERCEPTIN,)))
+    assert finding.card == "pulmonary-trastuzumab-reaction-undated" and finding.suggestions == ()
+    assert finding.values["undated_trastuzumab"] == [f"MedicationStatement/statement-{status}"]
+    assert finding.evidence == ("Condition/r-39579001", "MedicationRequest/herceptin", f"MedicationStatement/statement-{status}")
+    summary, detail = rendered(finding)
+    assert summary == "Discontinue trastuzumab if the reaction 39579001 of 2026-10-01 on record followed it; Herceptin ordered"
+    assert f"Trastuzumab is on record without a start date (MedicationStatement/statement-{status})" in detail
+
+
+def test_a_reaction_before_the_first_dated_trastuzumab_is_asked_about_only_beside_undated_trastuzumab():
+    before = reaction("39579001", "2026-05-01")
+    assert list(trastuzumab_discontinuation(context(PRIOR_TRASTUZUMAB, before, drafts=(HERCEPTIN,)))) == []
+    (finding,) = trastuzumab_discontinuation(context(PRIOR_TRASTUZUMAB, trastuzumab_statement(), before, drafts=(HERCEPTIN,)))
+    assert finding.card == "pulmonary-trastuzumab-reaction-undated"
+    assert "the first dated trastuzumab was given on 2026-06-01" in rendered(finding)[1]
+
+
+def test_undated_tdm1_is_not_undated_trastuzumab():
+    tdm1 = {**trastuzumab_statement(), "medicationCodeableConcept": {"coding": [{"system": RX, "code": "1371041"}]}}
+    assert list(trastuzumab_discontinuation(context(tdm1, reaction("39579001", "2026-10-01"), drafts=(HERCEPTIN,)))) == []
+
+
+def test_a_stop_card_lists_a_reaction_undated_trastuzumab_leaves_unplaced():
+    after, before = reaction("39579001", "2026-07-01"), {**reaction("41291007", "2020-01-01"), "id": "before"}
+    (finding,) = trastuzumab_discontinuation(context(PRIOR_TRASTUZUMAB, trastuzumab_statement(), after, before, drafts=(HERCEPTIN,)))
+    assert finding.card == "pulmonary-trastuzumab-discontinue"
+    assert [r["reference"] for r in finding.values["unplaced"]] == ["Condition/before"]
+    assert "Also recorded on 2020-01-01, not known to be before trastuzumab" in rendered(finding)[1]
+
+
 @pytest.mark.parametrize("grade, action", [("Grade 2", "discontinue"), ("Grade 3", "discontinue"), (None, "ungraded")])
 def test_tdxd_after_a_resolved_grade_2_or_ungraded_episode_is_not_given(grade, action):
     past = episode("past", grade, onsetDateTime="2026-06-01", abatementDateTime="2026-08-03")
@@ -279,7 +317,7 @@ def test_active_ards_stops_a_first_trastuzumab_whatever_its_date():
         (finding,) = trastuzumab_discontinuation(context(ards, drafts=(HERCEPTIN,)))
         assert finding.card == "pulmonary-trastuzumab-discontinue"
         assert [c["reference"] for c in finding.values["ards"]] == ["Condition/r-67782005"]
-        assert finding.values["reactions"] == [] and finding.values["undated"] == []
+        assert finding.values["reactions"] == [] and finding.values["unplaced"] == []
         summary, detail = rendered(finding)
         assert summary == "Discontinue trastuzumab (boxed warning): reaction 67782005 recorded (active); Herceptin ordered"
         assert "Acute respiratory distress syndrome, active: reaction 67782005" in detail
