@@ -82,9 +82,11 @@ class LvefSeries:
     # LVEF Observations left out because they have no value, no date, or a value that is not a percentage (_lvef_result),
     # or are dated after the reference date; newest first, undated last.
     unusable: tuple[UnusableLvef, ...]
-    # The day the baseline is taken against: the first HER2 antibody dose, else the planned start of a drafted one.
+    # The day the baseline is taken against: the first HER2 antibody dose, else the planned start of a drafted one;
+    # None without either, or when the record shows HER2 antibody therapy given but dates none of it.
     anchor: date | None
-    # True when `anchor` is a recorded dose, False when it is only a planned start.
+    # True when HER2 antibody therapy is recorded as given (from `anchor`, or undated when it is None), False when
+    # `anchor` is only a planned start.
     anchor_is_first_dose: bool
     baseline: LvefResult | None
 
@@ -150,6 +152,12 @@ class AnthracyclineTotal:
 
 
 @dataclass(frozen=True)
+class AnthracyclineCourse:
+    display: str
+    source: str
+
+
+@dataclass(frozen=True)
 class DoxorubicinHistory:
     """Doxorubicin given so far according to the MedicationAdministrations, and what stops an exact total."""
 
@@ -164,6 +172,8 @@ class DoxorubicinHistory:
     missing: tuple[str, ...]
     # Other anthracyclines, reported as recorded: epirubicin-to-doxorubicin factors are UNVERIFIED (B2 rule 21).
     other_anthracyclines: tuple[AnthracyclineTotal, ...]
+    # Other anthracycline courses recorded only as a statement or order: no administration gives their doses.
+    other_courses: tuple[AnthracyclineCourse, ...]
 
 
 def lvef_series(facts: Facts) -> LvefSeries:
@@ -318,8 +328,8 @@ def cumulative_doxorubicin(facts: Facts) -> DoxorubicinHistory:
     per_m2 = 0.0
     mg = 0.0
     doses = 0
-    # The days of the doses that record one: an administration without a date still counts in the total.
-    days: list[date] = []
+    # Each anthracycline's dose days, where recorded: an administration without a date still counts in the total.
+    administered: dict[str, list[date]] = {}
     missing: list[str] = []
     others: dict[str, list[tuple[float, str] | None]] = {}
     for medication in facts.record.medications:
@@ -330,21 +340,26 @@ def cumulative_doxorubicin(facts: Facts) -> DoxorubicinHistory:
         if not anthracyclines:
             continue
         dose = _dose(resource)
+        day = _administration_day(resource)
+        if day is not None:
+            for ingredient in anthracyclines:
+                administered.setdefault(ingredient, []).append(day)
         if DOXORUBICIN not in anthracyclines:
             for ingredient in anthracyclines:
                 others.setdefault(ingredient, []).append(dose)
             continue
         doses += 1
-        day = _administration_day(resource)
-        if day is not None:
-            days.append(day)
         if dose is None:
             missing.append(f"the dose of {medication.reference}")
         elif dose[1] == "mg/m2":
             per_m2 += dose[0]
         else:
             mg += dose[0]
-    missing.extend(f"the doses of {source} (a course recorded without administrations)" for source in _unsummed_courses(facts, days))
+    courses = _unsummed_courses(facts, administered)
+    missing.extend(
+        f"the doses of {source} (a course recorded without administrations)" for source in courses.pop(DOXORUBICIN, ())
+    )
+    days = administered.get(DOXORUBICIN, [])
     bsa = _bsa_when_given(facts, max(days, default=None)) if mg else None
     if mg and bsa is None:
         missing.append("a body surface area (or height and weight) to convert the mg doses")
@@ -357,6 +372,10 @@ def cumulative_doxorubicin(facts: Facts) -> DoxorubicinHistory:
         bsa=bsa,
         missing=tuple(missing),
         other_anthracyclines=tuple(_other_total(key, doses) for key, doses in sorted(others.items())),
+        other_courses=tuple(
+            AnthracyclineCourse(terminology.ingredient_display(key), source)
+            for key, sources in sorted(courses.items()) for source in sources
+        ),
     )
 
 
@@ -408,10 +427,15 @@ def _not_a_percentage(value: float, unit: str | None) -> str | None:
 
 
 def _her2_anchor(facts: Facts) -> tuple[date | None, bool]:
-    """The first recorded HER2 antibody exposure, else the earliest planned start of a drafted HER2 antibody."""
-    started = [e.start for e in facts.get(given_exposures) if e.ingredients & HER2_ANTIBODIES and e.start is not None]
+    """The first recorded HER2 antibody exposure, else the earliest planned start of a drafted HER2 antibody; (None,
+    True) when HER2 antibody therapy was given on days the record does not date."""
+    given = [e for e in facts.get(given_exposures) if e.ingredients & HER2_ANTIBODIES]
+    started = [e.start for e in given if e.start is not None]
     if started:
         return min(started), True
+    if given:
+        # Any result may come after its first dose: none is taken as pretreatment (the drop is unknown, not 0).
+        return None, True
     planned = [
         planned_period(order, facts.as_of)[0]
         for order in facts.record.draft_orders
@@ -471,16 +495,16 @@ def _bsa_when_given(facts: Facts, last_dose: date | None) -> BodySize | None:
     return facts.get(body_size.bsa_m2)
 
 
-def _unsummed_courses(facts: Facts, administered: list[date]) -> list[str]:
-    """Doxorubicin statements or orders already under way with no recorded administration in their period."""
-    courses = []
+def _unsummed_courses(facts: Facts, administered: dict[str, list[date]]) -> dict[str, list[str]]:
+    """For each anthracycline, its statements or orders already under way with no recorded administration of it in
+    their period."""
+    courses: dict[str, list[str]] = {}
     for exposure in facts.exposures:
-        if DOXORUBICIN not in exposure.ingredients or exposure.resource_type == "MedicationAdministration":
+        if exposure.resource_type == "MedicationAdministration" or exposure.start is None or exposure.start > facts.as_of:
             continue
-        if exposure.start is None or exposure.start > facts.as_of:
-            continue
-        if not any(exposure.overlaps(day, day) for day in administered):
-            courses.append(exposure.source)
+        for ingredient in exposure.ingredients & ANTHRACYCLINES:
+            if not any(exposure.overlaps(day, day) for day in administered.get(ingredient, ())):
+                courses.setdefault(ingredient, []).append(exposure.source)
     return courses
 
 

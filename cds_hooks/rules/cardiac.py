@@ -29,7 +29,7 @@ from cds_hooks.facts.cardiac import (
     resumption_lvef_schedule,
 )
 from cds_hooks.dates import add_months, first_day
-from cds_hooks.facts.therapy import DOSE_DAY, DOSE_PERIOD, dose_day, dose_period, last_dose_of, planned_period
+from cds_hooks.facts.therapy import DOSE_COVERAGE, DOSE_DAY, DOSE_PERIOD, dose_day, dose_period, last_dose_of, planned_period
 from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -63,10 +63,11 @@ TRASTUZUMAB_WASHOUT_MONTHS = 7
     cards=("anthracycline-with-trastuzumab", "anthracycline-after-trastuzumab"),
     trigger=(
         "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo) or pertuzumab while an anthracycline is drafted "
-        "too or recorded over the days it is given (its dose day to its planned end); or a drafted anthracycline while "
-        "one of those is (critical). Otherwise, a drafted anthracycline whose dose day is within the washout after the "
-        "last dose of a trastuzumab product (warning; a last dose the record does not date is counted from the latest "
-        "day it shows)."
+        "too (unless the anthracycline's planned end is before the antibody's dose day, AC then TH; a course planned "
+        "to end by its own dose day is one dose, covering 20 days) or recorded over the days it is given (its dose day "
+        "to its planned end); or a drafted anthracycline while one of those is (critical). Otherwise, a drafted "
+        "anthracycline whose dose day is within the washout after the last dose of a trastuzumab product (warning; a "
+        "last dose the record does not date is counted from the latest day it shows)."
     ),
     thresholds=(
         f"Overlap with the days {DOSE_PERIOD}; a recorded dose covers 20 days after it (21-day cycle). Washout: "
@@ -183,10 +184,26 @@ def _partner_class(order: DraftOrder) -> frozenset[str] | None:
     return None
 
 
+def _planned_in_sequence(context: RuleContext, anthracycline: DraftOrder, her2: DraftOrder) -> bool:
+    """The drafted anthracycline's planned course ends before the drafted HER2 antibody's dose day: AC then TH
+    ordered in one session, the sequence rule 20 recommends (the same end read as for a signed order). Trastuzumab
+    planned to end before an anthracycline keeps the card: the anthracycline would start within its washout."""
+    day, end = dose_period(anthracycline, context.as_of)
+    if end is None:
+        return False
+    # A course planned to end by its dose day (a past plan given today) is one dose, covering the cycle after it.
+    last = end if end > day else day + DOSE_COVERAGE
+    return last < dose_day(her2, context.as_of)
+
+
 def _overlapping(context: RuleContext, order: DraftOrder, partner_class: frozenset[str], start: date, end: date | None) -> Iterator[_Overlap]:
-    """Each partner drug drafted alongside this order or recorded over [start, end]."""
+    """Each partner drug drafted alongside this order, unless the two are planned in sequence, or recorded over
+    [start, end]."""
     for other in context.record.draft_orders:
-        if other is not order and other.ingredients & partner_class:
+        if other is order or not other.ingredients & partner_class:
+            continue
+        anthracycline, her2 = (other, order) if partner_class is ANTHRACYCLINES else (order, other)
+        if not _planned_in_sequence(context, anthracycline, her2):
             yield _Overlap(other.text, "ordered together in this order session", other.reference, other)
     for exposure in context.facts.exposures:
         if exposure.ingredients & partner_class and exposure.overlaps(start, end):
@@ -435,6 +452,7 @@ class _Assessment:
             "no_result_since_baseline": self.series.baseline_is_latest,
             "same_method": baseline is None or baseline.method == latest.method,
             "first_dose": self.series.anchor if self.series.anchor_is_first_dose else None,
+            "first_dose_undated": self.series.anchor_is_first_dose and self.series.anchor is None,
             "setting": self.setting,
             "jurisdiction": self.jurisdiction,
             "verdicts": [
@@ -512,7 +530,8 @@ def tdxd_lvef(context: RuleContext) -> Iterator[Finding]:
     cards=("cardiac-lvef-baseline-unknown",),
     trigger=(
         "A drafted trastuzumab product, pertuzumab, T-DM1 or T-DXd whose LVEF table needs the drop from baseline to "
-        "decide, and no LVEF on record before the first HER2 antibody dose. Not where the latest LVEF decides whatever "
+        "decide, and no LVEF on record before the first HER2 antibody dose (none can be shown to be when the record "
+        "dates none of the HER2 antibody therapy given). Not where the latest LVEF decides whatever "
         "the drop (T-DM1 > 45% MBC or >= 50% EBC, pertuzumab >= 50%, trastuzumab EU >= 50%)."
     ),
     thresholds=(
@@ -785,8 +804,9 @@ CEILING_WITH_CARDIOTOXIC_THERAPY = 400
     cards=("cardiac-cumulative-doxorubicin",),
     trigger=(
         "A drafted doxorubicin order when the doses already given (MedicationAdministration mg / BSA, or mg/m2 as "
-        "recorded) plus this dose reach the first risk tier, when other anthracyclines were given, or when the total "
-        "cannot be computed (a dose or the BSA is missing, or a course is recorded without administrations); also when "
+        "recorded) plus this dose reach the first risk tier, when other anthracyclines were given (administrations, or "
+        "a course recorded without them), or when the total cannot be computed (a dose or the BSA is missing, or a "
+        "course is recorded without administrations); also when "
         "doxorubicin was given before and the drafted dose cannot be converted to mg/m2 (mg without a BSA of its dose "
         "day, mg/kg, another unit), so the total cannot include it."
     ),
@@ -812,7 +832,7 @@ def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
     tier = next((tier for tier in RISK_TIERS if judged is not None and judged >= tier), None)
     # A dose left out of a total the patient already has could be the one that crosses a tier.
     dose_left_out = bool(planned.not_counted) and history.doses > 0
-    if not (tier or dose_left_out or history.missing or history.other_anthracyclines):
+    if not (tier or dose_left_out or history.missing or history.other_anthracyclines or history.other_courses):
         return
     cardiotoxic = _her2_antibodies_given_or_drafted(context)
     yield Finding(
@@ -831,6 +851,7 @@ def cumulative_doxorubicin_dose(context: RuleContext) -> Iterator[Finding]:
             "weight_lookback_days": context.settings.weight_lookback_days,
             "missing": list(history.missing),
             "others": [vars(other) for other in history.other_anthracyclines],
+            "other_courses": [vars(course) for course in history.other_courses],
             "tier": tier,
             "ceiling": CEILING_WITH_CARDIOTOXIC_THERAPY if cardiotoxic else CEILING,
             "cardiotoxic": cardiotoxic,

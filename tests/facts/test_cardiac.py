@@ -8,6 +8,7 @@ import pytest
 from cds_hooks.dates import add_months
 from cds_hooks.facts import Facts, disease
 from cds_hooks.facts.cardiac import (
+    AnthracyclineCourse,
     cumulative_doxorubicin,
     cumulative_doxorubicin_mg_per_m2,
     heart_failure_conditions,
@@ -136,6 +137,22 @@ def test_before_any_her2_dose_a_result_after_a_planned_start_already_past_is_sti
     series = lvef_series(facts_for(lvef("b", "2026-11-10", 59), drafts=(draft("d", "trastuzumab", "2026-11-01"),)))
     assert series.anchor == date(2026, 11, 1) and not series.anchor_is_first_dose
     assert series.baseline_is_latest and series.drop_points == 0
+
+
+def undated(resource: dict) -> dict:
+    """The medication record with its dates removed."""
+    return {key: value for key, value in resource.items() if key not in ("effectivePeriod", "effectiveDateTime", "authoredOn")}
+
+
+def test_her2_therapy_given_on_days_the_record_does_not_date_leaves_no_result_shown_to_be_pretreatment():
+    # On trastuzumab by a statement with no dates: the 65% may be from before it or during it.
+    lvefs = (lvef("old", "2026-02-20", 65), lvef("now", "2026-11-02", 45))
+    drafts = (draft("d", "trastuzumab", "2026-11-23", 6),)
+    series = lvef_series(facts_for(*lvefs, undated(statement("h", "trastuzumab", "2026-03-02")), drafts=drafts))
+    assert (series.anchor, series.anchor_is_first_dose, series.baseline, series.drop_points) == (None, True, None, None)
+    # Near miss: the same course dated from 2026-03-02.
+    series = lvef_series(facts_for(*lvefs, statement("h", "trastuzumab", "2026-03-02"), drafts=drafts))
+    assert series.baseline.reference == "Observation/old" and series.drop_points == 20
 
 
 def test_no_baseline_when_every_lvef_follows_the_first_dose():
@@ -481,6 +498,16 @@ def test_other_anthracyclines_are_reported_unconverted():
     assert history.mg_per_m2 == 0.0
     (other,) = history.other_anthracyclines
     assert (other.ingredient, other.display, other.doses, other.total_mg_per_m2, other.total_mg) == ("epirubicin", "epirubicin", 2, 200.0, 0.0)
+
+
+def test_another_anthracycline_recorded_only_as_a_course_is_named_not_passed_over():
+    course = statement("fec", "epirubicin", "2024-01-01", "2024-03-01", status="completed")
+    history = cumulative_doxorubicin(facts_for(course))
+    assert history.other_courses == (AnthracyclineCourse("epirubicin", "MedicationStatement/fec"),)
+    assert history.other_anthracyclines == () and history.missing == ()
+    # Near miss: its doses are recorded as administrations, which are summed as recorded instead.
+    history = cumulative_doxorubicin(facts_for(course, administration("e1", "epirubicin", "2024-01-01", 100, "mg/m2")))
+    assert history.other_courses == () and history.other_anthracyclines[0].total_mg_per_m2 == 100.0
 
 
 def test_a_draft_or_intended_record_is_not_a_first_dose():

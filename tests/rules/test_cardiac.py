@@ -26,6 +26,7 @@ from tests.facts.test_cardiac import (
     lvef,
     request,
     statement,
+    undated,
 )
 
 RENDERER = CardRenderer.load()
@@ -388,6 +389,33 @@ def test_baseline_unknown_card_names_each_family_that_needs_it():
     assert [f["family"] for f in finding.values["families"]] == ["trastuzumab-pertuzumab", "tdm1"]
 
 
+def test_baseline_unknown_card_when_the_record_does_not_date_the_her2_therapy_given():
+    # On trastuzumab by a statement with no dates, LVEF 65% then 45%: a fall of 20 points if the 65% was pretreatment.
+    def on_trastuzumab(course: dict) -> RuleContext:
+        return context_for(metastatic(), lvef("old", "2026-02-20", 65, low=50), lvef("now", "2026-11-02", 45, low=50), course,
+                           drafts=(draft("t", "trastuzumab", "2026-11-23", 6),))
+
+    context = on_trastuzumab(undated(statement("h", "trastuzumab", "2026-03-02")))
+    finding = cards(cardiac.lvef_drop_not_assessable, context)["cardiac-lvef-baseline-unknown"]
+    assert finding.values["families"][0]["verdicts"][0]["criterion"] == "us-below-lln-no-baseline"
+    assert ("no LVEF on record before the first HER2 antibody dose (the record does not date it, so no LVEF can be shown "
+            "to come before it).") in " ".join(RENDERER.render(finding).detail.split())
+    assert cards(cardiac.trastuzumab_pertuzumab_lvef_hold, context) == {}
+    # Near miss: the course dated from 2026-03-02 makes the 65% the pretreatment value, and the fall a hold.
+    dated = on_trastuzumab(statement("h", "trastuzumab", "2026-03-02"))
+    assert cards(cardiac.lvef_drop_not_assessable, dated) == {}
+    assert cards(cardiac.trastuzumab_pertuzumab_lvef_hold, dated)["cardiac-lvef-hold-trastuzumab-pertuzumab"].values["drop"] == 20
+
+
+def test_a_hold_card_does_not_call_the_latest_lvef_pretreatment_when_the_her2_therapy_given_is_undated():
+    context = context_for(metastatic(), lvef("now", "2026-11-02", 38), undated(statement("k", "tdm1", "2026-07-10")),
+                          drafts=(draft("k", "tdm1", "2026-11-23", 3.6),))
+    detail = RENDERER.render(cards(cardiac.tdm1_lvef, context)["cardiac-lvef-hold-tdm1"]).detail
+    assert "This is the pretreatment value" not in detail
+    assert ("- No pretreatment LVEF on record: the record does not date the first HER2 antibody dose, so no LVEF can be "
+            "shown to come before it.") in detail
+
+
 def test_baseline_unknown_card_at_a_normal_lvef_on_trastuzumab():
     context = context_for(metastatic(), lvef("now", "2026-11-02", 55, low=50), statement("h", "trastuzumab", "2026-03-02"),
                           drafts=(draft("t", "trastuzumab", "2026-11-23", 6),))
@@ -671,6 +699,23 @@ def test_the_washout_of_a_draft_whose_planned_start_is_past_is_counted_to_today(
     assert found["anthracycline-after-trastuzumab"].values["orders"][0]["until"] == date(2026, 12, 1)
 
 
+def test_ac_then_th_drafted_together_in_sequence_is_not_concurrent_use():
+    # AC planned 2026-11-23 to 2027-01-10, trastuzumab from 2027-01-31: the sequence rule 20 recommends (no card, as
+    # when the AC order is already signed).
+    ac = ended(draft("a", "doxorubicin", "2026-11-23", 60, "mg/m2"), "2027-01-10")
+    assert cards(cardiac.anthracycline_with_trastuzumab, context_for(drafts=(ac, draft("t", "trastuzumab", "2027-01-31")))) == {}
+    # Near misses: trastuzumab drafted to start on the AC course's last day; AC drafted with no planned end; AC planned
+    # for September and October, still a draft, so given today, 8 days before trastuzumab (within its 21-day cycle).
+    stale_ac = ended(draft("a", "doxorubicin", "2026-09-01", 60, "mg/m2"), "2026-10-15")
+    for drafts in ((ac, draft("t", "trastuzumab", "2027-01-10")),
+                   (draft("a", "doxorubicin", "2026-11-23", 60, "mg/m2"), draft("t", "trastuzumab", "2027-01-31")),
+                   (stale_ac, draft("t", "trastuzumab", "2026-11-30"))):
+        found = cards(cardiac.anthracycline_with_trastuzumab, context_for(drafts=drafts))
+        assert list(found) == ["anthracycline-with-trastuzumab"]
+        assert {a.resource_id for s in found["anthracycline-with-trastuzumab"].suggestions for a in s.actions} == {
+            "MedicationRequest/a", "MedicationRequest/t"}
+
+
 # --- rule 21 ---------------------------------------------------------------------------------------------
 
 
@@ -734,6 +779,17 @@ def test_prior_epirubicin_is_shown_even_below_the_doxorubicin_tiers():
                           drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))
     values = cards(cardiac.cumulative_doxorubicin_dose, context)["cardiac-cumulative-doxorubicin"].values
     assert values["others"][0]["display"] == "epirubicin" and values["tier"] is None
+
+
+def test_prior_epirubicin_recorded_only_as_a_course_is_shown_too():
+    fec = statement("fec", "epirubicin", "2024-01-01", "2024-03-01", status="completed")
+    finding = cards(cardiac.cumulative_doxorubicin_dose, context_for(fec, drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),)))
+    detail = " ".join(RENDERER.render(finding["cardiac-cumulative-doxorubicin"]).detail.split())
+    assert ("- Also given: epirubicin, a course recorded without administrations (MedicationStatement/fec): its doses are "
+            "**not known**. Count them when judging the total.") in detail
+    # Near miss: the course before was paclitaxel.
+    taxane = statement("t", "paclitaxel", "2024-01-01", "2024-03-01", status="completed")
+    assert cards(cardiac.cumulative_doxorubicin_dose, context_for(taxane, drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))) == {}
 
 
 def test_first_doxorubicin_dose_gets_no_cumulative_card():
