@@ -75,6 +75,11 @@ class Her2Status:
     # Plain words for the card: what the status rests on.
     basis: str = "no HER2 result on file"
 
+    @property
+    def ihc_equivocal(self) -> bool:
+        """The newest IHC is 2+, or recorded only as equivocal: ASCO/CAP's equivocal IHC category is 2+."""
+        return self.ihc is not None and self.ihc.call == "equivocal"
+
 
 def her2_results(facts: Facts) -> tuple[Her2Result, ...]:
     """Every interpretable or partial tumour HER2 result, newest first."""
@@ -112,12 +117,12 @@ def her2_status(facts: Facts) -> Her2Status:
 
 
 def her2_low(facts: Facts) -> bool | None:
-    """HER2-low (IHC 1+, or 2+ with ISH not amplified, or a HER2-low diagnosis): True; IHC 0 or HER2-positive:
+    """HER2-low (IHC 1+, or 2+ or equivocal with ISH not amplified, or a HER2-low diagnosis): True; IHC 0 or HER2-positive:
     False; None when the record does not tell."""
     status = facts.get(her2_status)
     if status.status == "positive" or status.ihc_score == "0":
         return False
-    if status.ihc_score == "1+" or (status.ihc_score == "2+" and status.ish == "not_amplified"):
+    if status.ihc_score == "1+" or (status.ihc_equivocal and status.ish == "not_amplified"):
         return True
     if recorded_unless_refuted(facts, "her2_low_breast_cancer"):
         return True

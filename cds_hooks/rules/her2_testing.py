@@ -52,7 +52,7 @@ def positivity_not_confirmed(context: RuleContext) -> Iterator[Finding]:
     hooks=ORDER_HOOKS | {"patient-view"},
     cards=("her2-equivocal-needs-ish",),
     trigger=(
-        "The newest HER2 IHC is 2+ and no ISH result of that day or later completes it (none, or a ratio without "
+        "The newest HER2 IHC is 2+ (or recorded as equivocal, LA11885-3) and no ISH result of that day or later completes it (none, or a ratio without "
         "copies per cell), even when an older result was positive; on order hooks only when a HER2-directed drug is "
         "drafted."
     ),
@@ -65,11 +65,11 @@ def equivocal_needs_ish(context: RuleContext) -> Iterator[Finding]:
     status = context.facts.get(her2_status)
     if not _awaits_reflex_ish(status) or status.ihc is None:
         return
-    # Any positive result decides the status (facts.her2): here an older one, as the newest IHC is 2+.
+    # Any positive result decides the status (facts.her2): here an older one, as the newest IHC is equivocal.
     earlier_positive = status.basis if status.status == "positive" else None
     yield Finding(
         card="her2-equivocal-needs-ish",
-        values={"ihc": status.ihc.describe(), "ish": status.ish_result.describe() if status.ish_result else None,
+        values={"ihc": status.ihc.describe(), "ihc_score": status.ihc_score, "ish": status.ish_result.describe() if status.ish_result else None,
                 "drugs": names_of(orders), "earlier_positive": earlier_positive},
         suggestions=(_order_ish(context, status.ihc.reference),),
         evidence=tuple(o.reference for o in orders) + (status.ihc.reference,),
@@ -93,7 +93,7 @@ def tdxd_her2_subtype(context: RuleContext) -> Iterator[Finding]:
     if not orders:
         return
     status = context.facts.get(her2_status)
-    if status.status == "positive" or status.ihc_score in ("1+", "2+") or context.facts.get(her2_low):
+    if status.status == "positive" or status.ihc_score == "1+" or status.ihc_equivocal or context.facts.get(her2_low):
         return
     yield Finding(
         card="her2-tdxd-subtype-unconfirmed",
@@ -103,14 +103,14 @@ def tdxd_her2_subtype(context: RuleContext) -> Iterator[Finding]:
 
 
 def _awaits_reflex_ish(status: Her2Status) -> bool:
-    """The newest IHC is 2+ and no ISH of that day or later completes it (amplified, not amplified, or a group 2-4
+    """The newest IHC is 2+ (or recorded as equivocal) and no ISH of that day or later completes it (amplified, not amplified, or a group 2-4
     that asks for the IHC review instead). An older positive result does not: the newest IHC still needs its ISH."""
     ish = status.ish_result
     completed = ish is not None and (ish.ish is not None or ish.ish_group in (2, 3, 4))
-    return status.ihc_score == "2+" and not completed
+    return status.ihc_equivocal and not completed
 
 
 def _order_ish(context: RuleContext, ihc_reference: str) -> ProposedSuggestion:
-    resource = service_request(context, ISH_TEST, "HER2 ISH (reflex, same specimen as the IHC 2+)",
+    resource = service_request(context, ISH_TEST, "HER2 ISH (reflex, same specimen as the equivocal IHC)",
                                authoredOn=context.as_of.isoformat(), reasonReference=[{"reference": ihc_reference}])
     return ProposedSuggestion(key="order-ish", recommended=True, actions=(ProposedAction(type="create", resource=resource),))

@@ -141,3 +141,38 @@ def test_rule_9_names_an_incomplete_ish_result_instead_of_saying_there_is_none()
     assert "No HER2 test result" not in card.detail and card.summary.startswith("HER2 result incomplete")
     (none,) = run(her2_testing.positivity_not_confirmed, drugs=["trastuzumab"])
     assert RENDERER.render(none).summary.startswith("No HER2 result on file")
+
+
+def ihc_recorded_as(answer_code: str) -> dict:
+    return {**ihc("2+"), "valueCodeableConcept": {"coding": [{"system": LOINC, "code": answer_code}]}}
+
+
+def ish(result_code: str, day: str = "2026-03-09") -> dict:
+    return {"resourceType": "Observation", "id": "ish", "status": "final", "effectiveDateTime": day,
+            "code": {"coding": [{"system": LOINC, "code": "85318-4"}]},
+            "valueCodeableConcept": {"coding": [{"system": LOINC, "code": result_code}]}}
+
+
+def test_an_ihc_recorded_as_equivocal_is_the_2plus_category_and_needs_reflex_ish():
+    equivocal = ihc_recorded_as("LA11885-3")
+    (finding,) = run(her2_testing.equivocal_needs_ish, equivocal, hook="patient-view")
+    card = RENDERER.render(finding)
+    assert card.summary == "HER2 IHC recorded as equivocal and ISH is missing or incomplete: order reflex ISH"
+    assert "IHC equivocal on 2026-03-02" in card.detail
+    (finding,) = run(her2_testing.equivocal_needs_ish, equivocal, drugs=["trastuzumab"])
+    assert RENDERER.render(finding).summary.endswith("order reflex ISH before trastuzumab")
+    # Rule 10 speaks for it on an order, as for IHC 2+; rule 9 stays silent.
+    assert run(her2_testing.positivity_not_confirmed, equivocal, drugs=["trastuzumab"]) == []
+    # Near misses: ISH not amplified completes it (HER2-negative, then rule 9); an IHC recorded as negative is no 2+.
+    assert run(her2_testing.equivocal_needs_ish, equivocal, ish("LA6577-6"), hook="patient-view") == []
+    (finding,) = run(her2_testing.positivity_not_confirmed, equivocal, ish("LA6577-6"), drugs=["trastuzumab"])
+    assert finding.values["status"] == "negative"
+    assert run(her2_testing.equivocal_needs_ish, ihc_recorded_as("LA6577-6"), hook="patient-view") == []
+
+
+def test_an_ihc_recorded_as_equivocal_with_ish_not_amplified_is_her2_low_for_tdxd():
+    equivocal = ihc_recorded_as("LA11885-3")
+    assert run(her2_testing.tdxd_her2_subtype, equivocal, ish("LA6577-6"), drugs=["tdxd"]) == []
+    # Near miss: an IHC recorded as negative (0 or 1+ unknown) leaves the subtype unconfirmed.
+    (finding,) = run(her2_testing.tdxd_her2_subtype, ihc_recorded_as("LA6577-6"), drugs=["tdxd"])
+    assert finding.values["ihc_zero"] is False
