@@ -199,29 +199,39 @@ class CourseLimit:
 
 
 def course_limit(order: DraftOrder, start: date) -> CourseLimit | None:
-    """The end an order writes into its course: a dosage bounds end, a number of doses (timing count), a bounds
-    duration, or the dispense's expected supply duration, the last three counted from `start`, the day of its first
-    dose. None for an open-ended order. The validity period of the prescription is not a course length and is not
-    read."""
-    for dosage in order.resource.dosageInstruction or []:
-        repeat = dosage.timing.repeat if dosage.timing else None
-        if repeat is None:
-            continue
-        if repeat.boundsPeriod is not None and (end := last_day(repeat.boundsPeriod.end)) is not None:
-            return CourseLimit(end, f"ends on {end.isoformat()}")
-        interval = _days(repeat.period, repeat.periodUnit)
-        if repeat.count and interval is not None:
-            # The last of `count` doses, `interval / frequency` days apart.
-            spacing = interval / float(repeat.frequency or 1)
-            return CourseLimit(start + timedelta(days=round(spacing * (repeat.count - 1))), f"{repeat.count} doses")
-        duration = repeat.boundsDuration
-        if duration is not None and (days := _days(duration.value, duration.code or duration.unit)) is not None:
-            written = f"{duration.value:g} {duration.unit or duration.code}"
-            return CourseLimit(start + timedelta(days=round(days)), f"for {written}")
+    """The end an order writes into its course: the latest end its scheduled dosages (phases: a loading dose, weekly
+    then 3-weekly) write, each a bounds end, a number of doses (timing count) or a bounds duration; else the
+    dispense's expected supply duration. Counts and durations run from `start`, the day of its first dose. None for
+    an open-ended order, and none from the dosages while one of them writes no end: a maintenance phase with no end
+    after a fixed one continues the course. The validity period of the prescription is not a course length and is
+    not read."""
+    phases = [dosage.timing.repeat for dosage in order.resource.dosageInstruction or [] if dosage.timing and dosage.timing.repeat]
+    limits = [_phase_limit(repeat, start) for repeat in phases]
+    if limits and all(limit is not None for limit in limits):
+        return max((limit for limit in limits if limit is not None), key=lambda limit: limit.end)
     supply = order.resource.dispenseRequest.expectedSupplyDuration if order.resource.dispenseRequest else None
     if supply is not None and (days := _days(supply.value, supply.code or supply.unit)) is not None:
         written = f"{supply.value:g} {supply.unit or supply.code}"
         return CourseLimit(start + timedelta(days=round(days)), f"a supply for {written}")
+    return None
+
+
+def _phase_limit(repeat: Any, start: date) -> CourseLimit | None:
+    """The end one dosage's timing writes: a bounds end, a number of doses, or a bounds duration; None when it writes
+    none. A single dose needs no interval: it is given on `start`."""
+    if repeat.boundsPeriod is not None and (end := last_day(repeat.boundsPeriod.end)) is not None:
+        return CourseLimit(end, f"ends on {end.isoformat()}")
+    interval = _days(repeat.period, repeat.periodUnit)
+    if repeat.count == 1:
+        return CourseLimit(start, "1 dose")
+    if repeat.count and interval is not None:
+        # The last of `count` doses, `interval / frequency` days apart.
+        spacing = interval / float(repeat.frequency or 1)
+        return CourseLimit(start + timedelta(days=round(spacing * (repeat.count - 1))), f"{repeat.count} doses")
+    duration = repeat.boundsDuration
+    if duration is not None and (days := _days(duration.value, duration.code or duration.unit)) is not None:
+        written = f"{duration.value:g} {duration.unit or duration.code}"
+        return CourseLimit(start + timedelta(days=round(days)), f"for {written}")
     return None
 
 

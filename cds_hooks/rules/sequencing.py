@@ -94,7 +94,9 @@ def _her2_positive(facts: Facts) -> bool:
         "finished (last dose more than 21 days before the order's dose day, none continuing or drafted with it), "
         "counting taxane and trastuzumab started in the year before the order's planned start. yp staging is "
         "read from yp codes, or from a T, N or stage group Observation whose value is yp (mCODE). Not once the "
-        "trastuzumab year is over: the order's dose day more than 52 weeks after the first neoadjuvant trastuzumab."
+        "trastuzumab year is over: the order's dose day more than 52 weeks after the first neoadjuvant trastuzumab. "
+        "Not when T-DM1 is drafted too, or recorded as started since the first neoadjuvant trastuzumab (or undated): "
+        "adjuvant T-DM1 is already the choice, and trastuzumab may be completing the year after it stopped."
     ),
     thresholds=(
         "T-DM1 3.6 mg/kg IV q3w x 14 cycles from the order's dose day; dose in mg from the latest weight within the "
@@ -121,6 +123,8 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
         return
     neoadjuvant = facts.get(therapy_before, residual.day or start)
     if not neoadjuvant.taxane_and_trastuzumab or not _within_trastuzumab_year(neoadjuvant, day):
+        return
+    if _tdm1_recorded_since(facts, neoadjuvant):
         return
     # The suggested course starts on the dose day: its mg dose comes from a weight of the lookback before that day.
     weight = facts.on(day).get(weight_kg)
@@ -158,8 +162,19 @@ def katherine_adjuvant_tdm1(context: RuleContext) -> Iterator[Finding]:
 def _within_trastuzumab_year(neoadjuvant: NeoadjuvantTherapy, day: date) -> bool:
     """KATHERINE's T-DM1 takes the place of the adjuvant part of the one-year trastuzumab course (rule 45), which
     began with the neoadjuvant trastuzumab: once that year is over there is no adjuvant trastuzumab left to replace."""
-    first = min(e.start for e in neoadjuvant.trastuzumab if e.start is not None)
-    return day - first <= ADJUVANT_COURSE
+    return day - _first_trastuzumab(neoadjuvant) <= ADJUVANT_COURSE
+
+
+def _tdm1_recorded_since(facts: Facts, neoadjuvant: NeoadjuvantTherapy) -> bool:
+    """Whether T-DM1 is recorded (given, running, held, stopped or signed to start) since the neoadjuvant trastuzumab
+    began, or undated: adjuvant T-DM1 was chosen already. A trastuzumab order then completes the year after T-DM1
+    stopped (for toxicity, say), and a new 14-cycle T-DM1 course in its place would restart what was stopped."""
+    first = _first_trastuzumab(neoadjuvant)
+    return any(TDM1 in e.ingredients and (e.start is None or e.start >= first) for e in facts.exposures)
+
+
+def _first_trastuzumab(neoadjuvant: NeoadjuvantTherapy) -> date:
+    return min(e.start for e in neoadjuvant.trastuzumab if e.start is not None)
 
 
 def _taxane_finished(context: RuleContext, day: date) -> bool:
@@ -212,12 +227,14 @@ def _tdm1_order(context: RuleContext, start: date, dose_mg: float | None, weight
     cards=("sequencing-adjuvant-tdm1-not-katherine",),
     trigger=(
         "T-DM1 ordered in early breast cancer when yp staging shows pCR (ypT0/Tis ypN0, yp stage 0, RCB-0), or no taxane + "
-        "trastuzumab started in the year before surgery (before the order when no yp staging dates surgery); after "
-        "neoadjuvant taxane + trastuzumab without readable yp staging the card asks for it."
+        "trastuzumab started in the year before surgery (when no yp staging dates surgery, before the T-DM1 course the "
+        "order starts or continues); after neoadjuvant taxane + trastuzumab without readable yp staging the card asks "
+        "for it."
     ),
     thresholds=(
-        "pCR = ypT0/Tis ypN0 (yp stage 0) or RCB-0 (A3.4); neoadjuvant = started within 365 days before the yp staging day, or "
-        "before the T-DM1 start when there is no yp staging."
+        "pCR = ypT0/Tis ypN0 (yp stage 0) or RCB-0 (A3.4); neoadjuvant = started within 365 days before the yp staging day, or, "
+        "with no yp staging, before the first dose of the T-DM1 course running up to the order's planned start (T-DM1 "
+        "exposures <= 90 days apart), else before that planned start."
     ),
 )
 def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
@@ -227,7 +244,11 @@ def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
         return
     start = min(planned_period(o, context.as_of)[0] for o in orders)
     residual = facts.get(residual_disease_findings)
-    neoadjuvant = facts.get(therapy_before, residual.day or start)
+    # Without yp staging nothing dates surgery, but a T-DM1 course the order continues began after it: a later
+    # cycle's neoadjuvant therapy can have begun more than a year before the cycle.
+    course = _course_until(facts, start, frozenset({TDM1})) if residual.day is None else None
+    tdm1_since = min((e.start for e in course or () if e.start is not None and e.start < start), default=None)
+    neoadjuvant = facts.get(therapy_before, residual.day or tdm1_since or start)
     if residual.status == "pcr":
         reason = "pcr"
     elif not neoadjuvant.taxane_and_trastuzumab:
@@ -245,6 +266,7 @@ def adjuvant_tdm1_not_katherine(context: RuleContext) -> Iterator[Finding]:
             "orders": names_of(orders),
             "staging": residual.described,
             "staging_day": residual.day,
+            "tdm1_since": tdm1_since,
             "neoadjuvant": _neoadjuvant_values(neoadjuvant),
         },
         evidence=residual.references,
@@ -351,8 +373,9 @@ def _pertuzumab_order(context: RuleContext, order: DraftOrder) -> dict[str, Any]
     cards=("sequencing-second-line-after-progression",),
     trigger=(
         "HER2-positive metastatic disease whose newest disease status (97509-4) is 'worsened', after a "
-        "trastuzumab-based metastatic line and with no new line started since; on patient-view, and on ordering "
-        "a HER2-directed drug other than T-DXd (unless T-DXd was already given)."
+        "trastuzumab-based metastatic line started before its day and with no new line started on or since it (a "
+        "line that starts on the day of the progression is the next one, not one progressed on); on patient-view, "
+        "and on ordering a HER2-directed drug other than T-DXd (unless T-DXd was already given)."
     ),
     thresholds="Lines: HER2-directed regimens started after the metastatic diagnosis or within 30 days before it (30-day grouping).",
 )
@@ -391,10 +414,11 @@ def second_line_after_progression(context: RuleContext) -> Iterator[Finding]:
 
 
 def _lines_before(lines: tuple[TherapyLine, ...], worsened: Progression) -> tuple[TherapyLine, ...]:
-    """Lines started before the progression; all lines when the progression is undated."""
+    """Lines started before the day of the progression; all lines when the progression is undated. A line that
+    starts on that day answers the progression: no disease progresses on therapy the day it begins."""
     if worsened.day is None:
         return lines
-    return tuple(item for item in lines if item.start <= worsened.day)
+    return tuple(item for item in lines if item.start < worsened.day)
 
 
 def _line_values(lines: Iterable[TherapyLine]) -> list[dict[str, Any]]:
@@ -520,8 +544,9 @@ def _last_given_values(ingredients: frozenset[str]) -> dict[str, bool]:
     trigger=(
         "HER2-positive disease with an active brain metastasis condition (SNOMED 94225005; ICD-10-CM C79.31 is "
         "UNVERIFIED in the reference and not read alone), newest disease status 'worsened', at least "
-        "one HER2-directed drug started before it and none started since; on patient-view, and on ordering a "
-        "HER2-directed drug other than tucatinib or T-DXd."
+        "one HER2-directed drug started before its day and none started on or since it (one that starts on the day "
+        "of the progression is the next line); on patient-view, and on ordering a HER2-directed drug other than "
+        "tucatinib or T-DXd."
     ),
     thresholds="At least one prior HER2-directed exposure (any setting) before the progression.",
 )
@@ -534,9 +559,9 @@ def brain_metastases_progression(context: RuleContext) -> Iterator[Finding]:
     if worsened is None or not brain or not _her2_positive(facts):
         return
     started = [(e, e.start) for e in facts.exposures if e.ingredients & HER2_DIRECTED and e.start is not None]
-    prior = [e for e, start in started if worsened.day is None or start <= worsened.day]
-    # A HER2-directed drug started after the progression means the next line is already under way.
-    if not prior or any(worsened.day is not None and start > worsened.day for _, start in started):
+    prior = [e for e, start in started if worsened.day is None or start < worsened.day]
+    # A HER2-directed drug started on or after the day of the progression means the next line is already under way.
+    if not prior or any(worsened.day is not None and start >= worsened.day for _, start in started):
         return
     used = frozenset().union(*(e.ingredients for e in facts.exposures))
     if not _next_line_order_context(context, used, preferred={"tucatinib", TDXD}):
@@ -626,7 +651,7 @@ def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
 def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
     facts = context.facts
     if context.hook == "patient-view":
-        course = _course_until(facts, context.as_of)
+        course = _course_until(facts, context.as_of, TRASTUZUMAB_PRODUCTS)
         if course is None or not any(e.end is None or e.end >= context.as_of for e in course):
             return
         # The course runs to its last dose: counting the cycle after it would pass 52 weeks on a complete 18-cycle course.
@@ -640,7 +665,7 @@ def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
         # The course the orders were planned to continue, and the last day they give a dose (never before today: a
         # draft planned within the year but signed after it gives its dose after it).
         start = min(planned_period(o, context.as_of)[0] for o in orders)
-        course = _course_until(facts, start)
+        course = _course_until(facts, start, TRASTUZUMAB_PRODUCTS)
         if course is None:
             return
         until = max(_planned_end(o, context.as_of) for o in orders)
@@ -673,7 +698,8 @@ def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
     trigger=(
         "Metastatic (or unrecorded) disease setting and a drafted HER2 antibody (trastuzumab products, pertuzumab, "
         "T-DM1, T-DXd) whose order fixes the length of its course beyond one cycle: a dosage bounds end, a number of "
-        "doses, a bounds duration or an expected supply duration."
+        "doses or a bounds duration in every scheduled dosage (phase; the latest end counts, and an open-ended "
+        "maintenance phase continues the course), or an expected supply duration."
     ),
     thresholds=f"A fixed course: planned to end at least {SINGLE_CYCLE.days} days after its start (one 3-week cycle).",
 )
@@ -699,11 +725,12 @@ def metastatic_no_fixed_duration(context: RuleContext) -> Iterator[Finding]:
     )
 
 
-def _course_until(facts: Facts, day: date) -> list[Exposure] | None:
-    """The trastuzumab-product exposures of the course running up to `day`: walking back from the newest, each
-    earlier exposure joins while the gap to the course is at most COURSE_GAP. None when nothing dated precedes `day`."""
+def _course_until(facts: Facts, day: date, ingredients: frozenset[str]) -> list[Exposure] | None:
+    """The exposures to these ingredients of the course running up to `day`: walking back from the newest, each
+    earlier exposure joins while the gap to the course is at most COURSE_GAP. None when nothing dated precedes `day`,
+    or the newest ended more than COURSE_GAP before it."""
     dated = sorted(
-        (e for e in facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS and e.start is not None and e.start <= day),
+        (e for e in facts.exposures if e.ingredients & ingredients and e.start is not None and e.start <= day),
         key=lambda e: e.start or date.min,
     )
     if not dated or (dated[-1].end is not None and day - dated[-1].end > COURSE_GAP):

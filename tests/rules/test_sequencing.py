@@ -165,6 +165,17 @@ def test_katherine_not_when_metastases_are_recorded_in_remission():
     assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, remission, drafts=drafts))) == []
 
 
+def test_katherine_not_once_adjuvant_tdm1_is_on_record():
+    # Adjuvant T-DM1 given 2026-07-13 to 2026-09-14 and stopped; trastuzumab now completes the year: the choice of
+    # T-DM1 is made, and a new 14-cycle T-DM1 course in place of trastuzumab is not the advice.
+    drafts = [draft("h", "trastuzumab", "2026-11-23")]
+    given = statement("k", "tdm1", "2026-07-13", "2026-09-14")
+    assert list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, given, drafts=drafts))) == []
+    # Near miss: the T-DM1 record was entered in error.
+    in_error = {**given, "status": "entered-in-error"}
+    assert len(list(katherine_adjuvant_tdm1(context(*NEOADJUVANT, *RESIDUAL, in_error, drafts=drafts)))) == 1
+
+
 def test_katherine_needs_a_taxane_before_surgery():
     trastuzumab_only = (HER2POS, statement("h", "trastuzumab", "2026-01-05", "2026-05-18"))
     assert list(katherine_adjuvant_tdm1(context(*trastuzumab_only, *RESIDUAL, drafts=[draft("adj-h", "trastuzumab", "2026-07-13")]))) == []
@@ -265,6 +276,24 @@ def test_tdm1_after_neoadjuvant_therapy_without_yp_staging_asks_for_it():
     assert "Record the ypTNM staging" in RENDERER.render(finding).detail
 
 
+def test_a_later_cycle_of_adjuvant_tdm1_counts_neoadjuvant_therapy_before_the_course_began():
+    # Neoadjuvant TH from 2025-10-06, T-DM1 every 3 weeks from 2026-03-30 (12 cycles given); cycle 13 drafted for
+    # 2026-11-23, more than a year after the neoadjuvant therapy began. Without yp staging nothing dates surgery,
+    # but it came before the T-DM1 course: the card asks for the staging, not says there was no neoadjuvant therapy.
+    course = (HER2POS, statement("pac", "paclitaxel", "2025-10-06", "2025-12-22"), statement("h", "trastuzumab", "2025-10-06", "2026-02-09"),
+              *every_three_weeks("tdm1", "2026-03-30", 12))
+    (finding,) = adjuvant_tdm1_not_katherine(context(*course, drafts=[draft("k", "tdm1", "2026-11-23")]))
+    assert finding.values["reason"] == "unconfirmed" and finding.values["tdm1_since"] == date(2026, 3, 30)
+    detail = RENDERER.render(finding).detail
+    assert "Taxane and HER2 therapy started in the year before the T-DM1 course began on 2026-03-30:" in detail
+    assert "Record the ypTNM staging or RCB class" in detail
+    # Near miss: the same T-DM1 course with no taxane and trastuzumab in the year before it began.
+    upfront = (HER2POS, *every_three_weeks("tdm1", "2026-03-30", 12))
+    (finding,) = adjuvant_tdm1_not_katherine(context(*upfront, drafts=[draft("k", "tdm1", "2026-11-23")]))
+    assert finding.values["reason"] == "no-neoadjuvant"
+    assert "No taxane + trastuzumab recorded in the year before the T-DM1 course began on 2026-03-30" in RENDERER.render(finding).detail
+
+
 def test_tdm1_after_residual_disease_in_the_mcode_form_gets_no_card():
     assert list(adjuvant_tdm1_not_katherine(context(*NEOADJUVANT, *MCODE_RESIDUAL, drafts=[draft("k", "tdm1", "2026-07-13")]))) == []
 
@@ -306,6 +335,23 @@ def test_second_line_card_lists_lines_and_stops_once_a_new_line_started():
     assert finding.values["next_line"] == 2 and [line["number"] for line in finding.values["lines"]] == [1]
     moved_on = (*METASTATIC, *THP_LINE, worsened("2026-10-20"), statement("dxd", "tdxd", "2026-11-02"))
     assert list(second_line_after_progression(context(*moved_on, hook="patient-view"))) == []
+
+
+def test_a_line_started_on_the_day_of_the_progression_is_the_next_line_not_one_progressed_on():
+    # T-DXd started on 2026-10-20, the day the disease status says worsened: second line under way, no card.
+    brain = condition("brain", "94225005", "2026-10-14")
+    same_day = (*METASTATIC, brain, *THP_LINE, worsened("2026-10-20"), statement("dxd", "tdxd", "2026-10-20"))
+    assert list(second_line_after_progression(context(*same_day, hook="patient-view"))) == []
+    assert list(brain_metastases_progression(context(*same_day, hook="patient-view"))) == []
+    # First-line THP started on the day metastatic disease was recorded as worsened: nothing has progressed on it.
+    first = (*METASTATIC, statement("h", "trastuzumab", "2025-03-17"), statement("p", "pertuzumab", "2025-03-17"), worsened("2025-03-17"))
+    assert list(second_line_after_progression(context(*first, hook="patient-view"))) == []
+    # Near miss: T-DXd started the day before the progression is a line progressed on: third line next.
+    day_before = (*METASTATIC, brain, *THP_LINE, worsened("2026-10-20"), statement("dxd", "tdxd", "2026-10-19"))
+    (finding,) = second_line_after_progression(context(*day_before, hook="patient-view"))
+    assert finding.values["next_line"] == 3 and finding.values["tdxd_used"]
+    (finding,) = brain_metastases_progression(context(*day_before, hook="patient-view"))
+    assert finding.values["tdxd_used"]
 
 
 def test_third_line_after_tdxd_shows_later_line_options():
@@ -546,6 +592,30 @@ def test_a_fixed_course_in_metastatic_disease_is_named_however_the_order_fixes_i
     (finding,) = metastatic_no_fixed_duration(context(*METASTATIC, drafts=[draft("c", "trastuzumab", count=6), bounded, duration, supply]))
     assert [o["how"] for o in finding.values["orders"]] == ["6 doses", "ends on 2027-05-31", "for 6 months", "a supply for 18 weeks"]
     assert finding.values["orders"][0]["end"] == date(2027, 3, 8) and finding.values["setting_known"]
+
+
+def two_phase(did, drug, first_end, second_end=None):
+    """Weekly from 2026-11-23 to first_end, then every 3 weeks from 2027-03-01 to second_end (open-ended without it)."""
+    second = {"start": "2027-03-01", **({"end": second_end} if second_end else {})}
+    return {**draft(did, drug), "dosageInstruction": [
+        {"sequence": 1, "timing": {"repeat": {"boundsPeriod": {"start": "2026-11-23", "end": first_end}, "frequency": 1, "period": 1, "periodUnit": "wk"}}},
+        {"sequence": 2, "timing": {"repeat": {"boundsPeriod": second, "frequency": 1, "period": 3, "periodUnit": "wk"}}},
+    ]}
+
+
+def test_an_order_whose_later_phase_is_open_ended_is_no_fixed_course():
+    # Weekly for 12 weeks, then every 3 weeks with no end: it continues, as metastatic therapy should.
+    assert list(metastatic_no_fixed_duration(context(*METASTATIC, drafts=[two_phase("h", "trastuzumab", "2027-02-08")]))) == []
+    # Near miss: the later phase ends too: a fixed course, to the end of its last phase.
+    (finding,) = metastatic_no_fixed_duration(context(*METASTATIC, drafts=[two_phase("h", "trastuzumab", "2027-02-08", "2027-08-30")]))
+    assert finding.values["orders"][0]["end"] == date(2027, 8, 30)
+    # A loading dose, then 6 doses every 3 weeks: fixed, to the sixth.
+    loading = {**draft("l", "pertuzumab"), "dosageInstruction": [
+        {"sequence": 1, "timing": {"repeat": {"boundsPeriod": {"start": "2026-11-23"}, "count": 1}}},
+        {"sequence": 2, "timing": {"repeat": {"count": 6, "frequency": 1, "period": 3, "periodUnit": "wk"}}},
+    ]}
+    (finding,) = metastatic_no_fixed_duration(context(*METASTATIC, drafts=[loading]))
+    assert finding.values["orders"][0]["end"] == date(2027, 3, 8) and finding.values["orders"][0]["how"] == "6 doses"
 
 
 def test_per_cycle_orders_open_courses_and_early_disease_get_no_fixed_course_card():
