@@ -69,7 +69,7 @@ def tdm1_thrombocytopenia(context: RuleContext) -> Iterator[Finding]:
             continue
         if latest.per_mm3 < HOLD_BELOW:
             held.append((order, latest, None))
-        elif (low := _low_not_recovered(context, day, labs.window_start)) is not None:
+        elif (low := _low_not_recovered(context, TDM1, day, labs.window_start)) is not None:
             held.append((order, low, latest))
     if not held:
         return
@@ -90,11 +90,12 @@ def tdm1_thrombocytopenia(context: RuleContext) -> Iterator[Finding]:
     )
 
 
-def _low_not_recovered(context: RuleContext, day: date, window_start: date) -> CellCount | None:
-    """The lowest count below HOLD_BELOW since the last T-DM1 dose before `day` (with no dated dose, within the lab
-    window) that no count of RESUME_FROM or more has followed: the label holds T-DM1 until platelets recover to
-    75,000/mm³, so a count of 50,000 to 75,000 since does not end the hold."""
-    last = context.facts.get(last_dose_day, TDM1, day)
+def _low_not_recovered(context: RuleContext, ingredient: str, day: date, window_start: date) -> CellCount | None:
+    """The lowest platelet count below HOLD_BELOW since the last dose of the ingredient before `day` (with no dated
+    dose, within the lab window) that no count of RESUME_FROM or more has followed: the T-DM1 and T-DXd labels hold
+    the drug until platelets recover to 75,000/mm³ (T-DXd: grade 1 or less), so a count of 50,000 to 75,000 since
+    does not end the hold."""
+    last = context.facts.get(last_dose_day, ingredient, day)
     after = last.day if last is not None else window_start - timedelta(days=1)
     # Newest first, each read per mm³; those older than the newest recovered count no longer hold the dose.
     counts = context.facts.get(platelet_counts, after, day)
@@ -124,7 +125,9 @@ class _TdxdDose:
     trigger=(
         "A drafted fam-trastuzumab deruxtecan (T-DXd) whose latest absolute neutrophil count (LOINC 751-8, 26499-4, "
         f"753-4) or platelet count (777-3, 26515-7) within the lab lookback window before {DOSE_DAY} is grade 3 "
-        "or 4; else, when either count is missing there or in a unit that cannot be converted, a card asks for it."
+        "or 4, or whose latest platelet count is below 75,000/mm³ while a grade 3-4 one dated after the last T-DXd "
+        "dose (with no dated dose, within that window) has no count of 75,000/mm³ or more after it; else, when "
+        "either count is missing there or in a unit that cannot be converted, a card asks for it."
     ),
     thresholds=(
         "Enhertu label §2.3 Table 2 (CTCAE v5.0). Neutrophils: grade 3 < 1.0-0.5 × 10⁹/L (< 1,000/mm³) interrupt until "
@@ -164,6 +167,19 @@ def _tdxd_dose(context: RuleContext, order: DraftOrder) -> _TdxdDose:
     counts = {"neutrophils": labs.neutrophils, "platelets": labs.platelets}
     graded = {test: grade for test, count in counts.items() if (grade := _tdxd_grade(test, count)) is not None}
     unknown = tuple(test for test, count in counts.items() if count is None or count.per_mm3 is None)
+    shown = [{**_count(count), "test": test, "name": COUNT_NAMES[test], "grade": graded.get(test), "not_recovered_by": None}
+             for test, count in counts.items() if count is not None]
+    references = [count.reference for test, count in counts.items() if test in graded and count]
+    # Grade 3-4 platelets since the last dose hold T-DXd until grade 1 or less (>= 75,000/mm³): a grade 2 count
+    # since then is not yet the recovery the label resumes at (ANC resumes at grade 2, so a grade 2 ANC has).
+    latest = labs.platelets
+    if "platelets" not in graded and latest is not None and latest.per_mm3 is not None and latest.per_mm3 < RESUME_FROM:
+        low = _low_not_recovered(context, TDXD, day, labs.window_start)
+        if low is not None and (grade := _tdxd_grade("platelets", low)) is not None:
+            graded["platelets"] = grade
+            shown.append({**_count(low), "test": "platelets", "name": COUNT_NAMES["platelets"], "grade": grade,
+                          "not_recovered_by": _count(latest)})
+            references.extend((low.reference, latest.reference))
     return _TdxdDose(
         order=order,
         values={
@@ -171,14 +187,13 @@ def _tdxd_dose(context: RuleContext, order: DraftOrder) -> _TdxdDose:
             "dose_day": day,
             "window_start": labs.window_start,
             "first_dose": not started_before(context.facts.exposures, TDXD, day),
-            "counts": [{**_count(count), "test": test, "name": COUNT_NAMES[test], "grade": graded.get(test)}
-                       for test, count in counts.items() if count is not None],
+            "counts": shown,
             "missing": [COUNT_NAMES[test] for test, count in counts.items() if count is None],
             "unconvertible": [COUNT_NAMES[test] for test in unknown if counts[test] is not None],
         },
         worst_grade=max(graded.values(), default=None),
         unknown=unknown,
-        references=(order.reference, *(count.reference for test, count in counts.items() if test in graded and count)),
+        references=(order.reference, *references),
     )
 
 

@@ -137,3 +137,39 @@ def test_tdxd_draft_started_in_the_past_with_only_counts_from_before_that_start_
     old_low = [lab("neutrophils", 0.3, "10*9/L", day="2026-08-30"), lab("platelets", 15, "10*3/uL", day="2026-08-30")]
     (finding,) = tdxd_cytopenia(context(*old_low, drafts=({**TDXD_DRAFT, **PAST_START},)))
     assert finding.card == "haematologic-tdxd-blood-count-needed"
+
+
+# Rule 30: grade 3-4 platelets hold T-DXd until grade 1 or less (>= 75,000/mm³); a grade 2 count since the last dose
+# (2026-11-10) is not yet that recovery. The ANC resumes at grade 2, so only platelets are followed this way.
+PRIOR_TDXD = {**PRIOR_TDM1, "id": "given-tdxd", "medicationCodeableConcept": {"coding": [{"system": RX, "code": "2267576"}]}}
+ANC_NORMAL = lab("neutrophils", 3.0, "10*9/L")
+
+
+@pytest.mark.parametrize("low, card, then", [
+    (40, "haematologic-tdxd-cytopenia-grade-3", "then the same dose"),
+    (20, "haematologic-tdxd-cytopenia-grade-4", "then one dose level lower"),
+])
+def test_tdxd_platelets_not_yet_recovered_to_grade_1_after_a_grade_3_or_4_count_since_the_last_dose_hold(low, card, then):
+    (finding,) = tdxd_cytopenia(context(PRIOR_TDXD, ANC_NORMAL, *low_then(low, (60, "2026-11-28")), drafts=(TDXD_DRAFT,)))
+    assert finding.card == card
+    assert (finding.values["worst"]["per_mm3"], finding.values["worst"]["not_recovered_by"]["per_mm3"]) == (low * 1000, 60_000)
+    assert {"Observation/low", "Observation/p-2026-11-28"} <= set(finding.evidence)
+    card_text = RENDERER.render(finding)
+    assert card_text.summary == (f"Interrupt T-DXd: grade {finding.values['worst']['grade']} platelets {low},000/mm³ on "
+                                 f"2026-11-15, 60,000 on 2026-11-28 (not recovered); {then}")
+    assert ("**grade {}**, since the last dose; the latest, 60,000/mm³ on 2026-11-28, has not yet recovered to grade 1 or "
+            "less (≥ 75,000/mm³).".format(finding.values["worst"]["grade"])) in " ".join(card_text.detail.split())
+
+
+@pytest.mark.parametrize("counts", [
+    low_then(40, (75, "2026-11-20"), (60, "2026-11-28")),    # recovered to 75,000 in between, then grade 2 only
+    low_then(40, (75, "2026-11-28")),                          # recovered
+    low_then(60, (60, "2026-11-28")),                          # grade 2 throughout
+])
+def test_tdxd_no_hold_when_platelets_recovered_or_never_reached_grade_3_since_the_last_dose(counts):
+    assert list(tdxd_cytopenia(context(PRIOR_TDXD, ANC_NORMAL, *counts, drafts=(TDXD_DRAFT,)))) == []
+
+
+def test_tdxd_a_grade_3_platelet_count_before_the_last_dose_does_not_hold_the_next():
+    before_dose = [{**lab("platelets", 40, "10*3/uL", day="2026-11-05"), "id": "low"}, lab("platelets", 60, "10*3/uL")]
+    assert list(tdxd_cytopenia(context(PRIOR_TDXD, ANC_NORMAL, *before_dose, drafts=(TDXD_DRAFT,)))) == []
