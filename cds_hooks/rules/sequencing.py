@@ -617,9 +617,10 @@ def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
         return
     # Two drafts name each other; show each pair once.
     unique = list({frozenset((p["ordered"], p["other"])): p for p in pairs}.values())
+    atezolizumab_drafted = any(ATEZOLIZUMAB in o.ingredients for o in removable.values())
     yield Finding(
         card="sequencing-tdm1-with-atezolizumab",
-        values={"pairs": unique},
+        values={"pairs": unique, "atezolizumab_drafted": atezolizumab_drafted},
         # T-DM1 continues alone (KATE2): offer to remove drafted atezolizumab; when only T-DM1 is drafted (atezolizumab
         # already running), offer to remove that draft instead.
         suggestions=remove_drafts(o for o in removable.values() if ATEZOLIZUMAB in o.ingredients or len(removable) == 1),

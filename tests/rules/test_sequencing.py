@@ -530,6 +530,18 @@ def test_atezolizumab_pair_is_shown_once_and_only_the_atezolizumab_draft_is_offe
     assert [s.actions[0].resource_id for s in finding.suggestions] == ["MedicationRequest/a"]
 
 
+def test_tdm1_drafted_while_atezolizumab_is_on_record_says_to_stop_it_since_the_suggestion_removes_the_tdm1():
+    running = statement("a", "atezolizumab", "2026-11-02")
+    (finding,) = tdm1_with_atezolizumab(context(*METASTATIC, running, drafts=[draft("k", "tdm1")]))
+    assert [s.actions[0].resource_id for s in finding.suggestions] == ["MedicationRequest/k"]
+    detail = " ".join(RENDERER.render(finding).detail.split())
+    assert "Atezolizumab is on record, not in this order session: stop it before giving T-DM1 alone" in detail
+    # Near miss: atezolizumab drafted too, the suggestion removes it, and T-DM1 goes on alone.
+    (finding,) = tdm1_with_atezolizumab(context(*METASTATIC, drafts=[draft("k", "tdm1"), draft("a", "atezolizumab")]))
+    detail = " ".join(RENDERER.render(finding).detail.split())
+    assert "give T-DM1 without atezolizumab" in detail and "stop it before" not in detail
+
+
 def test_tdm1_with_atezolizumab_is_judged_over_the_days_a_draft_planned_earlier_is_given():
     # T-DM1 planned 2026-09-01 to 2026-10-15, still a draft on 2026-11-22: atezolizumab running since 2026-11-02 runs
     # with today's dose.
