@@ -14,9 +14,11 @@ from cds_hooks.facts.cardiac import (
 )
 from cds_hooks.facts.disease import line_of_therapy, metastatic_lines, metastatic_since, setting
 from cds_hooks.facts.her2 import her2_status
+from cds_hooks.facts.therapy import ON_HOLD
 from cds_hooks.rules.base import Finding, RuleContext, rule, unusable_lvef
 
 HER2_DIRECTED = terminology.ingredients_in_class("her2_directed")
+TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
 
 
 @rule(
@@ -70,8 +72,11 @@ def _therapy(facts: Facts) -> dict[str, Any]:
     # An antibody between doses is current while its next dose is not long late, as the LVEF line beside it counts:
     # on the dosing day of a 3-weekly cycle the 20-day cover of the last dose has ended.
     current = {e.source: e for e in (*covering, *facts.get(current_her2_antibody_therapy))}
-    # Held trastuzumab stays current therapy (it is to resume), said as held, as the LVEF interval beside it is.
-    held = {e.source for e in facts.get(held_trastuzumab)}
+    # Held therapy stays current (it is to resume), said as held: trastuzumab as the LVEF interval beside it reads a
+    # hold (held_trastuzumab: a newer order that runs ends an old one's hold), other drugs by their record's status.
+    held = {e.source for e in facts.get(held_trastuzumab)} | {
+        e.source for e in current.values() if e.status == ON_HOLD and not e.ingredients & TRASTUZUMAB_PRODUCTS
+    }
     return {"current_therapy": [{"text": e.text, "since": e.start, "held": e.source in held} for e in current.values()]}
 
 

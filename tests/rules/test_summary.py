@@ -88,3 +88,15 @@ def test_summary_names_the_current_line_and_the_next_one_planned():
     assert card.summary.startswith("HER2+ metastatic breast cancer, metastatic line 1 (estimate), next line 2 planned from "
                                    "2026-12-01; LVEF 60% on 2026-10-20")
     assert "- line 1 from 2026-10-05: trastuzumab\n- line 2 from 2026-12-01 (planned, not started): tdxd" in card.detail
+
+
+def test_summary_says_a_her2_drug_other_than_trastuzumab_is_on_hold_when_its_record_is():
+    def current_therapy(status: str) -> str:
+        course = statement("k", "tdm1", "2026-09-01", status=status)
+        context = context_for(condition("bc", SNOMED, "427685000"), lvef("a", "2026-10-20", 60), course, hook="patient-view")
+        detail = RENDERER.render(next(iter(summary.her2_therapy_summary(context)))).detail
+        return next(line for line in detail.splitlines() if line.startswith("**Current HER2-directed therapy:**"))
+
+    assert current_therapy("on-hold") == "**Current HER2-directed therapy:** tdm1 since 2026-09-01, on hold."
+    # Near miss: the same course running.
+    assert current_therapy("active") == "**Current HER2-directed therapy:** tdm1 since 2026-09-01."
