@@ -17,10 +17,12 @@ T = TypeVar("T")
 
 
 class Facts:
-    def __init__(self, record: PatientRecord, as_of: date, settings: Settings) -> None:
+    def __init__(self, record: PatientRecord, as_of: date, settings: Settings, record_day: date | None = None) -> None:
         self.record = record
         self.as_of = as_of
         self.settings = settings
+        # The day the record speaks for (the request's): a course stopped by then has ended, whatever day facts are for.
+        self.record_day = record_day or as_of
         self._cache: dict[tuple[Any, ...], Any] = {}
 
     def get(self, fact: Callable[..., T], *args: Hashable) -> T:
@@ -40,8 +42,8 @@ class Facts:
 
 
 def _facts_on(facts: Facts, day: date) -> Facts:
-    return Facts(facts.record, day, facts.settings)
+    return Facts(facts.record, day, facts.settings, facts.record_day)
 
 
 def _exposures(facts: Facts) -> tuple[therapy.Exposure, ...]:
-    return therapy.exposures(facts.record)
+    return therapy.exposures(facts.record, facts.record_day)

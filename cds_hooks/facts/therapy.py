@@ -28,6 +28,9 @@ _CONTINUING_STATUSES = frozenset({"active", "intended", ON_HOLD, "in-progress"})
 _SIGNED_STATUSES = frozenset({"active", ON_HOLD})
 # Statuses with which a record says the drug is not being given now, whatever its dates.
 HELD_OR_STOPPED = frozenset({ON_HOLD, "stopped"})
+# Statuses with which an order or statement says its therapy is over: a period end after the day of the record was
+# the plan, not when it ended.
+_ENDED_STATUSES = frozenset({"stopped", "completed"})
 # UCUM units of Timing periods and Durations, in days (a month as 30 days, a year as 365).
 _UNIT_DAYS = {"d": 1, "wk": 7, "mo": 30, "a": 365}
 
@@ -60,6 +63,11 @@ class Exposure:
         """The type of the record it comes from: an administration records a dose given, not a plan or a hold."""
         return self.source.split("/")[0]
 
+    @property
+    def halted(self) -> bool:
+        """Whether it is an order or statement whose status says its therapy is over (stopped, completed)."""
+        return self.status in _ENDED_STATUSES and self.resource_type != "MedicationAdministration"
+
     def describe(self) -> str:
         """How the record shows it, for card text: "MedicationStatement active, since 2026-11-02, no end date"."""
         kind = self.resource_type
@@ -76,10 +84,10 @@ class Exposure:
         return True
 
 
-def exposures(record: PatientRecord) -> tuple[Exposure, ...]:
-    """Every medication exposure in the record, oldest first (neither the request's draft orders nor unsigned drafts
-    the record holds)."""
-    found = [exposure for medication in record.medications if (exposure := _exposure(medication)) is not None]
+def exposures(record: PatientRecord, record_day: date) -> tuple[Exposure, ...]:
+    """Every medication exposure in the record as it stands on `record_day`, oldest first (neither the request's draft
+    orders nor unsigned drafts the record holds)."""
+    found = [exposure for medication in record.medications if (exposure := _exposure(medication, record_day)) is not None]
     return tuple(sorted(found, key=lambda e: e.start or date.min))
 
 
@@ -242,13 +250,16 @@ def _days(value: Any, unit: Any) -> float | None:
     return float(value) * _UNIT_DAYS[unit]
 
 
-def _exposure(medication: MedicationRecord) -> Exposure | None:
+def _exposure(medication: MedicationRecord, record_day: date) -> Exposure | None:
     resource = medication.resource
     status = str(resource.status or "unknown")
     if status in IGNORED_STATUSES:
         return None
     start, recorded_end = recorded_period(resource)
     resource_type = resource.get_resource_type()
+    if status in _ENDED_STATUSES and resource_type != "MedicationAdministration" and recorded_end is not None:
+        # Stopped or completed by the day of the record: it ended then at the latest (not before it began).
+        recorded_end = max(min(recorded_end, record_day), start) if start is not None else min(recorded_end, record_day)
     if resource_type == "MedicationAdministration":
         # Each recorded dose exposes the patient for the cycle after it.
         last_dose = recorded_end or start

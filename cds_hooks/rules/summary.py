@@ -71,7 +71,8 @@ def _therapy(facts: Facts) -> dict[str, Any]:
     covering = [e for e in facts.exposures if e.ingredients & HER2_DIRECTED and e.overlaps(facts.as_of, facts.as_of)]
     # An antibody between doses is current while its next dose is not long late, as the LVEF line beside it counts:
     # on the dosing day of a 3-weekly cycle the 20-day cover of the last dose has ended.
-    current = {e.source: e for e in (*covering, *facts.get(current_her2_antibody_therapy))}
+    # A course its record says is stopped or completed is not current, even on the day it ended.
+    current = {e.source: e for e in (*covering, *facts.get(current_her2_antibody_therapy)) if not e.halted}
     # Held therapy stays current (it is to resume), said as held: trastuzumab as the LVEF interval beside it reads a
     # hold (held_trastuzumab: a newer order that runs ends an old one's hold), other drugs by their record's status.
     held = {e.source for e in facts.get(held_trastuzumab)} | {

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import date
 
+from cds_hooks.facts import therapy
 from cds_hooks.facts.therapy import (
     DOSE_COVERAGE,
     dosed_until,
-    exposures,
     exposures_started_before,
     last_dose_of,
     dose_period,
@@ -20,8 +20,16 @@ RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 DOXORUBICIN = {"coding": [{"system": RX, "code": "3639"}]}
 
 
+RECORD_DAY = date(2026, 11, 22)
+
+
 def record_with(*resources, drafts=()):
     return build_record({"meds": list(resources)}, list(drafts))
+
+
+def exposures(record, record_day=RECORD_DAY):
+    """The record's exposures as it stands on RECORD_DAY (the tests' today)."""
+    return therapy.exposures(record, record_day)
 
 
 def statement(status, **effective):
@@ -186,3 +194,20 @@ def test_the_reason_a_record_gives_for_its_status_is_kept_in_its_own_words():
     found = {e.source: e.status_reason for e in exposures(record_with(held, coded, administration("a1", "2026-10-26")))}
     assert found == {"MedicationStatement/s-on-hold": "LVEF fell to 44%", "MedicationRequest/r": "Treatment not tolerated",
                      "MedicationAdministration/a1": None}
+
+
+def test_a_course_stopped_or_completed_before_its_planned_end_ended_by_the_day_of_the_record():
+    planned = {"effectivePeriod": {"start": "2026-09-01", "end": "2027-03-01"}}
+    for status in ("stopped", "completed"):
+        (exposure,) = exposures(record_with(statement(status, **planned)))
+        assert (exposure.end, exposure.last_dose) == (RECORD_DAY, RECORD_DAY), status
+        assert not exposure.overlaps(date(2026, 11, 29), date(2026, 11, 29))
+    # Near misses: an active course runs to its planned end; an end already past is kept as recorded.
+    (active,) = exposures(record_with(statement("active", **planned)))
+    assert active.end == date(2027, 3, 1)
+    (ended,) = exposures(record_with(statement("stopped", effectivePeriod={"start": "2026-09-01", "end": "2026-10-15"})))
+    assert ended.end == date(2026, 10, 15)
+    # Read for a later day (a dose day), the record still says it stopped by the day of the record.
+    (later,) = exposures(record_with(statement("stopped", **planned)), record_day=RECORD_DAY)
+    assert later.end == RECORD_DAY
+

@@ -637,6 +637,19 @@ def test_concurrent_trastuzumab_gives_only_the_critical_card():
     assert list(cards(cardiac.anthracycline_with_trastuzumab, context)) == ["anthracycline-with-trastuzumab"]
 
 
+def test_trastuzumab_stopped_before_its_planned_end_is_the_washout_not_concurrent_use():
+    # Stopped today, planned to run to March: the plan's end is not when it ended, so an anthracycline now is within
+    # the washout (warning), not given with trastuzumab (critical).
+    def found(status: str) -> list[str]:
+        course = statement("h", "trastuzumab", "2026-06-01", "2027-03-01", status=status)
+        return list(cards(cardiac.anthracycline_with_trastuzumab,
+                          context_for(course, drafts=(draft("d", "doxorubicin", "2026-11-29", 60, "mg/m2"),))))
+
+    assert found("stopped") == ["anthracycline-after-trastuzumab"]
+    # Near miss: the same course still active is concurrent use.
+    assert found("active") == ["anthracycline-with-trastuzumab"]
+
+
 def test_no_washout_card_for_trastuzumab_after_an_anthracycline_or_for_an_anthracycline_after_tdm1():
     trastuzumab_after_ac = context_for(administration("a", "doxorubicin", "2026-10-05", 60, "mg/m2"),
                                        drafts=(draft("h", "trastuzumab", "2026-11-22"),))

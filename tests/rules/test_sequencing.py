@@ -542,6 +542,14 @@ def test_tdm1_drafted_while_atezolizumab_is_on_record_says_to_stop_it_since_the_
     assert "give T-DM1 without atezolizumab" in detail and "stop it before" not in detail
 
 
+def test_atezolizumab_stopped_before_its_planned_end_is_not_given_with_tdm1():
+    stopped = {**statement("a", "atezolizumab", "2026-09-01", "2027-03-01"), "status": "stopped"}
+    assert list(tdm1_with_atezolizumab(context(*METASTATIC, stopped, drafts=[draft("k", "tdm1")]))) == []
+    # Near miss: the same course active.
+    active = {**stopped, "status": "active"}
+    assert len(list(tdm1_with_atezolizumab(context(*METASTATIC, active, drafts=[draft("k", "tdm1")])))) == 1
+
+
 def test_tdm1_with_atezolizumab_is_judged_over_the_days_a_draft_planned_earlier_is_given():
     # T-DM1 planned 2026-09-01 to 2026-10-15, still a draft on 2026-11-22: atezolizumab running since 2026-11-02 runs
     # with today's dose.

@@ -100,3 +100,16 @@ def test_summary_says_a_her2_drug_other_than_trastuzumab_is_on_hold_when_its_rec
     assert current_therapy("on-hold") == "**Current HER2-directed therapy:** tdm1 since 2026-09-01, on hold."
     # Near miss: the same course running.
     assert current_therapy("active") == "**Current HER2-directed therapy:** tdm1 since 2026-09-01."
+
+
+def test_summary_does_not_list_a_course_stopped_before_its_planned_end_as_current():
+    def current_therapy(status: str) -> str:
+        course = statement("h", "trastuzumab", "2026-06-01", "2027-03-01", status=status)
+        context = context_for(condition("bc", SNOMED, "427685000"), lvef("a", "2026-10-20", 60), course, hook="patient-view")
+        detail = RENDERER.render(next(iter(summary.her2_therapy_summary(context)))).detail
+        return next(line for line in detail.splitlines() if line.startswith("**Current HER2-directed therapy:**"))
+
+    assert current_therapy("stopped") == "**Current HER2-directed therapy:** none recorded as ongoing."
+    # Near miss: the same course active.
+    assert current_therapy("active") == "**Current HER2-directed therapy:** trastuzumab since 2026-06-01."
+
