@@ -241,16 +241,15 @@ def _mg_per_kg(facts: Facts, dose: RecordedDose) -> float | None:
 def _dose_of(resource: Any) -> tuple[date | None, bool, Any]:
     """Day, whether it was given, and dose Quantity of an administration, statement or request."""
     kind = resource.get_resource_type()
-    start = recorded_period(resource)[0]
     if kind == "MedicationAdministration":
-        return start, True, resource.dosage.dose if resource.dosage else None
+        return recorded_period(resource)[0], True, resource.dosage.dose if resource.dosage else None
     if kind == "MedicationStatement":
         dosages = resource.dosage or []
-        return start, resource.effectiveDateTime is not None, _dose_quantity(dosages[0]) if dosages else None
+        return recorded_period(resource)[0], resource.effectiveDateTime is not None, _dose_quantity(dosages[0]) if dosages else None
     # A request's level is prescribed when it is written; one that records no authoredOn is dated, as its exposure
     # is, by its dosage bounds or validity period (a reduced order dated that way is still a reduction).
     dosages = resource.dosageInstruction or []
-    return first_day(resource.authoredOn) or start, False, _dose_quantity(dosages[0]) if dosages else None
+    return first_day(resource.authoredOn) or recorded_period(resource)[0], False, _dose_quantity(dosages[0]) if dosages else None
 
 
 def _dose_quantity(dosage: Any) -> Any:

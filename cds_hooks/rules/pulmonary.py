@@ -195,17 +195,19 @@ def trastuzumab_discontinuation(context: RuleContext) -> Iterator[Finding]:
     # Current lung injury stops trastuzumab whenever it began; so does an acute reaction or past episode on it.
     ild = [t for t in episodes if t.active]
     ards = context.facts.get(active_ards)
+    current = {t.reference for t in ards}
+    reactions = oldest_first((
+        *(r for r in context.facts.get(acute_reactions) if r.reference not in current),
+        *(t for t in episodes if not t.active),
+    ))
+    if not (ild or ards or reactions):
+        return
     given = [e for e in context.facts.exposures if e.ingredients & TRASTUZUMAB_PRODUCTS]
     first = min((e.start for e in given if e.start is not None), default=None)
     # Trastuzumab on record with no start date may have come before any reaction.
     undated_trastuzumab = sorted({e.source for e in given if e.start is None} | {
         m.reference for ingredient in TRASTUZUMAB_PRODUCTS for m in context.facts.get(undated_records, ingredient)
     })
-    current = {t.reference for t in ards}
-    reactions = oldest_first((
-        *(r for r in context.facts.get(acute_reactions) if r.reference not in current),
-        *(t for t in episodes if not t.active),
-    ))
     after = [r for r in reactions if first is not None and r.onset is not None and r.onset >= first]
     # What cannot be placed before or after trastuzumab: an undated reaction, or any not after the first dated
     # trastuzumab while undated trastuzumab is on record.
