@@ -29,7 +29,7 @@ from cds_hooks.facts.cardiac import (
     resumption_lvef_schedule,
 )
 from cds_hooks.dates import add_months, first_day
-from cds_hooks.facts.therapy import DOSE_COVERAGE, DOSE_DAY, DOSE_PERIOD, dose_day, dose_period, last_dose_of, planned_period
+from cds_hooks.facts.therapy import DOSE_COVERAGE, DOSE_DAY, DOSE_PERIOD, LastDose, dose_day, dose_period, last_dose_of, planned_period
 from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -63,11 +63,12 @@ TRASTUZUMAB_WASHOUT_MONTHS = 7
     cards=("anthracycline-with-trastuzumab", "anthracycline-after-trastuzumab"),
     trigger=(
         "A drafted trastuzumab product (biosimilars, Hylecta, Phesgo) or pertuzumab while an anthracycline is drafted "
-        "too (unless the anthracycline's planned end is before the antibody's dose day, AC then TH; a course planned "
-        "to end by its own dose day is one dose, covering 20 days) or recorded over the days it is given (its dose day "
-        "to its planned end); or a drafted anthracycline while one of those is (critical). Otherwise, a drafted "
-        "anthracycline whose dose day is within the washout after the last dose of a trastuzumab product (warning; a "
-        "last dose the record does not date is counted from the latest day it shows)."
+        "too (unless one of the two is planned to end before the other's dose day: AC then TH, or TH then AC; a course "
+        "planned to end by its own dose day is one dose, covering 20 days) or recorded over the days it is given (its "
+        "dose day to its planned end); or a drafted anthracycline while one of those is (critical). Otherwise, a "
+        "drafted anthracycline whose dose day is within the washout after the last dose of a trastuzumab product: "
+        "given, or planned by a trastuzumab product drafted to end before it (its planned end, or its dose day for one "
+        "dose) (warning; a last dose the record does not date is counted from the latest day it shows)."
     ),
     thresholds=(
         f"Overlap with the days {DOSE_PERIOD}; a recorded dose covers 20 days after it (21-day cycle). Washout: "
@@ -136,7 +137,8 @@ def _detected_issue(context: RuleContext, pairs: dict[frozenset[str], dict[str, 
 
 
 def _anthracycline_after_trastuzumab(context: RuleContext) -> Iterator[Finding]:
-    """Drafted anthracyclines whose dose day is within the washout after the last dose of a trastuzumab product."""
+    """Drafted anthracyclines whose dose day is within the washout after the last dose of a trastuzumab product,
+    given or planned by a trastuzumab course drafted to end before them."""
     orders: list[DraftOrder] = []
     windows: list[dict[str, object]] = []
     sources: set[str] = set()
@@ -146,7 +148,13 @@ def _anthracycline_after_trastuzumab(context: RuleContext) -> Iterator[Finding]:
             e for e in context.facts.get(given_exposures)
             if e.ingredients & TRASTUZUMAB_PRODUCTS and e.end is not None and e.end < day
         ]
-        last = last_dose_of(stopped)
+        drafted = [
+            t for t in context.record.draft_orders
+            if t.ingredients & TRASTUZUMAB_PRODUCTS and _planned_before(context, t, order)
+        ]
+        given, planned = last_dose_of(stopped), _planned_last_dose(context, drafted)
+        # TH then AC drafted together: the washout runs from the drafted course's last dose when it is the later one.
+        last = planned if planned is not None and (given is None or planned.at_least > given.at_least) else given
         if last is None:
             continue
         until = add_months(last.at_least, TRASTUZUMAB_WASHOUT_MONTHS)
@@ -154,8 +162,11 @@ def _anthracycline_after_trastuzumab(context: RuleContext) -> Iterator[Finding]:
             continue
         orders.append(order)
         sources.update(last.sources)
-        windows.append({"ordered": order.text, "day": day, "trastuzumab": names_of(stopped), "last_dose": last.day,
-                        "at_least": last.at_least, "until": until})
+        windows.append({
+            "ordered": order.text, "day": day, "planned": last is planned,
+            "trastuzumab": names_of(t for t in drafted if t.reference in last.sources) if last is planned else names_of(stopped),
+            "last_dose": last.day, "at_least": last.at_least, "until": until,
+        })
     if not orders:
         return
     yield Finding(
@@ -184,26 +195,47 @@ def _partner_class(order: DraftOrder) -> frozenset[str] | None:
     return None
 
 
-def _planned_in_sequence(context: RuleContext, anthracycline: DraftOrder, her2: DraftOrder) -> bool:
-    """The drafted anthracycline's planned course ends before the drafted HER2 antibody's dose day: AC then TH
-    ordered in one session, the sequence rule 20 recommends (the same end read as for a signed order). Trastuzumab
-    planned to end before an anthracycline keeps the card: the anthracycline would start within its washout."""
-    day, end = dose_period(anthracycline, context.as_of)
+@dataclass(frozen=True)
+class _PlannedCourse:
+    last_dose: date
+    # The last day the course exposes the patient: its planned end (the same end read as for a signed order), or the
+    # cycle after its one dose.
+    covered_until: date
+
+
+def _planned_course(context: RuleContext, order: DraftOrder) -> _PlannedCourse | None:
+    """When a drafted course is planned to give its last dose and stop exposing the patient; None when open-ended."""
+    day, end = dose_period(order, context.as_of)
     if end is None:
-        return False
+        return None
     # A course planned to end by its dose day (a past plan given today) is one dose, covering the cycle after it.
-    last = end if end > day else day + DOSE_COVERAGE
-    return last < dose_day(her2, context.as_of)
+    return _PlannedCourse(end, end) if end > day else _PlannedCourse(day, day + DOSE_COVERAGE)
+
+
+def _planned_before(context: RuleContext, first: DraftOrder, then: DraftOrder) -> bool:
+    """The drafted course `first` is planned to end before the dose day of the drafted `then`: AC then TH ordered in
+    one session, the sequence rule 20 recommends, or TH then AC, which the washout card judges instead."""
+    course = _planned_course(context, first)
+    return course is not None and course.covered_until < dose_day(then, context.as_of)
+
+
+def _planned_last_dose(context: RuleContext, drafted: list[DraftOrder]) -> LastDose | None:
+    """The last dose the drafted courses are planned to give (each with a planned end); None without one."""
+    planned = [(course.last_dose, order) for order in drafted if (course := _planned_course(context, order)) is not None]
+    if not planned:
+        return None
+    day = max(last for last, _ in planned)
+    last_orders = [order for last, order in planned if last == day]
+    return LastDose(day, day, tuple(o.reference for o in last_orders), frozenset().union(*(o.ingredients for o in last_orders)))
 
 
 def _overlapping(context: RuleContext, order: DraftOrder, partner_class: frozenset[str], start: date, end: date | None) -> Iterator[_Overlap]:
-    """Each partner drug drafted alongside this order, unless the two are planned in sequence, or recorded over
-    [start, end]."""
+    """Each partner drug drafted alongside this order, unless one is planned to end before the other starts, or
+    recorded over [start, end]."""
     for other in context.record.draft_orders:
         if other is order or not other.ingredients & partner_class:
             continue
-        anthracycline, her2 = (other, order) if partner_class is ANTHRACYCLINES else (order, other)
-        if not _planned_in_sequence(context, anthracycline, her2):
+        if not (_planned_before(context, order, other) or _planned_before(context, other, order)):
             yield _Overlap(other.text, "ordered together in this order session", other.reference, other)
     for exposure in context.facts.exposures:
         if exposure.ingredients & partner_class and exposure.overlaps(start, end):

@@ -729,6 +729,46 @@ def test_ac_then_th_drafted_together_in_sequence_is_not_concurrent_use():
             "MedicationRequest/a", "MedicationRequest/t"}
 
 
+
+def test_th_then_ac_drafted_together_is_the_washout_from_the_planned_last_trastuzumab_dose():
+    # Trastuzumab planned 2026-11-23 to 2027-01-10, doxorubicin from 2027-02-01: not concurrent (no critical card),
+    # but within 7 months of the drafted course's planned last dose, as for a trastuzumab course already signed.
+    th = ended(draft("t", "trastuzumab", "2026-11-23"), "2027-01-10")
+    found = cards(cardiac.anthracycline_with_trastuzumab, context_for(drafts=(th, draft("a", "doxorubicin", "2027-02-01", 60, "mg/m2"))))
+    assert list(found) == ["anthracycline-after-trastuzumab"]
+    finding = found["anthracycline-after-trastuzumab"]
+    (order,) = finding.values["orders"]
+    assert (order["day"], order["last_dose"], order["until"], order["planned"]) == (date(2027, 2, 1), date(2027, 1, 10), date(2027, 8, 10), True)
+    assert set(finding.evidence) == {"MedicationRequest/a", "MedicationRequest/t"}
+    assert ("trastuzumab, ordered in this order session, is planned to give its last dose on 2027-01-10; ~7 months after it "
+            "is 2027-08-10.") in " ".join(RENDERER.render(finding).detail.split())
+    # Near misses: doxorubicin drafted 7 months and a day after that last dose (no card); drafted to start before it
+    # (overlapping drafts stay the critical card).
+    after = draft("a", "doxorubicin", "2027-08-11", 60, "mg/m2")
+    assert cards(cardiac.anthracycline_with_trastuzumab, context_for(drafts=(th, after))) == {}
+    overlapping = draft("a", "doxorubicin", "2027-01-05", 60, "mg/m2")
+    assert list(cards(cardiac.anthracycline_with_trastuzumab, context_for(drafts=(th, overlapping)))) == ["anthracycline-with-trastuzumab"]
+
+
+def test_a_trastuzumab_draft_planned_as_one_dose_covers_its_cycle_then_starts_the_washout():
+    # Planned 2026-09-01 to 2026-10-15, still a draft: one dose today (2026-11-22), covering to 2026-12-12.
+    th = ended(draft("t", "trastuzumab", "2026-09-01"), "2026-10-15")
+    later = cards(cardiac.anthracycline_with_trastuzumab, context_for(drafts=(th, draft("a", "doxorubicin", "2026-12-13", 60, "mg/m2"))))
+    assert later["anthracycline-after-trastuzumab"].values["orders"][0]["last_dose"] == TODAY
+    within = cards(cardiac.anthracycline_with_trastuzumab, context_for(drafts=(th, draft("a", "doxorubicin", "2026-12-12", 60, "mg/m2"))))
+    assert list(within) == ["anthracycline-with-trastuzumab"]
+
+
+def test_the_washout_runs_from_the_later_of_the_recorded_and_the_planned_last_trastuzumab_dose():
+    given = administration("h", "trastuzumab", "2026-07-18", 6, "mg/kg")
+    th = ended(draft("t", "trastuzumab", "2026-11-23"), "2027-01-10")
+    found = cards(cardiac.anthracycline_with_trastuzumab, context_for(given, drafts=(th, draft("a", "doxorubicin", "2027-08-01", 60, "mg/m2"))))
+    (order,) = found["anthracycline-after-trastuzumab"].values["orders"]
+    assert (order["last_dose"], order["planned"]) == (date(2027, 1, 10), True)
+    # Near miss: a pertuzumab course drafted to end first is not trastuzumab (no washout), and does not overlap.
+    pertuzumab = ended(draft("t", "pertuzumab", "2026-11-23", 420, "mg"), "2027-01-10")
+    assert cards(cardiac.anthracycline_with_trastuzumab, context_for(drafts=(pertuzumab, draft("a", "doxorubicin", "2027-02-01", 60, "mg/m2")))) == {}
+
 # --- rule 21 ---------------------------------------------------------------------------------------------
 
 
