@@ -2,7 +2,7 @@
 anthracycline overlap and cumulative doxorubicin."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Iterator
 
@@ -275,7 +275,8 @@ class _BaselineGap:
     cards=("cardiac-baseline-lvef-missing",),
     trigger=(
         "A drafted HER2 antibody (trastuzumab products, pertuzumab, Phesgo, T-DM1, T-DXd, margetuximab) or anthracycline "
-        f"that the patient has not had before {DOSE_DAY}, and no LVEF result in the lookback window before that day."
+        f"that the patient has not had before {DOSE_DAY} and no earlier draft of the session starts, and no LVEF result "
+        "in the lookback window before that day."
     ),
     thresholds=(
         "LVEF (any method, A3.2) dated within settings.baseline_lvef_lookback_days before the dose day, or later. "
@@ -284,7 +285,7 @@ class _BaselineGap:
     ),
 )
 def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
-    gaps = [gap for order in context.focus_orders if (gap := _baseline_gap(context, order)) is not None]
+    gaps = _first_doses([gap for order in context.focus_orders if (gap := _baseline_gap(context, order)) is not None])
     if not gaps:
         return
     series = context.facts.get(lvef_series)
@@ -294,6 +295,7 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
             "orders": [
                 {"order": gap.order.text, "start": gap.start, "agents": ingredient_names(gap.new_agents)} for gap in gaps
             ],
+            "agents": ingredient_names(agent for gap in gaps for agent in gap.new_agents),
             "lookback_days": context.settings.baseline_lvef_lookback_days,
             "latest": _lvef_view(series.latest) if series.latest else None,
             # Every unusable record, older ones too: with no LVEF in the window, any of them may be the missing baseline.
@@ -398,6 +400,18 @@ def _baseline_gap(context: RuleContext, order: DraftOrder) -> _BaselineGap | Non
     if any(result.day >= window_start for result in context.facts.get(lvef_series).results):
         return None
     return _BaselineGap(order, planned_period(order, context.as_of)[0], frozenset(new_agents))
+
+
+def _first_doses(gaps: list[_BaselineGap]) -> list[_BaselineGap]:
+    """Each agent's first drafted dose: a draft whose agents an earlier draft of the same session starts (a maintenance
+    dose signed with its loading dose) is not a first dose, and the card does not call it one."""
+    started: set[str] = set()
+    first = []
+    for gap in sorted(gaps, key=lambda gap: gap.start):
+        if new_agents := gap.new_agents - started:
+            first.append(replace(gap, new_agents=new_agents))
+            started |= new_agents
+    return first
 
 
 def _continuation_day(context: RuleContext, order: DraftOrder) -> date | None:

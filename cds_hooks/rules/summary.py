@@ -78,7 +78,15 @@ def _therapy(facts: Facts) -> dict[str, Any]:
     held = {e.source for e in facts.get(held_trastuzumab)} | {
         e.source for e in current.values() if e.status == ON_HOLD and not e.ingredients & TRASTUZUMAB_PRODUCTS
     }
-    return {"current_therapy": [{"text": e.text, "since": e.start, "held": e.source in held} for e in current.values()]}
+    # One line per drug as the record names it: each dose given is its own record, and "T-DXd since 2026-11-17;
+    # T-DXd since 2026-10-27" would read as two courses. The earliest start is the one the drug has run since.
+    therapy: dict[str, dict[str, Any]] = {}
+    for e in current.values():
+        item = therapy.setdefault(e.text, {"text": e.text, "since": e.start, "held": False})
+        if e.start is not None and (item["since"] is None or e.start < item["since"]):
+            item["since"] = e.start
+        item["held"] = item["held"] or e.source in held
+    return {"current_therapy": list(therapy.values())}
 
 
 def _lvef(facts: Facts) -> dict[str, Any]:

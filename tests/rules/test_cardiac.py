@@ -89,6 +89,22 @@ def test_baseline_window_is_counted_from_today_when_the_planned_start_is_past():
     assert cards(cardiac.baseline_lvef_before_first_dose, context_for(lvef("a", "2026-08-24", 60), drafts=september)) == {}
 
 
+def test_baseline_card_names_each_agent_once_and_only_its_first_drafted_dose():
+    # THP signed with its maintenance: pertuzumab and trastuzumab loads on 2026-12-01, maintenance from 2026-12-22.
+    drafts = (draft("p-load", "pertuzumab", "2026-12-01", 840, "mg"), draft("h-load", "trastuzumab", "2026-12-01"),
+              draft("p-next", "pertuzumab", "2026-12-22", 420, "mg"), draft("h-next", "trastuzumab", "2026-12-22", 6))
+    rendered = RENDERER.render(cards(cardiac.baseline_lvef_before_first_dose, context_for(drafts=drafts))["cardiac-baseline-lvef-missing"])
+    assert rendered.summary == "Measure a baseline LVEF (echo or MUGA) before the first dose of pertuzumab and trastuzumab"
+    assert "planned from 2026-12-01: first dose of pertuzumab" in rendered.detail
+    assert "planned from 2026-12-01: first dose of trastuzumab" in rendered.detail
+    assert "2026-12-22" not in rendered.detail
+    # Near miss: a maintenance draft with a new agent of its own is still that agent's first dose.
+    with_new_agent = drafts[:3] + (draft("tdm1", "tdm1", "2026-12-22", 3.6),)
+    rendered = RENDERER.render(cards(cardiac.baseline_lvef_before_first_dose, context_for(drafts=with_new_agent))["cardiac-baseline-lvef-missing"])
+    assert rendered.summary.endswith("first dose of ado-trastuzumab emtansine (T-DM1) and pertuzumab and trastuzumab")
+    assert "planned from 2026-12-22: first dose of ado-trastuzumab emtansine" in rendered.detail
+
+
 def test_baseline_suggestion_is_a_draft_lvef_service_request():
     context = context_for(drafts=(draft("d", "doxorubicin", "2026-12-01", 60, "mg/m2"),))
     (suggestion,) = cards(cardiac.baseline_lvef_before_first_dose, context)["cardiac-baseline-lvef-missing"].suggestions

@@ -384,6 +384,22 @@ def test_early_recurrence_not_once_metastatic_therapy_started():
     assert list(early_recurrence_second_line(context(*started, hook="patient-view"))) == []
 
 
+def test_early_recurrence_without_adjuvant_pertuzumab_offers_thp_as_well_as_second_line():
+    # Part 0 G6: within 12 months of adjuvant trastuzumab without pertuzumab, first-line THP or second line.
+    record = (HER2POS, condition("mets", "128462008", "2025-08-18"), statement("adj", "trastuzumab", "2024-01-08", "2024-12-16"))
+    card = RENDERER.render(next(iter(early_recurrence_second_line(context(*record, hook="patient-view")))))
+    assert card.summary == (
+        "Metastatic recurrence 8 months after the last (neo)adjuvant trastuzumab dose: second line (e.g. T-DXd) or first-line THP"
+    )
+    assert "not as first line with THP" not in card.detail
+    assert "either first-line THP or second-line therapy is an option" in card.detail
+    # Near miss: with pertuzumab in the adjuvant regimen, second line only.
+    with_pertuzumab = (*record, statement("p", "pertuzumab", "2024-01-08", "2024-12-16"))
+    card = RENDERER.render(next(iter(early_recurrence_second_line(context(*with_pertuzumab, hook="patient-view")))))
+    assert card.summary == "Metastatic recurrence 8 months after the last (neo)adjuvant trastuzumab dose: treat as second line (e.g. T-DXd)"
+    assert "(e.g. T-DXd), not as first line with THP." in card.detail and "first-line THP or" not in card.detail
+
+
 # First-line THP started 2025-03-03; the metastases are dated two weeks later (biopsy after the first cycle).
 DE_NOVO_THP = (HER2POS, statement("t", "docetaxel", "2025-03-03", "2025-07-14"), statement("h", "trastuzumab", "2025-03-03"),
                statement("p", "pertuzumab", "2025-03-03"))

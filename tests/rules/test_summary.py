@@ -113,3 +113,19 @@ def test_summary_does_not_list_a_course_stopped_before_its_planned_end_as_curren
     # Near miss: the same course active.
     assert current_therapy("active") == "**Current HER2-directed therapy:** trastuzumab since 2026-06-01."
 
+
+
+def test_summary_names_a_drug_given_in_several_recorded_doses_once():
+    # Two T-DXd doses both within the drug's dosing cover: one course, since the earlier dose, not two.
+    def current_therapy(*doses: dict) -> str:
+        context = context_for(condition("bc", SNOMED, "427685000"), lvef("a", "2026-10-20", 60), *doses,
+                              hook="patient-view")
+        detail = RENDERER.render(next(iter(summary.her2_therapy_summary(context)))).detail
+        return next(line for line in detail.splitlines() if line.startswith("**Current HER2-directed therapy:**"))
+
+    two_doses = (administration("d1", "tdxd", days_ago(28)), administration("d2", "tdxd", days_ago(7)))
+    assert current_therapy(*two_doses) == f"**Current HER2-directed therapy:** tdxd since {days_ago(28)}."
+    # Near miss: two different drugs stay two entries.
+    assert current_therapy(two_doses[1], administration("p", "pertuzumab", days_ago(7))) == (
+        f"**Current HER2-directed therapy:** tdxd since {days_ago(7)}; pertuzumab since {days_ago(7)}."
+    )
