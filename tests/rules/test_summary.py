@@ -90,42 +90,37 @@ def test_summary_names_the_current_line_and_the_next_one_planned():
     assert "- line 1 from 2026-10-05: trastuzumab\n- line 2 from 2026-12-01 (planned, not started): tdxd" in card.detail
 
 
-def test_summary_says_a_her2_drug_other_than_trastuzumab_is_on_hold_when_its_record_is():
-    def current_therapy(status: str) -> str:
-        course = statement("k", "tdm1", "2026-09-01", status=status)
-        context = context_for(condition("bc", SNOMED, "427685000"), lvef("a", "2026-10-20", 60), course, hook="patient-view")
-        detail = RENDERER.render(next(iter(summary.her2_therapy_summary(context)))).detail
-        return next(line for line in detail.splitlines() if line.startswith("**Current HER2-directed therapy:**"))
+def current_therapy_line(*medications: dict) -> str:
+    """The summary's current-therapy line for an early breast cancer patient with these medication records."""
+    context = context_for(condition("bc", SNOMED, "427685000"), lvef("a", "2026-10-20", 60), *medications,
+                          hook="patient-view")
+    detail = RENDERER.render(next(iter(summary.her2_therapy_summary(context)))).detail
+    return next(line for line in detail.splitlines() if line.startswith("**Current HER2-directed therapy:**"))
 
-    assert current_therapy("on-hold") == "**Current HER2-directed therapy:** tdm1 since 2026-09-01, on hold."
+
+def test_summary_says_a_her2_drug_other_than_trastuzumab_is_on_hold_when_its_record_is():
+    def course(status: str) -> dict:
+        return statement("k", "tdm1", "2026-09-01", status=status)
+
+    assert current_therapy_line(course("on-hold")) == "**Current HER2-directed therapy:** tdm1 since 2026-09-01, on hold."
     # Near miss: the same course running.
-    assert current_therapy("active") == "**Current HER2-directed therapy:** tdm1 since 2026-09-01."
+    assert current_therapy_line(course("active")) == "**Current HER2-directed therapy:** tdm1 since 2026-09-01."
 
 
 def test_summary_does_not_list_a_course_stopped_before_its_planned_end_as_current():
-    def current_therapy(status: str) -> str:
-        course = statement("h", "trastuzumab", "2026-06-01", "2027-03-01", status=status)
-        context = context_for(condition("bc", SNOMED, "427685000"), lvef("a", "2026-10-20", 60), course, hook="patient-view")
-        detail = RENDERER.render(next(iter(summary.her2_therapy_summary(context)))).detail
-        return next(line for line in detail.splitlines() if line.startswith("**Current HER2-directed therapy:**"))
+    def course(status: str) -> dict:
+        return statement("h", "trastuzumab", "2026-06-01", "2027-03-01", status=status)
 
-    assert current_therapy("stopped") == "**Current HER2-directed therapy:** none recorded as ongoing."
+    assert current_therapy_line(course("stopped")) == "**Current HER2-directed therapy:** none recorded as ongoing."
     # Near miss: the same course active.
-    assert current_therapy("active") == "**Current HER2-directed therapy:** trastuzumab since 2026-06-01."
-
+    assert current_therapy_line(course("active")) == "**Current HER2-directed therapy:** trastuzumab since 2026-06-01."
 
 
 def test_summary_names_a_drug_given_in_several_recorded_doses_once():
     # Two T-DXd doses both within the drug's dosing cover: one course, since the earlier dose, not two.
-    def current_therapy(*doses: dict) -> str:
-        context = context_for(condition("bc", SNOMED, "427685000"), lvef("a", "2026-10-20", 60), *doses,
-                              hook="patient-view")
-        detail = RENDERER.render(next(iter(summary.her2_therapy_summary(context)))).detail
-        return next(line for line in detail.splitlines() if line.startswith("**Current HER2-directed therapy:**"))
-
     two_doses = (administration("d1", "tdxd", days_ago(28)), administration("d2", "tdxd", days_ago(7)))
-    assert current_therapy(*two_doses) == f"**Current HER2-directed therapy:** tdxd since {days_ago(28)}."
+    assert current_therapy_line(*two_doses) == f"**Current HER2-directed therapy:** tdxd since {days_ago(28)}."
     # Near miss: two different drugs stay two entries.
-    assert current_therapy(two_doses[1], administration("p", "pertuzumab", days_ago(7))) == (
+    assert current_therapy_line(two_doses[1], administration("p", "pertuzumab", days_ago(7))) == (
         f"**Current HER2-directed therapy:** tdxd since {days_ago(7)}; pertuzumab since {days_ago(7)}."
     )
