@@ -8,7 +8,7 @@ from typing import Callable, Mapping, TypeVar
 
 from cds_hooks.fhir_views import Observation
 from cds_hooks.facts import Facts
-from cds_hooks.facts.observations import measurement, results_in
+from cds_hooks.facts.observations import measurement, results_in, unit_key, upper_limit
 
 Result = TypeVar("Result")
 
@@ -25,7 +25,7 @@ LAB_ORDER_CODES: Mapping[str, tuple[str, str]] = {
 }
 
 # Blood cell count units (platelets, neutrophils) seen in practice, with the factor to a count per mm³ (= per µL).
-# Keys are compared after _unit_key (case folded, µ/mc read as u, ³ as 3, spaces removed): UCUM codes (10*3/uL,
+# Keys are compared after unit_key (case folded, µ/mc read as u, ³ as 3, spaces removed): UCUM codes (10*3/uL,
 # 10*9/L, /uL, /mm3) and the common non-UCUM spellings of the same units (K/uL, x10E3/uL, 10^9/L, /nL). 10*9/L
 # equals 10*3/uL (1 L = 10^6 µL) and /nL equals 10*3/uL (1 µL = 1000 nL). Any other unit leaves the count unknown,
 # never guessed.
@@ -144,36 +144,13 @@ def _liver_test(observation: Observation, test: str) -> LiverTest | None:
     found = measurement(observation)
     if found is None or found.day is None:
         return None
-    return LiverTest(test, found.value, found.unit, found.day, found.reference, _upper_limit(observation))
-
-
-def _upper_limit(observation: Observation) -> float | None:
-    """referenceRange.high when positive and in the value's unit (a range without a unit is taken as the value's)."""
-    value_unit = _unit(observation.valueQuantity)
-    for reference_range in observation.referenceRange or []:
-        high = reference_range.high
-        if high is None or high.value is None or float(high.value) <= 0:
-            continue
-        high_unit = _unit(high)
-        if high_unit is None or value_unit is None or high_unit == value_unit:
-            return float(high.value)
-    return None
-
-
-def _unit(quantity: object) -> str | None:
-    if quantity is None:
-        return None
-    return getattr(quantity, "code", None) or getattr(quantity, "unit", None)
+    return LiverTest(test, found.value, found.unit, found.day, found.reference, upper_limit(observation))
 
 
 def _cell_count(observation: Observation) -> CellCount | None:
     found = measurement(observation)
     if found is None or found.day is None:
         return None
-    factor = _PER_MM3.get(_unit_key(found.unit))
+    factor = _PER_MM3.get(unit_key(found.unit))
     return CellCount(found.value, found.unit, found.day, found.reference, found.value * factor if factor else None)
 
-
-def _unit_key(unit: str | None) -> str:
-    text = (unit or "").casefold().replace("µ", "u").replace("μ", "u").replace("³", "3").replace(" ", "")
-    return text.replace("/mcl", "/ul")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from cds_hooks import terminology
 from cds_hooks.fhir_views import Observation
@@ -66,6 +66,38 @@ def measurement(observation: Observation) -> Measurement | None:
         high=high,
         low=low,
     )
+
+
+def unit_key(unit: str | None) -> str:
+    """A unit as compared: case folded, µ (and "mc" in /mcL) read as u, ³ as 3, UCUM brackets and spaces removed, so
+    the UCUM code and the printed unit of one unit ("umol/L" and "µmol/L", "m[IU]/mL" and "mIU/mL") are one key."""
+    text = (unit or "").casefold().replace("µ", "u").replace("μ", "u").replace("³", "3").replace(" ", "")
+    return text.replace("[", "").replace("]", "").replace("/mcl", "/ul")
+
+
+def upper_limit(observation: Observation, to_common_unit: Mapping[str, float] | None = None) -> float | None:
+    """The first positive referenceRange.high in the value's unit, or None: the same unit however it is spelled (the
+    UCUM code or the printed unit of either), a high without a unit taken as the value's, or, when `to_common_unit`
+    (unit_key -> factor to one common unit) lists both units, a high in another unit converted to the value's."""
+    value_units = _unit_keys(observation.valueQuantity)
+    value_factor = next((to_common_unit[u] for u in value_units if u in to_common_unit), None) if to_common_unit else None
+    for reference_range in observation.referenceRange or []:
+        high = reference_range.high
+        if high is None or high.value is None or float(high.value) <= 0:
+            continue
+        high_units = _unit_keys(high)
+        if not high_units or not value_units or high_units & value_units:
+            return float(high.value)
+        high_factor = next((to_common_unit[u] for u in high_units if u in to_common_unit), None) if to_common_unit else None
+        if value_factor and high_factor:
+            return float(high.value) * high_factor / value_factor
+    return None
+
+
+def _unit_keys(quantity: Any) -> set[str]:
+    if quantity is None:
+        return set()
+    return {key for unit in (quantity.code, quantity.unit) if (key := unit_key(unit))}
 
 
 def latest_measurement(record: PatientRecord, value_set: str, as_of: date, within_days: int | None = None) -> Measurement | None:

@@ -11,7 +11,7 @@ from cds_hooks.fhir_views import Condition, Observation
 from cds_hooks.facts import Facts
 from cds_hooks.dates import add_months, first_day, last_day
 from cds_hooks.facts.disease import active_conditions, condition_day
-from cds_hooks.facts.observations import coded_value, effective_day, measurement, observations_in
+from cds_hooks.facts.observations import coded_value, effective_day, measurement, observations_in, upper_limit
 from cds_hooks.facts.therapy import LastDose, last_dose_of, started_before
 
 # The HER2 agents whose labels carry the embryo-fetal toxicity boxed warning (Part B intro and B4): trastuzumab and
@@ -41,6 +41,10 @@ THERAPY_BREAK = timedelta(days=28)
 # Generic LOINC (and Synthea SNOMED) Positive/Negative answers; of that value set only these two meanings apply to hCG.
 _ANSWERS_VALUE_SET = "her2_answers"
 _READINGS = frozenset({"positive", "negative"})
+
+# Quantitative hCG units (unit_key of the UCUM code or printed unit) with the factor to IU/L, so that a result and its
+# reference range recorded in different units are compared in one: 1 mIU/mL = 1 IU/L, 1 IU/mL = 1,000 IU/L.
+_HCG_UNITS_TO_IU_PER_L = {"miu/ml": 1.0, "iu/l": 1.0, "iu/ml": 1000.0, "miu/l": 0.001}
 
 Reading = Literal["positive", "negative", "uninterpretable"]
 Potential = Literal["yes", "no", "unknown"]
@@ -252,12 +256,14 @@ def _read_quantity(observation: Observation, common: dict[str, Any]) -> HcgResul
     # The printed unit ("mIU/mL") reads better than the UCUM code ("m[IU]/mL") that Measurement keeps.
     unit = (observation.valueQuantity.unit if observation.valueQuantity else None) or result.unit or ""
     amount = f"{result.value:g} {unit}".strip()
-    # The cut-off differs between assays, so only the result's own reference range decides.
-    if result.high is None:
+    # The cut-off differs between assays, so only the result's own reference range decides, in the result's unit.
+    high = upper_limit(observation, _HCG_UNITS_TO_IU_PER_L)
+    if high is None:
+        missing = "a reference range in another unit" if result.high is not None else "no reference range"
         return HcgResult(**common, reading="uninterpretable", value=amount,
-                         problem="it has no reference range, so the laboratory's cut-off for a positive test is unknown")
-    reading: Reading = "positive" if result.value > result.high else "negative"
-    return HcgResult(**common, reading=reading, value=f"{amount} (reference range up to {result.high:g})")
+                         problem=f"it has {missing}, so the laboratory's cut-off for a positive test is unknown")
+    reading: Reading = "positive" if result.value > high else "negative"
+    return HcgResult(**common, reading=reading, value=f"{amount} (reference range up to {high:g})")
 
 
 def _test_name(observation: Observation) -> str:

@@ -84,8 +84,8 @@ _MBC = {"ast": _MBC_TRANSAMINASE, "alt": _MBC_TRANSAMINASE, "bilirubin_total": _
     cards=("hepatic-tdm1-labs-needed",),
     trigger=(
         "A drafted ado-trastuzumab emtansine (T-DM1) with no AST, ALT, total bilirubin or platelet count dated within "
-        f"the lab lookback window before {DOSE_DAY}, or with a liver test that has no reference range (ULN) or "
-        "a platelet count in a unit that cannot be converted."
+        f"the lab lookback window before {DOSE_DAY}, or with a liver test that has no reference range (ULN) in "
+        "its own unit (however the unit is spelled) or a platelet count in a unit that cannot be converted."
     ),
     thresholds="settings.lab_lookback_days (local policy; default 7) before the dose day, inclusive.",
 )

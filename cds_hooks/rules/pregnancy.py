@@ -67,7 +67,9 @@ _PREGNANCY_TESTS = {
         "pregnancy recorded as ended (or refuted) on or after its day."
     ),
     thresholds=(
-        "Positive hCG: coded Positive (qualitative) or above the result's own reference range high (quantitative), "
+        "Positive hCG: coded Positive (qualitative) or above the result's own reference range high (quantitative; "
+        "a high in a different one of mIU/mL, IU/L, IU/mL and mIU/L is converted; in any other unit the test is not "
+        "read), "
         f"counted for {POSITIVE_TEST_MONTHS} calendar months to today, whatever the dose day (longer than a pregnancy "
         f"can last after a positive test; local policy); tests up to {DOSE_DAY} are read. {ONGOING_THERAPY}"
     ),

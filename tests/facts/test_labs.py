@@ -104,3 +104,24 @@ def test_hys_law_needs_both_limits_strictly_exceeded(alt, bilirubin):
     if bilirubin is not None:
         observations.append(lab("bili", "bilirubin", bilirubin, "mg/dL", high=1.2))   # 2.4/1.2 = exactly 2x
     assert hys_law_pattern(labs_before(facts_with(*observations), DOSE_DAY)) is None
+
+
+def with_range_high(resource, high):
+    return {**resource, "referenceRange": [{"high": high}]}
+
+
+@pytest.mark.parametrize("value, high", [
+    # The UCUM code on the value, only the printed unit on the range.
+    ({"value": 250, "unit": "µmol/L", "code": "umol/L"}, {"value": 21, "unit": "µmol/L"}),
+    ({"value": 250, "unit": "umol/L"}, {"value": 21, "unit": "µmol/L", "code": "umol/L"}),
+    ({"value": 250, "unit": "UMOL/L"}, {"value": 21, "unit": "umol/l"}),
+])
+def test_a_reference_range_in_the_same_unit_spelled_differently_gives_the_uln(value, high):
+    bilirubin = with_range_high({**lab("b", "bilirubin", 0, "umol/L"), "valueQuantity": value}, high)
+    result = labs_before(facts_with(bilirubin), DOSE_DAY).liver["bilirubin_total"]
+    assert result.uln == 21 and result.times_uln == pytest.approx(250 / 21)
+
+
+def test_a_bilirubin_range_in_mg_per_dl_is_not_read_against_a_value_in_umol_per_l():
+    bilirubin = with_range_high(lab("b", "bilirubin", 40, "umol/L"), {"value": 1.2, "unit": "mg/dL", "code": "mg/dL"})
+    assert labs_before(facts_with(bilirubin), DOSE_DAY).liver["bilirubin_total"].uln is None

@@ -227,3 +227,22 @@ def test_reproductive_potential_without_a_patient_is_unknown_and_says_why():
     potential = reproductive_potential(facts_with())
     assert (potential.status, potential.description) == ("unknown", "no gender recorded, no birth date recorded")
     assert reproductive_potential(facts_with(patient(gender="female", birthDate="1990-05-14"))).description == "female, 36 years"
+
+
+def serum_in(oid, amount, unit, high, high_unit):
+    return {**serum(oid, "2026-11-20", amount), "valueQuantity": {"value": amount, "unit": unit},
+            "referenceRange": [{"high": {"value": high, "unit": high_unit}}]}
+
+
+def test_a_quantitative_result_and_its_range_in_different_hcg_units_are_compared_in_one_unit():
+    # 1.2 IU/mL = 1,200 mIU/mL; 0.002 IU/mL = 2 mIU/mL; 1,200 IU/L = 1,200 mIU/mL.
+    high, low, per_litre = facts_with(serum_in("a", 1.2, "IU/mL", 5, "mIU/mL"), serum_in("b", 0.002, "[IU]/mL", 5, "m[IU]/mL"),
+                                      serum_in("c", 1200, "IU/L", 5, "mIU/mL")).get(hcg_results)
+    assert (high.reading, high.value) == ("positive", "1.2 IU/mL (reference range up to 0.005)")
+    assert low.reading == "negative"
+    assert per_litre.reading == "positive"
+
+
+def test_a_quantitative_result_with_a_range_in_a_unit_that_is_not_an_hcg_unit_is_not_read():
+    (result,) = facts_with(serum_in("a", 2, "mIU/mL", 5, "ng/mL")).get(hcg_results)
+    assert result.reading == "uninterpretable" and "another unit" in result.problem

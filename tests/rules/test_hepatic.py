@@ -234,3 +234,24 @@ def test_liver_toxicity_of_a_draft_started_in_the_past_reads_todays_results():
     labs = [{**resource, "effectiveDateTime": "2026-11-21"} for resource in normal(ast=900)]
     (finding,) = tdm1_liver_toxicity(context(PRIOR_TDM1, *labs, drafts=(PAST_START_DRAFT,)))
     assert finding.card == "hepatic-tdm1-liver-discontinue"
+
+
+def bilirubin_in_umol(value):
+    """A bilirubin whose value carries the UCUM code and whose range only the printed unit, as laboratories send it."""
+    resource = lab("bilirubin", value, "umol/L")
+    resource["valueQuantity"]["unit"] = "µmol/L"
+    resource["referenceRange"] = [{"high": {"value": 21, "unit": "µmol/L"}}]
+    return resource
+
+
+def test_grade_4_bilirubin_is_graded_when_its_range_spells_the_same_unit_differently():
+    ast, alt, _, platelets = normal()
+    (finding,) = tdm1_liver_toxicity(context(PRIOR_TDM1, *METASTATIC, ast, alt, bilirubin_in_umol(250), platelets))
+    assert finding.card == "hepatic-tdm1-liver-discontinue"
+    assert finding.values["worst"]["multiple"] == pytest.approx(11.9)
+    assert list(tdm1_labs_before_dose(context(PRIOR_TDM1, *METASTATIC, ast, alt, bilirubin_in_umol(250), platelets))) == []
+
+
+def test_normal_bilirubin_in_umol_per_l_gives_no_liver_card():
+    ast, alt, _, platelets = normal()
+    assert list(tdm1_liver_toxicity(context(PRIOR_TDM1, *METASTATIC, ast, alt, bilirubin_in_umol(15), platelets))) == []

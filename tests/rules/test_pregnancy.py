@@ -315,3 +315,14 @@ def test_pregnancy_card_on_patient_view_for_a_signed_course_still_to_start():
 
 def test_no_pregnancy_card_on_patient_view_for_a_course_stopped_before_its_start():
     assert list(her2_agent_in_pregnancy(context(WOMAN, PREGNANCY, signed_course("stopped"), hook="patient-view"))) == []
+
+
+def test_a_serum_hcg_in_iu_per_ml_above_a_range_in_miu_per_ml_is_a_pregnancy():
+    def serum(value, unit):
+        return {"resourceType": "Observation", "id": "s", "status": "final", "subject": {"reference": "Patient/p"},
+                "code": {"coding": [{"system": LOINC, "code": "21198-7"}]}, "effectiveDateTime": "2026-11-20",
+                "valueQuantity": {"value": value, "unit": unit}, "referenceRange": [{"high": {"value": 5, "unit": "mIU/mL"}}]}
+
+    (finding,) = her2_agent_in_pregnancy(context(WOMAN, serum(1.2, "IU/mL"), drafts=[draft("h", TRASTUZUMAB)]))
+    assert finding.card == "pregnancy-her2-agent-in-pregnancy"
+    assert list(her2_agent_in_pregnancy(context(WOMAN, serum(0.002, "IU/mL"), drafts=[draft("h", TRASTUZUMAB)]))) == []
