@@ -640,12 +640,12 @@ def tdm1_with_atezolizumab(context: RuleContext) -> Iterator[Finding]:
     trigger=(
         "Not metastatic: a trastuzumab-product order whose dose day or planned end (never before the dose day) lies "
         "more than 52 weeks after the start of the trastuzumab course running up to its planned start (neoadjuvant + "
-        "adjuvant); on patient-view, a trastuzumab course still "
+        "adjuvant), or, with no such course, after its own dose day (an order for over a year); on patient-view, a trastuzumab course still "
         "running (a dose within its 3-week cycle, or recorded as continuing) whose last dose came more than 52 weeks "
         "after it began (to today while it continues with no dose dated since)."
     ),
     thresholds=(
-        f"52 weeks total; exposures separated by <= 90 days belong to one course; an order's doses run from {DOSE_DAY}, "
+        f"52 weeks total; exposures separated by <= 90 days (from the latest end of those before) belong to one course; an order's doses run from {DOSE_DAY}, "
         "a number of doses or a duration counted from that day too."
     ),
 )
@@ -659,6 +659,7 @@ def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
         reached = dosed_until(course, context.as_of)
         assert reached is not None  # _course_until keeps only dated exposures
         until, orders = reached, []
+        course_start = _course_start(course)
     else:
         orders = context.focus_orders_of(TRASTUZUMAB_PRODUCTS)
         if not orders:
@@ -666,11 +667,10 @@ def trastuzumab_duration(context: RuleContext) -> Iterator[Finding]:
         # The course the orders were planned to continue, and the last day they give a dose (never before today: a
         # draft planned within the year but signed after it gives its dose after it).
         start = min(planned_period(o, context.as_of)[0] for o in orders)
-        course = _course_until(facts, start, TRASTUZUMAB_PRODUCTS)
-        if course is None:
-            return
+        course = _course_until(facts, start, TRASTUZUMAB_PRODUCTS) or []
         until = max(_planned_end(o, context.as_of) for o in orders)
-    course_start = min(e.start for e in course if e.start is not None)
+        # With no course running up to them, the orders begin one: it starts with their first dose.
+        course_start = _course_start(course) if course else min(dose_day(o, context.as_of) for o in orders)
     if until - course_start <= ADJUVANT_COURSE:
         return
     current_setting = facts.get(setting)
@@ -727,25 +727,33 @@ def metastatic_no_fixed_duration(context: RuleContext) -> Iterator[Finding]:
 
 
 def _course_until(facts: Facts, day: date, ingredients: frozenset[str]) -> list[Exposure] | None:
-    """The exposures to these ingredients of the course running up to `day`: walking back from the newest, each
-    earlier exposure joins while the gap to the course is at most COURSE_GAP. None when nothing dated precedes `day`,
-    or the newest ended more than COURSE_GAP before it."""
+    """The exposures to these ingredients of the course running up to `day`: dated exposures started by then, oldest
+    first, each joining the course when it starts at most COURSE_GAP after the latest end among those before it (an
+    order or statement of the whole course joins the doses recorded within it, whichever record started last). None
+    when nothing dated precedes `day`, or the course ended more than COURSE_GAP before it."""
     dated = sorted(
         (e for e in facts.exposures if e.ingredients & ingredients and e.start is not None and e.start <= day),
         key=lambda e: e.start or date.min,
     )
-    if not dated or (dated[-1].end is not None and day - dated[-1].end > COURSE_GAP):
+    course: list[Exposure] = []
+    # The latest end in the course so far; None while one of its exposures continues.
+    reach: date | None = None
+    for exposure in dated:
+        assert exposure.start is not None  # only dated exposures are sorted
+        if course and reach is not None and exposure.start - reach > COURSE_GAP:
+            course = []
+        if not course:
+            reach = exposure.end
+        elif reach is not None:
+            reach = None if exposure.end is None else max(reach, exposure.end)
+        course.append(exposure)
+    if not course or (reach is not None and day - reach > COURSE_GAP):
         return None
-    course = [dated[-1]]
-    # Walking back through exposures sorted by start, the course starts where the one joined last starts.
-    joined_start = dated[-1].start
-    for exposure in reversed(dated[:-1]):
-        if exposure.end is None or joined_start - exposure.end <= COURSE_GAP:
-            course.append(exposure)
-            joined_start = exposure.start
-        else:
-            break
-    return course[::-1]
+    return course
+
+
+def _course_start(course: list[Exposure]) -> date:
+    return min(e.start for e in course if e.start is not None)
 
 
 def _planned_end(order: DraftOrder, as_of: date) -> date:

@@ -619,6 +619,32 @@ def test_trastuzumab_course_runs_to_its_last_dose_not_to_the_end_of_that_dose_cy
     assert ordered.values["weeks"] == 54
 
 
+def test_a_course_recorded_as_a_whole_joins_the_doses_recorded_within_it_whichever_started_last():
+    # A statement of the course from 2025-11-22 to 2026-09-30, with two of its doses also recorded as given: the one on
+    # 2026-01-05 ended its cycle long before the one on 2026-11-02, but the statement bridges them. A dose on
+    # 2026-11-23 is in week 53 of one course.
+    doses = (administration("a1", "trastuzumab", "2026-01-05"), administration("a2", "trastuzumab", "2026-11-02"))
+    whole = statement("course", "trastuzumab", "2025-11-22", "2026-09-30")
+    (finding,) = trastuzumab_duration(context(HER2POS, whole, *doses, drafts=[draft("h", "trastuzumab", count=1)]))
+    assert finding.values["course_start"] == date(2025, 11, 22) and finding.values["until"] == date(2026, 11, 23)
+    # A dose recorded on the course's first day, too, starts no course of its own.
+    first = administration("a0", "trastuzumab", "2025-11-22")
+    (same_day,) = trastuzumab_duration(context(HER2POS, whole, first, drafts=[draft("h", "trastuzumab", count=1)]))
+    assert same_day.values["course_start"] == date(2025, 11, 22)
+    # Near miss: a statement ending 2026-07-31 leaves 94 days to the dose of 2026-11-02, which begins a new course.
+    ended = statement("course", "trastuzumab", "2025-11-22", "2026-07-31")
+    assert list(trastuzumab_duration(context(HER2POS, ended, *doses, drafts=[draft("h", "trastuzumab", count=1)]))) == []
+
+
+def test_an_order_for_more_than_a_year_with_no_course_before_it_is_beyond_52_weeks():
+    # 20 cycles q3w from 2026-11-23: the last on 2027-12-27, in week 57 of the course the order begins.
+    (finding,) = trastuzumab_duration(context(HER2POS, drafts=[draft("h", "trastuzumab", count=20)]))
+    assert (finding.values["course_start"], finding.values["until"], finding.values["weeks"]) == (date(2026, 11, 23), date(2027, 12, 27), 57)
+    assert finding.values["course"] == [] and finding.values["orders"] == "trastuzumab"
+    # Near miss: 18 cycles end on 2027-11-15, day 357 of the course (week 51).
+    assert list(trastuzumab_duration(context(HER2POS, drafts=[draft("h", "trastuzumab", count=18)]))) == []
+
+
 def test_a_fixed_course_in_metastatic_disease_is_named_however_the_order_fixes_it():
     bounded = {**draft("b", "pertuzumab"), "dosageInstruction": [{"timing": {"repeat": {
         "boundsPeriod": {"start": "2026-11-23", "end": "2027-05-31"}, "frequency": 1, "period": 3, "periodUnit": "wk"}}}]}
