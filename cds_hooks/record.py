@@ -545,8 +545,9 @@ def _field_names(model_type: type[BaseModel]) -> dict[str, str]:
 def normalise_medication_order(resource: Mapping[str, Any]) -> dict[str, Any]:
     """An R4 MedicationRequest dict from what clients send.
 
-    Tolerated: DSTU2 MedicationOrder (patient, dateWritten, reasonCodeableConcept, doseQuantity), STU3 dosage
-    (doseQuantity directly on the dosage), and the Sandbox's single-object `category` and `reasonCode`.
+    Tolerated: DSTU2 MedicationOrder (patient, dateWritten, reasonCodeableConcept, doseQuantity, timing
+    periodUnits/durationUnits), STU3 dosage (doseQuantity directly on the dosage), and the Sandbox's single-object
+    `category` and `reasonCode`.
     """
     order = dict(resource)
     if order.get("resourceType") == "MedicationOrder":
@@ -575,4 +576,17 @@ def _r4_dosage(dosage: Mapping[str, Any]) -> dict[str, Any]:
     moved = {name: dosage.pop(name) for name in ("doseQuantity", "doseRange", "rateQuantity", "rateRatio", "rateRange") if name in dosage}
     if moved:
         dosage.setdefault("doseAndRate", [moved])
+    timing = dosage.get("timing")
+    if isinstance(timing, dict) and isinstance(timing.get("repeat"), dict):
+        dosage["timing"] = {**timing, "repeat": _r4_repeat(timing["repeat"])}
     return dosage
+
+
+def _r4_repeat(repeat: Mapping[str, Any]) -> dict[str, Any]:
+    """DSTU2 names the units of Timing.repeat `periodUnits` and `durationUnits`; STU3 and R4 drop the "s". Left as
+    they are, every DSTU2 order repeating by a period fails to read, and the request gets no card at all."""
+    repeat = dict(repeat)
+    for dstu2, r4 in (("periodUnits", "periodUnit"), ("durationUnits", "durationUnit")):
+        if dstu2 in repeat:
+            repeat.setdefault(r4, repeat.pop(dstu2))
+    return repeat

@@ -371,6 +371,19 @@ def test_dstu2_medication_order_becomes_an_r4_request():
     assert order["dosageInstruction"] == [{"doseAndRate": [{"doseQuantity": {"value": 8, "unit": "mg/kg"}}]}]
 
 
+def test_dstu2_timing_units_become_the_r4_names():
+    dstu2 = {
+        "resourceType": "MedicationOrder", "id": "o", "patient": {"reference": "Patient/p"},
+        "medicationCodeableConcept": {"coding": [{"system": RX, "code": "224905"}]},
+        "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 3, "periodUnits": "wk",
+                                                     "duration": 30, "durationUnits": "min"}}}],
+    }
+    assert normalise_medication_order(dstu2)["dosageInstruction"][0]["timing"] == {
+        "repeat": {"frequency": 1, "period": 3, "periodUnit": "wk", "duration": 30, "durationUnit": "min"}}
+    (draft,) = build_record({}, [dstu2]).draft_orders
+    assert draft.resource.dosageInstruction[0].timing.repeat.periodUnit == "wk"
+
+
 def test_draft_orders_keep_the_clients_reference_and_text():
     drafts = [{"resourceType": "MedicationOrder", "id": "o", "patient": {"reference": "Patient/p"},
                "medicationCodeableConcept": {"text": "Kadcyla 160 mg"}}]

@@ -74,7 +74,8 @@ def test_dstu2_medication_order_is_read(live_server: LiveServer, fhir):
         "patient": {"reference": "Patient/sbx-her2-1"}, "medicationCodeableConcept": TRASTUZUMAB,
         "reasonCodeableConcept": {"text": "breast cancer"},
         "dosageInstruction": [{"doseQuantity": {"value": 8, "unit": "mg/kg", "system": "http://unitsofmeasure.org", "code": "mg/kg"},
-                               "timing": {"repeat": {"frequency": 1, "period": 3, "periodUnit": "wk"}}}],
+                               # DSTU2 names the unit `periodUnits` (STU3 and R4: periodUnit).
+                               "timing": {"repeat": {"frequency": 1, "period": 3, "periodUnits": "wk"}}}],
     }}]
     card = critical_anthracycline_card(live_server.post("/cds-services/her2-order-select", request))
     assert card["suggestions"][0]["actions"][0]["resourceId"] == "MedicationOrder/order-123"

@@ -347,6 +347,26 @@ def test_pertuzumab_weekly_and_maintenance_after_a_load():
     assert finding.values["orders"][0]["issues"] == ["the order repeats every 7 days; pertuzumab is given every 3 weeks"]
 
 
+def dstu2_order(oid, drug, value, weeks):
+    """A DSTU2 MedicationOrder as such clients send it: `patient`, `dateWritten`, doseQuantity on the dosage and the
+    timing's unit in `periodUnits`."""
+    return {"resourceType": "MedicationOrder", "id": oid, "status": "draft", "patient": {"reference": "Patient/p"},
+            "dateWritten": "2026-11-22", "medicationCodeableConcept": DRUGS[drug],
+            "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2026-11-23"}, "frequency": 1,
+                                                         "period": weeks, "periodUnits": "wk"}},
+                                   "route": {"text": "intravenous"}, "doseQuantity": {"value": value, "unit": "mg/kg"}}]}
+
+
+def test_a_dstu2_order_repeating_by_period_units_is_checked():
+    given = administration("g", "trastuzumab", "2026-11-02", 6)
+    ctx = context(weight(), given, drafts=[dstu2_order("o", "trastuzumab", 6, weeks=1)])
+    (finding,) = cards(dosing.trastuzumab_schedule, ctx)
+    assert finding.values["orders"][0]["reference"] == "MedicationOrder/o"
+    assert finding.values["orders"][0]["issues"] == [
+        "6 mg/kg belongs to the every-3-weeks schedule, but the order repeats every 7 days"]
+    assert cards(dosing.trastuzumab_schedule, context(weight(), given, drafts=[dstu2_order("o", "trastuzumab", 6, weeks=3)])) == []
+
+
 def test_phesgo_is_not_checked_as_iv_pertuzumab_or_trastuzumab():
     ctx = context(drafts=[draft("a", "phesgo", 1200, "mg", route="subcutaneous")])
     for rule in (dosing.pertuzumab_dose, dosing.trastuzumab_schedule, dosing.subcutaneous_product, dosing.dose_not_checked):
