@@ -189,6 +189,16 @@ def previous_levels(facts: Facts, ingredient: str, before: date) -> tuple[DoseLe
     return tuple(levels)
 
 
+def unweighed_doses(facts: Facts, ingredient: str, before: date) -> tuple[RecordedDose, ...]:
+    """Recorded doses of one ingredient dated before `before` in mg with no weight of their day (weight_on), oldest
+    first: their mg/kg, and so whether they were a reduction, cannot be known (previous_levels leaves them out)."""
+    return tuple(
+        dose for dose in facts.get(recorded_doses)
+        if ingredient in dose.ingredients and dose.day is not None and dose.day < before and dose.unit == "mg"
+        and dose.value is not None and _mg_per_kg(facts, dose) is None
+    )
+
+
 def last_dose_day(facts: Facts, ingredient: str, before: date) -> LastDoseDay | None:
     """The last dose of the ingredient before `before`, from the best evidence the record has: the newest dose given
     (administration or single-date statement), else the newest recorded end of its therapy (`Exposure.last_dose` of

@@ -20,6 +20,7 @@ from cds_hooks.facts.dosing import (
     ordered_dose,
     previous_levels,
     undated_records,
+    unweighed_doses,
 )
 from cds_hooks.facts.therapy import (
     DOSE_DAY,
@@ -53,6 +54,8 @@ IV_PRODUCTS = WEIGHT_BASED | {PERTUZUMAB}
 TDM1_MAX = 3.6
 TDM1_LOWEST = 2.4
 TDXD_BREAST_LEVELS = (5.4, 4.4, 3.2)
+# The full and lowest levels of the agents with a reduction ladder (rules 3 and 4), in mg/kg.
+REDUCTION_LADDERS = {TDM1: (TDM1_MAX, TDM1_LOWEST), TDXD: (TDXD_BREAST_LEVELS[0], TDXD_BREAST_LEVELS[-1])}
 TDXD_GASTRIC = 6.4
 TRASTUZUMAB_SCHEDULES = {8.0: ("loading", 21), 6.0: ("maintenance", 21), 4.0: ("loading", 7), 2.0: ("maintenance", 7)}
 TRASTUZUMAB_LOADING = {21: 8.0, 7: 4.0}
@@ -638,25 +641,30 @@ def iv_product_subcutaneous_route(context: RuleContext) -> Iterator[Finding]:
         "A weight-based HER2 agent (IV trastuzumab, T-DM1, T-DXd) drafted with no body weight within "
         "weight_lookback_days, or dosed in mg/m2; an IV trastuzumab maintenance dose after earlier trastuzumab when the "
         "record dates neither a dose given nor the end of the therapy before the dose day, no active order or "
-        "statement shows it continuing then and no dose of the request is drafted for an earlier day; at order-sign "
-        "also any HER2 agent draft with no dose quantity in mg, mg/kg or mg/m2."
+        "statement shows it continuing then and no dose of the request is drafted for an earlier day; a T-DM1 or "
+        "T-DXd draft above the lowest level of its reduction ladder after an earlier dose recorded in mg with no "
+        "weight of its day (rules 3/4 cannot see whether it was a reduction), unless a reduction card speaks; at "
+        "order-sign also any HER2 agent draft with no dose quantity in mg, mg/kg or mg/m2."
     ),
     thresholds=f"weight_lookback_days (local policy; the labels give none) before {DOSE_DAY}.",
 )
 def dose_not_checked(context: RuleContext) -> Iterator[Finding]:
-    orders, last_dose_unknown = [], False
+    orders, last_dose_unknown, levels_unknown = [], False, False
     for order in context.focus_orders:
         reasons = _unchecked_reasons(context, order)
         if (undated := _undated_last_dose_reason(context, order)) is not None:
             reasons.append(undated)
             last_dose_unknown = True
+        if (unweighed := _unweighed_history_reason(context, order)) is not None:
+            reasons.append(unweighed)
+            levels_unknown = True
         if reasons:
             orders.append((order, reasons))
     if orders:
         yield Finding(card="dosing-dose-not-checked",
                       values={"orders": [{"order": order.text, "reasons": reasons} for order, reasons in orders],
                               "lookback_days": context.settings.weight_lookback_days,
-                              "last_dose_unknown": last_dose_unknown},
+                              "last_dose_unknown": last_dose_unknown, "levels_unknown": levels_unknown},
                       evidence=tuple(order.reference for order, _ in orders))
 
 
@@ -679,6 +687,30 @@ def _unchecked_reasons(context: RuleContext, order: DraftOrder) -> list[str]:
         written = dose_written(order)
         reasons.append(f'the dose "{written}" is not a quantity in mg, mg/kg or mg/m2' if written else "the order has no dose")
     return reasons
+
+
+def _unweighed_history_reason(context: RuleContext, order: DraftOrder) -> str | None:
+    """Rules 3 and 4 (no re-escalation after a reduction) read earlier doses in mg/kg: one recorded in mg with no
+    weight of its day may have been a reduction nobody can see. Said when the drafted level is above the ladder's
+    lowest and no reduction card speaks for the order already."""
+    agent = _agent(order)
+    if agent not in REDUCTION_LADDERS:
+        return None
+    dose = context.facts.get(draft_doses).get(order.reference)
+    full, lowest = REDUCTION_LADDERS[agent]
+    if dose is None or dose.mg_per_kg <= lowest * (1 + _allowance(dose)) or _substitution_dose(context, order) is not None:
+        return None
+    reduced = _reduced_to(context, order, agent, full)
+    if reduced is not None and _re_escalated(dose, reduced):
+        return None
+    unweighed = context.facts.get(unweighed_doses, agent, dose_day(order, context.as_of))
+    if not unweighed:
+        return None
+    listed = "; ".join(f"{d.value:g} mg on {d.day.isoformat()}, {d.reference}" for d in unweighed[-3:] if d.day is not None)
+    more = f" and {len(unweighed) - 3} earlier" if len(unweighed) > 3 else ""
+    return (f"earlier {terminology.ingredient_display(agent)} doses recorded in mg have no body weight in the "
+            f"{context.settings.weight_lookback_days} days up to them ({listed}{more}): whether this dose re-escalates "
+            "after a dose reduction (never re-escalate) could not be checked")
 
 
 # --- shared ---------------------------------------------------------------------------------------

@@ -609,3 +609,29 @@ def test_trastuzumab_running_today_keeps_company_with_pertuzumab_whose_planned_c
     ended = trastuzumab_request("r", "completed", start="2026-08-03", end="2026-10-01")
     (finding,) = cards(dosing.pertuzumab_without_trastuzumab, context(ended, drafts=[pertuzumab]))
     assert finding.values["orders"][0]["day"] == "2026-11-22"
+
+
+# Rules 3/4 with rule 8: an earlier dose recorded in mg with no weight of its day may have been a reduction.
+def test_a_re_escalation_hidden_by_an_earlier_mg_dose_without_a_weight_is_said_not_checked():
+    unweighed = administration("x1", "tdm1", "2026-11-01", 204, "mg")  # 3.0 mg/kg at 68 kg, but no weight that day
+    (finding,) = cards(dosing.dose_not_checked, context(weight("2026-11-10"), unweighed, drafts=[draft("a", "tdm1", 3.6)]))
+    (reason,) = finding.values["orders"][0]["reasons"]
+    assert reason == ("earlier ado-trastuzumab emtansine (T-DM1) doses recorded in mg have no body weight in the 30 days "
+                      "up to them (204 mg on 2026-11-01, MedicationAdministration/x1): whether this dose re-escalates "
+                      "after a dose reduction (never re-escalate) could not be checked")
+    assert "Confirm the mg/kg level of the earlier doses listed" in " ".join(RENDERER.render(finding).detail.split())
+    # Near misses: with a weight of that day the reduction card speaks instead; a draft at the lowest level cannot
+    # re-escalate; a dose written in mg/kg needs no weight.
+    weighed = context(weight("2026-10-30"), weight("2026-11-10"), unweighed, drafts=[draft("a", "tdm1", 3.6)])
+    assert cards(dosing.dose_not_checked, weighed) == []
+    assert [f.card for f in cards(dosing.tdm1_dose_reduction, weighed)] == ["dosing-tdm1-reduction"]
+    assert cards(dosing.dose_not_checked, context(weight("2026-11-10"), unweighed, drafts=[draft("a", "tdm1", 2.4)])) == []
+    in_mg_per_kg = administration("x1", "tdm1", "2026-11-01", 3.0)
+    assert cards(dosing.dose_not_checked, context(weight("2026-11-10"), in_mg_per_kg, drafts=[draft("a", "tdm1", 3.6)])) == []
+
+
+def test_tdxd_after_an_unweighed_mg_dose_is_said_not_checked_too():
+    unweighed = administration("x1", "tdxd", "2026-11-01", 300, "mg")
+    (finding,) = cards(dosing.dose_not_checked, context(weight("2026-11-10"), unweighed, drafts=[draft("a", "tdxd", 5.4)]))
+    assert "earlier fam-trastuzumab deruxtecan (T-DXd) doses recorded in mg" in finding.values["orders"][0]["reasons"][0]
+
