@@ -29,7 +29,7 @@ from cds_hooks.facts.cardiac import (
     resumption_lvef_schedule,
 )
 from cds_hooks.dates import add_months, first_day
-from cds_hooks.facts.therapy import DOSE_COVERAGE, DOSE_DAY, DOSE_PERIOD, LastDose, dose_day, dose_period, last_dose_of, planned_period
+from cds_hooks.facts.therapy import DOSE_COVERAGE, DOSE_DAY, DOSE_PERIOD, Exposure, LastDose, dose_day, dose_period, last_dose_of, planned_period
 from cds_hooks.fhir_views import Condition
 from cds_hooks.protocol.request import ORDER_HOOKS
 from cds_hooks.record import DraftOrder
@@ -265,6 +265,8 @@ class _BaselineGap:
     order: DraftOrder
     start: date
     new_agents: frozenset[str]
+    # Records of the new agents not taken as a dose given (_not_yet_given), for the card to name.
+    not_given: tuple[Exposure, ...] = ()
 
 
 @rule(
@@ -275,8 +277,10 @@ class _BaselineGap:
     cards=("cardiac-baseline-lvef-missing",),
     trigger=(
         "A drafted HER2 antibody (trastuzumab products, pertuzumab, Phesgo, T-DM1, T-DXd, margetuximab) or anthracycline "
-        f"that the patient has not had before {DOSE_DAY} and no earlier draft of the session starts, and no LVEF result "
-        "in the lookback window before that day."
+        "that no record shows the patient has had by today and no earlier draft of the session starts, and no LVEF "
+        f"result in the lookback window before {DOSE_DAY}. A record dated after today is planned, not given; a signed "
+        "order (MedicationRequest) with no usable LVEF on record at all is not taken as a dose given either: whenever "
+        "its first dose was, no LVEF came before it. The card names such records."
     ),
     thresholds=(
         "LVEF (any method, A3.2) dated within settings.baseline_lvef_lookback_days before the dose day, or later. "
@@ -293,7 +297,12 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
         card="cardiac-baseline-lvef-missing",
         values={
             "orders": [
-                {"order": gap.order.text, "start": gap.start, "agents": ingredient_names(gap.new_agents)} for gap in gaps
+                {"order": gap.order.text, "start": gap.start, "agents": ingredient_names(gap.new_agents),
+                 "not_given": [
+                     {"text": e.text, "record": e.describe(), "starts_later": e.starts_after(context.as_of)}
+                     for e in gap.not_given
+                 ]}
+                for gap in gaps
             ],
             "agents": ingredient_names(agent for gap in gaps for agent in gap.new_agents),
             "lookback_days": context.settings.baseline_lvef_lookback_days,
@@ -320,7 +329,8 @@ def baseline_lvef_before_first_dose(context: RuleContext) -> Iterator[Finding]:
         "antibody therapy, within 2 years of the last trastuzumab dose: due on that last dose when no LVEF was recorded "
         "at completion (the card says so, with the last LVEF and how long before the last dose it was), else 6 months "
         "after the last LVEF. "
-        "Order hooks: a HER2 antibody drafted for a patient who has had one before, with the last LVEF older than the "
+        "Order hooks: a HER2 antibody drafted for a patient who has had one by today (read as rule 12 reads it), with "
+        "the last LVEF older than the "
         f"interval at {DOSE_DAY}: the held interval while trastuzumab is held (a resumption), else the on-therapy "
         "one (a first dose without a baseline is rule 12's card instead). The card names the interval and why."
     ),
@@ -392,14 +402,15 @@ def _baseline_gap(context: RuleContext, order: DraftOrder) -> _BaselineGap | Non
     if not order.ingredients & BASELINE_LVEF_AGENTS:
         return None
     # The baseline must be recent at the first dose, which is today at the earliest when the planned start is past.
-    day = dose_day(order, context.as_of)
-    new_agents = (order.ingredients & BASELINE_LVEF_AGENTS) - _given_before(context, day)
+    new_agents = (order.ingredients & BASELINE_LVEF_AGENTS) - _had_by_today(context)
     if not new_agents:
         return None
+    day = dose_day(order, context.as_of)
     window_start = day - timedelta(days=context.settings.baseline_lvef_lookback_days)
     if any(result.day >= window_start for result in context.facts.get(lvef_series).results):
         return None
-    return _BaselineGap(order, planned_period(order, context.as_of)[0], frozenset(new_agents))
+    not_given = tuple(e for e in context.facts.get(given_exposures) if e.ingredients & new_agents)
+    return _BaselineGap(order, planned_period(order, context.as_of)[0], frozenset(new_agents), not_given)
 
 
 def _first_doses(gaps: list[_BaselineGap]) -> list[_BaselineGap]:
@@ -421,17 +432,26 @@ def _continuation_day(context: RuleContext, order: DraftOrder) -> date | None:
         return None
     if _baseline_gap(context, order) is not None:
         return None
-    day = dose_day(order, context.as_of)
-    if not _given_before(context, day) & HER2_ANTIBODIES:
+    if not _had_by_today(context) & HER2_ANTIBODIES:
         return None
-    return day
+    return dose_day(order, context.as_of)
 
 
-def _given_before(context: RuleContext, day: date) -> frozenset[str]:
-    """Ingredients of every exposure given that began on or before `day` (undated ones count as before)."""
+def _had_by_today(context: RuleContext) -> frozenset[str]:
+    """Ingredients of every exposure given that the record shows begun by today (undated ones count as begun)."""
     return frozenset(
-        ingredient for e in context.facts.get(given_exposures) if e.start is None or e.start <= day for ingredient in e.ingredients
+        ingredient for e in context.facts.get(given_exposures) if not _not_yet_given(context, e) for ingredient in e.ingredients
     )
+
+
+def _not_yet_given(context: RuleContext, exposure: Exposure) -> bool:
+    """Whether the record leaves the exposure's first dose ahead: it starts after today (a plan, even when signed), or it
+    is a signed order, which does not record a dose given, while no usable LVEF is on record at all. Then whenever the
+    first dose comes or came, no LVEF preceded it (rule 12); with an LVEF on record an order under way is read as the
+    course, since the record cannot show whether that LVEF came before the first dose."""
+    if exposure.starts_after(context.as_of):
+        return True
+    return exposure.resource_type == "MedicationRequest" and not context.facts.get(lvef_series).results
 
 
 def _order_lvef_suggestion(context: RuleContext) -> ProposedSuggestion:

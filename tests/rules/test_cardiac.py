@@ -73,6 +73,41 @@ def test_no_baseline_card_for_a_continuing_agent():
     assert cards(cardiac.baseline_lvef_before_first_dose, context) == {}
 
 
+def signed(rid: str, drug: str, start: str) -> dict:
+    """A signed (active) order of the drug from `start`: an order, not a record of a dose given."""
+    order = draft(rid, drug, start)
+    return {**order, "status": "active"}
+
+
+def test_a_signed_order_with_no_dose_given_and_no_lvef_on_record_is_no_started_course():
+    # Signed from 2026-11-01, no administration, no LVEF ever: whenever its first dose is, no LVEF comes before it.
+    maintenance = (draft("d", "trastuzumab", "2026-11-23", 6),)
+    finding = cards(cardiac.baseline_lvef_before_first_dose, context_for(signed("s", "trastuzumab", "2026-11-01"), drafts=maintenance))
+    detail = RENDERER.render(finding["cardiac-baseline-lvef-missing"]).detail
+    assert "Also on record: trastuzumab (MedicationRequest active, since 2026-11-01, no end date), a signed order" in detail
+    assert cards(cardiac.lvef_monitoring_due, context_for(signed("s", "trastuzumab", "2026-11-01"), drafts=maintenance)) == {}
+    # Near misses: a dose recorded as given starts the course (rule 13's card instead), and an LVEF on record before
+    # the signed order is a baseline.
+    given = context_for(signed("s", "trastuzumab", "2026-11-01"), administration("a", "trastuzumab", "2026-11-01"), drafts=maintenance)
+    assert cards(cardiac.baseline_lvef_before_first_dose, given) == {}
+    assert "cardiac-lvef-due" in cards(cardiac.lvef_monitoring_due, given)
+    measured = context_for(signed("s", "trastuzumab", "2026-11-01"), lvef("e", "2026-10-20", 60), drafts=maintenance)
+    assert cards(cardiac.baseline_lvef_before_first_dose, measured) == {}
+
+
+def test_a_course_signed_to_start_after_today_has_not_begun():
+    # Signed from 2026-12-01, maintenance drafted from 2026-12-22, last LVEF 2026-06-20: no dose given yet.
+    maintenance = (draft("d", "trastuzumab", "2026-12-22", 6),)
+    context = context_for(signed("s", "trastuzumab", "2026-12-01"), lvef("e", "2026-06-20", 60), drafts=maintenance)
+    detail = RENDERER.render(cards(cardiac.baseline_lvef_before_first_dose, context)["cardiac-baseline-lvef-missing"]).detail
+    assert "(MedicationRequest active, since 2026-12-01, no end date), not begun yet." in detail
+    assert cards(cardiac.lvef_monitoring_due, context) == {}
+    # Near miss: signed from today, the course begins today; a statement from today likewise.
+    for begun in (signed("s", "trastuzumab", "2026-11-22"), statement("s", "trastuzumab", "2026-11-22")):
+        context = context_for(begun, lvef("e", "2026-06-20", 60), drafts=maintenance)
+        assert cards(cardiac.baseline_lvef_before_first_dose, context) == {}
+
+
 def test_baseline_window_is_counted_from_the_planned_start():
     recent = context_for(lvef("a", "2026-09-02", 60), drafts=(draft("d", "trastuzumab", "2026-12-01"),))
     stale = context_for(lvef("a", "2026-09-01", 60), drafts=(draft("d", "trastuzumab", "2026-12-01"),))
