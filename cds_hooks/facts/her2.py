@@ -5,7 +5,7 @@ clinical reference, Part B1 "HER2 positivity rules".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal
 
@@ -44,10 +44,15 @@ class Her2Result:
     ratio: float | None = None
     copies: float | None = None
     ish_group: int | None = None
+    # A value that is not a HER2 answer code (text, a number, "indeterminate"), as recorded: on file but not a call.
+    recorded_as: str | None = None
 
     def describe(self) -> str:
         """E.g. "IHC 2+ on 2026-03-02" or "ISH on 2026-03-09: HER2/CEP17 ratio 2.3, 5.1 HER2 copies/cell (group 1)"."""
         when = f" on {self.day.isoformat()}" if self.day else " (undated)"
+        if self.recorded_as is not None:
+            label = {"IHC": "IHC", "ISH": "ISH", "interpretation": "HER2 interpretation"}[self.method]
+            return f'{label}{when} recorded as "{self.recorded_as}", not as a HER2 answer code the service can read'
         if self.method == "IHC":
             return f"IHC {self.ihc_score or self.call or 'uninterpretable'}{when}"
         if self.method == "ISH" and self.ratio is not None:
@@ -74,6 +79,8 @@ class Her2Status:
     needs_ihc_review: bool = False
     # Plain words for the card: what the status rests on.
     basis: str = "no HER2 result on file"
+    # Status unknown although a HER2 result is on file: a partial ISH or a value that cannot be read.
+    result_on_file: bool = False
 
     @property
     def ihc_equivocal(self) -> bool:
@@ -113,7 +120,10 @@ def her2_status(facts: Facts) -> Her2Status:
     interpretation = next((r for r in results if r.method == "interpretation" and r.call is not None), None)
     if interpretation is not None:
         return _status(interpretation.call, interpretation, None, ish, interpretation.describe())  # type: ignore[arg-type]
-    return _from_diagnosis(facts, ish)
+    unread = next((r for r in results if r.recorded_as is not None), None)
+    # The ISH found may itself be the unreadable result: named once.
+    partial = tuple({id(r): r for r in (ish, unread) if r is not None}.values())
+    return _from_diagnosis(facts, partial, ish)
 
 
 def her2_low(facts: Facts) -> bool | None:
@@ -138,7 +148,7 @@ def _from_ihc(ihc: Her2Result, ish: Her2Result | None) -> Her2Status:
     return _status(ihc.call, ihc, ihc, ish, ihc.describe())  # type: ignore[arg-type]
 
 
-def _from_diagnosis(facts: Facts, ish: Her2Result | None) -> Her2Status:
+def _from_diagnosis(facts: Facts, partial: tuple[Her2Result, ...], ish: Her2Result | None) -> Her2Status:
     # Receptor status is tumour biology: a resolved or in-remission diagnosis still records it.
     for value_set, status in (("her2_positive_breast_cancer", "positive"), ("her2_negative_breast_cancer", "negative")):
         condition = _newest_condition(facts, value_set)
@@ -147,8 +157,9 @@ def _from_diagnosis(facts: Facts, ish: Her2Result | None) -> Her2Status:
             when = f" (onset {day.isoformat()})" if day else ""
             return Her2Status(status, None, None, f"Condition/{condition.id}", day, None, ish,  # type: ignore[arg-type]
                               basis=f"diagnosis {_condition_text(condition)}{when}, no HER2 test result on file")
-    if ish is not None:
-        return Her2Status("unknown", None, None, None, None, None, ish, basis=f"{ish.describe()}")
+    if partial:
+        return Her2Status("unknown", None, None, None, None, None, ish, basis="; ".join(r.describe() for r in partial),
+                          result_on_file=True)
     return Her2Status("unknown", None, None, None, None)
 
 
@@ -168,30 +179,57 @@ def _status(status: Status, decided: Her2Result, ihc: Her2Result | None, ish: He
 
 
 def _ish_for(ihc: Her2Result | None, results: tuple[Her2Result, ...]) -> Her2Result | None:
-    """The newest ISH result, if it is not older than the IHC it would complete (same specimen or later)."""
-    ish = next((r for r in results if r.method == "ISH"), None)
-    if ish is None or ihc is None or ihc.day is None:
-        return ish
-    return ish if ish.day is not None and ish.day >= ihc.day else None
+    """The newest complete ISH result (amplified, not amplified, or a group 2-4), else the newest partial one, that is
+    not older than the IHC it would complete (same specimen or later): a later ratio without copies, or a value that
+    cannot be read, does not undo a complete ISH."""
+    found = [r for r in results if r.method == "ISH" and (ihc is None or ihc.day is None or (r.day is not None and r.day >= ihc.day))]
+    return next((r for r in found if r.ish is not None or r.ish_group is not None), found[0] if found else None)
 
 
 def _ihc(observation: Observation) -> Her2Result | None:
     meaning = coded_value(observation, "her2_answers")
-    if meaning is None:
-        return None
-    reference, day = f"Observation/{observation.id}", effective_day(observation)
-    score = _IHC_SCORES.get(meaning)
+    score = _IHC_SCORES.get(meaning or "")
     if score is not None:
-        return Her2Result("IHC", reference, day, _IHC_CALLS[score], ihc_score=score)
-    return Her2Result("IHC", reference, day, _QUALITATIVE.get(meaning))
+        return Her2Result("IHC", f"Observation/{observation.id}", effective_day(observation), _IHC_CALLS[score], ihc_score=score)
+    return _qualitative("IHC", observation, meaning)
 
 
 def _ish_presence(observation: Observation) -> Her2Result | None:
-    call = _QUALITATIVE.get(coded_value(observation, "her2_answers") or "")
-    if call is None:
-        return None
-    ish: IshResult | None = {"positive": "amplified", "negative": "not_amplified"}.get(call)  # type: ignore[assignment]
-    return Her2Result("ISH", f"Observation/{observation.id}", effective_day(observation), call, ish=ish)
+    result = _qualitative("ISH", observation, coded_value(observation, "her2_answers"))
+    if result is None or result.call is None:
+        return result
+    ish: IshResult | None = {"positive": "amplified", "negative": "not_amplified"}.get(result.call)  # type: ignore[assignment]
+    return replace(result, ish=ish)
+
+
+def _qualitative(method: Literal["IHC", "ISH", "interpretation"], observation: Observation, meaning: str | None) -> Her2Result | None:
+    """A positive/negative/equivocal answer as its call; any other value (text, a number, "indeterminate") as a result
+    on file without a call, so that the card names it instead of saying there is none; no value at all: None."""
+    reference, day = f"Observation/{observation.id}", effective_day(observation)
+    call = _QUALITATIVE.get(meaning or "")
+    if call is not None:
+        return Her2Result(method, reference, day, call)
+    # As the record writes it; a code it gives without words, by what the code means ("IHC 3+", not "ihc_3plus").
+    recorded = (_as_recorded(observation) or (f"IHC {_IHC_SCORES[meaning]}" if meaning in _IHC_SCORES else meaning)
+                or _first_code(observation))
+    return Her2Result(method, reference, day, None, recorded_as=recorded) if recorded else None
+
+
+def _first_code(observation: Observation) -> str | None:
+    concept = observation.valueCodeableConcept
+    return next((str(c.code) for c in concept.coding or [] if c.code), None) if concept is not None else None
+
+
+def _as_recorded(observation: Observation) -> str | None:
+    if observation.valueString:
+        return str(observation.valueString)
+    quantity = observation.valueQuantity
+    if quantity is not None and quantity.value is not None:
+        return f"{float(quantity.value):g} {quantity.unit or quantity.code or ''}".strip()
+    concept = observation.valueCodeableConcept
+    if concept is not None:
+        return concept.text or next((c.display for c in concept.coding or [] if c.display), None)
+    return None
 
 
 def _ish_by_counts(ratios: tuple[Observation, ...], copies: tuple[Observation, ...]) -> list[Her2Result]:
@@ -226,10 +264,7 @@ _GROUP_ISH: dict[int, IshResult] = {1: "amplified", 5: "not_amplified"}
 
 
 def _interpretation(observation: Observation) -> Her2Result | None:
-    call = _QUALITATIVE.get(coded_value(observation, "her2_answers") or "")
-    if call is None:
-        return None
-    return Her2Result("interpretation", f"Observation/{observation.id}", effective_day(observation), call)
+    return _qualitative("interpretation", observation, coded_value(observation, "her2_answers"))
 
 
 def _number(observation: Observation) -> float | None:

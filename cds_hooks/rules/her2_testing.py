@@ -40,7 +40,7 @@ def positivity_not_confirmed(context: RuleContext) -> Iterator[Finding]:
     yield Finding(
         card="her2-not-confirmed",
         values={"drugs": names_of(orders), "status": status.status, "basis": status.basis,
-                "needs_ihc_review": status.needs_ihc_review, "ish_on_file": status.ish_result is not None},
+                "needs_ihc_review": status.needs_ihc_review, "result_on_file": status.result_on_file},
         evidence=tuple(o.reference for o in orders) + ((status.decided_by,) if status.decided_by else ()),
     )
 

@@ -150,3 +150,41 @@ def test_an_ish_ratio_value_just_below_2_is_not_rounded_up_to_group_1():
 
 def test_an_ish_ratio_value_of_exactly_2_is_group_1():
     assert her2_status(facts_with(*ish_ratio_value(500, 250, 4.5))).ish_result.ish_group == 1
+
+
+@pytest.mark.parametrize("value, recorded", [
+    ({"valueString": "3+"}, "3+"),
+    ({"valueQuantity": {"value": 3}}, "3"),
+    ({"valueCodeableConcept": {"text": "Score 3+"}}, "Score 3+"),
+    (coded("LA11884-6"), "indeterminate"),
+    (coded("LA9999-9"), "LA9999-9"),
+])
+def test_an_ihc_value_that_is_no_her2_answer_code_is_on_file_but_not_a_call(value, recorded):
+    result = her2_status(facts_with(observation("ihc", "85319-2", "2026-03-02", **value)))
+    assert (result.status, result.ihc_score, result.result_on_file) == ("unknown", None, True)
+    assert result.basis == f'IHC on 2026-03-02 recorded as "{recorded}", not as a HER2 answer code the service can read'
+
+
+def test_no_her2_result_or_a_coded_one_is_not_an_unreadable_result_on_file():
+    assert her2_status(facts_with()).result_on_file is False
+    assert her2_status(facts_with(ihc("3+"))).result_on_file is False
+    # A text IHC beside a HER2-positive diagnosis: the diagnosis decides, as with no test.
+    text = observation("ihc", "85319-2", "2026-03-02", valueString="3+")
+    assert her2_status(facts_with(text, condition("427685000"))).status == "positive"
+
+
+def test_a_later_partial_ish_does_not_undo_a_complete_ish_of_the_ihc():
+    later_ratio_only = ish(2.5, 0, "2026-03-10")[0]
+    later_text = observation("fish-text", "85318-4", "2026-03-11", valueString="see report")
+    for later in (later_ratio_only, later_text):
+        result = her2_status(facts_with(ihc("2+"), *ish(1.4, 2.8, "2026-03-05"), later))
+        assert (result.status, result.ish, result.decided_by) == ("negative", "not_amplified", "Observation/ratio-2026-03-05")
+    # Near miss: the partial ISH alone leaves the IHC 2+ equivocal.
+    alone = her2_status(facts_with(ihc("2+"), later_ratio_only))
+    assert (alone.status, alone.ish_result.reference) == ("equivocal", "Observation/ratio-2026-03-10")
+
+
+def test_an_ihc_score_code_on_an_ish_is_named_as_a_score_not_by_the_services_key():
+    result = her2_status(facts_with(observation("ish", "85318-4", "2026-03-09", **coded("LA11843-2"))))
+    assert result.basis == 'ISH on 2026-03-09 recorded as "IHC 3+", not as a HER2 answer code the service can read'
+

@@ -135,7 +135,7 @@ def test_rule_9_names_an_incomplete_ish_result_instead_of_saying_there_is_none()
     ratio = {"resourceType": "Observation", "id": "ratio", "status": "final", "effectiveDateTime": "2026-03-09",
              "code": {"coding": [{"system": LOINC, "code": "49683-6"}]}, "valueQuantity": {"value": 5.0}}
     (finding,) = run(her2_testing.positivity_not_confirmed, ratio, drugs=["trastuzumab"])
-    assert finding.values["ish_on_file"] is True
+    assert finding.values["result_on_file"] is True
     card = RENDERER.render(finding)
     assert "HER2/CEP17 ratio 5, no copies-per-cell result" in card.detail
     assert "No HER2 test result" not in card.detail and card.summary.startswith("HER2 result incomplete")
@@ -176,3 +176,44 @@ def test_an_ihc_recorded_as_equivocal_with_ish_not_amplified_is_her2_low_for_tdx
     # Near miss: an IHC recorded as negative (0 or 1+ unknown) leaves the subtype unconfirmed.
     (finding,) = run(her2_testing.tdxd_her2_subtype, ihc_recorded_as("LA6577-6"), drugs=["tdxd"])
     assert finding.values["ihc_zero"] is False
+
+
+def ihc_as_text(text: str = "3+") -> dict:
+    return {"resourceType": "Observation", "id": "ihc-text", "status": "final", "effectiveDateTime": "2026-03-02",
+            "code": {"coding": [{"system": LOINC, "code": "85319-2"}]}, "valueString": text}
+
+
+def test_rule_9_names_an_ihc_recorded_as_text_instead_of_saying_there_is_no_result():
+    (finding,) = run(her2_testing.positivity_not_confirmed, ihc_as_text(), drugs=["trastuzumab"])
+    card = RENDERER.render(finding)
+    assert card.summary.startswith("HER2 result incomplete or unreadable")
+    # The renderer escapes "+" for markdown.
+    assert 'IHC on 2026-03-02 recorded as "3\\+"' in card.detail and "No HER2 test result" not in card.detail
+    # Near miss: nothing on file at all is still said so.
+    (none,) = run(her2_testing.positivity_not_confirmed, drugs=["trastuzumab"])
+    assert none.values["result_on_file"] is False and RENDERER.render(none).summary.startswith("No HER2 result on file")
+
+
+def test_rule_11_names_an_ihc_recorded_as_text_in_its_basis():
+    (finding,) = run(her2_testing.tdxd_her2_subtype, ihc_as_text("1+"), drugs=["tdxd"])
+    assert 'recorded as "1\\+"' in RENDERER.render(finding).detail
+
+
+def ratio_and_copies(day, ratio, copies=None):
+    found = [{"resourceType": "Observation", "id": f"ratio-{day}", "status": "final", "effectiveDateTime": day,
+              "code": {"coding": [{"system": LOINC, "code": "49683-6"}]}, "valueQuantity": {"value": ratio}}]
+    if copies is not None:
+        found.append({"resourceType": "Observation", "id": f"copies-{day}", "status": "final", "effectiveDateTime": day,
+                      "code": {"coding": [{"system": LOINC, "code": "74860-8"}]}, "valueQuantity": {"value": copies}})
+    return found
+
+
+def test_rule_10_is_silent_when_a_later_ratio_without_copies_follows_a_complete_ish():
+    complete, later_partial = ratio_and_copies("2026-03-05", 1.4, 2.8), ratio_and_copies("2026-03-10", 2.5)
+    assert run(her2_testing.equivocal_needs_ish, ihc("2+"), *complete, *later_partial, hook="patient-view") == []
+    # Rule 9 then reads the tumour as HER2-negative (IHC 2+, ISH group 5).
+    (finding,) = run(her2_testing.positivity_not_confirmed, ihc("2+"), *complete, *later_partial, drugs=["trastuzumab"])
+    assert finding.values["status"] == "negative"
+    # Near miss: the partial ISH alone does not complete the IHC 2+.
+    (finding,) = run(her2_testing.equivocal_needs_ish, ihc("2+"), *later_partial, hook="patient-view")
+    assert "no copies-per-cell result" in finding.values["ish"]
