@@ -212,6 +212,24 @@ def given_exposures(facts: Facts) -> tuple[Exposure, ...]:
     return tuple(e for e in facts.exposures if e.status not in _PLANNED_STATUSES)
 
 
+def had_by_today(facts: Facts) -> frozenset[str]:
+    """Ingredients of every exposure given that the record shows begun by today (undated ones count as begun); a fact,
+    read for each drafted HER2 antibody or anthracycline by rules 12 and 13 (rules.cardiac)."""
+    return frozenset(
+        ingredient for e in facts.get(given_exposures) if not _not_yet_given(facts, e) for ingredient in e.ingredients
+    )
+
+
+def _not_yet_given(facts: Facts, exposure: Exposure) -> bool:
+    """Whether the record leaves the exposure's first dose ahead: it starts after today (a plan, even when signed), or it
+    is a signed order, which does not record a dose given, while no usable LVEF is on record at all. Then whenever the
+    first dose comes or came, no LVEF preceded it (rule 12); with an LVEF on record an order under way is read as the
+    course, since the record cannot show whether that LVEF came before the first dose."""
+    if exposure.starts_after(facts.as_of):
+        return True
+    return exposure.resource_type == "MedicationRequest" and not facts.get(lvef_series).results
+
+
 def current_her2_antibody_therapy(facts: Facts) -> tuple[Exposure, ...]:
     """HER2 antibody exposures given that keep the patient on therapy for LVEF monitoring: covering the reference
     date, or with a last dose whose next is not yet late by more than NEXT_DOSE_GRACE."""

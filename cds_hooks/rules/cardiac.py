@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from typing import Iterator
 
 from cds_hooks import terminology
-from cds_hooks.facts import Facts, disease
+from cds_hooks.facts import disease
 from cds_hooks.facts.body_size import BodySize, bsa_m2
 from cds_hooks.facts.dosing import dose_written, ordered_dose
 from cds_hooks.facts.cardiac import (
@@ -23,6 +23,7 @@ from cds_hooks.facts.cardiac import (
     cumulative_doxorubicin,
     cumulative_doxorubicin_mg_per_m2,
     given_exposures,
+    had_by_today,
     heart_failure_conditions,
     lvef_schedule,
     lvef_series,
@@ -265,7 +266,7 @@ class _BaselineGap:
     order: DraftOrder
     start: date
     new_agents: frozenset[str]
-    # Records of the new agents not taken as a dose given (_not_yet_given), for the card to name.
+    # Records of the new agents not taken as a dose given (facts.cardiac._not_yet_given), for the card to name.
     not_given: tuple[Exposure, ...] = ()
 
 
@@ -402,7 +403,7 @@ def _baseline_gap(context: RuleContext, order: DraftOrder) -> _BaselineGap | Non
     if not order.ingredients & BASELINE_LVEF_AGENTS:
         return None
     # The baseline must be recent at the first dose, which is today at the earliest when the planned start is past.
-    new_agents = (order.ingredients & BASELINE_LVEF_AGENTS) - context.facts.get(_had_by_today)
+    new_agents = (order.ingredients & BASELINE_LVEF_AGENTS) - context.facts.get(had_by_today)
     if not new_agents:
         return None
     day = dose_day(order, context.as_of)
@@ -432,27 +433,9 @@ def _continuation_day(context: RuleContext, order: DraftOrder) -> date | None:
         return None
     if _baseline_gap(context, order) is not None:
         return None
-    if not context.facts.get(_had_by_today) & HER2_ANTIBODIES:
+    if not context.facts.get(had_by_today) & HER2_ANTIBODIES:
         return None
     return dose_day(order, context.as_of)
-
-
-def _had_by_today(facts: Facts) -> frozenset[str]:
-    """Ingredients of every exposure given that the record shows begun by today (undated ones count as begun); a fact,
-    read for each drafted HER2 antibody or anthracycline by rules 12 and 13."""
-    return frozenset(
-        ingredient for e in facts.get(given_exposures) if not _not_yet_given(facts, e) for ingredient in e.ingredients
-    )
-
-
-def _not_yet_given(facts: Facts, exposure: Exposure) -> bool:
-    """Whether the record leaves the exposure's first dose ahead: it starts after today (a plan, even when signed), or it
-    is a signed order, which does not record a dose given, while no usable LVEF is on record at all. Then whenever the
-    first dose comes or came, no LVEF preceded it (rule 12); with an LVEF on record an order under way is read as the
-    course, since the record cannot show whether that LVEF came before the first dose."""
-    if exposure.starts_after(facts.as_of):
-        return True
-    return exposure.resource_type == "MedicationRequest" and not facts.get(lvef_series).results
 
 
 def _order_lvef_suggestion(context: RuleContext) -> ProposedSuggestion:

@@ -6,6 +6,7 @@ from typing import Any, Iterator
 from cds_hooks import terminology
 from cds_hooks.facts import Facts
 from cds_hooks.facts.cardiac import (
+    TRASTUZUMAB_PRODUCTS,
     cumulative_doxorubicin,
     current_her2_antibody_therapy,
     held_trastuzumab,
@@ -18,7 +19,6 @@ from cds_hooks.facts.therapy import ON_HOLD
 from cds_hooks.rules.base import Finding, RuleContext, rule, unusable_lvef
 
 HER2_DIRECTED = terminology.ingredients_in_class("her2_directed")
-TRASTUZUMAB_PRODUCTS = terminology.ingredients_in_class("trastuzumab_product")
 
 
 @rule(
@@ -53,17 +53,17 @@ def _disease(facts: Facts) -> dict[str, Any]:
     line = facts.get(line_of_therapy)
     # A course signed to start later (an active order or statement whose period begins after today) is a line the
     # rules count, since the decision is made, but the summary says it is planned, not that the patient is on it.
-    started = [item for item in lines if item.start <= facts.as_of]
-    planned = [item for item in lines if item.start > facts.as_of]
+    listed = [
+        {"number": item.number, "start": item.start, "planned": item.start > facts.as_of, "regimen": " + ".join(item.texts)}
+        for item in lines
+    ]
+    planned = [item for item in listed if item["planned"]]
     return {
         "setting": disease_setting,
         "metastatic_since": facts.get(metastatic_since),
-        "line": None if line is None else len(started),
-        "planned_line": {"number": planned[0].number, "start": planned[0].start} if planned else None,
-        "lines": [
-            {"number": item.number, "start": item.start, "planned": item.start > facts.as_of, "regimen": " + ".join(item.texts)}
-            for item in lines
-        ],
+        "line": None if line is None else len(listed) - len(planned),
+        "planned_line": {"number": planned[0]["number"], "start": planned[0]["start"]} if planned else None,
+        "lines": listed,
     }
 
 
